@@ -1,0 +1,252 @@
+//! The memory hot paths of stratacache beside raw moka and cachet 0.16, in one run.
+//!
+//! Every group names its contestants `stratacache`, `moka` and `cachet`, so each figure
+//! reads as a ratio against the others measured in the same process.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{
+    BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
+};
+use futures::FutureExt;
+use stratacache::{Cache, Fallback, PromotionPolicy};
+
+const KEYS: u64 = 1_024;
+
+/// Polls a future that must complete without awaiting (a memory-tier operation).
+fn now<F: Future>(future: F) -> F::Output {
+    future
+        .now_or_never()
+        .expect("memory operations complete without awaiting")
+}
+
+fn ours<V: Clone + Send + Sync + 'static>() -> Cache<u64, V> {
+    Cache::builder()
+        .memory_with(|l1| l1.max_capacity(100_000))
+        .build()
+        .unwrap()
+}
+
+fn raw_moka<V: Clone + Send + Sync + 'static>() -> moka::sync::Cache<u64, V> {
+    moka::sync::Cache::new(100_000)
+}
+
+/// moka with the hasher stratacache's memory tier uses: isolates the hasher's share.
+fn raw_moka_ahash<V: Clone + Send + Sync + 'static>()
+-> moka::sync::Cache<u64, V, ahash::RandomState> {
+    moka::sync::Cache::builder()
+        .max_capacity(100_000)
+        .build_with_hasher(ahash::RandomState::new())
+}
+
+fn cachet_cache<V: Clone + Send + Sync + 'static>(
+    runtime: &tokio::runtime::Runtime,
+) -> cachet::Cache<u64, V> {
+    let _enter = runtime.enter();
+    cachet::Cache::builder::<u64, V>(tick::Clock::new_tokio())
+        .memory()
+        .build()
+}
+
+fn hit_group<V: Clone + Send + Sync + 'static>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    runtime: &tokio::runtime::Runtime,
+    value: impl Fn(u64) -> V,
+) {
+    let cache = ours::<V>();
+    let moka = raw_moka::<V>();
+    let moka_ahash = raw_moka_ahash::<V>();
+    let peer = cachet_cache::<V>(runtime);
+    for key in 0..KEYS {
+        now(cache.insert(key, value(key))).unwrap();
+        moka.insert(key, value(key));
+        moka_ahash.insert(key, value(key));
+        now(peer.insert(key, cachet::CacheEntry::new(value(key)))).unwrap();
+    }
+    let mut key = 0;
+    group.bench_function("stratacache", |b| {
+        b.iter(|| {
+            key = (key + 1) % KEYS;
+            black_box(now(cache.get(black_box(&key))).unwrap())
+        });
+    });
+    group.bench_function("moka", |b| {
+        b.iter(|| {
+            key = (key + 1) % KEYS;
+            black_box(moka.get(black_box(&key)))
+        });
+    });
+    group.bench_function("moka_ahash", |b| {
+        b.iter(|| {
+            key = (key + 1) % KEYS;
+            black_box(moka_ahash.get(black_box(&key)))
+        });
+    });
+    group.bench_function("cachet", |b| {
+        b.iter(|| {
+            key = (key + 1) % KEYS;
+            black_box(now(peer.get(black_box(&key))).unwrap())
+        });
+    });
+}
+
+fn l1_hit(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    hit_group(&mut c.benchmark_group("l1_hit_u64"), &runtime, |key| key);
+    hit_group(&mut c.benchmark_group("l1_hit_arc_str"), &runtime, |key| {
+        Arc::<str>::from(key.to_string())
+    });
+}
+
+fn l1_miss(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let cache = ours::<u64>();
+    let moka = raw_moka::<u64>();
+    let peer = cachet_cache::<u64>(&runtime);
+    let mut group = c.benchmark_group("miss");
+    let mut key = 0;
+    group.bench_function("stratacache", |b| {
+        b.iter(|| {
+            key += 1;
+            black_box(now(cache.get(black_box(&key))).unwrap())
+        });
+    });
+    group.bench_function("moka", |b| {
+        b.iter(|| {
+            key += 1;
+            black_box(moka.get(black_box(&key)))
+        });
+    });
+    group.bench_function("cachet", |b| {
+        b.iter(|| {
+            key += 1;
+            black_box(now(peer.get(black_box(&key))).unwrap())
+        });
+    });
+}
+
+fn insert(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let cache = ours::<u64>();
+    let moka = raw_moka::<u64>();
+    let peer = cachet_cache::<u64>(&runtime);
+    let mut group = c.benchmark_group("insert");
+    let mut key = 0;
+    group.bench_function("stratacache", |b| {
+        b.iter(|| {
+            key = (key + 1) % KEYS;
+            now(cache.insert(black_box(key), key)).unwrap();
+        });
+    });
+    group.bench_function("moka", |b| {
+        b.iter(|| {
+            key = (key + 1) % KEYS;
+            moka.insert(black_box(key), key);
+        });
+    });
+    group.bench_function("cachet", |b| {
+        b.iter(|| {
+            key = (key + 1) % KEYS;
+            now(peer.insert(black_box(key), cachet::CacheEntry::new(key))).unwrap();
+        });
+    });
+}
+
+/// L1 misses, L2 (a second memory tier) hits; neither cache copies the hit into L1, so
+/// every iteration takes the same path.
+fn l2_hit(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let cache: Cache<u64, u64> = Cache::builder()
+        .fallback(Fallback::memory().promotion(PromotionPolicy::never()))
+        .build()
+        .unwrap();
+    let (l1, l2) = (raw_moka::<u64>(), raw_moka::<u64>());
+    let peer = {
+        let _enter = runtime.enter();
+        let clock = tick::Clock::new_tokio();
+        let fallback = cachet::Cache::builder::<u64, u64>(clock.clone()).memory();
+        cachet::Cache::builder::<u64, u64>(clock)
+            .memory()
+            .insert_policy(cachet::InsertPolicy::never())
+            .fallback(fallback)
+            .build()
+    };
+    for key in 0..KEYS {
+        now(cache.insert(key, key)).unwrap();
+        now(peer.insert(key, cachet::CacheEntry::new(key))).unwrap();
+        l2.insert(key, key);
+    }
+    assert_eq!(cache.stats().tiers[0].inserts, 0);
+    let mut group = c.benchmark_group("l2_hit");
+    let mut key = 0;
+    group.bench_function("stratacache", |b| {
+        b.iter(|| {
+            key = (key + 1) % KEYS;
+            black_box(now(cache.get(black_box(&key))).unwrap())
+        });
+    });
+    group.bench_function("moka", |b| {
+        b.iter(|| {
+            key = (key + 1) % KEYS;
+            black_box(l1.get(black_box(&key)).or_else(|| l2.get(&key)))
+        });
+    });
+    group.bench_function("cachet", |b| {
+        b.iter(|| {
+            key = (key + 1) % KEYS;
+            black_box(now(peer.get(black_box(&key))).unwrap())
+        });
+    });
+}
+
+fn get_or_insert_hit(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let cache = ours::<u64>();
+    let moka = raw_moka::<u64>();
+    let peer = cachet_cache::<u64>(&runtime);
+    for key in 0..KEYS {
+        now(cache.insert(key, key)).unwrap();
+        moka.insert(key, key);
+        now(peer.insert(key, cachet::CacheEntry::new(key))).unwrap();
+    }
+    let mut group = c.benchmark_group("get_or_insert_hit");
+    let mut key = 0;
+    group.bench_function("stratacache", |b| {
+        b.iter(|| {
+            key = (key + 1) % KEYS;
+            black_box(now(cache.get_or_insert(black_box(&key), || async { 0 })).unwrap())
+        });
+    });
+    group.bench_function("moka", |b| {
+        b.iter(|| {
+            key = (key + 1) % KEYS;
+            black_box(moka.get_with(black_box(key), || 0))
+        });
+    });
+    group.bench_function("cachet", |b| {
+        b.iter(|| {
+            key = (key + 1) % KEYS;
+            black_box(now(peer.get_or_insert(black_box(&key), || async { 0 })).unwrap())
+        });
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2));
+    targets = l1_hit, l1_miss, insert, l2_hit, get_or_insert_hit
+}
+criterion_main!(benches);

@@ -1,0 +1,158 @@
+use std::fmt;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stratacache_tier::{CacheEntry, Clock};
+
+use crate::expiry::EntryExpiry;
+use crate::{EvictionCause, MemoryTier};
+
+type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
+type Listener<K, V> = Arc<dyn Fn(Arc<K>, CacheEntry<V>, EvictionCause) + Send + Sync>;
+
+/// Configures a [`MemoryTier`]. Start with [`MemoryTier::builder`].
+#[must_use]
+pub struct MemoryTierBuilder<K, V> {
+    max_capacity: Option<u64>,
+    initial_capacity: Option<usize>,
+    weigher: Option<Weigher<K, V>>,
+    time_to_live: Option<Duration>,
+    time_to_idle: Option<Duration>,
+    listener: Option<Listener<K, V>>,
+    clock: Option<Clock>,
+    name: Option<String>,
+    _types: PhantomData<fn(K, V)>,
+}
+
+impl<K, V> MemoryTierBuilder<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    pub(crate) fn new() -> Self {
+        Self {
+            max_capacity: None,
+            initial_capacity: None,
+            weigher: None,
+            time_to_live: None,
+            time_to_idle: None,
+            listener: None,
+            clock: None,
+            name: None,
+            _types: PhantomData,
+        }
+    }
+
+    /// The most the tier holds: a number of entries, or a total weight with a
+    /// [`weigher`](Self::weigher). Unbounded when not set.
+    pub fn max_capacity(mut self, max_capacity: u64) -> Self {
+        self.max_capacity = Some(max_capacity);
+        self
+    }
+
+    /// How many entries to make room for up front.
+    pub fn initial_capacity(mut self, entries: usize) -> Self {
+        self.initial_capacity = Some(entries);
+        self
+    }
+
+    /// Weighs each entry (in bytes, say); [`max_capacity`](Self::max_capacity) then bounds
+    /// the total weight instead of the number of entries.
+    pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
+        self.weigher = Some(Arc::new(weigher));
+        self
+    }
+
+    /// Drops every entry this long after it was stored here, whatever its own TTL.
+    pub fn time_to_live(mut self, ttl: Duration) -> Self {
+        self.time_to_live = Some(ttl);
+        self
+    }
+
+    /// Drops an entry that was not read for this long.
+    pub fn time_to_idle(mut self, tti: Duration) -> Self {
+        self.time_to_idle = Some(tti);
+        self
+    }
+
+    /// Called with key, entry and cause whenever an entry leaves the tier.
+    ///
+    /// moka calls it on the thread that does its housekeeping, which may be a caller's:
+    /// keep it short.
+    pub fn eviction_listener(
+        mut self,
+        listener: impl Fn(Arc<K>, CacheEntry<V>, EvictionCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Arc::new(listener));
+        self
+    }
+
+    /// The clock that dates each entry's expiry (the system clock by default).
+    ///
+    /// A cache built with `CacheBuilder::memory` hands the tier the cache's clock.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Whether a clock was set on this builder.
+    #[must_use]
+    pub fn has_clock(&self) -> bool {
+        self.clock.is_some()
+    }
+
+    /// A name for the tier, shown in moka's diagnostics.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Builds the tier.
+    #[must_use]
+    pub fn build(self) -> MemoryTier<K, V> {
+        let clock = self.clock.unwrap_or_default();
+        let mut moka = moka::sync::Cache::builder().expire_after(EntryExpiry {
+            clock: clock.clone(),
+        });
+        if let Some(max_capacity) = self.max_capacity {
+            moka = moka.max_capacity(max_capacity);
+        }
+        if let Some(initial_capacity) = self.initial_capacity {
+            moka = moka.initial_capacity(initial_capacity);
+        }
+        if let Some(weigher) = self.weigher {
+            moka = moka.weigher(move |key, entry: &CacheEntry<V>| weigher(key, entry.value()));
+        }
+        if let Some(ttl) = self.time_to_live {
+            moka = moka.time_to_live(ttl);
+        }
+        if let Some(tti) = self.time_to_idle {
+            moka = moka.time_to_idle(tti);
+        }
+        if let Some(listener) = self.listener {
+            moka =
+                moka.eviction_listener(move |key, entry, cause| listener(key, entry, cause.into()));
+        }
+        if let Some(name) = &self.name {
+            moka = moka.name(name);
+        }
+        // ahash: randomly seeded per tier (hostile keys can't aim at one bucket) and several
+        // times faster than SipHash on short keys, which shows on every hit.
+        MemoryTier::from_moka(moka.build_with_hasher(ahash::RandomState::new()), clock)
+    }
+}
+
+impl<K, V> fmt::Debug for MemoryTierBuilder<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryTierBuilder")
+            .field("max_capacity", &self.max_capacity)
+            .field("weigher", &self.weigher.is_some())
+            .field("time_to_live", &self.time_to_live)
+            .field("time_to_idle", &self.time_to_idle)
+            .field("eviction_listener", &self.listener.is_some())
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}

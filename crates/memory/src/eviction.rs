@@ -1,0 +1,35 @@
+use moka::notification::RemovalCause;
+
+/// Why an entry left a [`MemoryTier`](crate::MemoryTier).
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EvictionCause {
+    /// Its time-to-live (the entry's own, or the tier's) or time-to-idle ran out.
+    Expired,
+    /// It was removed to keep the tier within its capacity.
+    Size,
+    /// It was invalidated or the tier was cleared.
+    Explicit,
+    /// A newer entry replaced it under the same key.
+    Replaced,
+}
+
+impl EvictionCause {
+    /// Whether the tier dropped the entry on its own (expiry or capacity), as opposed to
+    /// a caller removing or replacing it.
+    #[must_use]
+    pub const fn was_evicted(self) -> bool {
+        matches!(self, Self::Expired | Self::Size)
+    }
+}
+
+impl From<RemovalCause> for EvictionCause {
+    fn from(cause: RemovalCause) -> Self {
+        match cause {
+            RemovalCause::Expired => Self::Expired,
+            RemovalCause::Size => Self::Size,
+            RemovalCause::Explicit => Self::Explicit,
+            RemovalCause::Replaced => Self::Replaced,
+        }
+    }
+}

@@ -1,0 +1,144 @@
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::Hash;
+
+use stratacache_tier::{CacheEntry, CacheTier, Clock, Error};
+
+use crate::MemoryTierBuilder;
+
+/// An in-process tier on a moka cache. Cheap to clone: clones share the same storage.
+///
+/// See the [crate docs](crate) for an example.
+pub struct MemoryTier<K, V> {
+    moka: moka::sync::Cache<K, CacheEntry<V>, ahash::RandomState>,
+    clock: Clock,
+}
+
+impl<K, V> MemoryTier<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// A builder for a tier; unbounded, with the system clock, unless configured.
+    pub fn builder() -> MemoryTierBuilder<K, V> {
+        MemoryTierBuilder::new()
+    }
+
+    /// A tier holding at most `max_entries` entries.
+    #[must_use]
+    pub fn new(max_entries: u64) -> Self {
+        Self::builder().max_capacity(max_entries).build()
+    }
+
+    pub(crate) fn from_moka(
+        moka: moka::sync::Cache<K, CacheEntry<V>, ahash::RandomState>,
+        clock: Clock,
+    ) -> Self {
+        Self { moka, clock }
+    }
+
+    /// Looks up an entry by any borrowed form of the key, without allocating or awaiting.
+    ///
+    /// Returns the entry whatever its age: judging expiry is the caller's business.
+    #[inline]
+    pub fn lookup<Q>(&self, key: &Q) -> Option<CacheEntry<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.moka.get(key)
+    }
+
+    /// Removes the entry under a borrowed key, without awaiting.
+    pub fn remove<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.moka.invalidate(key);
+    }
+
+    /// Stores an entry, without awaiting.
+    pub fn store(&self, key: K, entry: CacheEntry<V>) {
+        self.moka.insert(key, entry);
+    }
+
+    /// The clock that dates entry expiry in this tier.
+    #[must_use]
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Runs moka's pending housekeeping now: evictions, expirations, listener calls.
+    ///
+    /// moka does this lazily; tests call it before counting entries.
+    pub fn run_pending_tasks(&self) {
+        self.moka.run_pending_tasks();
+    }
+
+    /// The approximate number of entries (exact after [`run_pending_tasks`](Self::run_pending_tasks)).
+    #[must_use]
+    pub fn entry_count(&self) -> u64 {
+        self.moka.entry_count()
+    }
+
+    /// The approximate total weight (entries without a weigher weigh 1).
+    #[must_use]
+    pub fn weighted_size(&self) -> u64 {
+        self.moka.weighted_size()
+    }
+}
+
+impl<K, V> Clone for MemoryTier<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            moka: self.moka.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for MemoryTier<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryTier")
+            .field("name", &self.moka.name())
+            .field("entry_count", &self.moka.entry_count())
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V> CacheTier<K, V> for MemoryTier<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    async fn get(&self, key: &K) -> Result<Option<CacheEntry<V>>, Error> {
+        Ok(self.lookup(key))
+    }
+
+    async fn insert(&self, key: K, entry: CacheEntry<V>) -> Result<(), Error> {
+        self.store(key, entry);
+        Ok(())
+    }
+
+    async fn invalidate(&self, key: &K) -> Result<(), Error> {
+        self.remove(key);
+        Ok(())
+    }
+
+    async fn clear(&self) -> Result<(), Error> {
+        self.moka.invalidate_all();
+        Ok(())
+    }
+
+    #[inline]
+    fn get_now(&self, key: &K) -> Option<Result<Option<CacheEntry<V>>, Error>> {
+        Some(Ok(self.lookup(key)))
+    }
+
+    fn len(&self) -> Option<u64> {
+        self.moka.run_pending_tasks();
+        Some(self.moka.entry_count())
+    }
+}

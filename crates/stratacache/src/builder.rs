@@ -1,0 +1,268 @@
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stratacache_memory::{MemoryTier, MemoryTierBuilder};
+use stratacache_tier::{CacheTier, Clock, Error, ErrorKind};
+
+use crate::generation::Generations;
+use crate::inner::Inner;
+use crate::level::{Level, TierHandle};
+use crate::telemetry::{CacheCounters, TierCounters};
+use crate::{Cache, Fallback, InsertPolicy, PromotionPolicy};
+
+type ConfigureMemory<K, V> =
+    Box<dyn FnOnce(MemoryTierBuilder<K, V>) -> MemoryTierBuilder<K, V> + Send>;
+
+/// Where a level keeps its entries, before the cache is built.
+pub(crate) enum Storage<K, V> {
+    /// A memory tier, built with the cache's clock once that is known.
+    Memory(ConfigureMemory<K, V>),
+    Tier(TierHandle<K, V>),
+}
+
+impl<K, V> Storage<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    pub(crate) fn memory() -> Self {
+        Self::Memory(Box::new(|builder| builder))
+    }
+
+    pub(crate) fn memory_with(
+        configure: impl FnOnce(MemoryTierBuilder<K, V>) -> MemoryTierBuilder<K, V> + Send + 'static,
+    ) -> Self {
+        Self::Memory(Box::new(configure))
+    }
+
+    pub(crate) fn tier(tier: impl CacheTier<K, V>) -> Self {
+        Self::Tier(TierHandle::Dyn(Arc::new(tier)))
+    }
+
+    fn build(self, clock: &Clock) -> TierHandle<K, V> {
+        match self {
+            Self::Memory(configure) => {
+                TierHandle::Memory(configure(MemoryTier::builder().clock(clock.clone())).build())
+            }
+            Self::Tier(handle) => handle,
+        }
+    }
+}
+
+/// The settings of one level, before the cache is built.
+pub(crate) struct LevelSpec<K, V> {
+    pub(crate) storage: Storage<K, V>,
+    pub(crate) name: Option<String>,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) insert_policy: InsertPolicy<V>,
+    pub(crate) promotion: PromotionPolicy<V>,
+}
+
+impl<K, V> LevelSpec<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    pub(crate) fn new(storage: Storage<K, V>) -> Self {
+        Self {
+            storage,
+            name: None,
+            ttl: None,
+            insert_policy: InsertPolicy::always(),
+            promotion: PromotionPolicy::always(),
+        }
+    }
+
+    fn build(self, depth: usize, clock: &Clock) -> Result<Level<K, V>, Error> {
+        let name: Arc<str> = match self.name {
+            Some(name) => name.into(),
+            None => format!("l{}", depth + 1).into(),
+        };
+        if self.ttl == Some(Duration::ZERO) {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("tier `{name}` has a zero TTL: it could never serve an entry"),
+            ));
+        }
+        Ok(Level {
+            name,
+            tier: self.storage.build(clock),
+            ttl: self.ttl,
+            insert_policy: self.insert_policy,
+            promotion: self.promotion,
+            counters: TierCounters::default(),
+        })
+    }
+}
+
+impl<K, V> fmt::Debug for LevelSpec<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let storage = match &self.storage {
+            Storage::Memory(_) | Storage::Tier(TierHandle::Memory(_)) => "memory",
+            Storage::Tier(TierHandle::Dyn(_)) => "tier",
+        };
+        f.debug_struct("LevelSpec")
+            .field("storage", &storage)
+            .field("name", &self.name)
+            .field("ttl", &self.ttl)
+            .field("insert_policy", &self.insert_policy)
+            .field("promotion", &self.promotion)
+            .finish()
+    }
+}
+
+/// Configures a [`Cache`]: its L1 tier, the fallback tiers below it, and the settings of
+/// the whole cache. Start with [`Cache::builder`].
+///
+/// Tiers are consulted in the order they are added: L1 (memory unless
+/// [`tier`](Self::tier) says otherwise), then each [`fallback`](Self::fallback).
+#[must_use]
+pub struct CacheBuilder<K, V> {
+    name: Option<String>,
+    clock: Clock,
+    strict: bool,
+    l1: LevelSpec<K, V>,
+    fallbacks: Vec<LevelSpec<K, V>>,
+}
+
+impl<K, V> CacheBuilder<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    pub(crate) fn new() -> Self {
+        Self {
+            name: None,
+            clock: Clock::system(),
+            strict: false,
+            l1: LevelSpec::new(Storage::memory()),
+            fallbacks: Vec::new(),
+        }
+    }
+
+    /// The cache's name in stats and events (`"default"` if not set).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The clock every time-based decision reads, in every tier (the system clock by
+    /// default). Tests pass a [`FrozenClock`](crate::FrozenClock).
+    pub fn clock(mut self, clock: impl Into<Clock>) -> Self {
+        self.clock = clock.into();
+        self
+    }
+
+    /// Return tier failures to the caller instead of reading them as misses.
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// L1 is an unbounded in-process memory tier (the default).
+    pub fn memory(self) -> Self {
+        self.l1_storage(Storage::memory())
+    }
+
+    /// L1 is an in-process memory tier configured by `configure`, which receives a
+    /// builder already holding the cache's clock.
+    ///
+    /// ```
+    /// use stratacache::Cache;
+    ///
+    /// let cache: Cache<u64, u64> =
+    ///     Cache::builder().memory_with(|tier| tier.max_capacity(10_000)).build()?;
+    /// # Ok::<(), stratacache::Error>(())
+    /// ```
+    pub fn memory_with(
+        self,
+        configure: impl FnOnce(MemoryTierBuilder<K, V>) -> MemoryTierBuilder<K, V> + Send + 'static,
+    ) -> Self {
+        self.l1_storage(Storage::memory_with(configure))
+    }
+
+    /// L1 is a memory tier built beforehand. It keeps its own clock for reclaiming
+    /// entries; the cache's clock still judges what is served. A hit stays on the
+    /// synchronous, allocation-free path.
+    pub fn memory_tier(self, tier: MemoryTier<K, V>) -> Self {
+        self.l1_storage(Storage::Tier(TierHandle::Memory(tier)))
+    }
+
+    /// L1 is any [`CacheTier`].
+    pub fn tier(self, tier: impl CacheTier<K, V>) -> Self {
+        self.l1_storage(Storage::tier(tier))
+    }
+
+    fn l1_storage(mut self, storage: Storage<K, V>) -> Self {
+        self.l1.storage = storage;
+        self
+    }
+
+    /// How long L1 keeps a copy after storing it. A copy never outlives the entry's own
+    /// TTL.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.l1.ttl = Some(ttl);
+        self
+    }
+
+    /// Which entries L1 stores.
+    pub fn insert_policy(mut self, policy: InsertPolicy<V>) -> Self {
+        self.l1.insert_policy = policy;
+        self
+    }
+
+    /// Adds a tier (and the tiers chained below it) under the ones configured so far.
+    pub fn fallback(mut self, fallback: Fallback<K, V>) -> Self {
+        let mut next = Some(Box::new(fallback));
+        while let Some(fallback) = next {
+            let Fallback { spec, next: below } = *fallback;
+            self.fallbacks.push(spec);
+            next = below;
+        }
+        self
+    }
+
+    /// Builds the cache.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] when a setting cannot work, such as a zero TTL.
+    pub fn build(self) -> Result<Cache<K, V>, Error> {
+        let clock = self.clock;
+        let levels = std::iter::once(self.l1)
+            .chain(self.fallbacks)
+            .enumerate()
+            .map(|(depth, spec)| spec.build(depth, &clock))
+            .collect::<Result<Box<[_]>, _>>()?;
+        let l1_judges_expiry = match &levels[0].tier {
+            TierHandle::Memory(memory) => !(clock.is_system() && memory.clock().is_system()),
+            TierHandle::Dyn(_) => true,
+        };
+        let inner = Inner {
+            l1_judges_expiry,
+            name: self.name.unwrap_or_else(|| "default".to_string()).into(),
+            clock,
+            strict: self.strict,
+            levels,
+            generations: Generations::new(),
+            counters: CacheCounters::default(),
+        };
+        Ok(Cache {
+            inner: Arc::new(inner),
+        })
+    }
+}
+
+impl<K, V> fmt::Debug for CacheBuilder<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("name", &self.name)
+            .field("clock", &self.clock)
+            .field("strict", &self.strict)
+            .field("l1", &self.l1)
+            .field("fallbacks", &self.fallbacks)
+            .finish()
+    }
+}

@@ -1,0 +1,241 @@
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stratacache_tier::{CacheEntry, Clock, Error};
+
+use crate::CacheBuilder;
+use crate::inner::{FirstLook, Inner};
+use crate::telemetry::{CacheStats, TierStats};
+
+/// A multi-tier cache: one type whatever its tiers, cheap to clone, `Send + Sync`.
+///
+/// Build one with [`Cache::builder`]. Every operation looks at L1 first; a hit in a
+/// memory L1 answers without allocating or awaiting. A miss falls through the
+/// [fallback](crate::Fallback) tiers in order, and a hit below L1 is promoted into the
+/// tiers above it (by their [`PromotionPolicy`](crate::PromotionPolicy)).
+///
+/// # Semantics
+///
+/// - **Expiry** is judged with the cache's [`Clock`] at every tier. An entry's age
+///   counts from when its value was produced, so a value promoted from L2 keeps its
+///   age and never outlives its remaining TTL.
+/// - **Writes** go to the lowest tier first, so L1 never holds what L2 lacks.
+/// - **Invalidation** removes from L1 first, then the others. A lookup or load that
+///   raced with a write to the same key does not put the old value back.
+/// - **Failures** of a tier are counted and read as misses; with
+///   [`strict`](CacheBuilder::strict) they are returned instead. A loaded value is
+///   always returned to its caller, even when storing it failed.
+///
+/// ```
+/// use std::time::Duration;
+/// use stratacache::{Cache, Fallback};
+///
+/// # futures::executor::block_on(async {
+/// let cache: Cache<String, u64> = Cache::builder()
+///     .name("users")
+///     .ttl(Duration::from_secs(60))
+///     .fallback(Fallback::memory().ttl(Duration::from_secs(600)))
+///     .build()?;
+///
+/// cache.insert("alice".to_string(), 1).await?;
+/// assert_eq!(cache.get("alice").await?, Some(1));
+/// let bob = cache.get_or_insert("bob", || async { 2 }).await?;
+/// assert_eq!(bob, 2);
+/// # Ok::<(), stratacache::Error>(())
+/// # }).unwrap();
+/// ```
+pub struct Cache<K, V> {
+    pub(crate) inner: Arc<Inner<K, V>>,
+}
+
+impl<K, V> Cache<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Starts configuring a cache: an unbounded memory L1 and the system clock until told
+    /// otherwise.
+    pub fn builder() -> CacheBuilder<K, V> {
+        CacheBuilder::new()
+    }
+
+    /// The value under `key`, if a tier holds a live one.
+    ///
+    /// # Errors
+    ///
+    /// Only with [`strict`](CacheBuilder::strict): the first tier failure.
+    #[inline]
+    pub async fn get<Q>(&self, key: &Q) -> Result<Option<V>, Error>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let start = match self.inner.first_look(key) {
+            FirstLook::Hit(value) => return Ok(Some(value)),
+            FirstLook::Miss => 1,
+            FirstLook::Deferred => 0,
+        };
+        let entry = self.inner.look_from(&key.to_owned(), start).await?;
+        Ok(entry.map(CacheEntry::into_value))
+    }
+
+    /// The entry under `key` with its timestamps, if a tier holds a live one.
+    ///
+    /// # Errors
+    ///
+    /// Only with [`strict`](CacheBuilder::strict): the first tier failure.
+    pub async fn get_entry(&self, key: &K) -> Result<Option<CacheEntry<V>>, Error> {
+        self.inner.look_from(key, 0).await
+    }
+
+    /// Whether a tier holds a live entry for `key`. Nothing is promoted.
+    ///
+    /// # Errors
+    ///
+    /// Only with [`strict`](CacheBuilder::strict): the first tier failure.
+    pub async fn contains<Q>(&self, key: &Q) -> Result<bool, Error>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let key = key.to_owned();
+        for level in &*self.inner.levels {
+            match level.get(&key).await {
+                Ok(Some(entry)) if !entry.is_expired(self.inner.clock.now()) => return Ok(true),
+                Ok(_) => {}
+                Err(error) => {
+                    self.inner.tier_failed(level, &error);
+                    if self.inner.strict {
+                        return Err(error);
+                    }
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Stores `value` under `key` in every tier, lowest first, each with its own TTL.
+    ///
+    /// # Errors
+    ///
+    /// Only with [`strict`](CacheBuilder::strict): the first tier that fails, after which
+    /// the tiers above it are left untouched.
+    pub async fn insert(&self, key: K, value: V) -> Result<(), Error> {
+        self.insert_entry(key, value, None).await
+    }
+
+    /// Like [`insert`](Self::insert), with a TTL for this entry that caps every tier's own.
+    ///
+    /// # Errors
+    ///
+    /// As [`insert`](Self::insert).
+    pub async fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) -> Result<(), Error> {
+        self.insert_entry(key, value, Some(ttl)).await
+    }
+
+    async fn insert_entry(&self, key: K, value: V, ttl: Option<Duration>) -> Result<(), Error> {
+        let inner = &*self.inner;
+        let _write = inner.generations.write(&key);
+        let now = inner.clock.now();
+        let entry = CacheEntry::new(value, now, ttl);
+        inner.store_in(&inner.levels, &key, &entry, now).await
+    }
+
+    /// Removes `key` from every tier, L1 first.
+    ///
+    /// # Errors
+    ///
+    /// Only with [`strict`](CacheBuilder::strict): the first tier that failed (every tier
+    /// is still tried).
+    pub async fn invalidate<Q>(&self, key: &Q) -> Result<(), Error>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let inner = &*self.inner;
+        let key = key.to_owned();
+        let _write = inner.generations.write(&key);
+        inner.remove_from(&inner.levels, &key).await
+    }
+
+    /// Removes every entry of this cache from every tier, L1 first.
+    ///
+    /// # Errors
+    ///
+    /// Only with [`strict`](CacheBuilder::strict): the first tier that failed (every tier
+    /// is still tried).
+    pub async fn clear(&self) -> Result<(), Error> {
+        let inner = &*self.inner;
+        let _write = inner.generations.write_all();
+        let mut first_error = None;
+        for level in &*inner.levels {
+            if let Err(error) = level.clear().await {
+                inner.tier_failed(level, &error);
+                first_error.get_or_insert(error);
+            }
+        }
+        match first_error {
+            Some(error) if inner.strict => Err(error),
+            _ => Ok(()),
+        }
+    }
+
+    /// A snapshot of the cache's counters.
+    #[must_use]
+    pub fn stats(&self) -> CacheStats {
+        let tiers = self
+            .inner
+            .levels
+            .iter()
+            .map(|level| TierStats::read(&level.name, &level.counters))
+            .collect();
+        CacheStats::read(tiers, &self.inner.counters)
+    }
+
+    /// How many entries L1 holds, when it can tell.
+    #[must_use]
+    pub fn l1_len(&self) -> Option<u64> {
+        self.inner.levels[0].len()
+    }
+}
+
+impl<K, V> Cache<K, V> {
+    /// The cache's name (`"default"` unless named).
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The clock the cache reads.
+    #[must_use]
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// The tiers' names, L1 first.
+    #[must_use]
+    pub fn tier_names(&self) -> Vec<&str> {
+        self.inner.levels.iter().map(|level| &*level.name).collect()
+    }
+}
+
+impl<K, V> Clone for Cache<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for Cache<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("name", &self.inner.name)
+            .field("tiers", &self.tier_names())
+            .field("strict", &self.inner.strict)
+            .finish_non_exhaustive()
+    }
+}

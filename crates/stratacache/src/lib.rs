@@ -1,0 +1,64 @@
+//! A multi-tier cache for Rust services.
+//!
+//! `stratacache` puts one [`Cache<K, V>`] between application code and its database:
+//! an in-process L1 (moka), any number of fallback tiers below it (another memory tier,
+//! Redis, memcached, any [`CacheTier`]), and a loader for what no tier holds.
+//!
+//! ```
+//! use std::time::Duration;
+//! use stratacache::{Cache, Fallback};
+//!
+//! # futures::executor::block_on(async {
+//! let cache: Cache<String, String> = Cache::builder()
+//!     .name("profiles")
+//!     .memory_with(|l1| l1.max_capacity(10_000))
+//!     .ttl(Duration::from_secs(60))
+//!     .fallback(Fallback::memory().ttl(Duration::from_secs(3_600)))
+//!     .build()?;
+//!
+//! let profile = cache
+//!     .get_or_insert("alice", || async { "Alice from the database".to_string() })
+//!     .await?;
+//! assert_eq!(profile, "Alice from the database");
+//! assert_eq!(cache.get("alice").await?.as_deref(), Some("Alice from the database"));
+//! # Ok::<(), stratacache::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # How a lookup goes
+//!
+//! 1. L1: a hit in a memory L1 is answered synchronously, without allocating.
+//! 2. Each [`Fallback`] tier in turn. A hit is promoted into the tiers above it (see
+//!    [`PromotionPolicy`]), keeping the time its value was produced.
+//! 3. The loader, for the `get_or_insert` family. Its value is written to every tier,
+//!    lowest first.
+//!
+//! Expiry is judged with the cache's [`Clock`] at every step; tier failures are counted
+//! and read as misses unless the cache is [`strict`](CacheBuilder::strict).
+//!
+//! # Features
+//!
+//! | feature     | enables                                                         |
+//! |-------------|-----------------------------------------------------------------|
+//! | `test-util` | [`mock::MockTier`] for fault injection in your own tests        |
+
+mod builder;
+mod cache;
+mod erased;
+mod fallback;
+mod generation;
+mod inner;
+mod level;
+mod load;
+mod policy;
+pub mod telemetry;
+
+pub use builder::CacheBuilder;
+pub use cache::Cache;
+pub use fallback::Fallback;
+pub use policy::{InsertPolicy, PromotionPolicy};
+pub use stratacache_memory::{EvictionCause, MemoryTier, MemoryTierBuilder};
+#[cfg(feature = "test-util")]
+pub use stratacache_tier::mock;
+pub use stratacache_tier::{BoxError, CacheEntry, CacheTier, Clock, Error, ErrorKind, FrozenClock};
+pub use telemetry::{CacheStats, TierStats};

@@ -1,0 +1,119 @@
+//! An L1 hit allocates nothing: proven with a counting global allocator.
+#![expect(
+    unsafe_code,
+    reason = "a counting global allocator must implement GlobalAlloc"
+)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use stratacache::{Cache, Fallback};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the thread-local
+// counter is const-initialised, so counting never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|count| count.set(count.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|count| count.set(count.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_during(mut work: impl FnMut()) -> u64 {
+    let before = ALLOCATIONS.with(Cell::get);
+    work();
+    ALLOCATIONS.with(Cell::get) - before
+}
+
+const READS: u64 = 10_000;
+
+fn assert_hits_do_not_allocate<K, V, Q>(cache: &Cache<K, V>, key: &Q)
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static + std::borrow::Borrow<Q>,
+    V: Clone + Send + Sync + 'static,
+    Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
+{
+    // Warm up: let moka size its internal structures.
+    for _ in 0..READS {
+        assert!(cache.get(key).now_or_never().unwrap().unwrap().is_some());
+    }
+    let allocations = allocations_during(|| {
+        for _ in 0..READS {
+            let hit = cache.get(key).now_or_never().expect("a hit never awaits");
+            assert!(hit.unwrap().is_some());
+        }
+    });
+    assert_eq!(
+        allocations, 0,
+        "{READS} L1 hits allocated {allocations} times"
+    );
+}
+
+#[test]
+fn l1_hits_allocate_nothing() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+
+    let numbers: Cache<u64, u64> = Cache::builder()
+        .fallback(Fallback::memory())
+        .build()
+        .unwrap();
+    runtime.block_on(numbers.insert(1, 10)).unwrap();
+    assert_hits_do_not_allocate(&numbers, &1);
+
+    let strings: Cache<u64, Arc<str>> = Cache::builder().build().unwrap();
+    runtime
+        .block_on(strings.insert(1, Arc::from("shared text")))
+        .unwrap();
+    assert_hits_do_not_allocate(&strings, &1);
+
+    // A borrowed `&str` looks up a `String` key without building one.
+    let by_name: Cache<String, u64> = Cache::builder().build().unwrap();
+    runtime
+        .block_on(by_name.insert("alice".to_string(), 1))
+        .unwrap();
+    assert_hits_do_not_allocate(&by_name, "alice");
+
+    // The loader family's hit path is the same.
+    let allocations = allocations_during(|| {
+        for _ in 0..READS {
+            let value = by_name
+                .get_or_insert("alice", || async { unreachable!() })
+                .now_or_never()
+                .unwrap()
+                .unwrap();
+            assert_eq!(value, 1);
+        }
+    });
+    assert_eq!(allocations, 0);
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    // Guards the test above against a counter that never counts.
+    let allocations = allocations_during(|| drop(std::hint::black_box(Box::new(1_u64))));
+    assert_eq!(allocations, 1);
+}

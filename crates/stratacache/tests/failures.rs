@@ -1,0 +1,131 @@
+//! A failing tier degrades to a reported miss; `strict` returns the error instead.
+
+use std::time::Duration;
+
+use stratacache::{Cache, CacheEntry, ErrorKind, Fallback, FrozenClock};
+use stratacache_tier::CacheTier;
+use stratacache_tier::mock::{MockTier, TierOp};
+
+fn cache(clock: &FrozenClock, l2: &MockTier<u32, String>, strict: bool) -> Cache<u32, String> {
+    Cache::builder()
+        .clock(clock)
+        .strict(strict)
+        .fallback(Fallback::tier(l2.clone()))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn l2_failure_on_get_is_a_counted_miss() {
+    let clock = FrozenClock::new();
+    let l2 = MockTier::new();
+    let cache = cache(&clock, &l2, false);
+    l2.insert(1, CacheEntry::new("v".into(), clock.now(), None))
+        .await
+        .unwrap();
+    l2.fail(TierOp::Get, ErrorKind::Unavailable);
+    assert_eq!(cache.get(&1).await.unwrap(), None);
+    assert_eq!(cache.stats().tiers[1].errors, 1);
+    l2.heal();
+    assert_eq!(
+        cache.get(&1).await.unwrap().as_deref(),
+        Some("v"),
+        "used again once it recovers"
+    );
+}
+
+#[tokio::test]
+async fn strict_cache_returns_the_tier_error() {
+    let clock = FrozenClock::new();
+    let l2 = MockTier::new();
+    let cache = cache(&clock, &l2, true);
+    l2.fail(TierOp::Get, ErrorKind::Timeout);
+    let err = cache.get(&1).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    let err = cache
+        .get_or_insert(&1, || async { "loaded".to_string() })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Timeout,
+        "strict: no load behind a failing tier"
+    );
+    assert_eq!(cache.stats().loads, 0);
+}
+
+#[tokio::test]
+async fn l1_serves_while_l2_is_down() {
+    let clock = FrozenClock::new();
+    let l2 = MockTier::new();
+    let cache = cache(&clock, &l2, false);
+    cache.insert(1, "v".into()).await.unwrap();
+    l2.fail(TierOp::Get, ErrorKind::Unavailable);
+    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("v"));
+    assert_eq!(l2.count(TierOp::Get), 0);
+}
+
+#[tokio::test]
+async fn failed_l2_write_is_reported_and_l1_still_written() {
+    let clock = FrozenClock::new();
+    let l2 = MockTier::new();
+    let cache = cache(&clock, &l2, false);
+    l2.fail(TierOp::Insert, ErrorKind::Unavailable);
+    cache.insert(1, "v".into()).await.unwrap();
+    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("v"));
+    assert_eq!(cache.stats().tiers[1].errors, 1);
+}
+
+#[tokio::test]
+async fn loaded_value_survives_a_failed_store_even_when_strict() {
+    let clock = FrozenClock::new();
+    let l2 = MockTier::new();
+    for strict in [false, true] {
+        let cache = cache(&clock, &l2, strict);
+        l2.fail(TierOp::Insert, ErrorKind::Unavailable);
+        let value = cache
+            .get_or_insert(&1, || async { "loaded".to_string() })
+            .await
+            .unwrap();
+        assert_eq!(value, "loaded", "strict = {strict}");
+        assert_eq!(cache.stats().tiers[1].errors, 1, "strict = {strict}");
+        l2.heal();
+    }
+}
+
+#[tokio::test]
+async fn failing_invalidate_still_tries_every_tier() {
+    let clock = FrozenClock::new();
+    let l1 = MockTier::new();
+    let l2 = MockTier::new();
+    for strict in [false, true] {
+        let cache: Cache<u32, String> = Cache::builder()
+            .clock(&clock)
+            .strict(strict)
+            .tier(l1.clone())
+            .fallback(Fallback::tier(l2.clone()))
+            .build()
+            .unwrap();
+        cache.insert(1, "v".into()).await.unwrap();
+        l1.fail(TierOp::Invalidate, ErrorKind::Unavailable);
+        assert_eq!(cache.invalidate(&1).await.is_err(), strict);
+        assert!(
+            l2.peek(&1).is_none(),
+            "L2 must be invalidated although L1 failed"
+        );
+        l1.heal();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_tier_is_only_as_slow_as_it_is() {
+    // No hidden retries: one slow call costs its delay once.
+    let clock = FrozenClock::new();
+    let l2 = MockTier::new();
+    let cache = cache(&clock, &l2, false);
+    l2.delay(TierOp::Get, Duration::from_millis(200));
+    let start = tokio::time::Instant::now();
+    assert_eq!(cache.get(&1).await.unwrap(), None);
+    assert_eq!(start.elapsed(), Duration::from_millis(200));
+    assert_eq!(l2.count(TierOp::Get), 1);
+}

@@ -1,0 +1,175 @@
+//! The `get_or_insert` family.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use stratacache::{Cache, CacheEntry, ErrorKind, Fallback, FrozenClock};
+use stratacache_tier::CacheTier;
+use stratacache_tier::mock::{MockTier, TierOp};
+
+fn two_tier(clock: &FrozenClock, l2: &MockTier<String, u64>) -> Cache<String, u64> {
+    Cache::builder()
+        .clock(clock)
+        .ttl(Duration::from_secs(60))
+        .fallback(Fallback::tier(l2.clone()))
+        .build()
+        .unwrap()
+}
+
+#[derive(Debug)]
+struct DbError(&'static str);
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+impl std::error::Error for DbError {}
+
+#[tokio::test]
+async fn get_or_insert_loads_once_then_hits() {
+    let clock = FrozenClock::new();
+    let l2 = MockTier::new();
+    let cache = two_tier(&clock, &l2);
+    let loads = AtomicUsize::new(0);
+    for _ in 0..3 {
+        let value = cache
+            .get_or_insert("k", || async {
+                loads.fetch_add(1, Ordering::SeqCst);
+                42
+            })
+            .await
+            .unwrap();
+        assert_eq!(value, 42);
+    }
+    assert_eq!(loads.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        l2.peek(&"k".to_string()).map(CacheEntry::into_value),
+        Some(42)
+    );
+    assert_eq!(cache.stats().loads, 1);
+}
+
+#[tokio::test]
+async fn get_or_insert_prefers_l2_over_the_loader() {
+    let clock = FrozenClock::new();
+    let l2 = MockTier::new();
+    let cache = two_tier(&clock, &l2);
+    l2.insert("k".into(), CacheEntry::new(7, clock.now(), None))
+        .await
+        .unwrap();
+    let value = cache
+        .get_or_insert("k", || async { unreachable!("L2 had it") })
+        .await
+        .unwrap();
+    assert_eq!(value, 7);
+    assert_eq!(cache.stats().loads, 0);
+}
+
+#[tokio::test]
+async fn try_get_or_insert_returns_the_loader_error_and_caches_nothing() {
+    let clock = FrozenClock::new();
+    let l2 = MockTier::new();
+    let cache = two_tier(&clock, &l2);
+    let err = cache
+        .try_get_or_insert("k", || async { Err::<u64, _>(DbError("db down")) })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Loader);
+    assert_eq!(err.source_as::<DbError>().map(|e| e.0), Some("db down"));
+    assert_eq!(l2.count(TierOp::Insert), 0);
+    assert_eq!(cache.get("k").await.unwrap(), None);
+    let stats = cache.stats();
+    assert_eq!((stats.loads, stats.load_errors), (1, 1));
+
+    let value = cache
+        .try_get_or_insert("k", || async { Ok::<_, DbError>(5) })
+        .await
+        .unwrap();
+    assert_eq!(value, 5);
+    assert_eq!(cache.get("k").await.unwrap(), Some(5));
+}
+
+#[tokio::test]
+async fn optionally_get_or_insert_caches_nothing_when_nothing_is_found() {
+    let clock = FrozenClock::new();
+    let l2 = MockTier::new();
+    let cache = two_tier(&clock, &l2);
+    assert_eq!(
+        cache
+            .optionally_get_or_insert("k", || async { None })
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(l2.count(TierOp::Insert), 0);
+    assert_eq!(
+        cache
+            .optionally_get_or_insert("k", || async { Some(3) })
+            .await
+            .unwrap(),
+        Some(3)
+    );
+    assert_eq!(cache.get("k").await.unwrap(), Some(3));
+}
+
+#[tokio::test]
+async fn loaded_value_ages_from_when_it_was_loaded() {
+    let clock = FrozenClock::new();
+    let l2 = MockTier::new();
+    let cache = two_tier(&clock, &l2);
+    cache.get_or_insert("k", || async { 1 }).await.unwrap();
+    clock.advance(Duration::from_secs(59));
+    assert_eq!(cache.get("k").await.unwrap(), Some(1));
+    clock.advance(Duration::from_secs(1));
+    // L1 copy expired; L2 (no TTL) still has it and promotes it again.
+    assert_eq!(cache.get("k").await.unwrap(), Some(1));
+    assert_eq!(cache.stats().tiers[0].expired, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_during_a_load_wins_over_the_loaded_value() {
+    let clock = FrozenClock::new();
+    let l2 = MockTier::new();
+    let cache = two_tier(&clock, &l2);
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let loader = tokio::spawn({
+        let cache = cache.clone();
+        let gate = Arc::clone(&gate);
+        async move {
+            cache
+                .get_or_insert("k", || async move {
+                    gate.notified().await;
+                    1 // read from the database before the write below
+                })
+                .await
+        }
+    });
+    tokio::task::yield_now().await;
+    cache.insert("k".into(), 2).await.unwrap();
+    gate.notify_one();
+    assert_eq!(
+        loader.await.unwrap().unwrap(),
+        1,
+        "the caller still gets what it loaded"
+    );
+    assert_eq!(
+        cache.get("k").await.unwrap(),
+        Some(2),
+        "but the newer write stays cached"
+    );
+    assert_eq!(
+        l2.peek(&"k".to_string()).map(CacheEntry::into_value),
+        Some(2)
+    );
+}
+
+#[tokio::test]
+async fn borrowed_keys_work_across_the_family() {
+    let cache: Cache<String, u64> = Cache::builder().build().unwrap();
+    cache.insert("a".to_string(), 1).await.unwrap();
+    assert_eq!(cache.get("a").await.unwrap(), Some(1));
+    assert!(cache.contains("a").await.unwrap());
+    cache.invalidate("a").await.unwrap();
+    assert!(!cache.contains("a").await.unwrap());
+}

@@ -1,0 +1,160 @@
+use std::time::{Duration, SystemTime};
+
+/// A cached value with the time it was produced and how long it stays valid.
+///
+/// The age of an entry counts from `cached_at`, the moment its value was produced
+/// (loaded or inserted), not from when a particular tier stored it. An entry copied
+/// from one tier into another keeps its `cached_at`, so it never looks younger than
+/// it really is.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use stratacache_tier::CacheEntry;
+///
+/// let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+/// let entry = CacheEntry::new(7, t0, Some(Duration::from_secs(10)));
+/// assert!(!entry.is_expired(t0 + Duration::from_secs(9)));
+/// assert!(entry.is_expired(t0 + Duration::from_secs(10)));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CacheEntry<V> {
+    value: V,
+    cached_at: SystemTime,
+    ttl: Option<Duration>,
+}
+
+impl<V> CacheEntry<V> {
+    /// Creates an entry produced at `cached_at` that lives for `ttl` (`None`: no expiry).
+    #[must_use]
+    pub const fn new(value: V, cached_at: SystemTime, ttl: Option<Duration>) -> Self {
+        Self {
+            value,
+            cached_at,
+            ttl,
+        }
+    }
+
+    /// The cached value.
+    #[must_use]
+    pub const fn value(&self) -> &V {
+        &self.value
+    }
+
+    /// Consumes the entry and returns its value.
+    #[must_use]
+    pub fn into_value(self) -> V {
+        self.value
+    }
+
+    /// When the value was produced.
+    #[must_use]
+    pub const fn cached_at(&self) -> SystemTime {
+        self.cached_at
+    }
+
+    /// How long after [`cached_at`](Self::cached_at) the entry stays valid; `None` for no expiry.
+    #[must_use]
+    pub const fn ttl(&self) -> Option<Duration> {
+        self.ttl
+    }
+
+    /// The instant the entry expires, if it has a time-to-live.
+    #[must_use]
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        // Saturates at the far future rather than overflowing on absurd TTLs.
+        self.ttl
+            .map(|ttl| self.cached_at.checked_add(ttl).unwrap_or(far_future()))
+    }
+
+    /// How old the entry is at `now`. An entry stamped in the future (clock skew between
+    /// hosts) has age zero.
+    #[must_use]
+    pub fn age(&self, now: SystemTime) -> Duration {
+        now.duration_since(self.cached_at).unwrap_or(Duration::ZERO)
+    }
+
+    /// Whether the entry has outlived its time-to-live at `now`.
+    #[must_use]
+    #[inline]
+    pub fn is_expired(&self, now: SystemTime) -> bool {
+        self.ttl.is_some_and(|ttl| self.age(now) >= ttl)
+    }
+
+    /// The time the entry has left at `now`: `None` when it never expires,
+    /// `Some(Duration::ZERO)` once it has expired.
+    #[must_use]
+    pub fn remaining_ttl(&self, now: SystemTime) -> Option<Duration> {
+        self.ttl.map(|ttl| ttl.saturating_sub(self.age(now)))
+    }
+
+    /// Returns the entry with its time-to-live replaced.
+    #[must_use]
+    pub fn with_ttl(self, ttl: Option<Duration>) -> Self {
+        Self { ttl, ..self }
+    }
+
+    /// Maps the value, keeping the timestamps.
+    #[must_use]
+    pub fn map<U>(self, f: impl FnOnce(V) -> U) -> CacheEntry<U> {
+        CacheEntry {
+            value: f(self.value),
+            cached_at: self.cached_at,
+            ttl: self.ttl,
+        }
+    }
+}
+
+fn far_future() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX) * 64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: SystemTime = SystemTime::UNIX_EPOCH;
+
+    fn at(secs: u64) -> SystemTime {
+        T0 + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn entry_without_ttl_never_expires() {
+        let entry = CacheEntry::new(1, at(10), None);
+        assert!(!entry.is_expired(at(u64::from(u32::MAX))));
+        assert_eq!(entry.remaining_ttl(at(1_000)), None);
+        assert_eq!(entry.expires_at(), None);
+    }
+
+    #[test]
+    fn expiry_is_inclusive_of_the_ttl_boundary() {
+        let entry = CacheEntry::new(1, at(10), Some(Duration::from_secs(5)));
+        assert!(!entry.is_expired(at(14)));
+        assert!(entry.is_expired(at(15)));
+        assert_eq!(entry.remaining_ttl(at(12)), Some(Duration::from_secs(3)));
+        assert_eq!(entry.remaining_ttl(at(20)), Some(Duration::ZERO));
+        assert_eq!(entry.expires_at(), Some(at(15)));
+    }
+
+    #[test]
+    fn entry_from_the_future_has_age_zero() {
+        let entry = CacheEntry::new(1, at(100), Some(Duration::from_secs(5)));
+        assert_eq!(entry.age(at(50)), Duration::ZERO);
+        assert!(!entry.is_expired(at(50)));
+    }
+
+    #[test]
+    fn huge_ttl_saturates_instead_of_panicking() {
+        let entry = CacheEntry::new(1, at(100), Some(Duration::MAX));
+        assert!(entry.expires_at().is_some());
+        assert!(!entry.is_expired(at(1_000_000)));
+    }
+
+    #[test]
+    fn map_keeps_timestamps() {
+        let entry = CacheEntry::new(2, at(7), Some(Duration::from_secs(3))).map(|v| v * 10);
+        assert_eq!(entry.value(), &20);
+        assert_eq!(entry.cached_at(), at(7));
+        assert_eq!(entry.ttl(), Some(Duration::from_secs(3)));
+    }
+}

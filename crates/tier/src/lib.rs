@@ -1,0 +1,46 @@
+//! The contract every stratacache tier implements.
+//!
+//! A tier stores [`CacheEntry`] values under keys and answers `get`, `insert`,
+//! `invalidate` and `clear` through the [`CacheTier`] trait. Tiers are deliberately
+//! small: expiry checks, promotion, refresh and coalescing live once, in the
+//! `stratacache` facade, for every kind of tier.
+//!
+//! This crate also holds what all tiers share:
+//!
+//! - [`CacheEntry`]: a value with the time it was produced and its time-to-live.
+//! - [`Error`] and [`ErrorKind`]: one error type whose kind callers can match.
+//! - [`Clock`] and [`FrozenClock`]: the injectable clock every time-based decision reads.
+//! - [`mock::MockTier`] (feature `test-util`): a tier that records calls and injects faults.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use stratacache_tier::{CacheEntry, FrozenClock};
+//!
+//! let clock = FrozenClock::new();
+//! let entry = CacheEntry::new("value", clock.now(), Some(Duration::from_secs(60)));
+//! clock.advance(Duration::from_secs(45));
+//! assert_eq!(entry.remaining_ttl(clock.now()), Some(Duration::from_secs(15)));
+//! clock.advance(Duration::from_secs(15));
+//! assert!(entry.is_expired(clock.now()));
+//! ```
+//!
+//! # Features
+//!
+//! | feature     | enables                                                        |
+//! |-------------|----------------------------------------------------------------|
+//! | `test-util` | [`mock::MockTier`], a tier with fault and latency injection     |
+
+mod clock;
+mod entry;
+mod error;
+mod tier;
+
+#[cfg(feature = "test-util")]
+pub mod mock;
+
+pub use clock::{Clock, FrozenClock};
+pub use entry::CacheEntry;
+pub use error::{BoxError, Error, ErrorKind};
+pub use tier::CacheTier;

@@ -1,0 +1,285 @@
+//! A tier for tests: it stores entries in a map, records every call, and can be told to
+//! fail or to stall any operation.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use crate::{CacheEntry, CacheTier, Error, ErrorKind};
+
+/// An operation of [`CacheTier`], to aim a fault at.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TierOp {
+    /// [`CacheTier::get`].
+    Get,
+    /// [`CacheTier::insert`].
+    Insert,
+    /// [`CacheTier::invalidate`].
+    Invalidate,
+    /// [`CacheTier::clear`].
+    Clear,
+}
+
+/// A call the mock received, in order.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TierCall<K> {
+    /// `get(key)`.
+    Get(K),
+    /// `insert(key, entry)`.
+    Insert(K),
+    /// `invalidate(key)`.
+    Invalidate(K),
+    /// `clear()`.
+    Clear,
+}
+
+impl<K> TierCall<K> {
+    /// The operation this call was.
+    #[must_use]
+    pub const fn op(&self) -> TierOp {
+        match self {
+            Self::Get(_) => TierOp::Get,
+            Self::Insert(_) => TierOp::Insert,
+            Self::Invalidate(_) => TierOp::Invalidate,
+            Self::Clear => TierOp::Clear,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Fault {
+    fail: Option<(ErrorKind, Option<u32>)>,
+    delay: Option<Duration>,
+}
+
+/// An in-memory [`CacheTier`] that records calls and injects failures and latency.
+///
+/// Clones share state: keep one handle in the test, give another to the cache.
+/// Delays use `tokio::time::sleep`, so they obey `tokio::time::pause`. A delayed `get`
+/// answers with what was stored when it was called.
+///
+/// ```
+/// use stratacache_tier::mock::{MockTier, TierOp};
+/// use stratacache_tier::{CacheTier, ErrorKind};
+///
+/// # futures::executor::block_on(async {
+/// let tier = MockTier::<u32, &str>::new();
+/// tier.fail(TierOp::Get, ErrorKind::Unavailable);
+/// let err = tier.get(&1).await.unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Unavailable);
+/// tier.heal();
+/// assert_eq!(tier.get(&1).await.unwrap(), None);
+/// assert_eq!(tier.count(TierOp::Get), 2);
+/// # });
+/// ```
+pub struct MockTier<K, V> {
+    state: Arc<Mutex<State<K, V>>>,
+}
+
+struct State<K, V> {
+    entries: HashMap<K, CacheEntry<V>>,
+    calls: Vec<TierCall<K>>,
+    faults: HashMap<TierOp, Fault>,
+}
+
+impl<K, V> MockTier<K, V> {
+    /// An empty mock that succeeds at everything.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State {
+                entries: HashMap::new(),
+                calls: Vec::new(),
+                faults: HashMap::new(),
+            })),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State<K, V>> {
+        // A test that panicked while holding the lock must not poison later assertions.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes every following `op` fail with `kind`, until [`heal`](Self::heal).
+    pub fn fail(&self, op: TierOp, kind: ErrorKind) {
+        self.state().faults.entry(op).or_default().fail = Some((kind, None));
+    }
+
+    /// Makes the next `times` calls of `op` fail with `kind`; later ones succeed.
+    pub fn fail_times(&self, op: TierOp, kind: ErrorKind, times: u32) {
+        self.state().faults.entry(op).or_default().fail = Some((kind, Some(times)));
+    }
+
+    /// Makes every following `op` wait `delay` (tokio time) before answering.
+    pub fn delay(&self, op: TierOp, delay: Duration) {
+        self.state().faults.entry(op).or_default().delay = Some(delay);
+    }
+
+    /// Removes every injected failure and delay.
+    pub fn heal(&self) {
+        self.state().faults.clear();
+    }
+
+    /// How many times `op` was called.
+    #[must_use]
+    pub fn count(&self, op: TierOp) -> usize {
+        self.state()
+            .calls
+            .iter()
+            .filter(|call| call.op() == op)
+            .count()
+    }
+
+    /// Forgets the recorded calls (entries and faults stay).
+    pub fn reset_calls(&self) {
+        self.state().calls.clear();
+    }
+
+    /// How many entries are stored.
+    #[must_use]
+    pub fn stored(&self) -> usize {
+        self.state().entries.len()
+    }
+
+    /// Takes the next fault for `op`: the delay to wait and the error to return.
+    fn take_fault(&self, op: TierOp) -> (Option<Duration>, Option<ErrorKind>) {
+        let mut state = self.state();
+        let Some(fault) = state.faults.get_mut(&op) else {
+            return (None, None);
+        };
+        let error = match &mut fault.fail {
+            Some((kind, None)) => Some(*kind),
+            Some((kind, Some(left))) if *left > 0 => {
+                *left -= 1;
+                Some(*kind)
+            }
+            _ => None,
+        };
+        (fault.delay, error)
+    }
+
+    async fn enter(&self, op: TierOp) -> Result<(), Error> {
+        let (delay, error) = self.take_fault(op);
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        match error {
+            Some(kind) => Err(Error::new(kind, format!("injected {op:?} failure"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<K: Clone, V> MockTier<K, V> {
+    /// Every call received so far, in order.
+    #[must_use]
+    pub fn calls(&self) -> Vec<TierCall<K>> {
+        self.state().calls.clone()
+    }
+}
+
+impl<K: Hash + Eq, V: Clone> MockTier<K, V> {
+    /// The stored entry for `key`, read without recording a call.
+    #[must_use]
+    pub fn peek(&self, key: &K) -> Option<CacheEntry<V>> {
+        self.state().entries.get(key).cloned()
+    }
+}
+
+impl<K, V> Clone for MockTier<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            state: Arc::clone(&self.state),
+        }
+    }
+}
+
+impl<K, V> Default for MockTier<K, V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V> fmt::Debug for MockTier<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state();
+        f.debug_struct("MockTier")
+            .field("entries", &state.entries.len())
+            .field("calls", &state.calls.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V> CacheTier<K, V> for MockTier<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    async fn get(&self, key: &K) -> Result<Option<CacheEntry<V>>, Error> {
+        // The answer is read when the call arrives and delivered after the delay, like a
+        // reply in flight: a write during the delay does not change it.
+        let answer = {
+            let mut state = self.state();
+            state.calls.push(TierCall::Get(key.clone()));
+            state.entries.get(key).cloned()
+        };
+        self.enter(TierOp::Get).await?;
+        Ok(answer)
+    }
+
+    async fn insert(&self, key: K, entry: CacheEntry<V>) -> Result<(), Error> {
+        self.state().calls.push(TierCall::Insert(key.clone()));
+        self.enter(TierOp::Insert).await?;
+        self.state().entries.insert(key, entry);
+        Ok(())
+    }
+
+    async fn invalidate(&self, key: &K) -> Result<(), Error> {
+        self.state().calls.push(TierCall::Invalidate(key.clone()));
+        self.enter(TierOp::Invalidate).await?;
+        self.state().entries.remove(key);
+        Ok(())
+    }
+
+    async fn clear(&self) -> Result<(), Error> {
+        self.state().calls.push(TierCall::Clear);
+        self.enter(TierOp::Clear).await?;
+        self.state().entries.clear();
+        Ok(())
+    }
+
+    fn len(&self) -> Option<u64> {
+        u64::try_from(self.state().entries.len()).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    #[tokio::test]
+    async fn fail_times_fails_exactly_that_often() {
+        let tier = MockTier::<u8, u8>::new();
+        tier.fail_times(TierOp::Insert, ErrorKind::Timeout, 2);
+        let entry = CacheEntry::new(1, SystemTime::UNIX_EPOCH, None);
+        assert!(tier.insert(1, entry.clone()).await.is_err());
+        assert!(tier.insert(1, entry.clone()).await.is_err());
+        assert!(tier.insert(1, entry).await.is_ok());
+        assert_eq!(tier.stored(), 1);
+        assert_eq!(tier.calls(), vec![TierCall::Insert(1); 3]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delay_waits_in_tokio_time() {
+        let tier = MockTier::<u8, u8>::new();
+        tier.delay(TierOp::Get, Duration::from_secs(30));
+        let start = tokio::time::Instant::now();
+        assert_eq!(tier.get(&1).await.unwrap(), None);
+        assert!(start.elapsed() >= Duration::from_secs(30));
+    }
+}

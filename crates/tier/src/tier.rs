@@ -1,0 +1,93 @@
+use std::future::Future;
+
+use crate::{CacheEntry, Error};
+
+/// One storage level of a cache: it stores and fetches [`CacheEntry`] values.
+///
+/// A tier is small on purpose. It does not judge expiry, promote, refresh or coalesce:
+/// the facade does all of that once, with its injected clock, for every kind of tier.
+/// A tier may still drop entries on its own (eviction, server-side TTL).
+///
+/// Implementations write the async methods as `async fn`. A tier that can answer a
+/// lookup without awaiting (an in-process map) also overrides [`get_now`](Self::get_now),
+/// which the facade tries first so that a hit never builds a future.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::Mutex;
+/// use stratacache_tier::{CacheEntry, CacheTier, Error};
+///
+/// #[derive(Default)]
+/// struct MapTier(Mutex<HashMap<String, CacheEntry<u32>>>);
+///
+/// impl CacheTier<String, u32> for MapTier {
+///     async fn get(&self, key: &String) -> Result<Option<CacheEntry<u32>>, Error> {
+///         Ok(self.0.lock().unwrap().get(key).cloned())
+///     }
+///     async fn insert(&self, key: String, entry: CacheEntry<u32>) -> Result<(), Error> {
+///         self.0.lock().unwrap().insert(key, entry);
+///         Ok(())
+///     }
+///     async fn invalidate(&self, key: &String) -> Result<(), Error> {
+///         self.0.lock().unwrap().remove(key);
+///         Ok(())
+///     }
+///     async fn clear(&self) -> Result<(), Error> {
+///         self.0.lock().unwrap().clear();
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait CacheTier<K, V>: Send + Sync + 'static {
+    /// Fetches the entry stored under `key`, expired or not; `None` when there is none.
+    ///
+    /// # Errors
+    ///
+    /// When the tier cannot answer: unreachable, too slow, or its bytes can't be decoded.
+    fn get(&self, key: &K) -> impl Future<Output = Result<Option<CacheEntry<V>>, Error>> + Send;
+
+    /// Stores `entry` under `key`, replacing what was there.
+    ///
+    /// # Errors
+    ///
+    /// When the tier cannot store it, or refuses it ([`Rejected`](crate::ErrorKind::Rejected)).
+    fn insert(
+        &self,
+        key: K,
+        entry: CacheEntry<V>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Removes the entry stored under `key`, if any.
+    ///
+    /// # Errors
+    ///
+    /// When the tier cannot be reached.
+    fn invalidate(&self, key: &K) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Removes every entry this tier holds for this cache (and only for this cache).
+    ///
+    /// # Errors
+    ///
+    /// When the tier cannot be reached.
+    fn clear(&self) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Answers a lookup without awaiting, when the tier can.
+    ///
+    /// `None` means "ask [`get`](Self::get)"; `Some(result)` is the answer `get` would give.
+    /// The default is `None`. In-process tiers override it; remote tiers don't.
+    #[inline]
+    fn get_now(&self, key: &K) -> Option<Result<Option<CacheEntry<V>>, Error>> {
+        let _ = key;
+        None
+    }
+
+    /// How many entries the tier holds, when it can tell cheaply; `None` otherwise.
+    fn len(&self) -> Option<u64> {
+        None
+    }
+
+    /// Whether the tier holds no entries, when it can tell cheaply; `None` otherwise.
+    fn is_empty(&self) -> Option<bool> {
+        self.len().map(|len| len == 0)
+    }
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every check stratacache has: installs what the suite needs when it is missing
+# (redis-server and memcached, from Debian's packages), then formatting, clippy, every
+# test (unit, integration, doc) and the doc build. Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+command -v memcached >/dev/null 2>&1 || missing+=(memcached)
+if ((${#missing[@]})); then
+  echo "==> installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # The packages start system-wide daemons; the tests run their own on free ports.
+  $sudo systemctl disable --now redis-server memcached >/dev/null 2>&1 || true
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+echo "==> cargo test"
+cargo test --workspace --all-features --locked
+
+echo "==> cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked
+
+if command -v cargo-deny >/dev/null 2>&1; then
+  echo "==> cargo deny"
+  cargo deny check
+fi
+echo "==> all checks passed"
