@@ -20,7 +20,7 @@ pub struct MemoryTierBuilder<K, V> {
     weigher: Option<Weigher<K, V>>,
     time_to_live: Option<Duration>,
     time_to_idle: Option<Duration>,
-    listener: Option<Listener<K, V>>,
+    listeners: Vec<Listener<K, V>>,
     clock: Option<Clock>,
     name: Option<String>,
     _types: PhantomData<fn(K, V)>,
@@ -38,7 +38,7 @@ where
             weigher: None,
             time_to_live: None,
             time_to_idle: None,
-            listener: None,
+            listeners: Vec::new(),
             clock: None,
             name: None,
             _types: PhantomData,
@@ -77,7 +77,8 @@ where
         self
     }
 
-    /// Called with key, entry and cause whenever an entry leaves the tier.
+    /// Adds a listener, called with key, entry and cause whenever an entry leaves the
+    /// tier. Listeners run in the order they were added.
     ///
     /// moka calls it on the thread that does its housekeeping, which may be a caller's:
     /// keep it short.
@@ -85,7 +86,7 @@ where
         mut self,
         listener: impl Fn(Arc<K>, CacheEntry<V>, EvictionCause) + Send + Sync + 'static,
     ) -> Self {
-        self.listener = Some(Arc::new(listener));
+        self.listeners.push(Arc::new(listener));
         self
     }
 
@@ -131,9 +132,14 @@ where
         if let Some(tti) = self.time_to_idle {
             moka = moka.time_to_idle(tti);
         }
-        if let Some(listener) = self.listener {
-            moka =
-                moka.eviction_listener(move |key, entry, cause| listener(key, entry, cause.into()));
+        if !self.listeners.is_empty() {
+            let listeners = self.listeners;
+            moka = moka.eviction_listener(move |key, entry: CacheEntry<V>, cause| {
+                let cause = EvictionCause::from(cause);
+                for listener in &listeners {
+                    listener(Arc::clone(&key), entry.clone(), cause);
+                }
+            });
         }
         if let Some(name) = &self.name {
             moka = moka.name(name);
@@ -151,7 +157,7 @@ impl<K, V> fmt::Debug for MemoryTierBuilder<K, V> {
             .field("weigher", &self.weigher.is_some())
             .field("time_to_live", &self.time_to_live)
             .field("time_to_idle", &self.time_to_idle)
-            .field("eviction_listener", &self.listener.is_some())
+            .field("eviction_listeners", &self.listeners.len())
             .field("clock", &self.clock)
             .finish_non_exhaustive()
     }

@@ -3,14 +3,16 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
-use stratacache_memory::{MemoryTier, MemoryTierBuilder};
+use stratacache_memory::{EvictionCause, MemoryTier, MemoryTierBuilder};
 use stratacache_tier::{CacheTier, Clock, Error, ErrorKind};
 
+use crate::coalesce::Coalescer;
 use crate::generation::Generations;
 use crate::inner::Inner;
 use crate::level::{Level, TierHandle};
-use crate::telemetry::{CacheCounters, TierCounters};
-use crate::{Cache, Fallback, InsertPolicy, PromotionPolicy};
+use crate::refresh::Refresher;
+use crate::telemetry::{CacheEvent, Handler, Telemetry, TierCounters};
+use crate::{Cache, Fallback, InsertPolicy, PromotionPolicy, TimeToRefresh};
 
 type ConfigureMemory<K, V> =
     Box<dyn FnOnce(MemoryTierBuilder<K, V>) -> MemoryTierBuilder<K, V> + Send>;
@@ -41,10 +43,31 @@ where
         Self::Tier(TierHandle::Dyn(Arc::new(tier)))
     }
 
-    fn build(self, clock: &Clock) -> TierHandle<K, V> {
+    fn build(
+        self,
+        clock: &Clock,
+        name: &Arc<str>,
+        counters: &Arc<TierCounters>,
+        telemetry: &Arc<Telemetry>,
+        track_evictions: bool,
+    ) -> TierHandle<K, V> {
         match self {
             Self::Memory(configure) => {
-                TierHandle::Memory(configure(MemoryTier::builder().clock(clock.clone())).build())
+                let mut builder = configure(MemoryTier::builder().clock(clock.clone()));
+                if track_evictions {
+                    let (name, counters, telemetry) = (
+                        Arc::clone(name),
+                        Arc::clone(counters),
+                        Arc::clone(telemetry),
+                    );
+                    builder =
+                        builder.eviction_listener(move |_key, _entry, cause: EvictionCause| {
+                            if cause.was_evicted() {
+                                telemetry.evicted(&name, &counters);
+                            }
+                        });
+                }
+                TierHandle::Memory(builder.build())
             }
             Self::Tier(handle) => handle,
         }
@@ -75,7 +98,13 @@ where
         }
     }
 
-    fn build(self, depth: usize, clock: &Clock) -> Result<Level<K, V>, Error> {
+    fn build(
+        self,
+        depth: usize,
+        clock: &Clock,
+        telemetry: &Arc<Telemetry>,
+        track_evictions: bool,
+    ) -> Result<Level<K, V>, Error> {
         let name: Arc<str> = match self.name {
             Some(name) => name.into(),
             None => format!("l{}", depth + 1).into(),
@@ -86,13 +115,16 @@ where
                 format!("tier `{name}` has a zero TTL: it could never serve an entry"),
             ));
         }
+        let counters = Arc::default();
         Ok(Level {
+            tier: self
+                .storage
+                .build(clock, &name, &counters, telemetry, track_evictions),
             name,
-            tier: self.storage.build(clock),
             ttl: self.ttl,
             insert_policy: self.insert_policy,
             promotion: self.promotion,
-            counters: TierCounters::default(),
+            counters,
         })
     }
 }
@@ -125,6 +157,11 @@ pub struct CacheBuilder<K, V> {
     strict: bool,
     l1: LevelSpec<K, V>,
     fallbacks: Vec<LevelSpec<K, V>>,
+    stampede_protection: bool,
+    time_to_refresh: Option<TimeToRefresh<K, V>>,
+    telemetry: bool,
+    handler: Option<Handler>,
+    track_evictions: bool,
 }
 
 impl<K, V> CacheBuilder<K, V>
@@ -139,7 +176,52 @@ where
             strict: false,
             l1: LevelSpec::new(Storage::memory()),
             fallbacks: Vec::new(),
+            stampede_protection: false,
+            time_to_refresh: None,
+            telemetry: true,
+            handler: None,
+            track_evictions: false,
         }
+    }
+
+    /// Coalesce concurrent misses of one key: one lookup of the fallback tiers and one
+    /// load run, and every waiting caller gets their result, errors included. Hits never
+    /// pay for it.
+    pub fn stampede_protection(mut self) -> Self {
+        self.stampede_protection = true;
+        self
+    }
+
+    /// Refresh L1 entries in the background once they reach an age (see
+    /// [`TimeToRefresh`]).
+    pub fn time_to_refresh(mut self, time_to_refresh: TimeToRefresh<K, V>) -> Self {
+        self.time_to_refresh = Some(time_to_refresh);
+        self
+    }
+
+    /// Whether the cache counts and emits events (on by default). Off, [`Cache::stats`]
+    /// stays at zero and no event is emitted.
+    pub fn telemetry(mut self, enabled: bool) -> Self {
+        self.telemetry = enabled;
+        self
+    }
+
+    /// Count evictions of the memory tiers this builder creates, and emit their events.
+    ///
+    /// Off by default (and on whenever an [`event_handler`](Self::event_handler) is set):
+    /// it installs a moka removal listener, and moka then allocates once per
+    /// housekeeping pass (about one allocation per 128 reads), which would break the
+    /// allocation-free hit.
+    pub fn track_evictions(mut self, track: bool) -> Self {
+        self.track_evictions = track;
+        self
+    }
+
+    /// Receives every tier and operation event, with request ids correlating them. It is
+    /// called inline on the caller's task: keep it short and non-blocking.
+    pub fn event_handler(mut self, handler: impl Fn(&CacheEvent) + Send + Sync + 'static) -> Self {
+        self.handler = Some(Arc::new(handler));
+        self
     }
 
     /// The cache's name in stats and events (`"default"` if not set).
@@ -231,28 +313,59 @@ where
     /// [`ErrorKind::Config`] when a setting cannot work, such as a zero TTL.
     pub fn build(self) -> Result<Cache<K, V>, Error> {
         let clock = self.clock;
+        let name: Arc<str> = self.name.unwrap_or_else(|| "default".to_string()).into();
+        let track_evictions = self.telemetry && (self.track_evictions || self.handler.is_some());
+        let telemetry = Arc::new(Telemetry::new(name, self.telemetry, self.handler));
         let levels = std::iter::once(self.l1)
             .chain(self.fallbacks)
             .enumerate()
-            .map(|(depth, spec)| spec.build(depth, &clock))
+            .map(|(depth, spec)| spec.build(depth, &clock, &telemetry, track_evictions))
             .collect::<Result<Box<[_]>, _>>()?;
+        let refresher = match self.time_to_refresh {
+            Some(config) => Some(Refresher::new(check_refresh(config, &levels)?)),
+            None => None,
+        };
         let l1_judges_expiry = match &levels[0].tier {
             TierHandle::Memory(memory) => !(clock.is_system() && memory.clock().is_system()),
             TierHandle::Dyn(_) => true,
         };
         let inner = Inner {
-            l1_judges_expiry,
-            name: self.name.unwrap_or_else(|| "default".to_string()).into(),
             clock,
             strict: self.strict,
             levels,
             generations: Generations::new(),
-            counters: CacheCounters::default(),
+            telemetry,
+            l1_judges_expiry,
+            coalescer: self.stampede_protection.then(Coalescer::new),
+            refresher,
         };
         Ok(Cache {
             inner: Arc::new(inner),
         })
     }
+}
+
+/// A refresh must have something to refresh from and a chance to run before expiry.
+fn check_refresh<K, V>(
+    config: TimeToRefresh<K, V>,
+    levels: &[Level<K, V>],
+) -> Result<TimeToRefresh<K, V>, Error> {
+    let invalid = |message: String| Err(Error::new(ErrorKind::Config, message));
+    if config.after.is_zero() {
+        return invalid("time_to_refresh is zero: every hit would start a refresh".into());
+    }
+    if levels.len() < 2 && config.reload.is_none() {
+        return invalid(
+            "time_to_refresh needs a fallback tier or a refresh loader to refresh from".into(),
+        );
+    }
+    if let Some(ttl) = levels[0].ttl.filter(|ttl| *ttl <= config.after) {
+        return invalid(format!(
+            "time_to_refresh ({:?}) must be shorter than the L1 TTL ({ttl:?})",
+            config.after
+        ));
+    }
+    Ok(config)
 }
 
 impl<K, V> fmt::Debug for CacheBuilder<K, V> {
@@ -263,6 +376,11 @@ impl<K, V> fmt::Debug for CacheBuilder<K, V> {
             .field("strict", &self.strict)
             .field("l1", &self.l1)
             .field("fallbacks", &self.fallbacks)
+            .field("stampede_protection", &self.stampede_protection)
+            .field("time_to_refresh", &self.time_to_refresh)
+            .field("telemetry", &self.telemetry)
+            .field("event_handler", &self.handler.is_some())
+            .field("track_evictions", &self.track_evictions)
             .finish()
     }
 }

@@ -1,5 +1,6 @@
 use std::borrow::Borrow;
 use std::fmt;
+use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,8 +8,9 @@ use std::time::Duration;
 use stratacache_tier::{CacheEntry, Clock, Error};
 
 use crate::CacheBuilder;
+use crate::coalesce::Fetched;
 use crate::inner::{FirstLook, Inner};
-use crate::telemetry::{CacheStats, TierStats};
+use crate::telemetry::{CacheStats, Op, Operation, OperationOutcome, TierOutcome, TierStats};
 
 /// A multi-tier cache: one type whatever its tiers, cheap to clone, `Send + Sync`.
 ///
@@ -28,6 +30,8 @@ use crate::telemetry::{CacheStats, TierStats};
 /// - **Failures** of a tier are counted and read as misses; with
 ///   [`strict`](CacheBuilder::strict) they are returned instead. A loaded value is
 ///   always returned to its caller, even when storing it failed.
+/// - **Coalescing** (with [`stampede_protection`](CacheBuilder::stampede_protection)):
+///   concurrent misses of one key share one lookup and one load, and its result.
 ///
 /// ```
 /// use std::time::Duration;
@@ -73,13 +77,39 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let start = match self.inner.first_look(key) {
-            FirstLook::Hit(value) => return Ok(Some(value)),
-            FirstLook::Miss => 1,
-            FirstLook::Deferred => 0,
+        let inner = &self.inner;
+        let mut op = inner.telemetry.start(Operation::Get);
+        let look = inner.first_look(key, &op);
+        if let FirstLook::Hit(value) = look {
+            inner.telemetry.finish(&op, OperationOutcome::Hit);
+            return Ok(Some(value));
+        }
+        let fetched = inner
+            .fetch(
+                &key.to_owned(),
+                look.next_level(),
+                no_loader::<V>(),
+                &mut op,
+            )
+            .await;
+        self.finish(&op, fetched)
+    }
+
+    /// Ends an operation of the `get` and loader family from what the miss path found.
+    pub(crate) fn finish(
+        &self,
+        op: &Op,
+        fetched: Result<Fetched<V>, Error>,
+    ) -> Result<Option<V>, Error> {
+        let (outcome, result) = match fetched {
+            Ok(Fetched::Hit(value)) => (OperationOutcome::Hit, Ok(Some(value))),
+            Ok(Fetched::Loaded(value)) => (OperationOutcome::Loaded, Ok(Some(value))),
+            Ok(Fetched::Miss) => (OperationOutcome::Miss, Ok(None)),
+            Ok(Fetched::LoadedNothing) => (OperationOutcome::LoadedNothing, Ok(None)),
+            Err(error) => (OperationOutcome::Error(error.kind()), Err(error)),
         };
-        let entry = self.inner.look_from(&key.to_owned(), start).await?;
-        Ok(entry.map(CacheEntry::into_value))
+        self.inner.telemetry.finish(op, outcome);
+        result
     }
 
     /// The entry under `key` with its timestamps, if a tier holds a live one.
@@ -88,7 +118,15 @@ where
     ///
     /// Only with [`strict`](CacheBuilder::strict): the first tier failure.
     pub async fn get_entry(&self, key: &K) -> Result<Option<CacheEntry<V>>, Error> {
-        self.inner.look_from(key, 0).await
+        let op = self.inner.telemetry.start(Operation::Get);
+        let found = self.inner.look_from(key, 0, &op).await;
+        let outcome = match &found {
+            Ok(Some(_)) => OperationOutcome::Hit,
+            Ok(None) => OperationOutcome::Miss,
+            Err(error) => OperationOutcome::Error(error.kind()),
+        };
+        self.inner.telemetry.finish(&op, outcome);
+        found
     }
 
     /// Whether a tier holds a live entry for `key`. Nothing is promoted.
@@ -101,20 +139,49 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
+        let inner = &*self.inner;
+        let op = inner.telemetry.start(Operation::Contains);
         let key = key.to_owned();
-        for level in &*self.inner.levels {
+        let mut result = Ok(false);
+        for level in &*inner.levels {
+            let stopwatch = op.stopwatch();
             match level.get(&key).await {
-                Ok(Some(entry)) if !entry.is_expired(self.inner.clock.now()) => return Ok(true),
-                Ok(_) => {}
+                Ok(Some(entry)) if !entry.is_expired(inner.clock.now()) => {
+                    inner.telemetry.tier(
+                        &op,
+                        &level.name,
+                        &level.counters,
+                        TierOutcome::Hit,
+                        stopwatch,
+                    );
+                    result = Ok(true);
+                    break;
+                }
+                Ok(_) => {
+                    inner.telemetry.tier(
+                        &op,
+                        &level.name,
+                        &level.counters,
+                        TierOutcome::Miss,
+                        stopwatch,
+                    );
+                }
                 Err(error) => {
-                    self.inner.tier_failed(level, &error);
-                    if self.inner.strict {
-                        return Err(error);
+                    inner.tier_failed(level, &error, &op, stopwatch);
+                    if inner.strict {
+                        result = Err(error);
+                        break;
                     }
                 }
             }
         }
-        Ok(false)
+        let outcome = match &result {
+            Ok(true) => OperationOutcome::Hit,
+            Ok(false) => OperationOutcome::Miss,
+            Err(error) => OperationOutcome::Error(error.kind()),
+        };
+        inner.telemetry.finish(&op, outcome);
+        result
     }
 
     /// Stores `value` under `key` in every tier, lowest first, each with its own TTL.
@@ -138,10 +205,16 @@ where
 
     async fn insert_entry(&self, key: K, value: V, ttl: Option<Duration>) -> Result<(), Error> {
         let inner = &*self.inner;
-        let _write = inner.generations.write(&key);
-        let now = inner.clock.now();
-        let entry = CacheEntry::new(value, now, ttl);
-        inner.store_in(&inner.levels, &key, &entry, now).await
+        let op = inner.telemetry.start(Operation::Insert);
+        let result = {
+            let _write = inner.generations.write(&key);
+            let now = inner.clock.now();
+            let entry = CacheEntry::new(value, now, ttl);
+            inner
+                .store_in(&inner.levels, &key, &entry, now, TierOutcome::Inserted, &op)
+                .await
+        };
+        self.finish_write(&op, result)
     }
 
     /// Removes `key` from every tier, L1 first.
@@ -156,9 +229,13 @@ where
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         let inner = &*self.inner;
+        let op = inner.telemetry.start(Operation::Invalidate);
         let key = key.to_owned();
-        let _write = inner.generations.write(&key);
-        inner.remove_from(&inner.levels, &key).await
+        let result = {
+            let _write = inner.generations.write(&key);
+            inner.remove_from(&inner.levels, &key, &op).await
+        };
+        self.finish_write(&op, result)
     }
 
     /// Removes every entry of this cache from every tier, L1 first.
@@ -169,18 +246,32 @@ where
     /// is still tried).
     pub async fn clear(&self) -> Result<(), Error> {
         let inner = &*self.inner;
-        let _write = inner.generations.write_all();
+        let op = inner.telemetry.start(Operation::Clear);
         let mut first_error = None;
-        for level in &*inner.levels {
-            if let Err(error) = level.clear().await {
-                inner.tier_failed(level, &error);
-                first_error.get_or_insert(error);
+        {
+            let _write = inner.generations.write_all();
+            for level in &*inner.levels {
+                let stopwatch = op.stopwatch();
+                if let Err(error) = level.clear().await {
+                    inner.tier_failed(level, &error, &op, stopwatch);
+                    first_error.get_or_insert(error);
+                }
             }
         }
-        match first_error {
+        let result = match first_error {
             Some(error) if inner.strict => Err(error),
             _ => Ok(()),
-        }
+        };
+        self.finish_write(&op, result)
+    }
+
+    fn finish_write(&self, op: &Op, result: Result<(), Error>) -> Result<(), Error> {
+        let outcome = match &result {
+            Ok(()) => OperationOutcome::Done,
+            Err(error) => OperationOutcome::Error(error.kind()),
+        };
+        self.inner.telemetry.finish(op, outcome);
+        result
     }
 
     /// A snapshot of the cache's counters.
@@ -192,7 +283,7 @@ where
             .iter()
             .map(|level| TierStats::read(&level.name, &level.counters))
             .collect();
-        CacheStats::read(tiers, &self.inner.counters)
+        CacheStats::read(tiers, &self.inner.telemetry.counters)
     }
 
     /// How many entries L1 holds, when it can tell.
@@ -200,13 +291,46 @@ where
     pub fn l1_len(&self) -> Option<u64> {
         self.inner.levels[0].len()
     }
+
+    /// Runs `loader` for the loader family: see [`get_or_insert`](Self::get_or_insert).
+    pub(crate) async fn load<Q, F, Fut>(
+        &self,
+        operation: Operation,
+        key: &Q,
+        loader: F,
+    ) -> Result<Option<V>, Error>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: FnOnce() -> Fut + Send,
+        Fut: Future<Output = Result<Option<V>, Error>> + Send,
+    {
+        let inner = &self.inner;
+        let mut op = inner.telemetry.start(operation);
+        let look = inner.first_look(key, &op);
+        if let FirstLook::Hit(value) = look {
+            inner.telemetry.finish(&op, OperationOutcome::Hit);
+            return Ok(Some(value));
+        }
+        let fetched = inner
+            .fetch(&key.to_owned(), look.next_level(), Some(loader), &mut op)
+            .await;
+        self.finish(&op, fetched)
+    }
+}
+
+/// The loader of a plain `get`: none.
+type NoLoader<V> = fn() -> std::future::Ready<Result<Option<V>, Error>>;
+
+const fn no_loader<V>() -> Option<NoLoader<V>> {
+    None
 }
 
 impl<K, V> Cache<K, V> {
     /// The cache's name (`"default"` unless named).
     #[must_use]
     pub fn name(&self) -> &str {
-        &self.inner.name
+        &self.inner.telemetry.cache
     }
 
     /// The clock the cache reads.
@@ -233,9 +357,14 @@ impl<K, V> Clone for Cache<K, V> {
 impl<K, V> fmt::Debug for Cache<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cache")
-            .field("name", &self.inner.name)
+            .field("name", &self.name())
             .field("tiers", &self.tier_names())
             .field("strict", &self.inner.strict)
+            .field("stampede_protection", &self.inner.coalescer.is_some())
+            .field(
+                "time_to_refresh",
+                &self.inner.refresher.as_ref().map(|r| r.after),
+            )
             .finish_non_exhaustive()
     }
 }

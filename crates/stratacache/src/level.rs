@@ -26,7 +26,7 @@ pub(crate) struct Level<K, V> {
     pub(crate) insert_policy: InsertPolicy<V>,
     /// Whether hits here are copied into the levels above (unused on L1).
     pub(crate) promotion: PromotionPolicy<V>,
-    pub(crate) counters: TierCounters,
+    pub(crate) counters: Arc<TierCounters>,
 }
 
 impl<K, V> Level<K, V>
@@ -103,7 +103,7 @@ mod tests {
             ttl,
             insert_policy: InsertPolicy::always(),
             promotion: PromotionPolicy::always(),
-            counters: TierCounters::default(),
+            counters: Arc::default(),
         }
     }
 

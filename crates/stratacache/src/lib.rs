@@ -44,6 +44,7 @@
 
 mod builder;
 mod cache;
+mod coalesce;
 mod erased;
 mod fallback;
 mod generation;
@@ -51,14 +52,16 @@ mod inner;
 mod level;
 mod load;
 mod policy;
+mod refresh;
 pub mod telemetry;
 
 pub use builder::CacheBuilder;
 pub use cache::Cache;
 pub use fallback::Fallback;
 pub use policy::{InsertPolicy, PromotionPolicy};
+pub use refresh::{RefreshTask, TimeToRefresh};
 pub use stratacache_memory::{EvictionCause, MemoryTier, MemoryTierBuilder};
 #[cfg(feature = "test-util")]
 pub use stratacache_tier::mock;
 pub use stratacache_tier::{BoxError, CacheEntry, CacheTier, Clock, Error, ErrorKind, FrozenClock};
-pub use telemetry::{CacheStats, TierStats};
+pub use telemetry::{CacheEvent, CacheStats, TierStats};

@@ -4,11 +4,10 @@ use std::borrow::Borrow;
 use std::future::Future;
 use std::hash::Hash;
 
-use stratacache_tier::{BoxError, CacheEntry, Error, ErrorKind};
+use stratacache_tier::{BoxError, Error, ErrorKind};
 
 use crate::Cache;
-use crate::inner::FirstLook;
-use crate::telemetry::bump;
+use crate::telemetry::Operation;
 
 impl<K, V> Cache<K, V>
 where
@@ -17,6 +16,11 @@ where
 {
     /// The value under `key`, or the one `loader` produces, which is then stored in every
     /// tier.
+    ///
+    /// With [`stampede_protection`](crate::CacheBuilder::stampede_protection), concurrent
+    /// callers for one key run one loader and all get its value. If the caller running it
+    /// is dropped, its load is cancelled and one of the waiting callers runs its own
+    /// loader instead: waiters never hang.
     ///
     /// # Errors
     ///
@@ -31,13 +35,15 @@ where
         Fut: Future<Output = V> + Send,
     {
         let loaded = self
-            .load(key, || async move { Ok(Some(loader().await)) })
+            .load(Operation::GetOrInsert, key, || async move {
+                Ok(Some(loader().await))
+            })
             .await?;
-        Ok(loaded.expect("an infallible loader always produces a value"))
+        loaded.ok_or_else(|| Error::new(ErrorKind::Other, "an infallible loader produced no value"))
     }
 
     /// Like [`get_or_insert`](Self::get_or_insert) with a loader that can fail; on failure
-    /// nothing is stored.
+    /// nothing is stored. With stampede protection, every waiter gets the same error.
     ///
     /// # Errors
     ///
@@ -52,14 +58,14 @@ where
         E: Into<BoxError>,
     {
         let loaded = self
-            .load(key, || async move {
+            .load(Operation::TryGetOrInsert, key, || async move {
                 match loader().await {
                     Ok(value) => Ok(Some(value)),
                     Err(error) => Err(Error::from_source(ErrorKind::Loader, error)),
                 }
             })
             .await?;
-        Ok(loaded.expect("a loader that succeeded produced a value"))
+        loaded.ok_or_else(|| Error::new(ErrorKind::Other, "a successful loader produced no value"))
     }
 
     /// Like [`get_or_insert`](Self::get_or_insert) with a loader that may find nothing;
@@ -79,42 +85,9 @@ where
         F: FnOnce() -> Fut + Send,
         Fut: Future<Output = Option<V>> + Send,
     {
-        self.load(key, || async move { Ok(loader().await) }).await
-    }
-
-    /// The one path of the loader family: L1 at once, then the lower tiers, then the
-    /// loader, whose value (if any) is stored unless a write raced with it.
-    async fn load<Q, F, Fut>(&self, key: &Q, loader: F) -> Result<Option<V>, Error>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
-        F: FnOnce() -> Fut + Send,
-        Fut: Future<Output = Result<Option<V>, Error>> + Send,
-    {
-        let inner = &*self.inner;
-        let start = match inner.first_look(key) {
-            FirstLook::Hit(value) => return Ok(Some(value)),
-            FirstLook::Miss => 1,
-            FirstLook::Deferred => 0,
-        };
-        let key = key.to_owned();
-        // Taken before the lookup: a write during the lookup or the load keeps the
-        // loaded value out of the cache.
-        let ticket = inner.generations.ticket(&key);
-        if let Some(entry) = inner.look_from(&key, start).await? {
-            return Ok(Some(CacheEntry::into_value(entry)));
-        }
-        bump(&inner.counters.loads);
-        match loader().await {
-            Ok(Some(value)) => {
-                inner.store_loaded(&key, &value, ticket).await;
-                Ok(Some(value))
-            }
-            Ok(None) => Ok(None),
-            Err(error) => {
-                bump(&inner.counters.load_errors);
-                Err(error)
-            }
-        }
+        self.load(Operation::OptionallyGetOrInsert, key, || async move {
+            Ok(loader().await)
+        })
+        .await
     }
 }

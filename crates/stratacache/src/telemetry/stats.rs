@@ -7,6 +7,8 @@ pub(crate) struct TierCounters {
     pub(crate) hits: AtomicU64,
     pub(crate) misses: AtomicU64,
     pub(crate) expired: AtomicU64,
+    pub(crate) refresh_hits: AtomicU64,
+    pub(crate) refresh_misses: AtomicU64,
     pub(crate) inserts: AtomicU64,
     pub(crate) insert_rejections: AtomicU64,
     pub(crate) invalidations: AtomicU64,
@@ -45,13 +47,18 @@ pub struct TierStats {
     pub misses: u64,
     /// Lookups that found an entry past its TTL (counted apart from misses).
     pub expired: u64,
+    /// Background refreshes that found a newer entry here (or stored a reloaded one).
+    pub refresh_hits: u64,
+    /// Background refreshes that found nothing newer here.
+    pub refresh_misses: u64,
     /// Entries stored (inserts, loads and promotions).
     pub inserts: u64,
     /// Entries its insert policy declined.
     pub insert_rejections: u64,
     /// Entries removed by `invalidate`.
     pub invalidations: u64,
-    /// Entries the tier dropped on its own (capacity or expiry), where it reports them.
+    /// Entries the tier dropped on its own (capacity or expiry): memory tiers built by
+    /// the cache, with [`track_evictions`](crate::CacheBuilder::track_evictions).
     pub evictions: u64,
     /// Calls that failed.
     pub errors: u64,
@@ -70,6 +77,8 @@ impl TierStats {
             hits: read(&counters.hits),
             misses: read(&counters.misses),
             expired: read(&counters.expired),
+            refresh_hits: read(&counters.refresh_hits),
+            refresh_misses: read(&counters.refresh_misses),
             inserts: read(&counters.inserts),
             insert_rejections: read(&counters.insert_rejections),
             invalidations: read(&counters.invalidations),

@@ -1,0 +1,246 @@
+//! Where counters, tracing events and the event handler are fed from.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tracing::Level;
+
+use super::event::{
+    CacheEvent, Operation, OperationEvent, OperationOutcome, TierEvent, TierOutcome,
+};
+use super::names::TARGET;
+use super::stats::{CacheCounters, TierCounters, bump};
+
+/// A typed event handler, as [`CacheBuilder::event_handler`](crate::CacheBuilder::event_handler) takes it.
+pub(crate) type Handler = Arc<dyn Fn(&CacheEvent) + Send + Sync>;
+
+/// The telemetry of one cache.
+pub(crate) struct Telemetry {
+    pub(crate) cache: Arc<str>,
+    pub(crate) counters: CacheCounters,
+    counting: bool,
+    handler: Option<Handler>,
+    next_request: AtomicU64,
+}
+
+/// One operation in progress, as telemetry sees it. Timing and request ids are only
+/// taken when someone listens (a handler, or a tracing subscriber at `DEBUG`), so that
+/// an unobserved hit costs a branch and a counter.
+pub(crate) struct Op {
+    pub(crate) operation: Operation,
+    pub(crate) request_id: u64,
+    started: Option<Instant>,
+    pub(crate) coalesced: bool,
+}
+
+impl Op {
+    #[inline]
+    pub(crate) fn listening(&self) -> bool {
+        self.started.is_some()
+    }
+
+    /// Starts a stopwatch for a tier call, when someone listens.
+    #[inline]
+    pub(crate) fn stopwatch(&self) -> Option<Instant> {
+        self.started.map(|_| Instant::now())
+    }
+}
+
+macro_rules! tier_event {
+    ($name:expr, $level:expr, $event:expr, $error_kind:expr) => {
+        tracing::event!(
+            name: $name,
+            target: TARGET,
+            $level,
+            cache = &*$event.cache,
+            tier = &*$event.tier,
+            operation = $event.operation.as_str(),
+            outcome = $event.outcome.as_str(),
+            duration_ns = $event.duration.map(nanos),
+            request_id = $event.request_id,
+            error_kind = $error_kind,
+        )
+    };
+}
+
+impl Telemetry {
+    pub(crate) fn new(cache: Arc<str>, counting: bool, handler: Option<Handler>) -> Self {
+        Self {
+            cache,
+            counters: CacheCounters::default(),
+            counting,
+            handler,
+            next_request: AtomicU64::new(1),
+        }
+    }
+
+    /// Begins an operation.
+    #[inline]
+    pub(crate) fn start(&self, operation: Operation) -> Op {
+        let listening = self.counting
+            && (self.handler.is_some() || tracing::enabled!(target: TARGET, Level::DEBUG));
+        if listening {
+            Op {
+                operation,
+                request_id: self.next_request.fetch_add(1, Ordering::Relaxed),
+                started: Some(Instant::now()),
+                coalesced: false,
+            }
+        } else {
+            Op {
+                operation,
+                request_id: 0,
+                started: None,
+                coalesced: false,
+            }
+        }
+    }
+
+    /// Counts a cache-wide counter.
+    #[inline]
+    pub(crate) fn count(&self, counter: impl FnOnce(&CacheCounters) -> &AtomicU64) {
+        if self.counting {
+            bump(counter(&self.counters));
+        }
+    }
+
+    /// Records what happened at one tier.
+    #[inline]
+    pub(crate) fn tier(
+        &self,
+        op: &Op,
+        tier: &Arc<str>,
+        counters: &TierCounters,
+        outcome: TierOutcome,
+        stopwatch: Option<Instant>,
+    ) {
+        if !self.counting {
+            return;
+        }
+        bump(match outcome {
+            TierOutcome::Hit => &counters.hits,
+            TierOutcome::Miss => &counters.misses,
+            TierOutcome::Expired => &counters.expired,
+            TierOutcome::RefreshHit => &counters.refresh_hits,
+            TierOutcome::RefreshMiss => &counters.refresh_misses,
+            TierOutcome::Inserted | TierOutcome::Promoted => &counters.inserts,
+            TierOutcome::InsertRejected => &counters.insert_rejections,
+            TierOutcome::Invalidated => &counters.invalidations,
+            TierOutcome::Evicted => &counters.evictions,
+            TierOutcome::Error(_) => &counters.errors,
+        });
+        let is_error = matches!(outcome, TierOutcome::Error(_));
+        if op.listening() || (is_error && tracing::enabled!(target: TARGET, Level::WARN)) {
+            self.emit_tier(TierEvent {
+                request_id: op.request_id,
+                cache: Arc::clone(&self.cache),
+                tier: Arc::clone(tier),
+                operation: op.operation,
+                outcome,
+                duration: stopwatch.map(|started| started.elapsed()),
+            });
+        }
+    }
+
+    #[cold]
+    fn emit_tier(&self, event: TierEvent) {
+        match event.outcome {
+            TierOutcome::Hit => tier_event!(super::names::TIER_HIT, Level::DEBUG, event, ""),
+            TierOutcome::Miss => tier_event!(super::names::TIER_MISS, Level::DEBUG, event, ""),
+            TierOutcome::Expired => {
+                tier_event!(super::names::TIER_EXPIRED, Level::DEBUG, event, "");
+            }
+            TierOutcome::RefreshHit => {
+                tier_event!(super::names::TIER_REFRESH_HIT, Level::DEBUG, event, "");
+            }
+            TierOutcome::RefreshMiss => {
+                tier_event!(super::names::TIER_REFRESH_MISS, Level::DEBUG, event, "");
+            }
+            TierOutcome::Inserted => {
+                tier_event!(super::names::TIER_INSERTED, Level::DEBUG, event, "");
+            }
+            TierOutcome::Promoted => {
+                tier_event!(super::names::TIER_PROMOTED, Level::DEBUG, event, "");
+            }
+            TierOutcome::InsertRejected => {
+                tier_event!(super::names::TIER_INSERT_REJECTED, Level::DEBUG, event, "");
+            }
+            TierOutcome::Invalidated => {
+                tier_event!(super::names::TIER_INVALIDATED, Level::DEBUG, event, "");
+            }
+            TierOutcome::Evicted => {
+                tier_event!(super::names::TIER_EVICTED, Level::DEBUG, event, "");
+            }
+            TierOutcome::Error(kind) => {
+                tier_event!(super::names::TIER_ERROR, Level::WARN, event, kind.as_str());
+            }
+        }
+        if let Some(handler) = &self.handler {
+            handler(&CacheEvent::Tier(event));
+        }
+    }
+
+    /// Records a tier dropping an entry on its own, outside any operation.
+    pub(crate) fn evicted(&self, tier: &Arc<str>, counters: &TierCounters) {
+        let op = self.start(Operation::Housekeeping);
+        self.tier(
+            &Op {
+                request_id: 0,
+                ..op
+            },
+            tier,
+            counters,
+            TierOutcome::Evicted,
+            None,
+        );
+    }
+
+    /// Ends an operation.
+    #[inline]
+    pub(crate) fn finish(&self, op: &Op, outcome: OperationOutcome) {
+        if let Some(started) = op.started {
+            self.emit_operation(OperationEvent {
+                request_id: op.request_id,
+                cache: Arc::clone(&self.cache),
+                operation: op.operation,
+                outcome,
+                duration: started.elapsed(),
+                coalesced: op.coalesced,
+            });
+        }
+    }
+
+    #[cold]
+    fn emit_operation(&self, event: OperationEvent) {
+        tracing::event!(
+            name: super::names::OPERATION,
+            target: TARGET,
+            Level::DEBUG,
+            cache = &*event.cache,
+            operation = event.operation.as_str(),
+            outcome = event.outcome.as_str(),
+            duration_ns = nanos(event.duration),
+            coalesced = event.coalesced,
+            request_id = event.request_id,
+        );
+        if let Some(handler) = &self.handler {
+            handler(&CacheEvent::Operation(event));
+        }
+    }
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("cache", &self.cache)
+            .field("counting", &self.counting)
+            .field("handler", &self.handler.is_some())
+            .finish_non_exhaustive()
+    }
+}
