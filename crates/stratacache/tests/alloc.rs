@@ -97,6 +97,19 @@ fn l1_hits_allocate_nothing() {
         .unwrap();
     assert_hits_do_not_allocate(&by_name, "alice");
 
+    // Stampede protection and time-to-refresh add nothing to a hit.
+    let protected: Cache<u64, u64> = Cache::builder()
+        .stampede_protection()
+        .ttl(std::time::Duration::from_secs(600))
+        .time_to_refresh(stratacache::TimeToRefresh::new(
+            std::time::Duration::from_secs(300),
+        ))
+        .fallback(Fallback::memory())
+        .build()
+        .unwrap();
+    runtime.block_on(protected.insert(1, 10)).unwrap();
+    assert_hits_do_not_allocate(&protected, &1);
+
     // The loader family's hit path is the same.
     let allocations = allocations_during(|| {
         for _ in 0..READS {

@@ -1,0 +1,230 @@
+//! Time-to-refresh, driven by a frozen clock and a test-owned spawner.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use stratacache::{
+    Cache, CacheEntry, ErrorKind, Fallback, FrozenClock, RefreshTask, TimeToRefresh,
+};
+use stratacache_tier::CacheTier;
+use stratacache_tier::mock::{MockTier, TierOp};
+
+const SEC: Duration = Duration::from_secs(1);
+
+/// Refresh tasks queued by the cache, run when the test says so.
+#[derive(Clone, Default)]
+struct Queue(Arc<Mutex<Vec<RefreshTask>>>);
+
+impl Queue {
+    fn refresh(&self) -> TimeToRefresh<u32, String> {
+        let queue = self.clone();
+        TimeToRefresh::new(10 * SEC).spawner(move |task| queue.0.lock().unwrap().push(task))
+    }
+
+    fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    async fn run(&self) {
+        let tasks: Vec<_> = self.0.lock().unwrap().drain(..).collect();
+        for task in tasks {
+            task.await;
+        }
+    }
+}
+
+fn cache(clock: &FrozenClock, l2: &MockTier<u32, String>, queue: &Queue) -> Cache<u32, String> {
+    Cache::builder()
+        .clock(clock)
+        .ttl(60 * SEC)
+        .time_to_refresh(queue.refresh())
+        .fallback(Fallback::tier(l2.clone()))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn stale_hit_is_served_at_once_and_refreshed_once() {
+    let clock = FrozenClock::new();
+    let (l2, queue) = (MockTier::new(), Queue::default());
+    let cache = cache(&clock, &l2, &queue);
+    cache.insert(1, "old".into()).await.unwrap();
+
+    clock.advance(9 * SEC);
+    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("old"));
+    assert_eq!(queue.len(), 0, "younger than its time-to-refresh");
+
+    clock.advance(SEC);
+    for _ in 0..5 {
+        assert_eq!(
+            cache.get(&1).await.unwrap().as_deref(),
+            Some("old"),
+            "served stale at once"
+        );
+    }
+    assert_eq!(queue.len(), 1, "five stale reads start one refresh");
+    assert_eq!(cache.stats().refreshes_started, 1);
+
+    // Meanwhile another instance wrote a newer value to L2.
+    l2.insert(1, CacheEntry::new("new".into(), clock.now(), None))
+        .await
+        .unwrap();
+    queue.run().await;
+    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("new"));
+    assert_eq!(cache.stats().tiers[1].refresh_hits, 1);
+
+    // The next refresh comes when the new value reaches its own time-to-refresh.
+    clock.advance(9 * SEC);
+    cache.get(&1).await.unwrap();
+    assert_eq!(queue.len(), 0);
+    clock.advance(SEC);
+    cache.get(&1).await.unwrap();
+    assert_eq!(queue.len(), 1);
+}
+
+#[tokio::test]
+async fn refresh_that_finds_the_same_stale_value_does_not_storm() {
+    let clock = FrozenClock::new();
+    let (l2, queue) = (MockTier::new(), Queue::default());
+    let cache = cache(&clock, &l2, &queue);
+    cache.insert(1, "v".into()).await.unwrap(); // L2 holds a copy exactly as old as L1's
+    clock.advance(10 * SEC);
+    for _ in 0..5 {
+        cache.get(&1).await.unwrap();
+    }
+    assert_eq!(queue.len(), 1);
+    queue.run().await;
+    assert_eq!(cache.stats().tiers[1].refresh_misses, 1);
+
+    for _ in 0..5 {
+        assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("v"));
+    }
+    assert_eq!(
+        queue.len(),
+        0,
+        "no refresh storm after a refresh that found nothing newer"
+    );
+    clock.advance(9 * SEC);
+    cache.get(&1).await.unwrap();
+    assert_eq!(queue.len(), 0);
+    clock.advance(SEC);
+    cache.get(&1).await.unwrap();
+    assert_eq!(
+        queue.len(),
+        1,
+        "the next attempt one time-to-refresh after the last"
+    );
+    assert_eq!(l2.count(TierOp::Get), 1, "only the refresh itself read L2");
+}
+
+#[tokio::test]
+async fn failed_refresh_keeps_the_old_value_until_its_ttl() {
+    let clock = FrozenClock::new();
+    let (l2, queue) = (MockTier::new(), Queue::default());
+    let cache = cache(&clock, &l2, &queue);
+    cache.insert(1, "v".into()).await.unwrap();
+    l2.fail(TierOp::Get, ErrorKind::Unavailable);
+    clock.advance(10 * SEC);
+    cache.get(&1).await.unwrap();
+    queue.run().await;
+    let stats = cache.stats();
+    assert_eq!((stats.refreshes_started, stats.refreshes_failed), (1, 1));
+    clock.advance(49 * SEC);
+    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("v"));
+    clock.advance(SEC);
+    assert_eq!(
+        cache.get(&1).await.unwrap(),
+        None,
+        "gone at its TTL; L2 is still down"
+    );
+}
+
+#[tokio::test]
+async fn refresh_loader_reloads_a_single_tier_cache() {
+    let clock = FrozenClock::new();
+    let queue = Queue::default();
+    let version = Arc::new(Mutex::new(1));
+    let cache: Cache<u32, String> = Cache::builder()
+        .clock(&clock)
+        .ttl(60 * SEC)
+        .time_to_refresh(queue.refresh().loader({
+            let version = Arc::clone(&version);
+            move |key| {
+                let version = *version.lock().unwrap();
+                async move { Ok::<_, std::io::Error>(Some(format!("{key} v{version}"))) }
+            }
+        }))
+        .build()
+        .unwrap();
+    let loaded = cache
+        .get_or_insert(&7, || async { "7 v1".to_string() })
+        .await
+        .unwrap();
+    assert_eq!(loaded, "7 v1");
+    *version.lock().unwrap() = 2;
+    clock.advance(10 * SEC);
+    assert_eq!(cache.get(&7).await.unwrap().as_deref(), Some("7 v1"));
+    queue.run().await;
+    assert_eq!(cache.get(&7).await.unwrap().as_deref(), Some("7 v2"));
+    let stats = cache.stats();
+    assert_eq!((stats.loads, stats.refreshes_failed), (2, 0));
+}
+
+#[tokio::test]
+async fn default_spawner_refreshes_on_the_tokio_runtime() {
+    let clock = FrozenClock::new();
+    let l2 = MockTier::new();
+    let cache: Cache<u32, String> = Cache::builder()
+        .clock(&clock)
+        .ttl(60 * SEC)
+        .time_to_refresh(TimeToRefresh::new(10 * SEC))
+        .fallback(Fallback::tier(l2.clone()))
+        .build()
+        .unwrap();
+    cache.insert(1, "old".into()).await.unwrap();
+    clock.advance(10 * SEC);
+    l2.insert(1, CacheEntry::new("new".into(), clock.now(), None))
+        .await
+        .unwrap();
+    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("old"));
+    for _ in 0..100 {
+        if cache.stats().tiers[1].refresh_hits == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("new"));
+}
+
+#[test]
+fn refresh_settings_that_cannot_work_are_rejected() {
+    let too_late = Cache::<u32, String>::builder()
+        .ttl(10 * SEC)
+        .time_to_refresh(TimeToRefresh::new(10 * SEC))
+        .fallback(Fallback::memory())
+        .build()
+        .unwrap_err();
+    assert_eq!(too_late.kind(), ErrorKind::Config);
+    let nothing_to_refresh_from = Cache::<u32, String>::builder()
+        .time_to_refresh(TimeToRefresh::new(10 * SEC))
+        .build()
+        .unwrap_err();
+    assert_eq!(nothing_to_refresh_from.kind(), ErrorKind::Config);
+}
+
+#[test]
+fn outside_a_runtime_a_refresh_fails_visibly_and_the_value_is_still_served() {
+    let clock = FrozenClock::new();
+    let cache: Cache<u32, String> = Cache::builder()
+        .clock(&clock)
+        .time_to_refresh(TimeToRefresh::new(10 * SEC))
+        .fallback(Fallback::memory())
+        .build()
+        .unwrap();
+    futures::executor::block_on(async {
+        cache.insert(1, "v".into()).await.unwrap();
+        clock.advance(10 * SEC);
+        assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("v"));
+    });
+    assert_eq!(cache.stats().refreshes_failed, 1);
+}
