@@ -14,6 +14,8 @@ use crate::refresh::Refresher;
 use crate::telemetry::{CacheEvent, Handler, Telemetry, TierCounters};
 use crate::{Cache, Fallback, InsertPolicy, PromotionPolicy, TimeToRefresh};
 
+type BuildWithClock<K, V> = Box<dyn FnOnce(&Clock) -> TierHandle<K, V> + Send>;
+
 type ConfigureMemory<K, V> =
     Box<dyn FnOnce(MemoryTierBuilder<K, V>) -> MemoryTierBuilder<K, V> + Send>;
 
@@ -21,6 +23,12 @@ type ConfigureMemory<K, V> =
 pub(crate) enum Storage<K, V> {
     /// A memory tier, built with the cache's clock once that is known.
     Memory(ConfigureMemory<K, V>),
+    /// A tier that needs the cache's clock, built once that is known.
+    #[cfg_attr(
+        not(feature = "serialize"),
+        expect(dead_code, reason = "only remote tiers need it")
+    )]
+    WithClock(BuildWithClock<K, V>),
     Tier(TierHandle<K, V>),
 }
 
@@ -70,6 +78,7 @@ where
                 TierHandle::Memory(builder.build())
             }
             Self::Tier(handle) => handle,
+            Self::WithClock(build) => build(clock),
         }
     }
 }
@@ -133,7 +142,7 @@ impl<K, V> fmt::Debug for LevelSpec<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let storage = match &self.storage {
             Storage::Memory(_) | Storage::Tier(TierHandle::Memory(_)) => "memory",
-            Storage::Tier(TierHandle::Dyn(_)) => "tier",
+            Storage::Tier(TierHandle::Dyn(_)) | Storage::WithClock(_) => "tier",
         };
         f.debug_struct("LevelSpec")
             .field("storage", &storage)

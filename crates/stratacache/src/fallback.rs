@@ -59,6 +59,20 @@ where
         Self::with(Storage::tier(tier))
     }
 
+    /// A bytes-level store (Redis, memcached) behind the codec boundary: see [`Remote`].
+    #[cfg(feature = "serialize")]
+    pub fn remote<S, C>(remote: crate::Remote<S, C>) -> Self
+    where
+        S: stratacache_tier::ByteStore,
+        C: crate::Codec<K> + crate::Codec<V>,
+    {
+        Self::with(Storage::WithClock(Box::new(move |clock| {
+            crate::level::TierHandle::Dyn(std::sync::Arc::new(
+                remote.into_tier::<K, V>(clock.clone()),
+            ))
+        })))
+    }
+
     fn with(storage: Storage<K, V>) -> Self {
         Self {
             spec: LevelSpec::new(storage),

@@ -6,7 +6,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use stratacache_tier::{CacheEntry, Clock, Error};
+use stratacache_tier::{CacheEntry, Clock, Error, ErrorKind};
 
 use crate::coalesce::{Coalescer, Fetched, Flight, LoaderSlot, panicked};
 use crate::generation::{Generations, Ticket};
@@ -144,7 +144,9 @@ where
                 }
                 Err(error) => {
                     self.tier_failed(level, &error, op, stopwatch);
-                    if self.strict {
+                    // Bad bytes are a miss even when strict: the tier is up, and the
+                    // entry (already deleted by the codec boundary) will be reloaded.
+                    if self.strict && error.kind() != ErrorKind::Codec {
                         return Err(error);
                     }
                 }

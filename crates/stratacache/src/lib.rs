@@ -41,10 +41,13 @@
 //! | feature     | enables                                                         |
 //! |-------------|-----------------------------------------------------------------|
 //! | `test-util` | [`mock::MockTier`] for fault injection in your own tests        |
+//! | `serialize` | the codec boundary: `Remote`, `Fallback::remote`, postcard codec |
 
 mod builder;
 mod cache;
 mod coalesce;
+#[cfg(feature = "serialize")]
+pub mod codec;
 mod erased;
 mod fallback;
 mod generation;
@@ -57,11 +60,15 @@ pub mod telemetry;
 
 pub use builder::CacheBuilder;
 pub use cache::Cache;
+#[cfg(feature = "serialize")]
+pub use codec::{Codec, Postcard, Remote};
 pub use fallback::Fallback;
 pub use policy::{InsertPolicy, PromotionPolicy};
 pub use refresh::{RefreshTask, TimeToRefresh};
 pub use stratacache_memory::{EvictionCause, MemoryTier, MemoryTierBuilder};
 #[cfg(feature = "test-util")]
 pub use stratacache_tier::mock;
-pub use stratacache_tier::{BoxError, CacheEntry, CacheTier, Clock, Error, ErrorKind, FrozenClock};
+pub use stratacache_tier::{
+    BoxError, ByteStore, CacheEntry, CacheTier, Clock, Error, ErrorKind, FrozenClock,
+};
 pub use telemetry::{CacheEvent, CacheStats, TierStats};

@@ -10,6 +10,8 @@
 //! - [`CacheEntry`]: a value with the time it was produced and its time-to-live.
 //! - [`Error`] and [`ErrorKind`]: one error type whose kind callers can match.
 //! - [`Clock`] and [`FrozenClock`]: the injectable clock every time-based decision reads.
+//! - [`ByteStore`]: the bytes-level contract of remote stores (Redis, memcached), which
+//!   the facade's codec boundary turns into a typed tier.
 //! - [`mock::MockTier`] (feature `test-util`): a tier that records calls and injects faults.
 //!
 //! # Example
@@ -35,6 +37,7 @@
 mod clock;
 mod entry;
 mod error;
+mod store;
 mod tier;
 
 #[cfg(feature = "test-util")]
@@ -43,4 +46,5 @@ pub mod mock;
 pub use clock::{Clock, FrozenClock};
 pub use entry::CacheEntry;
 pub use error::{BoxError, Error, ErrorKind};
+pub use store::ByteStore;
 pub use tier::CacheTier;

@@ -1,0 +1,115 @@
+use std::time::Duration;
+
+/// Where and how to reach Redis.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct RedisConfig {
+    pub(crate) nodes: Vec<String>,
+    pub(crate) cluster: bool,
+    pub(crate) namespace: String,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) command_timeout: Duration,
+}
+
+impl RedisConfig {
+    /// A single node at `url` (`redis://[user:password@]host:port/db`).
+    pub fn from_url(url: impl Into<String>) -> Self {
+        Self {
+            nodes: vec![url.into()],
+            cluster: false,
+            namespace: "stratacache".into(),
+            connect_timeout: Duration::from_secs(1),
+            command_timeout: Duration::from_millis(250),
+        }
+    }
+
+    /// A single node from its parts. `database` is the logical database index.
+    pub fn new(host: &str, port: u16) -> Self {
+        Self::from_url(format!("redis://{host}:{port}/"))
+    }
+
+    /// Redis Cluster, discovered from these seed nodes.
+    #[cfg(feature = "cluster")]
+    pub fn cluster<I, S>(seeds: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            nodes: seeds.into_iter().map(Into::into).collect(),
+            cluster: true,
+            ..Self::from_url("")
+        }
+    }
+
+    /// Authenticates as `username` with `password` (ACL), or with `password` only when
+    /// `username` is empty.
+    pub fn credentials(mut self, username: &str, password: &str) -> Self {
+        self.nodes = self
+            .nodes
+            .iter()
+            .map(|url| match url.split_once("://") {
+                Some((scheme, rest)) => format!("{scheme}://{username}:{password}@{rest}"),
+                None => url.clone(),
+            })
+            .collect();
+        self
+    }
+
+    /// The logical database index (single node only).
+    pub fn database(mut self, database: u32) -> Self {
+        self.nodes = self
+            .nodes
+            .iter()
+            .map(|url| {
+                let base = url.trim_end_matches('/');
+                let base = match base.rsplit_once('/') {
+                    Some((head, db)) if db.parse::<u32>().is_ok() && head.contains("://") => head,
+                    _ => base,
+                };
+                format!("{base}/{database}")
+            })
+            .collect();
+        self
+    }
+
+    /// The prefix of every key (`namespace:`): `clear` removes this namespace only.
+    /// Give each cache its own.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// How long to wait for a connection (1 s by default).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long any one command may take, reconnection included (250 ms by default).
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// The namespace.
+    #[must_use]
+    pub fn namespace_name(&self) -> &str {
+        &self.namespace
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_and_database_shape_the_url() {
+        let config = RedisConfig::new("10.0.0.1", 6380)
+            .credentials("app", "s3cret")
+            .database(4);
+        assert_eq!(config.nodes, ["redis://app:s3cret@10.0.0.1:6380/4"]);
+        let again = RedisConfig::from_url("redis://h:1/2").database(5);
+        assert_eq!(again.nodes, ["redis://h:1/5"]);
+    }
+}

@@ -1,0 +1,237 @@
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::Value;
+use stratacache_tier::{ByteStore, Error, ErrorKind};
+
+use crate::RedisConfig;
+use crate::connection::Connection;
+
+/// How many keys one `SCAN` step asks for while clearing.
+const SCAN_BATCH: usize = 500;
+
+/// A Redis [`ByteStore`]: see the [crate docs](crate).
+#[derive(Clone)]
+pub struct RedisTier {
+    connection: Connection,
+    prefix: String,
+    config: RedisConfig,
+}
+
+impl RedisTier {
+    /// A tier for `config`. Nothing is connected yet: the first command connects, and
+    /// a lost connection is re-established by itself.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for a malformed URL.
+    pub fn new(config: RedisConfig) -> Result<Self, Error> {
+        Ok(Self {
+            connection: Connection::new(&config)?,
+            prefix: format!("{}:", config.namespace),
+            config,
+        })
+    }
+
+    fn key(&self, key: &str) -> String {
+        let mut full = String::with_capacity(self.prefix.len() + key.len());
+        full.push_str(&self.prefix);
+        full.push_str(key);
+        full
+    }
+
+    fn limit(&self) -> Duration {
+        self.config.command_timeout
+    }
+
+    /// The values of many keys, in one pipelined round trip (concurrent commands in a
+    /// cluster, where a pipeline may not cross slots).
+    ///
+    /// # Errors
+    ///
+    /// As [`ByteStore::get`].
+    pub async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, Error> {
+        if self.connection.is_cluster() {
+            // A cluster pipeline must stay within one slot: ask concurrently instead.
+            return futures::future::try_join_all(keys.iter().map(|key| self.get(key))).await;
+        }
+        let mut pipeline = redis::pipe();
+        for key in keys {
+            pipeline.cmd("GET").arg(self.key(key));
+        }
+        let values: Vec<Option<Vec<u8>>> =
+            self.connection.pipeline(&pipeline, self.limit()).await?;
+        Ok(values
+            .into_iter()
+            .map(|value| value.map(Bytes::from))
+            .collect())
+    }
+
+    /// Stores many values, in one pipelined round trip (concurrent commands in a
+    /// cluster).
+    ///
+    /// # Errors
+    ///
+    /// As [`ByteStore::set`].
+    pub async fn set_many(&self, items: &[(&str, Bytes, Option<Duration>)]) -> Result<(), Error> {
+        if self.connection.is_cluster() {
+            let writes = items
+                .iter()
+                .map(|(key, value, ttl)| self.set(key, value.clone(), *ttl));
+            return futures::future::try_join_all(writes).await.map(drop);
+        }
+        let mut pipeline = redis::pipe();
+        for (key, value, ttl) in items {
+            let mut command = redis::cmd("SET");
+            set_command(&mut command, self.key(key), value, *ttl);
+            pipeline.add_command(command).ignore();
+        }
+        self.connection
+            .pipeline::<()>(&pipeline, self.limit())
+            .await
+    }
+
+    /// The time-to-live Redis holds for `key`, in milliseconds (`PTTL`): `None` when
+    /// the key is missing or has no expiry.
+    ///
+    /// # Errors
+    ///
+    /// As [`ByteStore::get`].
+    pub async fn server_ttl(&self, key: &str) -> Result<Option<Duration>, Error> {
+        let millis: i64 = self
+            .connection
+            .query(redis::cmd("PTTL").arg(self.key(key)), self.limit())
+            .await?;
+        Ok(u64::try_from(millis).ok().map(Duration::from_millis))
+    }
+
+    /// The `MATCH` pattern of this namespace, with glob characters escaped.
+    fn pattern(&self) -> String {
+        let mut pattern = String::with_capacity(self.prefix.len() + 1);
+        for character in self.prefix.chars() {
+            if matches!(character, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(character);
+        }
+        pattern.push('*');
+        pattern
+    }
+
+    /// Scans one node for this namespace and unlinks what it finds. Keys are unlinked one
+    /// command each (pipelined) so that a cluster node never sees a cross-slot command.
+    async fn clear_node(&self, connection: &Connection) -> Result<(), Error> {
+        let pattern = self.pattern();
+        let mut cursor = 0_u64;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SCAN_BATCH);
+            let (next, keys): (u64, Vec<Vec<u8>>) = connection.query(&scan, self.limit()).await?;
+            if !keys.is_empty() {
+                let mut pipeline = redis::pipe();
+                for key in keys {
+                    pipeline.cmd("UNLINK").arg(key).ignore();
+                }
+                connection.pipeline::<()>(&pipeline, self.limit()).await?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
+    /// The primaries of the cluster, from `CLUSTER NODES`.
+    async fn primaries(&self) -> Result<Vec<String>, Error> {
+        let nodes: String = self
+            .connection
+            .query(&redis::cmd("CLUSTER").arg("NODES").clone(), self.limit())
+            .await?;
+        Ok(nodes
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let flags = *fields.get(2)?;
+                let live_primary = flags.split(',').any(|flag| flag == "master")
+                    && !flags
+                        .split(',')
+                        .any(|flag| flag == "fail" || flag == "noaddr");
+                let address = fields.get(1)?.split('@').next()?;
+                live_primary.then(|| format!("redis://{address}/"))
+            })
+            .collect())
+    }
+}
+
+fn set_command(command: &mut redis::Cmd, key: String, value: &Bytes, ttl: Option<Duration>) {
+    command.arg(key).arg(value.as_ref());
+    if let Some(ttl) = ttl {
+        // Redis rejects PX 0; a TTL under a millisecond is rounded up to one.
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        command.arg("PX").arg(millis);
+    }
+}
+
+impl ByteStore for RedisTier {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, Error> {
+        let value: Value = self
+            .connection
+            .query(redis::cmd("GET").arg(self.key(key)), self.limit())
+            .await?;
+        match value {
+            Value::Nil => Ok(None),
+            Value::BulkString(bytes) => Ok(Some(Bytes::from(bytes))),
+            other => Err(Error::new(
+                ErrorKind::Codec,
+                format!("GET answered {other:?}, not a string"),
+            )),
+        }
+    }
+
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), Error> {
+        let mut command = redis::cmd("SET");
+        set_command(&mut command, self.key(key), &value, ttl);
+        self.connection.query::<()>(&command, self.limit()).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), Error> {
+        self.connection
+            .query::<()>(redis::cmd("UNLINK").arg(self.key(key)), self.limit())
+            .await
+    }
+
+    async fn clear(&self) -> Result<(), Error> {
+        if !self.connection.is_cluster() {
+            return self.clear_node(&self.connection).await;
+        }
+        for primary in self.primaries().await? {
+            let node = Connection::new(&RedisConfig {
+                nodes: vec![primary],
+                cluster: false,
+                ..self.config.clone()
+            })?;
+            self.clear_node(&node).await?;
+        }
+        Ok(())
+    }
+
+    fn max_value_size(&self) -> Option<usize> {
+        // Redis's own limit for a string value.
+        Some(512 * 1024 * 1024)
+    }
+}
+
+impl fmt::Debug for RedisTier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTier")
+            .field("namespace", &self.config.namespace)
+            .field("cluster", &self.connection.is_cluster())
+            .field("command_timeout", &self.config.command_timeout)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,312 @@
+//! `RedisTier` against a real `redis-server` started by the test kit.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use stratacache::mock::MockTier;
+use stratacache::{
+    ByteStore, Cache, CacheEntry, CacheTier, ErrorKind, Fallback, FrozenClock, Remote,
+};
+use stratacache_redis::{RedisConfig, RedisTier};
+use stratacache_testkit::RedisServer;
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn tier(server: &RedisServer, namespace: &str) -> RedisTier {
+    RedisTier::new(
+        RedisConfig::from_url(server.url())
+            .namespace(namespace)
+            .command_timeout(Duration::from_millis(200)),
+    )
+    .unwrap()
+}
+
+fn cache_on(clock: &FrozenClock, redis: RedisTier) -> Cache<u64, String> {
+    Cache::builder()
+        .clock(clock)
+        .ttl(60 * SEC)
+        .fallback(
+            Fallback::remote(Remote::new(redis))
+                .name("redis")
+                .ttl(600 * SEC),
+        )
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn values_round_trip_between_two_instances_with_their_age() {
+    let server = RedisServer::start().unwrap();
+    let clock = FrozenClock::new();
+    let writer = cache_on(&clock, tier(&server, "users"));
+    let produced = clock.now();
+    writer.insert(1, "alice".into()).await.unwrap();
+
+    clock.advance(30 * SEC);
+    let reader = cache_on(&clock, tier(&server, "users")); // another process, same Redis
+    let entry = reader.get_entry(&1).await.unwrap().unwrap();
+    assert_eq!(entry.value(), "alice");
+    assert_eq!(
+        entry.cached_at(),
+        produced,
+        "the age travels with the value"
+    );
+    assert_eq!(reader.stats().tiers[1].hits, 1);
+}
+
+#[tokio::test]
+async fn server_ttl_is_the_remaining_ttl() {
+    let server = RedisServer::start().unwrap();
+    let clock = FrozenClock::new();
+    let redis = tier(&server, "ttl");
+    let origin = MockTier::<u64, String>::new();
+    let cache: Cache<u64, String> = Cache::builder()
+        .clock(&clock)
+        .fallback(
+            Fallback::remote(Remote::new(redis.clone())).fallback(Fallback::tier(origin.clone())),
+        )
+        .build()
+        .unwrap();
+    origin
+        .insert(1, CacheEntry::new("v".into(), clock.now(), Some(60 * SEC)))
+        .await
+        .unwrap();
+    clock.advance(20 * SEC);
+    assert!(cache.get(&1).await.unwrap().is_some()); // promoted into Redis
+
+    let key = "AQ"; // base64url of postcard(1u64)
+    let ttl = redis
+        .server_ttl(key)
+        .await
+        .unwrap()
+        .expect("Redis holds a TTL");
+    assert!(
+        ttl <= 40 * SEC && ttl > 39 * SEC,
+        "PX must be the remaining 40 s, was {ttl:?}"
+    );
+
+    cache.insert(2, "w".into()).await.unwrap();
+    assert_eq!(
+        redis.server_ttl("Ag").await.unwrap(),
+        None,
+        "no TTL configured, none set"
+    );
+}
+
+#[tokio::test]
+async fn namespaces_are_isolated_and_clear_keeps_foreign_keys() {
+    let server = RedisServer::start().unwrap();
+    let clock = FrozenClock::new();
+    let (a, b) = (tier(&server, "a"), tier(&server, "b"));
+    a.set("k", Bytes::from_static(b"from a"), None)
+        .await
+        .unwrap();
+    b.set("k", Bytes::from_static(b"from b"), None)
+        .await
+        .unwrap();
+    server.cli(&["SET", "foreign", "keep me"]).unwrap();
+    for i in 0..1_200 {
+        a.set(&format!("bulk{i}"), Bytes::from_static(b"x"), None)
+            .await
+            .unwrap();
+    }
+    assert_eq!(a.get("k").await.unwrap().as_deref(), Some(&b"from a"[..]));
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some(&b"from b"[..]));
+
+    let cache_a = cache_on(&clock, a.clone());
+    cache_a.clear().await.unwrap();
+    assert_eq!(a.get("k").await.unwrap(), None);
+    assert_eq!(
+        a.get("bulk1199").await.unwrap(),
+        None,
+        "every SCAN page is cleared"
+    );
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some(&b"from b"[..]));
+    assert_eq!(server.cli(&["GET", "foreign"]).unwrap().trim(), "keep me");
+}
+
+#[tokio::test]
+async fn corrupt_and_foreign_bytes_are_counted_misses_and_deleted() {
+    let server = RedisServer::start().unwrap();
+    let clock = FrozenClock::new();
+    let redis = tier(&server, "bad");
+    let good = cache_on(&clock, redis.clone());
+    good.insert(1, "valid".into()).await.unwrap();
+    let valid = redis.get("AQ").await.unwrap().unwrap();
+
+    let other_schema = Cache::<u64, String>::builder()
+        .clock(&clock)
+        .fallback(Fallback::remote(
+            Remote::new(redis.clone()).schema_version(9),
+        ))
+        .build()
+        .unwrap();
+    let mut truncated = valid.to_vec();
+    truncated.truncate(10);
+    let mut bad_payload = valid.to_vec();
+    bad_payload.truncate(valid.len() - 2);
+    bad_payload.push(0xff);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("garbage", b"\x00\x01 not an envelope".to_vec()),
+        ("json", br#"{"name":"alice"}"#.to_vec()),
+        ("truncated", truncated),
+        ("bad payload", bad_payload),
+        ("empty", Vec::new()),
+    ];
+    for (what, bytes) in cases {
+        // A raw SET: the bytes reach Redis as they are, past every codec.
+        redis.set("AQ", Bytes::from(bytes), None).await.unwrap();
+        let reader = cache_on(&clock, redis.clone());
+        assert_eq!(
+            reader.get(&1).await.unwrap(),
+            None,
+            "{what}: a miss, not a panic"
+        );
+        assert_eq!(reader.stats().tiers[1].errors, 1, "{what}: counted");
+        assert_eq!(
+            redis.get("AQ").await.unwrap(),
+            None,
+            "{what}: deleted from Redis"
+        );
+    }
+
+    // Bytes another program wrote with redis-cli.
+    server
+        .cli(&["SET", "bad:AQ", "written by someone else"])
+        .unwrap();
+    assert_eq!(cache_on(&clock, redis.clone()).get(&1).await.unwrap(), None);
+    assert_eq!(server.cli(&["EXISTS", "bad:AQ"]).unwrap().trim(), "0");
+
+    // Another schema version: a miss for the reader, then its loader repopulates.
+    redis.set("AQ", valid.clone(), None).await.unwrap();
+    let loaded = other_schema
+        .get_or_insert(&1, || async { "reloaded".to_string() })
+        .await
+        .unwrap();
+    assert_eq!(loaded, "reloaded");
+    assert_eq!(other_schema.stats().loads, 1);
+
+    // Strict caches read bad bytes as misses too.
+    let strict = Cache::<u64, String>::builder()
+        .strict(true)
+        .fallback(Fallback::remote(Remote::new(redis.clone())))
+        .build()
+        .unwrap();
+    redis
+        .set("AQ", Bytes::from_static(b"junk"), None)
+        .await
+        .unwrap();
+    assert_eq!(strict.get(&1).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_server_fails_fast_and_is_used_again_after_restart() {
+    let mut server = RedisServer::start().unwrap();
+    let clock = FrozenClock::new();
+    let redis = tier(&server, "restart");
+    let cache = cache_on(&clock, redis.clone());
+    let strict = Cache::<u64, String>::builder()
+        .clock(&clock)
+        .strict(true)
+        .memory_with(|l1| l1.max_capacity(0))
+        .fallback(Fallback::remote(Remote::new(redis.clone())))
+        .build()
+        .unwrap();
+    cache.insert(1, "before".into()).await.unwrap();
+
+    server.stop();
+    for key in [2_u64, 3, 4] {
+        let started = Instant::now();
+        assert_eq!(cache.get(&key).await.unwrap(), None, "degrades to a miss");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "bounded by the timeout: {:?}",
+            started.elapsed()
+        );
+        let started = Instant::now();
+        let error = strict.get(&key).await.unwrap_err();
+        assert!(
+            matches!(error.kind(), ErrorKind::Timeout | ErrorKind::Unavailable),
+            "{error}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(
+        cache.get(&1).await.unwrap().as_deref(),
+        Some("before"),
+        "L1 still serves"
+    );
+    let loaded = cache
+        .get_or_insert(&5, || async { "loaded".to_string() })
+        .await
+        .unwrap();
+    assert_eq!(
+        loaded, "loaded",
+        "the loader's value reaches the caller while Redis is down"
+    );
+    assert!(cache.stats().tiers[1].errors >= 4);
+
+    server.restart().unwrap();
+    // The same cache, not rebuilt, uses Redis again once it is back.
+    let mut recovered = false;
+    for _ in 0..50 {
+        if cache.insert(6, "after".into()).await.is_ok()
+            && redis.get("Bg").await.is_ok_and(|v| v.is_some())
+        {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await; // reconnect back-off is real time
+    }
+    assert!(recovered, "the tier reconnects by itself");
+    let other = cache_on(&clock, redis.clone());
+    assert_eq!(other.get(&6).await.unwrap().as_deref(), Some("after"));
+}
+
+#[tokio::test]
+async fn batches_are_pipelined_and_oversized_keys_are_safe() {
+    let server = RedisServer::start().unwrap();
+    let redis = tier(&server, "batch");
+    let items: Vec<(String, Bytes, Option<Duration>)> = (0..100)
+        .map(|i| {
+            (
+                format!("k{i}"),
+                Bytes::from(format!("v{i}")),
+                Some(60 * SEC),
+            )
+        })
+        .collect();
+    let borrowed: Vec<(&str, Bytes, Option<Duration>)> = items
+        .iter()
+        .map(|(k, v, t)| (k.as_str(), v.clone(), *t))
+        .collect();
+    redis.set_many(&borrowed).await.unwrap();
+    let keys: Vec<&str> = items
+        .iter()
+        .map(|(k, _, _)| k.as_str())
+        .chain(["missing"])
+        .collect();
+    let values = redis.get_many(&keys).await.unwrap();
+    assert_eq!(values.len(), 101);
+    assert_eq!(values[42].as_deref(), Some(&b"v42"[..]));
+    assert_eq!(values[100], None);
+
+    let clock = FrozenClock::new();
+    let cache: Cache<String, String> = Cache::builder()
+        .clock(&clock)
+        .fallback(Fallback::remote(Remote::new(redis)))
+        .build()
+        .unwrap();
+    let hostile = format!("{} \r\n*\0{}", "x".repeat(10_000), "ü");
+    cache.insert(hostile.clone(), "ok".into()).await.unwrap();
+    let fresh: Cache<String, String> = Cache::builder()
+        .clock(&clock)
+        .fallback(Fallback::remote(Remote::new(tier(&server, "batch"))))
+        .build()
+        .unwrap();
+    assert_eq!(fresh.get(&hostile).await.unwrap().as_deref(), Some("ok"));
+}

@@ -1,0 +1,72 @@
+//! Keys valid for every backend: base64url of the encoded key, or a digest when long.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+/// The longest key handed to a store; the store's namespace prefix must fit in the rest
+/// of memcached's 250 bytes.
+pub(crate) const MAX_KEY_LEN: usize = 200;
+
+/// A key as the store sees it.
+pub(crate) struct StoreKey {
+    pub(crate) text: String,
+    /// The full encoded key, when `text` is a digest of it.
+    pub(crate) check: Option<Vec<u8>>,
+}
+
+pub(crate) fn store_key(encoded: Vec<u8>) -> StoreKey {
+    let text = URL_SAFE_NO_PAD.encode(&encoded);
+    if text.len() <= MAX_KEY_LEN {
+        return StoreKey { text, check: None };
+    }
+    let digest = Sha256::digest(&encoded);
+    let mut text = String::with_capacity(1 + 2 * digest.len());
+    text.push('#');
+    for byte in digest {
+        text.push_str(&format!("{byte:02x}"));
+    }
+    StoreKey {
+        text,
+        check: Some(encoded),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_safe(key: &str) -> bool {
+        key.bytes().all(|byte| byte.is_ascii_graphic()) && key.len() <= MAX_KEY_LEN
+    }
+
+    #[test]
+    fn hostile_keys_become_safe() {
+        for raw in [
+            b"with space".to_vec(),
+            b"\r\nflush_all\r\n".to_vec(),
+            vec![0; 10],
+            vec![0xff; 10_000],
+        ] {
+            let key = store_key(raw);
+            assert!(is_safe(&key.text), "{:?}", key.text);
+        }
+    }
+
+    #[test]
+    fn long_keys_are_digested_and_keep_a_check() {
+        let long = vec![7; 1_000];
+        let key = store_key(long.clone());
+        assert!(key.text.starts_with('#'));
+        assert_eq!(key.check, Some(long));
+        let short = store_key(b"abc".to_vec());
+        assert_eq!(short.check, None);
+        assert_eq!(short.text, "YWJj");
+    }
+
+    #[test]
+    fn encoding_is_stable() {
+        assert_eq!(store_key(vec![1; 300]).text, store_key(vec![1; 300]).text);
+        assert_ne!(store_key(vec![1; 300]).text, store_key(vec![2; 300]).text);
+    }
+}

@@ -1,0 +1,185 @@
+use std::fmt;
+use std::marker::PhantomData;
+
+use bytes::Bytes;
+use stratacache_tier::{ByteStore, CacheEntry, CacheTier, Clock, Error, ErrorKind};
+
+use super::envelope::{self, Header};
+use super::key::{StoreKey, store_key};
+use super::{Codec, Postcard};
+
+/// A bytes-level store made into a typed fallback tier: see the [module docs](super).
+///
+/// ```
+/// # #[cfg(any())] {
+/// use stratacache::{Cache, Fallback, Remote};
+///
+/// let redis = stratacache_redis::RedisTier::new(stratacache_redis::RedisConfig::from_url(url)?)?;
+/// let cache: Cache<u64, User> = Cache::builder()
+///     .fallback(Fallback::remote(Remote::new(redis).schema_version(2)))
+///     .build()?;
+/// # }
+/// ```
+pub struct Remote<S, C = Postcard> {
+    store: S,
+    codec: C,
+    schema_version: u32,
+}
+
+impl<S: ByteStore> Remote<S> {
+    /// `store` behind the postcard codec, schema version 0.
+    #[must_use]
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
+            codec: Postcard,
+            schema_version: 0,
+        }
+    }
+}
+
+impl<S, C> Remote<S, C> {
+    /// The version of your value type's layout. Entries written under another version
+    /// read as misses (and are deleted), so a deploy that changes `V` doesn't misread
+    /// the old bytes. Bump it whenever `V`'s serialized form changes.
+    #[must_use]
+    pub fn schema_version(mut self, version: u32) -> Self {
+        self.schema_version = version;
+        self
+    }
+
+    /// Another codec for keys and values.
+    #[must_use]
+    pub fn codec<C2>(self, codec: C2) -> Remote<S, C2> {
+        Remote {
+            store: self.store,
+            codec,
+            schema_version: self.schema_version,
+        }
+    }
+
+    pub(crate) fn into_tier<K, V>(self, clock: Clock) -> SerializedTier<K, V, S, C> {
+        SerializedTier {
+            store: self.store,
+            codec: self.codec,
+            schema_version: self.schema_version,
+            clock,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<S, C> fmt::Debug for Remote<S, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Remote")
+            .field("schema_version", &self.schema_version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The typed tier a [`Remote`] becomes inside a built cache.
+pub(crate) struct SerializedTier<K, V, S, C> {
+    store: S,
+    codec: C,
+    schema_version: u32,
+    /// The cache's clock: remaining TTLs for the server are measured with it.
+    clock: Clock,
+    _types: PhantomData<fn(K, V)>,
+}
+
+impl<K, V, S, C> SerializedTier<K, V, S, C>
+where
+    C: Codec<K> + Codec<V>,
+{
+    fn key(&self, key: &K) -> Result<StoreKey, Error> {
+        let mut encoded = Vec::new();
+        Codec::<K>::encode(&self.codec, key, &mut encoded)?;
+        Ok(store_key(encoded))
+    }
+
+    fn decode(&self, key: &StoreKey, bytes: &[u8]) -> Result<Option<CacheEntry<V>>, Error> {
+        let (header, payload) = envelope::read(bytes)?;
+        if header.schema_version != self.schema_version {
+            return Err(Error::new(
+                ErrorKind::Codec,
+                format!(
+                    "entry written with schema version {}, this cache reads {}",
+                    header.schema_version, self.schema_version
+                ),
+            ));
+        }
+        if header.key_check != key.check.as_deref() {
+            // Another key whose digest collides with ours: not our entry.
+            return Ok(None);
+        }
+        let value = Codec::<V>::decode(&self.codec, payload)?;
+        Ok(Some(CacheEntry::new(value, header.cached_at, header.ttl)))
+    }
+}
+
+impl<K, V, S, C> CacheTier<K, V> for SerializedTier<K, V, S, C>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: ByteStore,
+    C: Codec<K> + Codec<V>,
+{
+    async fn get(&self, key: &K) -> Result<Option<CacheEntry<V>>, Error> {
+        let key = self.key(key)?;
+        let Some(bytes) = self.store.get(&key.text).await? else {
+            return Ok(None);
+        };
+        match self.decode(&key, &bytes) {
+            Ok(entry) => Ok(entry),
+            Err(error) => {
+                // Bad bytes never heal: remove them so the next lookup reloads.
+                let _ = self.store.delete(&key.text).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn insert(&self, key: K, entry: CacheEntry<V>) -> Result<(), Error> {
+        let store_key = self.key(&key)?;
+        let remaining = entry.remaining_ttl(self.clock.now());
+        if remaining == Some(std::time::Duration::ZERO) {
+            return Ok(());
+        }
+        let mut bytes = Vec::with_capacity(64);
+        envelope::write_header(
+            &mut bytes,
+            &Header {
+                cached_at: entry.cached_at(),
+                ttl: entry.ttl(),
+                schema_version: self.schema_version,
+                key_check: store_key.check.as_deref(),
+            },
+        );
+        Codec::<V>::encode(&self.codec, entry.value(), &mut bytes)?;
+        if let Some(limit) = self
+            .store
+            .max_value_size()
+            .filter(|limit| bytes.len() > *limit)
+        {
+            return Err(Error::new(
+                ErrorKind::Rejected,
+                format!(
+                    "value of {} bytes is over the store's limit of {limit}",
+                    bytes.len()
+                ),
+            ));
+        }
+        self.store
+            .set(&store_key.text, Bytes::from(bytes), remaining)
+            .await
+    }
+
+    async fn invalidate(&self, key: &K) -> Result<(), Error> {
+        let key = self.key(key)?;
+        self.store.delete(&key.text).await
+    }
+
+    async fn clear(&self) -> Result<(), Error> {
+        self.store.clear().await
+    }
+}

@@ -1,0 +1,57 @@
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::Error;
+
+/// A remote store of bytes under string keys: what Redis and memcached tiers implement.
+///
+/// A `ByteStore` knows nothing of types, timestamps or freshness. The facade's codec
+/// boundary turns a typed key into a key that is valid for every backend (printable
+/// ASCII without spaces, at most 200 bytes), wraps each value in a versioned envelope
+/// carrying its timestamps, and hands the store the entry's remaining time-to-live.
+/// The store adds its own namespace prefix to every key, so that [`clear`](Self::clear)
+/// touches only this cache's entries.
+pub trait ByteStore: Send + Sync + 'static {
+    /// The bytes under `key`, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`Unavailable`](crate::ErrorKind::Unavailable) or
+    /// [`Timeout`](crate::ErrorKind::Timeout) when the store cannot answer in time.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, Error>> + Send;
+
+    /// Stores `value` under `key`, to expire on the server after `ttl` (`None`: never).
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get); [`Rejected`](crate::ErrorKind::Rejected) when the value
+    /// is larger than the store accepts.
+    fn set(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Removes `key`.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Removes every key of this store's namespace, and nothing else.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    fn clear(&self) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// The largest value the store accepts, when it has a limit; values over it are
+    /// rejected before they are sent.
+    fn max_value_size(&self) -> Option<usize> {
+        None
+    }
+}
