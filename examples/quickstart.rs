@@ -1,12 +1,13 @@
 //! A two-tier cache in front of a pretend database: `cargo run --example quickstart`.
 //!
 //! L1 is an in-process memory tier with a short TTL; L2 is a second memory tier with a
-//! longer one (Redis, once `REDIS_URL` is set and the Redis tier is in).
+//! longer one, or Redis when `REDIS_URL` is set (`REDIS_URL=redis://127.0.0.1:6379/`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use stratacache::{Cache, Fallback};
+use stratacache::{Cache, Fallback, Remote};
+use stratacache_redis::{RedisConfig, RedisTier};
 
 /// Stands in for a database: counts how often it is asked.
 static DATABASE_READS: AtomicUsize = AtomicUsize::new(0);
@@ -16,13 +17,28 @@ async fn load_user(id: u64) -> String {
     format!("user #{id} from the database")
 }
 
+/// Redis when `REDIS_URL` is set, otherwise a second memory tier.
+fn l2() -> Result<Fallback<u64, String>, stratacache::Error> {
+    match std::env::var("REDIS_URL") {
+        Ok(url) => {
+            println!("L2: Redis at {url}");
+            let redis = RedisTier::new(RedisConfig::from_url(url).namespace("quickstart-users"))?;
+            Ok(Fallback::remote(Remote::new(redis)).name("redis"))
+        }
+        Err(_) => {
+            println!("L2: in memory (set REDIS_URL to use Redis)");
+            Ok(Fallback::memory().name("l2"))
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), stratacache::Error> {
     let cache: Cache<u64, String> = Cache::builder()
         .name("users")
         .memory_with(|l1| l1.max_capacity(10_000))
         .ttl(Duration::from_secs(30))
-        .fallback(Fallback::memory().name("l2").ttl(Duration::from_secs(600)))
+        .fallback(l2()?.ttl(Duration::from_secs(600)))
         .build()?;
     println!("built {cache:?}");
 
@@ -45,7 +61,7 @@ async fn main() -> Result<(), stratacache::Error> {
     let stats = cache.stats();
     for tier in &stats.tiers {
         println!(
-            "tier {:<3} hits {} misses {} inserts {} (hit ratio {:.2})",
+            "tier {:<5} hits {} misses {} inserts {} (hit ratio {:.2})",
             tier.name,
             tier.hits,
             tier.misses,

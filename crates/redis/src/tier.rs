@@ -23,10 +23,18 @@ impl RedisTier {
     /// A tier for `config`. Nothing is connected yet: the first command connects, and
     /// a lost connection is re-established by itself.
     ///
+    /// Call it within a tokio runtime: the connection's background task runs there.
+    ///
     /// # Errors
     ///
-    /// [`ErrorKind::Config`] for a malformed URL.
+    /// [`ErrorKind::Config`] for a malformed URL, or when called outside a tokio runtime.
     pub fn new(config: RedisConfig) -> Result<Self, Error> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "RedisTier::new must be called within a tokio runtime",
+            ));
+        }
         Ok(Self {
             connection: Connection::new(&config)?,
             prefix: format!("{}:", config.namespace),

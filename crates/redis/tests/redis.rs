@@ -267,6 +267,12 @@ async fn a_dead_server_fails_fast_and_is_used_again_after_restart() {
     assert_eq!(other.get(&6).await.unwrap().as_deref(), Some("after"));
 }
 
+#[test]
+fn outside_a_runtime_new_is_an_error_not_a_panic() {
+    let error = RedisTier::new(RedisConfig::from_url("redis://127.0.0.1:1/")).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Config);
+}
+
 #[tokio::test]
 async fn batches_are_pipelined_and_oversized_keys_are_safe() {
     let server = RedisServer::start().unwrap();

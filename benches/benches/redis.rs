@@ -1,0 +1,81 @@
+//! An L1-miss / Redis-hit `get` through stratacache beside a raw redis-rs `GET` of the
+//! same key, on the same server, in one run.
+//!
+//! Uses `REDIS_URL` when set, otherwise starts a `redis-server` with the test kit.
+//! `benches/redis-benchmark.sh` prints `redis-benchmark`'s ceiling beside these figures.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use stratacache::{ByteStore, Cache, Fallback, InsertPolicy, Remote};
+use stratacache_redis::{RedisConfig, RedisTier};
+
+fn redis_get(c: &mut Criterion) {
+    let server = match std::env::var("REDIS_URL") {
+        Ok(_) => None,
+        Err(_) => Some(stratacache_testkit::RedisServer::start().expect("redis-server")),
+    };
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| {
+        server
+            .as_ref()
+            .map(stratacache_testkit::RedisServer::url)
+            .unwrap_or_default()
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _inside = runtime.enter();
+
+    let tier = RedisTier::new(RedisConfig::from_url(&url).namespace("bench")).unwrap();
+    // L1 stores nothing, so every get misses L1 and hits Redis.
+    let cache: Cache<u64, String> = Cache::builder()
+        .insert_policy(InsertPolicy::never())
+        .fallback(Fallback::remote(Remote::new(tier.clone())))
+        .build()
+        .unwrap();
+    let value = "v".repeat(100);
+    runtime.block_on(cache.insert(1, value.clone())).unwrap();
+    let stored = runtime
+        .block_on(tier.get("AQ"))
+        .unwrap()
+        .expect("the value is in Redis");
+
+    // The raw client: the same kind of self-reconnecting multiplexed connection.
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let raw = runtime
+        .block_on(redis::aio::ConnectionManager::new(client))
+        .unwrap();
+
+    let mut group = c.benchmark_group("redis_get");
+    group.bench_function("stratacache", |b| {
+        b.iter(|| {
+            let found = runtime.block_on(cache.get(black_box(&1))).unwrap();
+            assert_eq!(found.as_deref(), Some(value.as_str()));
+        });
+    });
+    group.bench_function("raw_client", |b| {
+        b.iter(|| {
+            let mut connection = raw.clone();
+            let found: Option<Vec<u8>> = runtime
+                .block_on(
+                    redis::cmd("GET")
+                        .arg(black_box("bench:AQ"))
+                        .query_async(&mut connection),
+                )
+                .unwrap();
+            assert_eq!(found.map(|bytes| bytes.len()), Some(stored.len()));
+        });
+    });
+    group.finish();
+    drop(server);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(3));
+    targets = redis_get
+}
+criterion_main!(benches);
