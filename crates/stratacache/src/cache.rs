@@ -265,7 +265,7 @@ where
         self.finish_write(&op, result)
     }
 
-    fn finish_write(&self, op: &Op, result: Result<(), Error>) -> Result<(), Error> {
+    pub(crate) fn finish_write(&self, op: &Op, result: Result<(), Error>) -> Result<(), Error> {
         let outcome = match &result {
             Ok(()) => OperationOutcome::Done,
             Err(error) => OperationOutcome::Error(error.kind()),

@@ -57,6 +57,7 @@ mod load;
 mod policy;
 mod refresh;
 pub mod telemetry;
+mod tier_impl;
 
 pub use builder::CacheBuilder;
 pub use cache::Cache;

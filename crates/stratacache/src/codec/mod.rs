@@ -28,7 +28,7 @@ mod postcard;
 mod remote;
 
 pub use self::postcard::Postcard;
-pub use remote::Remote;
+pub use remote::{Remote, SerializedTier};
 
 use stratacache_tier::Error;
 

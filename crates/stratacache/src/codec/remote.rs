@@ -58,7 +58,11 @@ impl<S, C> Remote<S, C> {
         }
     }
 
-    pub(crate) fn into_tier<K, V>(self, clock: Clock) -> SerializedTier<K, V, S, C> {
+    /// The typed tier this becomes, reading `clock` for remaining TTLs: for composing it
+    /// yourself (say, inside tower layers). [`Fallback::remote`](crate::Fallback::remote)
+    /// does this with the cache's clock.
+    #[must_use]
+    pub fn into_tier<K, V>(self, clock: Clock) -> SerializedTier<K, V, S, C> {
         SerializedTier {
             store: self.store,
             codec: self.codec,
@@ -66,6 +70,14 @@ impl<S, C> Remote<S, C> {
             clock,
             _types: PhantomData,
         }
+    }
+}
+
+impl<K, V, S, C> fmt::Debug for SerializedTier<K, V, S, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SerializedTier")
+            .field("schema_version", &self.schema_version)
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,8 +89,8 @@ impl<S, C> fmt::Debug for Remote<S, C> {
     }
 }
 
-/// The typed tier a [`Remote`] becomes inside a built cache.
-pub(crate) struct SerializedTier<K, V, S, C> {
+/// The typed [`CacheTier`] a [`Remote`] becomes: see [`Remote::into_tier`].
+pub struct SerializedTier<K, V, S, C = Postcard> {
     store: S,
     codec: C,
     schema_version: u32,

@@ -1,0 +1,122 @@
+use std::time::Duration;
+
+use stratacache_tier::{BoxError, Error, ErrorKind};
+use tower::retry::Policy;
+
+use crate::CacheRequest;
+use crate::error::kind_of;
+
+/// A `tower::retry::Policy` for cache tiers.
+///
+/// Retries a [`Get`](CacheRequest::Get) that failed as
+/// [`Unavailable`](ErrorKind::Unavailable) or [`Timeout`](ErrorKind::Timeout), at most
+/// `max_retries` times, waiting `base · 2ⁿ` (capped) before the n-th retry. Codec,
+/// rejected and other errors are final, and writes are never retried: a cache would
+/// rather miss than pile writes onto a struggling store.
+///
+/// Put it outside the timeout (`.retry(..).timeout(..)`) so each attempt has its own.
+#[derive(Clone, Debug)]
+pub struct CacheRetry {
+    retries_left: u32,
+    attempt: u32,
+    base: Duration,
+    max: Duration,
+}
+
+impl CacheRetry {
+    /// At most `max_retries` retries, backing off from 10 ms up to 1 s.
+    #[must_use]
+    pub const fn new(max_retries: u32) -> Self {
+        Self {
+            retries_left: max_retries,
+            attempt: 0,
+            base: Duration::from_millis(10),
+            max: Duration::from_secs(1),
+        }
+    }
+
+    /// The first wait and the longest.
+    #[must_use]
+    pub const fn backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.base = base;
+        self.max = max;
+        self
+    }
+
+    fn next_delay(&self) -> Duration {
+        let factor = 2_u32.saturating_pow(self.attempt);
+        self.base.saturating_mul(factor).min(self.max)
+    }
+
+    fn should_retry(&self, kind: Option<ErrorKind>) -> bool {
+        self.retries_left > 0 && matches!(kind, Some(ErrorKind::Unavailable | ErrorKind::Timeout))
+    }
+
+    fn step<K, V>(
+        &mut self,
+        request: &CacheRequest<K, V>,
+        kind: Option<ErrorKind>,
+    ) -> Option<tokio::time::Sleep> {
+        if !request.is_read() || !self.should_retry(kind) {
+            return None;
+        }
+        let delay = self.next_delay();
+        self.retries_left -= 1;
+        self.attempt += 1;
+        Some(tokio::time::sleep(delay))
+    }
+}
+
+impl<K: Clone, V: Clone, Res> Policy<CacheRequest<K, V>, Res, BoxError> for CacheRetry {
+    type Future = tokio::time::Sleep;
+
+    fn retry(
+        &mut self,
+        request: &mut CacheRequest<K, V>,
+        result: &mut Result<Res, BoxError>,
+    ) -> Option<Self::Future> {
+        let kind = result
+            .as_ref()
+            .err()
+            .and_then(|error| kind_of(error.as_ref()));
+        result.is_err().then(|| self.step(request, kind)).flatten()
+    }
+
+    fn clone_request(&mut self, request: &CacheRequest<K, V>) -> Option<CacheRequest<K, V>> {
+        request.is_read().then(|| request.clone())
+    }
+}
+
+impl<K: Clone, V: Clone, Res> Policy<CacheRequest<K, V>, Res, Error> for CacheRetry {
+    type Future = tokio::time::Sleep;
+
+    fn retry(
+        &mut self,
+        request: &mut CacheRequest<K, V>,
+        result: &mut Result<Res, Error>,
+    ) -> Option<Self::Future> {
+        let kind = result.as_ref().err().map(Error::kind);
+        result.is_err().then(|| self.step(request, kind)).flatten()
+    }
+
+    fn clone_request(&mut self, request: &CacheRequest<K, V>) -> Option<CacheRequest<K, V>> {
+        request.is_read().then(|| request.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let mut policy =
+            CacheRetry::new(10).backoff(Duration::from_millis(10), Duration::from_millis(50));
+        let mut delays = Vec::new();
+        for _ in 0..4 {
+            delays.push(policy.next_delay());
+            policy.attempt += 1;
+        }
+        assert_eq!(delays, [10, 20, 40, 50].map(Duration::from_millis));
+    }
+}

@@ -1,0 +1,108 @@
+use std::fmt;
+use std::sync::{Mutex, PoisonError};
+
+use stratacache_tier::{BoxError, CacheEntry, CacheTier, Error, ErrorKind};
+use tower::{Service, ServiceExt};
+
+use crate::{CacheRequest, CacheResponse, to_tier_error};
+
+/// A `tower::Service<CacheRequest<K, V>>` as a [`CacheTier`].
+///
+/// Each call clones the service (the tower convention for sharing one), waits for it to
+/// be ready (`poll_ready`), then calls it: back-pressure from a concurrency or rate
+/// limit is honoured, and nothing is buffered behind the caller's back. Errors become
+/// tier errors by [`to_tier_error`] (a tower timeout is a
+/// [`Timeout`](ErrorKind::Timeout)).
+pub struct ServiceTier<S> {
+    service: Mutex<S>,
+}
+
+impl<S> ServiceTier<S> {
+    /// Wraps `service`.
+    #[must_use]
+    pub fn new(service: S) -> Self {
+        Self {
+            service: Mutex::new(service),
+        }
+    }
+
+    fn handle(&self) -> S
+    where
+        S: Clone,
+    {
+        self.service
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn call<K, V>(&self, request: CacheRequest<K, V>) -> Result<CacheResponse<V>, Error>
+    where
+        S: Service<CacheRequest<K, V>, Response = CacheResponse<V>> + Clone,
+        S::Error: Into<BoxError>,
+    {
+        let mut service = self.handle();
+        let ready = service
+            .ready()
+            .await
+            .map_err(|error| to_tier_error(error.into()))?;
+        ready
+            .call(request)
+            .await
+            .map_err(|error| to_tier_error(error.into()))
+    }
+}
+
+fn unexpected<V>(response: &CacheResponse<V>) -> Error {
+    let what = match response {
+        CacheResponse::Entry(_) => "an entry",
+        CacheResponse::Done => "done",
+    };
+    Error::new(
+        ErrorKind::Other,
+        format!("the service answered {what} to the wrong request"),
+    )
+}
+
+impl<K, V, S> CacheTier<K, V> for ServiceTier<S>
+where
+    K: Clone + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: Service<CacheRequest<K, V>, Response = CacheResponse<V>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+{
+    async fn get(&self, key: &K) -> Result<Option<CacheEntry<V>>, Error> {
+        match self.call(CacheRequest::Get(key.clone())).await? {
+            CacheResponse::Entry(entry) => Ok(entry),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn insert(&self, key: K, entry: CacheEntry<V>) -> Result<(), Error> {
+        match self.call(CacheRequest::Insert(key, entry)).await? {
+            CacheResponse::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn invalidate(&self, key: &K) -> Result<(), Error> {
+        match self.call(CacheRequest::Invalidate(key.clone())).await? {
+            CacheResponse::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn clear(&self) -> Result<(), Error> {
+        match self.call(CacheRequest::Clear).await? {
+            CacheResponse::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+impl<S> fmt::Debug for ServiceTier<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceTier").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,81 @@
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use stratacache_tier::{CacheTier, Error};
+use tower::Service;
+
+use crate::{CacheRequest, CacheResponse};
+
+/// The future of a [`TierService`] call.
+pub type TierFuture<V> = Pin<Box<dyn Future<Output = Result<CacheResponse<V>, Error>> + Send>>;
+
+/// Any [`CacheTier`] as a `tower::Service<CacheRequest<K, V>>`, always ready. Cheap to
+/// clone. A `stratacache::Cache` is a `CacheTier` too, so a whole cache can be served.
+pub struct TierService<T, K, V> {
+    tier: Arc<T>,
+    _types: PhantomData<fn(K, V)>,
+}
+
+impl<T, K, V> TierService<T, K, V> {
+    /// Serves `tier`.
+    #[must_use]
+    pub fn new(tier: T) -> Self {
+        Self::shared(Arc::new(tier))
+    }
+
+    /// Serves a tier already shared elsewhere.
+    #[must_use]
+    pub fn shared(tier: Arc<T>) -> Self {
+        Self {
+            tier,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<T, K, V> Clone for TierService<T, K, V> {
+    fn clone(&self) -> Self {
+        Self::shared(Arc::clone(&self.tier))
+    }
+}
+
+impl<T, K, V> fmt::Debug for TierService<T, K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TierService").finish_non_exhaustive()
+    }
+}
+
+impl<T, K, V> Service<CacheRequest<K, V>> for TierService<T, K, V>
+where
+    T: CacheTier<K, V>,
+    K: Send + Sync + 'static,
+    V: Send + 'static,
+{
+    type Response = CacheResponse<V>;
+    type Error = Error;
+    type Future = TierFuture<V>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: CacheRequest<K, V>) -> Self::Future {
+        let tier = Arc::clone(&self.tier);
+        Box::pin(async move {
+            match request {
+                CacheRequest::Get(key) => tier.get(&key).await.map(CacheResponse::Entry),
+                CacheRequest::Insert(key, entry) => {
+                    tier.insert(key, entry).await.map(|()| CacheResponse::Done)
+                }
+                CacheRequest::Invalidate(key) => {
+                    tier.invalidate(&key).await.map(|()| CacheResponse::Done)
+                }
+                CacheRequest::Clear => tier.clear().await.map(|()| CacheResponse::Done),
+            }
+        })
+    }
+}

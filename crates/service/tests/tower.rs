@@ -1,0 +1,189 @@
+//! Tower layers around tiers, with fault injection and tokio's paused clock.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use stratacache::{Cache, CacheEntry, CacheTier, ErrorKind, Fallback, FrozenClock};
+use stratacache_service::{CacheRequest, CacheResponse, CacheRetry, ServiceTier, TierService};
+use stratacache_tier::mock::{MockTier, TierOp};
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+fn entry(value: &str) -> CacheEntry<String> {
+    CacheEntry::new(value.to_string(), FrozenClock::new().now(), None)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_layer_turns_a_slow_tier_into_a_timeout_error() {
+    let slow = MockTier::<u32, String>::new();
+    slow.delay(TierOp::Get, Duration::from_secs(10));
+    let tier = ServiceTier::new(
+        ServiceBuilder::new()
+            .timeout(Duration::from_millis(100))
+            .service(TierService::new(slow)),
+    );
+    let started = tokio::time::Instant::now();
+    let error = tier.get(&1).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Timeout);
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(100),
+        "cut at the limit, not later"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_retries_unavailable_reads_as_configured() {
+    let flaky = MockTier::<u32, String>::new();
+    flaky.insert(1, entry("v")).await.unwrap();
+    flaky.reset_calls();
+    let tier = ServiceTier::new(
+        ServiceBuilder::new()
+            .retry(CacheRetry::new(3).backoff(Duration::from_millis(10), Duration::from_millis(40)))
+            .service(TierService::new(flaky.clone())),
+    );
+    flaky.fail_times(TierOp::Get, ErrorKind::Unavailable, 2);
+    let started = tokio::time::Instant::now();
+    assert_eq!(
+        tier.get(&1)
+            .await
+            .unwrap()
+            .map(CacheEntry::into_value)
+            .as_deref(),
+        Some("v")
+    );
+    assert_eq!(flaky.count(TierOp::Get), 3, "two failures, then success");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(30),
+        "backoff 10 ms, then 20 ms"
+    );
+
+    flaky.reset_calls();
+    flaky.fail(TierOp::Get, ErrorKind::Unavailable);
+    assert_eq!(
+        tier.get(&1).await.unwrap_err().kind(),
+        ErrorKind::Unavailable
+    );
+    assert_eq!(
+        flaky.count(TierOp::Get),
+        4,
+        "one try and three retries, then it gives up"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_never_retries_codec_errors_or_writes() {
+    let tier_under = MockTier::<u32, String>::new();
+    let tier = ServiceTier::new(
+        ServiceBuilder::new()
+            .retry(CacheRetry::new(5))
+            .service(TierService::new(tier_under.clone())),
+    );
+    tier_under.fail(TierOp::Get, ErrorKind::Codec);
+    assert_eq!(tier.get(&1).await.unwrap_err().kind(), ErrorKind::Codec);
+    assert_eq!(tier_under.count(TierOp::Get), 1);
+    tier_under.fail(TierOp::Insert, ErrorKind::Unavailable);
+    assert!(tier.insert(1, entry("v")).await.is_err());
+    assert_eq!(
+        tier_under.count(TierOp::Insert),
+        1,
+        "writes are not retried"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_concurrency_limit_holds() {
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let storage = TierService::new(MockTier::<u32, String>::new());
+    let counting = tower::service_fn({
+        let (in_flight, most) = (Arc::clone(&in_flight), Arc::clone(&most));
+        move |request: CacheRequest<u32, String>| {
+            let (in_flight, most, mut storage) =
+                (Arc::clone(&in_flight), Arc::clone(&most), storage.clone());
+            async move {
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                for _ in 0..10 {
+                    tokio::task::yield_now().await; // stay in flight a while
+                }
+                let response = storage.call(request).await;
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                response
+            }
+        }
+    });
+    let tier = Arc::new(ServiceTier::new(
+        ServiceBuilder::new().concurrency_limit(2).service(counting),
+    ));
+    let calls: Vec<_> = (0..64)
+        .map(|key| {
+            let tier = Arc::clone(&tier);
+            tokio::spawn(async move { tier.get(&key).await })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap(), None);
+    }
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        2,
+        "never more than the limit at once"
+    );
+}
+
+#[tokio::test]
+async fn a_cache_answers_as_a_service_end_to_end() {
+    let cache: Cache<u32, String> = Cache::builder()
+        .fallback(Fallback::memory())
+        .build()
+        .unwrap();
+    let mut service = TierService::new(cache.clone());
+    let done = service
+        .ready()
+        .await
+        .unwrap()
+        .call(CacheRequest::Insert(1, entry("one")))
+        .await
+        .unwrap();
+    assert_eq!(done, CacheResponse::Done);
+    let got = service
+        .ready()
+        .await
+        .unwrap()
+        .call(CacheRequest::Get(1))
+        .await
+        .unwrap();
+    assert_eq!(got, CacheResponse::Entry(Some(entry("one"))));
+    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("one"));
+    service.oneshot(CacheRequest::Invalidate(1)).await.unwrap();
+    assert_eq!(cache.get(&1).await.unwrap(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stacked_service_plugs_back_in_as_a_fallback() {
+    let storage = MockTier::<u32, String>::new();
+    storage.insert(1, entry("from storage")).await.unwrap();
+    let cache: Cache<u32, String> = Cache::builder()
+        .fallback(Fallback::tier(ServiceTier::new(
+            ServiceBuilder::new()
+                .retry(CacheRetry::new(1))
+                .timeout(Duration::from_millis(50))
+                .service(TierService::new(storage.clone())),
+        )))
+        .build()
+        .unwrap();
+    assert_eq!(
+        cache.get(&1).await.unwrap().as_deref(),
+        Some("from storage")
+    );
+    storage.delay(TierOp::Get, Duration::from_secs(5));
+    assert_eq!(
+        cache.get(&2).await.unwrap(),
+        None,
+        "a slow L2 degrades to a miss"
+    );
+    let stats = cache.stats();
+    assert_eq!(stats.tiers[1].errors, 1);
+}
