@@ -1,0 +1,75 @@
+//! An L2 get (L1 misses, Redis hits) through a tier wrapped in `ServiceTier` with an
+//! identity layer, beside the same tier bare, in one run.
+//!
+//! Uses `REDIS_URL` when set, otherwise starts a `redis-server` with the test kit.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use stratacache::{Cache, Clock, Fallback, InsertPolicy, Remote};
+use stratacache_redis::{RedisConfig, RedisTier};
+use stratacache_service::{ServiceTier, TierService};
+use tower::ServiceBuilder;
+use tower::layer::util::Identity;
+
+fn l2_get(c: &mut Criterion) {
+    let server = match std::env::var("REDIS_URL") {
+        Ok(_) => None,
+        Err(_) => Some(stratacache_testkit::RedisServer::start().expect("redis-server")),
+    };
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| {
+        server
+            .as_ref()
+            .map(stratacache_testkit::RedisServer::url)
+            .unwrap_or_default()
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _inside = runtime.enter();
+    let typed = || {
+        let redis = RedisTier::new(RedisConfig::from_url(&url).namespace("bench-tower")).unwrap();
+        Remote::new(redis).into_tier::<u64, String>(Clock::system())
+    };
+    let bare: Cache<u64, String> = Cache::builder()
+        .insert_policy(InsertPolicy::never())
+        .fallback(Fallback::tier(typed()))
+        .build()
+        .unwrap();
+    let wrapped: Cache<u64, String> = Cache::builder()
+        .insert_policy(InsertPolicy::never())
+        .fallback(Fallback::tier(ServiceTier::new(
+            ServiceBuilder::new()
+                .layer(Identity::new())
+                .service(TierService::new(typed())),
+        )))
+        .build()
+        .unwrap();
+    runtime.block_on(bare.insert(1, "v".repeat(100))).unwrap();
+
+    let mut group = c.benchmark_group("tower_l2_get");
+    for (name, cache) in [("bare_tier", &bare), ("service_tier", &wrapped)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                assert!(
+                    runtime
+                        .block_on(cache.get(black_box(&1)))
+                        .unwrap()
+                        .is_some()
+                )
+            });
+        });
+    }
+    group.finish();
+    drop(server);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(3));
+    targets = l2_get
+}
+criterion_main!(benches);
