@@ -1,0 +1,48 @@
+//! A memcached store for stratacache: several servers, consistent hashing, pooled
+//! connections, the meta protocol.
+//!
+//! [`MemcachedTier`] is a [`ByteStore`](stratacache_tier::ByteStore): put it behind the
+//! facade's codec boundary (`Fallback::remote(Remote::new(tier))`), which also makes
+//! every key valid for memcached (printable, no spaces, hashed when long).
+//!
+//! - **Client.** A small meta-protocol client (`mg`, `ms`, `md`, `ma`, `mn`) over tokio,
+//!   in this crate: the binary protocol is deprecated upstream, and no maintained tokio
+//!   client speaks the meta protocol with pooling and several servers. Replies are
+//!   parsed with a bound on every length.
+//! - **Servers.** Keys are spread over a ketama-style ring (160 points per server), so
+//!   adding or removing one of N servers moves about 1/N of the keys.
+//! - **Connections.** Up to [`MemcachedConfig::max_connections`] per server, reused;
+//!   every command is bounded by [`MemcachedConfig::command_timeout`], connecting
+//!   included.
+//! - **Faults.** A down server's keys fail within the timeout while the others keep
+//!   serving; when it returns it is used again. With
+//!   [`MemcachedConfig::failure_limit`], a server that keeps failing is skipped for a
+//!   while and its keys go to the next server on the ring.
+//! - **TTL** is set on the server (`T` flag, seconds rounded up). Values over
+//!   [`MemcachedConfig::max_value_size`] are rejected before sending.
+//! - **Clear.** memcached has no namespace delete, so keys carry a generation
+//!   (`namespace:generation:key`) kept in memcached itself; `clear` moves it, and other
+//!   instances see the move within [`MemcachedConfig::generation_refresh`]. `flush_all`
+//!   only with [`MemcachedConfig::allow_flush_all`].
+//!
+//! ```no_run
+//! use stratacache::{Cache, Fallback, Remote};
+//! use stratacache_memcached::{MemcachedConfig, MemcachedTier};
+//!
+//! # fn run() -> Result<(), stratacache::Error> {
+//! let memcached = MemcachedTier::new(
+//!     MemcachedConfig::new(["10.0.0.1:11211", "10.0.0.2:11211"]).namespace("users"),
+//! )?;
+//! let cache: Cache<u64, String> =
+//!     Cache::builder().fallback(Fallback::remote(Remote::new(memcached))).build()?;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod pool;
+mod protocol;
+mod ring;
+mod tier;
+
+pub use config::MemcachedConfig;
+pub use tier::MemcachedTier;

@@ -1,0 +1,251 @@
+//! The memcached meta protocol, as much of it as the tier needs: `mg`, `ms`, `md`, `ma`,
+//! `mn`, and `flush_all`. Requests are written into a buffer; replies are parsed from a
+//! buffered reader with a bound on every length, so a confused or hostile peer yields an
+//! error, never a panic or an unbounded allocation.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use stratacache_tier::{Error, ErrorKind};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
+
+/// memcached reads a TTL over 30 days as an absolute Unix time.
+const RELATIVE_TTL_LIMIT: u64 = 30 * 24 * 3600;
+/// No reply line is longer than this.
+const MAX_LINE: usize = 8 * 1024;
+
+/// A key memcached accepts: 1 to 250 bytes of printable ASCII, no spaces.
+pub(crate) fn check_key(key: &str) -> Result<(), Error> {
+    if key.is_empty() || key.len() > 250 || !key.bytes().all(|byte| byte.is_ascii_graphic()) {
+        return Err(Error::new(
+            ErrorKind::Rejected,
+            format!(
+                "not a valid memcached key ({} bytes): printable ASCII without spaces, at most 250",
+                key.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The `T` flag's value for `ttl`: seconds rounded up, absolute past 30 days, 0 for none.
+pub(crate) fn ttl_flag(ttl: Option<Duration>) -> u64 {
+    let Some(ttl) = ttl else { return 0 };
+    let seconds = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+    if seconds <= RELATIVE_TTL_LIMIT {
+        return seconds.max(1);
+    }
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    now.saturating_add(seconds)
+}
+
+pub(crate) fn get(out: &mut Vec<u8>, key: &str) {
+    out.extend_from_slice(format!("mg {key} v\r\n").as_bytes());
+}
+
+pub(crate) fn get_ttl(out: &mut Vec<u8>, key: &str) {
+    out.extend_from_slice(format!("mg {key} t\r\n").as_bytes());
+}
+
+pub(crate) fn set(out: &mut Vec<u8>, key: &str, value: &[u8], ttl: Option<Duration>) {
+    out.extend_from_slice(format!("ms {key} {} T{}\r\n", value.len(), ttl_flag(ttl)).as_bytes());
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+pub(crate) fn delete(out: &mut Vec<u8>, key: &str) {
+    out.extend_from_slice(format!("md {key}\r\n").as_bytes());
+}
+
+/// Adds `delta` to the number under `key`, creating it at `initial` when missing; the
+/// reply carries the value.
+pub(crate) fn add(out: &mut Vec<u8>, key: &str, initial: u128, delta: u64) {
+    out.extend_from_slice(format!("ma {key} N0 J{initial} D{delta} v\r\n").as_bytes());
+}
+
+pub(crate) fn noop(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"mn\r\n");
+}
+
+pub(crate) fn flush_all(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"flush_all\r\n");
+}
+
+/// One reply.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Reply {
+    /// `VA <len> <flags>` and its data.
+    Value(Bytes),
+    /// `HD <flags>`: done, the flags as sent back.
+    Done(String),
+    /// `EN`, `NF`: no such item.
+    Missing,
+    /// `NS`: not stored.
+    NotStored,
+    /// `MN`: the end of a pipelined batch.
+    NoOp,
+    /// `OK` (to `flush_all`).
+    Ok,
+}
+
+/// Reads one reply, accepting values up to `max_value` bytes.
+pub(crate) async fn read_reply<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    max_value: usize,
+) -> Result<Reply, Error> {
+    let line = read_line(reader).await?;
+    let mut words = line.split(' ');
+    match words.next().unwrap_or_default() {
+        "VA" => {
+            let len: usize = words
+                .next()
+                .and_then(|len| len.parse().ok())
+                .ok_or_else(|| protocol_error(&line))?;
+            if len > max_value {
+                return Err(protocol_error(&line));
+            }
+            let mut data = vec![0; len + 2];
+            reader.read_exact(&mut data).await.map_err(io_error)?;
+            if !data.ends_with(b"\r\n") {
+                return Err(protocol_error("value not terminated by CRLF"));
+            }
+            data.truncate(len);
+            Ok(Reply::Value(Bytes::from(data)))
+        }
+        "HD" => Ok(Reply::Done(words.collect::<Vec<_>>().join(" "))),
+        "EN" | "NF" => Ok(Reply::Missing),
+        "NS" => Ok(Reply::NotStored),
+        "MN" => Ok(Reply::NoOp),
+        "OK" => Ok(Reply::Ok),
+        "SERVER_ERROR" if line.contains("too large") => Err(Error::new(
+            ErrorKind::Rejected,
+            format!("memcached: {line}"),
+        )),
+        "CLIENT_ERROR" => Err(Error::new(
+            ErrorKind::Rejected,
+            format!("memcached: {line}"),
+        )),
+        _ => Err(Error::new(ErrorKind::Other, format!("memcached: {line}"))),
+    }
+}
+
+async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R) -> Result<String, Error> {
+    let mut line = Vec::with_capacity(64);
+    let mut limited = (&mut *reader).take(MAX_LINE as u64);
+    let read = limited
+        .read_until(b'\n', &mut line)
+        .await
+        .map_err(io_error)?;
+    if read == 0 {
+        return Err(Error::new(
+            ErrorKind::Unavailable,
+            "memcached closed the connection",
+        ));
+    }
+    if !line.ends_with(b"\r\n") {
+        return Err(protocol_error("reply line too long or unterminated"));
+    }
+    line.truncate(line.len() - 2);
+    String::from_utf8(line).map_err(|_| protocol_error("reply line is not UTF-8"))
+}
+
+fn protocol_error(what: &str) -> Error {
+    Error::new(
+        ErrorKind::Other,
+        format!("memcached protocol error: {what}"),
+    )
+}
+
+pub(crate) fn io_error(error: std::io::Error) -> Error {
+    Error::from_source(ErrorKind::Unavailable, error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn parse(bytes: &[u8]) -> Result<Reply, Error> {
+        let mut reader = tokio::io::BufReader::new(bytes);
+        read_reply(&mut reader, 1024).await
+    }
+
+    #[tokio::test]
+    async fn replies_parse() {
+        assert_eq!(
+            parse(b"VA 3\r\nabc\r\n").await.unwrap(),
+            Reply::Value(Bytes::from_static(b"abc"))
+        );
+        assert_eq!(
+            parse(b"VA 0\r\n\r\n").await.unwrap(),
+            Reply::Value(Bytes::new())
+        );
+        assert_eq!(
+            parse(b"HD t59\r\n").await.unwrap(),
+            Reply::Done("t59".into())
+        );
+        assert_eq!(parse(b"EN\r\n").await.unwrap(), Reply::Missing);
+        assert_eq!(parse(b"NF\r\n").await.unwrap(), Reply::Missing);
+        assert_eq!(parse(b"MN\r\n").await.unwrap(), Reply::NoOp);
+        assert_eq!(
+            parse(b"SERVER_ERROR object too large for cache\r\n")
+                .await
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Rejected
+        );
+    }
+
+    #[tokio::test]
+    async fn hostile_replies_are_errors() {
+        for bytes in [
+            &b"VA 99999999999\r\n"[..],
+            b"VA 5\r\nabc",
+            b"VA 3\r\nabcXY",
+            b"VA x\r\n",
+            b"",
+            b"no newline at all",
+            b"WAT\r\n",
+        ] {
+            assert!(
+                parse(bytes).await.is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        let long = vec![b'A'; MAX_LINE * 2];
+        assert!(parse(&long).await.is_err());
+    }
+
+    #[test]
+    fn requests_are_well_formed() {
+        let mut out = Vec::new();
+        set(&mut out, "k", b"v1", Some(Duration::from_millis(1_500)));
+        get(&mut out, "k");
+        delete(&mut out, "k");
+        noop(&mut out);
+        assert_eq!(out, b"ms k 2 T2\r\nv1\r\nmg k v\r\nmd k\r\nmn\r\n");
+    }
+
+    #[test]
+    fn ttls_round_up_and_long_ones_become_absolute() {
+        assert_eq!(ttl_flag(None), 0);
+        assert_eq!(ttl_flag(Some(Duration::from_millis(1))), 1);
+        assert_eq!(ttl_flag(Some(Duration::from_secs(60))), 60);
+        assert!(ttl_flag(Some(Duration::from_secs(RELATIVE_TTL_LIMIT + 1))) > 1_700_000_000);
+    }
+
+    #[test]
+    fn keys_are_checked() {
+        assert!(check_key("ns:0:abc").is_ok());
+        for bad in ["", "has space", "ctl\u{1}", &"x".repeat(251), "ünicode"] {
+            assert_eq!(
+                check_key(bad).unwrap_err().kind(),
+                ErrorKind::Rejected,
+                "{bad:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! `MemcachedTier` against real `memcached` processes started by the test kit.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use stratacache::{ByteStore, Cache, ErrorKind, Fallback, FrozenClock, Remote};
+use stratacache_memcached::{MemcachedConfig, MemcachedTier};
+use stratacache_testkit::MemcachedServer;
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn config(servers: &[&MemcachedServer]) -> MemcachedConfig {
+    MemcachedConfig::new(servers.iter().map(|server| server.address()))
+        .command_timeout(Duration::from_millis(200))
+        .connect_timeout(Duration::from_millis(200))
+}
+
+fn cache_over(clock: &FrozenClock, tier: MemcachedTier) -> Cache<String, String> {
+    Cache::builder()
+        .clock(clock)
+        .ttl(60 * SEC)
+        .fallback(
+            Fallback::remote(Remote::new(tier))
+                .name("memcached")
+                .ttl(600 * SEC),
+        )
+        .build()
+        .unwrap()
+}
+
+/// How many items a server holds, from its `stats`.
+fn items(server: &MemcachedServer) -> u64 {
+    let mut stream = TcpStream::connect(server.address()).unwrap();
+    stream.write_all(b"stats\r\n").unwrap();
+    let mut text = String::new();
+    let mut buffer = [0; 4096];
+    while !text.ends_with("END\r\n") {
+        let read = stream.read(&mut buffer).unwrap();
+        text.push_str(&String::from_utf8_lossy(&buffer[..read]));
+    }
+    text.lines()
+        .find_map(|line| line.strip_prefix("STAT curr_items "))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn values_round_trip_with_their_age() {
+    let server = MemcachedServer::start().unwrap();
+    let clock = FrozenClock::new();
+    let writer = cache_over(
+        &clock,
+        MemcachedTier::new(config(&[&server]).namespace("users")).unwrap(),
+    );
+    let produced = clock.now();
+    writer.insert("alice".into(), "Alice".into()).await.unwrap();
+    clock.advance(10 * SEC);
+    let reader = cache_over(
+        &clock,
+        MemcachedTier::new(config(&[&server]).namespace("users")).unwrap(),
+    );
+    let entry = reader
+        .get_entry(&"alice".to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(entry.value(), "Alice");
+    assert_eq!(entry.cached_at(), produced);
+}
+
+#[tokio::test]
+async fn the_server_holds_the_ttl() {
+    let server = MemcachedServer::start().unwrap();
+    let tier = MemcachedTier::new(config(&[&server])).unwrap();
+    tier.set(
+        "short",
+        Bytes::from_static(b"v"),
+        Some(Duration::from_millis(45_200)),
+    )
+    .await
+    .unwrap();
+    tier.set("forever", Bytes::from_static(b"v"), None)
+        .await
+        .unwrap();
+    let ttl = tier.server_ttl("short").await.unwrap().unwrap();
+    assert!(
+        ttl <= 46 * SEC && ttl >= 45 * SEC,
+        "rounded up to whole seconds: {ttl:?}"
+    );
+    assert_eq!(tier.server_ttl("forever").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_share_ten_thousand_keys_and_batches_span_them() {
+    let servers: Vec<_> = (0..3).map(|_| MemcachedServer::start().unwrap()).collect();
+    let refs: Vec<&MemcachedServer> = servers.iter().collect();
+    let tier = MemcachedTier::new(config(&refs).max_connections(8)).unwrap();
+    let keys: Vec<String> = (0..10_000).map(|i| format!("key-{i}")).collect();
+    for chunk in keys.chunks(500) {
+        let writes = chunk
+            .iter()
+            .map(|key| tier.set(key, Bytes::from(key.clone()), None));
+        futures::future::try_join_all(writes).await.unwrap();
+    }
+    for server in &servers {
+        let share = items(server);
+        assert!(
+            (2_000..=4_800).contains(&share),
+            "a server holds {share} of 10000 keys"
+        );
+    }
+    let some: Vec<&str> = keys
+        .iter()
+        .step_by(97)
+        .map(String::as_str)
+        .chain(["absent"])
+        .collect();
+    let values = tier.get_many(&some).await.unwrap();
+    assert!(
+        values[..values.len() - 1]
+            .iter()
+            .zip(&some)
+            .all(|(value, key)| value.as_deref() == Some(key.as_bytes()))
+    );
+    assert_eq!(values.last().unwrap(), &None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_server_fails_its_keys_fast_and_the_others_keep_serving() {
+    let mut servers: Vec<_> = (0..3).map(|_| MemcachedServer::start().unwrap()).collect();
+    let refs: Vec<&MemcachedServer> = servers.iter().collect();
+    let tier = MemcachedTier::new(config(&refs)).unwrap();
+    let keys: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
+    for key in &keys {
+        tier.set(key, Bytes::from(key.clone()), None).await.unwrap();
+    }
+    let dead_address = servers[1].address();
+    servers[1].stop();
+    let (mut served, mut failed) = (0, 0);
+    for key in &keys {
+        let started = Instant::now();
+        match tier.get(key).await {
+            Ok(value) => {
+                assert_eq!(value.as_deref(), Some(key.as_bytes()));
+                served += 1;
+            }
+            Err(error) => {
+                assert!(error.is_transient(), "{error}");
+                assert!(
+                    started.elapsed() < Duration::from_millis(700),
+                    "{:?}",
+                    started.elapsed()
+                );
+                failed += 1;
+            }
+        }
+    }
+    assert!(
+        served > 100 && failed > 50,
+        "served {served}, failed {failed}"
+    );
+    assert!(
+        keys.iter()
+            .any(|key| tier.server_for(key) == Some(dead_address.as_str()))
+    );
+
+    servers[1].restart().unwrap();
+    let mut back = false;
+    for _ in 0..50 {
+        let probe = keys
+            .iter()
+            .find(|key| tier.server_for(key) == Some(dead_address.as_str()))
+            .unwrap();
+        if tier
+            .set(probe, Bytes::from_static(b"again"), None)
+            .await
+            .is_ok()
+        {
+            back = tier.get(probe).await.unwrap().as_deref() == Some(&b"again"[..]);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(back, "the restarted server is used again");
+}
+
+#[tokio::test]
+async fn with_a_failure_limit_a_dead_servers_keys_move_to_the_next_server() {
+    let mut servers: Vec<_> = (0..2).map(|_| MemcachedServer::start().unwrap()).collect();
+    let refs: Vec<&MemcachedServer> = servers.iter().collect();
+    let tier =
+        MemcachedTier::new(config(&refs).failure_limit(1).retry_down_after(60 * SEC)).unwrap();
+    let key = (0..100)
+        .map(|i| format!("k{i}"))
+        .find(|key| tier.server_for(key) == Some(&servers[0].address()))
+        .unwrap();
+    servers[0].stop();
+    assert!(
+        tier.set(&key, Bytes::from_static(b"v"), None)
+            .await
+            .is_err(),
+        "the first failure is reported"
+    );
+    tier.set(&key, Bytes::from_static(b"v"), None)
+        .await
+        .unwrap();
+    assert_eq!(tier.server_for(&key), Some(servers[1].address().as_str()));
+    assert_eq!(tier.get(&key).await.unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[tokio::test]
+async fn oversized_values_are_rejected_before_sending() {
+    let server = MemcachedServer::start().unwrap();
+    let clock = FrozenClock::new();
+    let tier = MemcachedTier::new(config(&[&server])).unwrap();
+    let error = tier
+        .set("big", Bytes::from(vec![0; 2 * 1024 * 1024]), None)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Rejected);
+    let strict: Cache<String, String> = Cache::builder()
+        .clock(&clock)
+        .strict(true)
+        .fallback(Fallback::remote(Remote::new(tier)))
+        .build()
+        .unwrap();
+    let error = strict
+        .insert("big".into(), "x".repeat(2 * 1024 * 1024))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Rejected);
+    assert_eq!(items(&server), 0, "nothing was sent");
+}
+
+#[tokio::test]
+async fn hostile_keys_round_trip() {
+    let server = MemcachedServer::start().unwrap();
+    let clock = FrozenClock::new();
+    let writer = cache_over(&clock, MemcachedTier::new(config(&[&server])).unwrap());
+    let hostile = [
+        "has spaces in it".to_string(),
+        "line\r\nbreaks\0and nul".to_string(),
+        "x".repeat(10_000),
+        "flush_all\r\n".to_string(),
+        "ünïcödé 🚀".to_string(),
+    ];
+    for (i, key) in hostile.iter().enumerate() {
+        writer
+            .insert(key.clone(), format!("value {i}"))
+            .await
+            .unwrap();
+    }
+    let reader = cache_over(&clock, MemcachedTier::new(config(&[&server])).unwrap());
+    for (i, key) in hostile.iter().enumerate() {
+        assert_eq!(
+            reader.get(key).await.unwrap(),
+            Some(format!("value {i}")),
+            "{key:?}"
+        );
+    }
+    assert_eq!(reader.stats().tiers[1].errors, 0);
+}
+
+#[tokio::test]
+async fn clear_moves_the_namespace_and_leaves_others_alone() {
+    let server = MemcachedServer::start().unwrap();
+    let users = MemcachedTier::new(config(&[&server]).namespace("users")).unwrap();
+    let orders = MemcachedTier::new(config(&[&server]).namespace("orders")).unwrap();
+    users
+        .set("k", Bytes::from_static(b"u"), None)
+        .await
+        .unwrap();
+    orders
+        .set("k", Bytes::from_static(b"o"), None)
+        .await
+        .unwrap();
+    users.clear().await.unwrap();
+    assert_eq!(users.get("k").await.unwrap(), None);
+    assert_eq!(orders.get("k").await.unwrap().as_deref(), Some(&b"o"[..]));
+    // Another instance of the users cache sees the clear once it re-reads the generation.
+    let other = MemcachedTier::new(config(&[&server]).namespace("users")).unwrap();
+    assert_eq!(other.get("k").await.unwrap(), None);
+    users
+        .set("k", Bytes::from_static(b"new"), None)
+        .await
+        .unwrap();
+    assert_eq!(other.get("k").await.unwrap().as_deref(), Some(&b"new"[..]));
+
+    let flushing =
+        MemcachedTier::new(config(&[&server]).namespace("x").allow_flush_all(true)).unwrap();
+    flushing.clear().await.unwrap();
+    assert_eq!(
+        orders.get("k").await.unwrap(),
+        None,
+        "flush_all drops everything, as opted in"
+    );
+}
