@@ -3,12 +3,14 @@ use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use stratacache_tier::{CacheEntry, Clock, Error};
 
 use crate::CacheBuilder;
 use crate::coalesce::Fetched;
+use crate::erased::BoxFuture;
 use crate::inner::{FirstLook, Inner};
 use crate::telemetry::{CacheStats, Op, Operation, OperationOutcome, TierOutcome, TierStats};
 
@@ -72,27 +74,55 @@ where
     ///
     /// Only with [`strict`](CacheBuilder::strict): the first tier failure.
     #[inline]
-    pub async fn get<Q>(&self, key: &Q) -> Result<Option<V>, Error>
+    pub fn get<'a, Q>(
+        &'a self,
+        key: &'a Q,
+    ) -> impl Future<Output = Result<Option<V>, Error>> + Send + 'a
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        Q: Hash + Eq + ToOwned<Owned = K> + Sync + ?Sized,
     {
-        let inner = &self.inner;
-        let mut op = inner.telemetry.start(Operation::Get);
-        let look = inner.first_look(key, &op);
-        if let FirstLook::Hit(value) = look {
-            inner.telemetry.finish(&op, OperationOutcome::Hit);
-            return Ok(Some(value));
-        }
-        let fetched = inner
-            .fetch(
-                &key.to_owned(),
-                look.next_level(),
-                no_loader::<V>(),
-                &mut op,
-            )
-            .await;
-        self.finish(&op, fetched)
+        self.hit_or_fetch(Operation::Get, key, no_loader::<V>())
+    }
+
+    /// The future of `get` and the loader family: its first poll answers an L1 hit in
+    /// place; only a miss builds (and boxes) the future of the miss path. So the future
+    /// a caller holds is a few words, not the whole state machine of fallback, loading
+    /// and coalescing, and a hit never allocates.
+    pub(crate) fn hit_or_fetch<'a, Q, F, Fut>(
+        &'a self,
+        operation: Operation,
+        key: &'a Q,
+        loader: Option<F>,
+    ) -> impl Future<Output = Result<Option<V>, Error>> + Send + 'a
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + Sync + ?Sized,
+        F: FnOnce() -> Fut + Send + 'a,
+        Fut: Future<Output = Result<Option<V>, Error>> + Send + 'a,
+    {
+        let mut loader = loader;
+        let mut miss: Option<BoxFuture<'a, Result<Option<V>, Error>>> = None;
+        std::future::poll_fn(move |context| {
+            if let Some(miss) = &mut miss {
+                return miss.as_mut().poll(context);
+            }
+            let inner = &self.inner;
+            let mut op = inner.telemetry.start(operation);
+            let look = inner.first_look(key, &op);
+            if let FirstLook::Hit(value) = look {
+                inner.telemetry.finish(&op, OperationOutcome::Hit);
+                return Poll::Ready(Ok(Some(value)));
+            }
+            let (key, start, loader) = (key.to_owned(), look.next_level(), loader.take());
+            let mut pending: BoxFuture<'a, _> = Box::pin(async move {
+                let fetched = inner.fetch(&key, start, loader, &mut op).await;
+                self.finish(&op, fetched)
+            });
+            let poll = pending.as_mut().poll(context);
+            miss = Some(pending);
+            poll
+        })
     }
 
     /// Ends an operation of the `get` and loader family from what the miss path found.
@@ -290,32 +320,6 @@ where
     #[must_use]
     pub fn l1_len(&self) -> Option<u64> {
         self.inner.levels[0].len()
-    }
-
-    /// Runs `loader` for the loader family: see [`get_or_insert`](Self::get_or_insert).
-    pub(crate) async fn load<Q, F, Fut>(
-        &self,
-        operation: Operation,
-        key: &Q,
-        loader: F,
-    ) -> Result<Option<V>, Error>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
-        F: FnOnce() -> Fut + Send,
-        Fut: Future<Output = Result<Option<V>, Error>> + Send,
-    {
-        let inner = &self.inner;
-        let mut op = inner.telemetry.start(operation);
-        let look = inner.first_look(key, &op);
-        if let FirstLook::Hit(value) = look {
-            inner.telemetry.finish(&op, OperationOutcome::Hit);
-            return Ok(Some(value));
-        }
-        let fetched = inner
-            .fetch(&key.to_owned(), look.next_level(), Some(loader), &mut op)
-            .await;
-        self.finish(&op, fetched)
     }
 }
 

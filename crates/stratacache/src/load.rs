@@ -30,14 +30,16 @@ where
     pub async fn get_or_insert<Q, F, Fut>(&self, key: &Q, loader: F) -> Result<V, Error>
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        Q: Hash + Eq + ToOwned<Owned = K> + Sync + ?Sized,
         F: FnOnce() -> Fut + Send,
         Fut: Future<Output = V> + Send,
     {
         let loaded = self
-            .load(Operation::GetOrInsert, key, || async move {
-                Ok(Some(loader().await))
-            })
+            .hit_or_fetch(
+                Operation::GetOrInsert,
+                key,
+                Some(|| async move { Ok(Some(loader().await)) }),
+            )
             .await?;
         loaded.ok_or_else(|| Error::new(ErrorKind::Other, "an infallible loader produced no value"))
     }
@@ -52,18 +54,22 @@ where
     pub async fn try_get_or_insert<Q, F, Fut, E>(&self, key: &Q, loader: F) -> Result<V, Error>
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        Q: Hash + Eq + ToOwned<Owned = K> + Sync + ?Sized,
         F: FnOnce() -> Fut + Send,
         Fut: Future<Output = Result<V, E>> + Send,
         E: Into<BoxError>,
     {
         let loaded = self
-            .load(Operation::TryGetOrInsert, key, || async move {
-                match loader().await {
-                    Ok(value) => Ok(Some(value)),
-                    Err(error) => Err(Error::from_source(ErrorKind::Loader, error)),
-                }
-            })
+            .hit_or_fetch(
+                Operation::TryGetOrInsert,
+                key,
+                Some(|| async move {
+                    match loader().await {
+                        Ok(value) => Ok(Some(value)),
+                        Err(error) => Err(Error::from_source(ErrorKind::Loader, error)),
+                    }
+                }),
+            )
             .await?;
         loaded.ok_or_else(|| Error::new(ErrorKind::Other, "a successful loader produced no value"))
     }
@@ -81,13 +87,15 @@ where
     ) -> Result<Option<V>, Error>
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        Q: Hash + Eq + ToOwned<Owned = K> + Sync + ?Sized,
         F: FnOnce() -> Fut + Send,
         Fut: Future<Output = Option<V>> + Send,
     {
-        self.load(Operation::OptionallyGetOrInsert, key, || async move {
-            Ok(loader().await)
-        })
+        self.hit_or_fetch(
+            Operation::OptionallyGetOrInsert,
+            key,
+            Some(|| async move { Ok(loader().await) }),
+        )
         .await
     }
 }

@@ -53,7 +53,7 @@ fn assert_hits_do_not_allocate<K, V, Q>(cache: &Cache<K, V>, key: &Q)
 where
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static + std::borrow::Borrow<Q>,
     V: Clone + Send + Sync + 'static,
-    Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    Q: std::hash::Hash + Eq + ToOwned<Owned = K> + Sync + ?Sized,
 {
     // Warm up: let moka size its internal structures.
     for _ in 0..READS {
