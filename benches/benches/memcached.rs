@@ -14,23 +14,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 fn memcached_get(c: &mut Criterion) {
-    let server = match std::env::var("MEMCACHED_SERVERS") {
-        Ok(_) => None,
-        Err(_) => Some(stratacache_testkit::MemcachedServer::start().expect("memcached")),
-    };
-    let address = std::env::var("MEMCACHED_SERVERS")
-        .ok()
-        .and_then(|list| list.split(',').next().map(str::to_string))
-        .unwrap_or_else(|| {
-            server
-                .as_ref()
-                .map(stratacache_testkit::MemcachedServer::address)
-                .unwrap_or_default()
-        });
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (server, address) = stratacache_benches::memcached();
+    let runtime = stratacache_benches::runtime();
     let _inside = runtime.enter();
 
     let tier =

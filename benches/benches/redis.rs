@@ -11,20 +11,8 @@ use stratacache::{ByteStore, Cache, Fallback, InsertPolicy, Remote};
 use stratacache_redis::{RedisConfig, RedisTier};
 
 fn redis_get(c: &mut Criterion) {
-    let server = match std::env::var("REDIS_URL") {
-        Ok(_) => None,
-        Err(_) => Some(stratacache_testkit::RedisServer::start().expect("redis-server")),
-    };
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| {
-        server
-            .as_ref()
-            .map(stratacache_testkit::RedisServer::url)
-            .unwrap_or_default()
-    });
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (server, url) = stratacache_benches::redis();
+    let runtime = stratacache_benches::runtime();
     let _inside = runtime.enter();
 
     let tier = RedisTier::new(RedisConfig::from_url(&url).namespace("bench")).unwrap();

@@ -35,6 +35,6 @@ mod tier_service;
 
 pub use error::to_tier_error;
 pub use request::{CacheRequest, CacheResponse};
-pub use retry::CacheRetry;
+pub use retry::{CacheRetry, RetryableError};
 pub use service_tier::ServiceTier;
 pub use tier_service::{TierFuture, TierService};

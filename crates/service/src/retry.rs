@@ -67,35 +67,33 @@ impl CacheRetry {
     }
 }
 
-impl<K: Clone, V: Clone, Res> Policy<CacheRequest<K, V>, Res, BoxError> for CacheRetry {
-    type Future = tokio::time::Sleep;
+/// The errors a [`CacheRetry`] can judge: a tower stack's boxed error, or a tier error.
+pub trait RetryableError {
+    /// The tier error kind this error stands for, if it is one.
+    fn kind(&self) -> Option<ErrorKind>;
+}
 
-    fn retry(
-        &mut self,
-        request: &mut CacheRequest<K, V>,
-        result: &mut Result<Res, BoxError>,
-    ) -> Option<Self::Future> {
-        let kind = result
-            .as_ref()
-            .err()
-            .and_then(|error| kind_of(error.as_ref()));
-        result.is_err().then(|| self.step(request, kind)).flatten()
-    }
-
-    fn clone_request(&mut self, request: &CacheRequest<K, V>) -> Option<CacheRequest<K, V>> {
-        request.is_read().then(|| request.clone())
+impl RetryableError for BoxError {
+    fn kind(&self) -> Option<ErrorKind> {
+        kind_of(self.as_ref())
     }
 }
 
-impl<K: Clone, V: Clone, Res> Policy<CacheRequest<K, V>, Res, Error> for CacheRetry {
+impl RetryableError for Error {
+    fn kind(&self) -> Option<ErrorKind> {
+        Some(Error::kind(self))
+    }
+}
+
+impl<K: Clone, V: Clone, Res, E: RetryableError> Policy<CacheRequest<K, V>, Res, E> for CacheRetry {
     type Future = tokio::time::Sleep;
 
     fn retry(
         &mut self,
         request: &mut CacheRequest<K, V>,
-        result: &mut Result<Res, Error>,
+        result: &mut Result<Res, E>,
     ) -> Option<Self::Future> {
-        let kind = result.as_ref().err().map(Error::kind);
+        let kind = result.as_ref().err().and_then(RetryableError::kind);
         result.is_err().then(|| self.step(request, kind)).flatten()
     }
 

@@ -177,24 +177,12 @@ where
             let stopwatch = op.stopwatch();
             match level.get(&key).await {
                 Ok(Some(entry)) if !entry.is_expired(inner.clock.now()) => {
-                    inner.telemetry.tier(
-                        &op,
-                        &level.name,
-                        &level.counters,
-                        TierOutcome::Hit,
-                        stopwatch,
-                    );
+                    inner.report(&op, level, TierOutcome::Hit, stopwatch);
                     result = Ok(true);
                     break;
                 }
                 Ok(_) => {
-                    inner.telemetry.tier(
-                        &op,
-                        &level.name,
-                        &level.counters,
-                        TierOutcome::Miss,
-                        stopwatch,
-                    );
+                    inner.report(&op, level, TierOutcome::Miss, stopwatch);
                 }
                 Err(error) => {
                     inner.tier_failed(level, &error, &op, stopwatch);

@@ -59,7 +59,7 @@ where
         Self::with(Storage::tier(tier))
     }
 
-    /// A bytes-level store (Redis, memcached) behind the codec boundary: see [`Remote`].
+    /// A bytes-level store (Redis, memcached) behind the codec boundary: see [`Remote`](crate::Remote).
     #[cfg(feature = "serialize")]
     pub fn remote<S, C>(remote: crate::Remote<S, C>) -> Self
     where

@@ -109,23 +109,11 @@ where
                 Ok(Some(entry)) => {
                     let now = self.clock.now();
                     if entry.is_expired(now) {
-                        self.telemetry.tier(
-                            op,
-                            &level.name,
-                            &level.counters,
-                            TierOutcome::Expired,
-                            stopwatch,
-                        );
+                        self.report(op, level, TierOutcome::Expired, stopwatch);
                         self.invalidate_at(level, key, op).await;
                         continue;
                     }
-                    self.telemetry.tier(
-                        op,
-                        &level.name,
-                        &level.counters,
-                        TierOutcome::Hit,
-                        stopwatch,
-                    );
+                    self.report(op, level, TierOutcome::Hit, stopwatch);
                     if depth == 0 {
                         self.refresh_if_stale(key, &entry, now);
                     } else if level.promotion.allows(&entry) {
@@ -134,13 +122,7 @@ where
                     return Ok(Some(entry));
                 }
                 Ok(None) => {
-                    self.telemetry.tier(
-                        op,
-                        &level.name,
-                        &level.counters,
-                        TierOutcome::Miss,
-                        stopwatch,
-                    );
+                    self.report(op, level, TierOutcome::Miss, stopwatch);
                 }
                 Err(error) => {
                     self.tier_failed(level, &error, op, stopwatch);
@@ -296,13 +278,7 @@ where
     ) -> Result<(), Error> {
         for level in levels.iter().rev() {
             if !level.insert_policy.allows(entry) {
-                self.telemetry.tier(
-                    op,
-                    &level.name,
-                    &level.counters,
-                    TierOutcome::InsertRejected,
-                    None,
-                );
+                self.report(op, level, TierOutcome::InsertRejected, None);
                 continue;
             }
             let Some(copy) = level.copy_for(entry, now) else {
@@ -340,13 +316,7 @@ where
             let stopwatch = op.stopwatch();
             match level.invalidate(key).await {
                 Ok(()) => {
-                    self.telemetry.tier(
-                        op,
-                        &level.name,
-                        &level.counters,
-                        TierOutcome::Invalidated,
-                        stopwatch,
-                    );
+                    self.report(op, level, TierOutcome::Invalidated, stopwatch);
                 }
                 Err(error) => {
                     self.tier_failed(level, &error, op, stopwatch);
@@ -389,6 +359,19 @@ where
         if self.generations.moved_since(ticket) {
             self.undo(&self.levels, key, op).await;
         }
+    }
+
+    /// Records what happened at `level` during `op`.
+    #[inline]
+    pub(crate) fn report(
+        &self,
+        op: &Op,
+        level: &Level<K, V>,
+        outcome: TierOutcome,
+        stopwatch: Option<std::time::Instant>,
+    ) {
+        self.telemetry
+            .tier(op, &level.name, &level.counters, outcome, stopwatch);
     }
 
     pub(crate) fn tier_failed(
@@ -436,36 +419,18 @@ where
             match level.get(&key).await {
                 Ok(Some(entry)) if !entry.is_expired(self.clock.now()) => {
                     if entry.cached_at() > stale_since {
-                        self.telemetry.tier(
-                            &op,
-                            &level.name,
-                            &level.counters,
-                            TierOutcome::RefreshHit,
-                            stopwatch,
-                        );
+                        self.report(&op, level, TierOutcome::RefreshHit, stopwatch);
                         self.promote(&key, &entry, depth, ticket, self.clock.now(), &op)
                             .await;
                         refreshed = true;
                     } else {
-                        self.telemetry.tier(
-                            &op,
-                            &level.name,
-                            &level.counters,
-                            TierOutcome::RefreshMiss,
-                            stopwatch,
-                        );
+                        self.report(&op, level, TierOutcome::RefreshMiss, stopwatch);
                     }
                     // The nearest live copy is the newest the tiers hold.
                     break;
                 }
                 Ok(_) => {
-                    self.telemetry.tier(
-                        &op,
-                        &level.name,
-                        &level.counters,
-                        TierOutcome::RefreshMiss,
-                        stopwatch,
-                    );
+                    self.report(&op, level, TierOutcome::RefreshMiss, stopwatch);
                 }
                 Err(error) => {
                     self.tier_failed(level, &error, &op, stopwatch);
