@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check stratacache has: installs what the suite needs when it is missing
-# (redis-server and memcached, from Debian's packages), then formatting, clippy, every
+# (redis-server, memcached and openssl, from Debian's packages), then formatting, clippy, every
 # test (unit, integration, doc) and the doc build. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,7 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v memcached >/dev/null 2>&1 || missing+=(memcached)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if ((${#missing[@]})); then
   echo "==> installing ${missing[*]}"
   sudo=""

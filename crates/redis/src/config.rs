@@ -13,6 +13,8 @@ pub struct RedisConfig {
     pub(crate) namespace: String,
     pub(crate) connect_timeout: Duration,
     pub(crate) command_timeout: Duration,
+    #[cfg(feature = "tls")]
+    pub(crate) root_certificate: Option<Vec<u8>>,
 }
 
 impl RedisConfig {
@@ -24,6 +26,8 @@ impl RedisConfig {
             namespace: "stratacache".into(),
             connect_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_millis(250),
+            #[cfg(feature = "tls")]
+            root_certificate: None,
         }
     }
 
@@ -93,6 +97,14 @@ impl RedisConfig {
     /// How long any one command may take, reconnection included (250 ms by default).
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.command_timeout = timeout;
+        self
+    }
+
+    /// Trust this CA certificate (PEM) for `rediss://` connections instead of the
+    /// system's roots: for servers with a private CA.
+    #[cfg(feature = "tls")]
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificate = Some(pem.into());
         self
     }
 

@@ -43,7 +43,7 @@ impl Connection {
             .nodes
             .first()
             .ok_or_else(|| Error::new(ErrorKind::Config, "no Redis URL"))?;
-        let client = redis::Client::open(url.as_str()).map_err(config_error)?;
+        let client = open(url, config)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.command_timeout))
@@ -110,6 +110,26 @@ impl Connection {
     pub(crate) fn is_cluster(&self) -> bool {
         !matches!(self, Self::Single(_))
     }
+}
+
+#[cfg(feature = "tls")]
+fn open(url: &str, config: &RedisConfig) -> Result<redis::Client, Error> {
+    match &config.root_certificate {
+        Some(root) => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root.clone()),
+            },
+        ),
+        None => redis::Client::open(url),
+    }
+    .map_err(config_error)
+}
+
+#[cfg(not(feature = "tls"))]
+fn open(url: &str, _config: &RedisConfig) -> Result<redis::Client, Error> {
+    redis::Client::open(url).map_err(config_error)
 }
 
 /// Runs a Redis call within `limit`.

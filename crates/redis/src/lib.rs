@@ -34,6 +34,7 @@
 //! | feature   | enables                                  |
 //! |-----------|------------------------------------------|
 //! | `cluster` | Redis Cluster via [`RedisConfig::cluster`] |
+//! | `tls`     | `rediss://` URLs (rustls), `RedisConfig::tls_root_certificate` |
 
 mod config;
 mod connection;

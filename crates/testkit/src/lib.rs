@@ -1,4 +1,4 @@
-//! Real servers for tests: `redis-server` (single node or a 3-master cluster) and
+//! Real servers for tests: `redis-server` (single node, TLS, or a 3-master cluster) and
 //! `memcached`, each on a free loopback port, stopped when dropped.
 //!
 //! A missing binary is an [`Error`] naming the Debian package to install, never a silent
@@ -17,4 +17,4 @@ mod redis;
 
 pub use error::Error;
 pub use memcached::MemcachedServer;
-pub use redis::{RedisCluster, RedisServer};
+pub use redis::{RedisCluster, RedisServer, RedisTlsServer};

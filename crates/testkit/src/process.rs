@@ -98,6 +98,25 @@ impl Server {
         }
     }
 
+    /// Waits until `ready` says so, failing if the process exits or 15 s pass.
+    pub(crate) fn wait_until(&mut self, ready: impl Fn() -> bool) -> Result<(), Error> {
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            if let Some(child) = &mut self.child
+                && let Some(status) = child.try_wait()?
+            {
+                return Err(Error::NotReady(format!("the process exited: {status}")));
+            }
+            if ready() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(Error::NotReady("the server did not become ready".into()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

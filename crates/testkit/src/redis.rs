@@ -170,3 +170,126 @@ impl RedisCluster {
         &self.nodes
     }
 }
+
+/// A `redis-server` serving TLS only, with a throwaway CA, stopped when dropped.
+pub struct RedisTlsServer {
+    server: RedisServer,
+    ca_pem: Vec<u8>,
+}
+
+impl RedisTlsServer {
+    /// Generates a CA and a certificate for `127.0.0.1` with `openssl`, and starts a
+    /// TLS-only node that does not ask clients for certificates.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MissingBinary`] when `redis-server`, `redis-cli` or `openssl` is missing;
+    /// otherwise when it does not start answering within 15 s.
+    pub fn start() -> Result<Self, Error> {
+        let scratch = Scratch::new("redis-tls")?;
+        let openssl = locate("openssl", "openssl")?;
+        let dir = &scratch.0;
+        let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+        run(Command::new(&openssl)
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args([
+                "-subj",
+                "/CN=stratacache test CA",
+                "-keyout",
+                &path("ca.key"),
+                "-out",
+                &path("ca.crt"),
+            ]))?;
+        run(Command::new(&openssl)
+            .args([
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=127.0.0.1",
+            ])
+            .args(["-keyout", &path("server.key"), "-out", &path("server.csr")]))?;
+        std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n")?;
+        run(Command::new(&openssl)
+            .args(["x509", "-req", "-days", "2", "-in", &path("server.csr")])
+            .args([
+                "-CA",
+                &path("ca.crt"),
+                "-CAkey",
+                &path("ca.key"),
+                "-CAcreateserial",
+                "-out",
+                &path("server.crt"),
+                "-extfile",
+                &path("san.ext"),
+            ]))?;
+        let ca_pem = std::fs::read(dir.join("ca.crt"))?;
+
+        let port = free_port()?;
+        let binary = locate("redis-server", "redis-server")?;
+        let mut server = Server::spawn(
+            Command::new(binary)
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                ])
+                .args([
+                    "--tls-cert-file",
+                    &path("server.crt"),
+                    "--tls-key-file",
+                    &path("server.key"),
+                ])
+                .args([
+                    "--tls-ca-cert-file",
+                    &path("ca.crt"),
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .arg("--dir")
+                .arg(dir),
+        )?;
+        let cli = locate("redis-cli", "redis-tools")?;
+        server.wait_until(|| {
+            run(Command::new(&cli).args([
+                "--tls",
+                "--cacert",
+                &path("ca.crt"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "ping",
+            ]))
+            .is_ok_and(|reply| reply.contains("PONG"))
+        })?;
+        Ok(Self {
+            server: RedisServer {
+                port,
+                cluster: false,
+                server,
+                scratch,
+            },
+            ca_pem,
+        })
+    }
+
+    /// `rediss://127.0.0.1:PORT/`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("rediss://127.0.0.1:{}/", self.server.port)
+    }
+
+    /// The CA certificate (PEM) that signed the server's certificate.
+    #[must_use]
+    pub fn ca_pem(&self) -> &[u8] {
+        &self.ca_pem
+    }
+}
