@@ -98,12 +98,6 @@ where
         self
     }
 
-    /// Whether a clock was set on this builder.
-    #[must_use]
-    pub fn has_clock(&self) -> bool {
-        self.clock.is_some()
-    }
-
     /// A name for the tier, shown in moka's diagnostics.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());

@@ -31,7 +31,7 @@ impl RedisConfig {
         }
     }
 
-    /// A single node from its parts. `database` is the logical database index.
+    /// A single node at `host:port` (database 0; see [`database`](Self::database)).
     pub fn new(host: &str, port: u16) -> Self {
         Self::from_url(format!("redis://{host}:{port}/"))
     }
