@@ -55,6 +55,9 @@ impl MemcachedTier {
     }
 
     /// The address of the server that holds `key` now (down servers skipped).
+    ///
+    /// Keys are placed by the key alone, not by namespace or generation, so a `clear`
+    /// does not reshuffle them over the servers.
     #[must_use]
     pub fn server_for(&self, key: &str) -> Option<&str> {
         self.route(key.as_bytes())
@@ -112,6 +115,7 @@ impl MemcachedTier {
         result
     }
 
+    /// Sends one command to the server that owns `key` and reads its reply.
     async fn one(&self, key: &str, request: &[u8]) -> Result<Reply, Error> {
         let index = self.route(key.as_bytes()).ok_or_else(|| {
             Error::new(
@@ -193,10 +197,10 @@ impl MemcachedTier {
     ///
     /// As [`ByteStore::get`].
     pub async fn server_ttl(&self, key: &str) -> Result<Option<Duration>, Error> {
-        let key = self.key(key).await?;
+        let full = self.key(key).await?;
         let mut request = Vec::new();
-        protocol::get_ttl(&mut request, &key);
-        Ok(match self.one(&key, &request).await? {
+        protocol::get_ttl(&mut request, &full);
+        Ok(match self.one(key, &request).await? {
             Reply::Done(flags) => flags
                 .split(' ')
                 .find_map(|flag| flag.strip_prefix('t'))
@@ -216,7 +220,7 @@ impl MemcachedTier {
             (0..self.pools.len()).map(|_| Vec::new()).collect();
         for (position, key) in keys.iter().enumerate() {
             let full = self.key(key).await?;
-            let server = self.route(full.as_bytes()).ok_or_else(|| {
+            let server = self.route(key.as_bytes()).ok_or_else(|| {
                 Error::new(
                     ErrorKind::Unavailable,
                     "every memcached server is marked down",
@@ -257,10 +261,10 @@ impl MemcachedTier {
 
 impl ByteStore for MemcachedTier {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, Error> {
-        let key = self.key(key).await?;
+        let full = self.key(key).await?;
         let mut request = Vec::new();
-        protocol::get(&mut request, &key);
-        match self.one(&key, &request).await? {
+        protocol::get(&mut request, &full);
+        match self.one(key, &request).await? {
             Reply::Value(bytes) => Ok(Some(bytes)),
             Reply::Missing => Ok(None),
             other => Err(Error::new(
@@ -281,10 +285,10 @@ impl ByteStore for MemcachedTier {
                 ),
             ));
         }
-        let key = self.key(key).await?;
-        let mut request = Vec::with_capacity(key.len() + value.len() + 32);
-        protocol::set(&mut request, &key, &value, ttl);
-        match self.one(&key, &request).await? {
+        let full = self.key(key).await?;
+        let mut request = Vec::with_capacity(full.len() + value.len() + 32);
+        protocol::set(&mut request, &full, &value, ttl);
+        match self.one(key, &request).await? {
             Reply::Done(_) => Ok(()),
             other => Err(Error::new(
                 ErrorKind::Rejected,
@@ -294,10 +298,10 @@ impl ByteStore for MemcachedTier {
     }
 
     async fn delete(&self, key: &str) -> Result<(), Error> {
-        let key = self.key(key).await?;
+        let full = self.key(key).await?;
         let mut request = Vec::new();
-        protocol::delete(&mut request, &key);
-        match self.one(&key, &request).await? {
+        protocol::delete(&mut request, &full);
+        match self.one(key, &request).await? {
             Reply::Done(_) | Reply::Missing => Ok(()),
             other => Err(Error::new(
                 ErrorKind::Other,
