@@ -12,7 +12,7 @@ use crate::coalesce::{Coalescer, Fetched, Flight, LoaderSlot, panicked};
 use crate::generation::{Generations, Ticket};
 use crate::level::{Level, TierHandle};
 use crate::refresh::Refresher;
-use crate::telemetry::{Op, Operation, OperationOutcome, Telemetry, TierOutcome};
+use crate::telemetry::{CacheCounter, Op, Operation, OperationOutcome, Telemetry, TierOutcome};
 
 pub(crate) struct Inner<K, V> {
     pub(crate) clock: Clock,
@@ -167,7 +167,7 @@ where
         };
         if !slot.led() {
             op.coalesced = true;
-            self.telemetry.count(|counters| &counters.coalesced_waits);
+            self.telemetry.count(CacheCounter::CoalescedWaits);
         }
         // A caller with a loader that waited on a flight which ran no loader (a `get`
         // led it, or another caller's loader found nothing) loads now, once for all such.
@@ -189,7 +189,7 @@ where
                 };
                 if !second.led() && !op.coalesced {
                     op.coalesced = true;
-                    self.telemetry.count(|counters| &counters.coalesced_waits);
+                    self.telemetry.count(CacheCounter::CoalescedWaits);
                 }
                 // The load it waited on found nothing (an optional loader led it): this
                 // caller's own loader still gets its turn.
@@ -223,7 +223,7 @@ where
         let Some(loader) = loader else {
             return Ok(Fetched::Miss);
         };
-        self.telemetry.count(|counters| &counters.loads);
+        self.telemetry.count(CacheCounter::Loads);
         match loader().await {
             Ok(Some(value)) => {
                 self.store_loaded(key, &value, ticket, op).await;
@@ -231,7 +231,7 @@ where
             }
             Ok(None) => Ok(Fetched::LoadedNothing),
             Err(error) => {
-                self.telemetry.count(|counters| &counters.load_errors);
+                self.telemetry.count(CacheCounter::LoadErrors);
                 Err(error)
             }
         }
@@ -401,9 +401,9 @@ where
         }
         let task = Box::pin(Arc::clone(self).refresh(key.to_owned(), entry.cached_at()));
         if (refresher.spawner)(task) {
-            self.telemetry.count(|counters| &counters.refreshes_started);
+            self.telemetry.count(CacheCounter::RefreshesStarted);
         } else {
-            self.telemetry.count(|counters| &counters.refreshes_failed);
+            self.telemetry.count(CacheCounter::RefreshesFailed);
         }
     }
 
@@ -443,7 +443,7 @@ where
             .as_ref()
             .and_then(|refresher| refresher.reload.clone());
         if let (false, Some(reload)) = (refreshed, reload) {
-            self.telemetry.count(|counters| &counters.loads);
+            self.telemetry.count(CacheCounter::Loads);
             match reload(key.clone()).await {
                 Ok(Some(value)) => {
                     self.store_loaded(&key, &value, ticket, &op).await;
@@ -451,7 +451,7 @@ where
                 }
                 Ok(None) => {}
                 Err(error) => {
-                    self.telemetry.count(|counters| &counters.load_errors);
+                    self.telemetry.count(CacheCounter::LoadErrors);
                     failure = Some(error.kind());
                 }
             }
@@ -462,7 +462,7 @@ where
         let outcome = match (refreshed, failure) {
             (true, _) => OperationOutcome::Loaded,
             (false, Some(kind)) => {
-                self.telemetry.count(|counters| &counters.refreshes_failed);
+                self.telemetry.count(CacheCounter::RefreshesFailed);
                 OperationOutcome::Error(kind)
             }
             (false, None) => OperationOutcome::Miss,

@@ -11,7 +11,7 @@ use super::event::{
     CacheEvent, Operation, OperationEvent, OperationOutcome, TierEvent, TierOutcome,
 };
 use super::names::TARGET;
-use super::stats::{CacheCounters, TierCounters, bump};
+use super::stats::{CacheCounter, CacheCounters, TierCounter, TierCounters};
 
 /// A typed event handler, as [`CacheBuilder::event_handler`](crate::CacheBuilder::event_handler) takes it.
 pub(crate) type Handler = Arc<dyn Fn(&CacheEvent) + Send + Sync>;
@@ -100,9 +100,9 @@ impl Telemetry {
 
     /// Counts a cache-wide counter.
     #[inline]
-    pub(crate) fn count(&self, counter: impl FnOnce(&CacheCounters) -> &AtomicU64) {
+    pub(crate) fn count(&self, counter: CacheCounter) {
         if self.counting {
-            bump(counter(&self.counters));
+            self.counters.bump(counter as usize);
         }
     }
 
@@ -119,20 +119,23 @@ impl Telemetry {
         if !self.counting {
             return;
         }
-        bump(match outcome {
-            TierOutcome::Hit => &counters.hits,
-            TierOutcome::Miss => &counters.misses,
-            TierOutcome::Expired => &counters.expired,
-            TierOutcome::RefreshHit => &counters.refresh_hits,
-            TierOutcome::RefreshMiss => &counters.refresh_misses,
-            TierOutcome::Inserted | TierOutcome::Promoted => &counters.inserts,
-            TierOutcome::InsertRejected => &counters.insert_rejections,
-            TierOutcome::Invalidated => &counters.invalidations,
-            TierOutcome::Evicted => &counters.evictions,
-            TierOutcome::Error(_) => &counters.errors,
-        });
-        let is_error = matches!(outcome, TierOutcome::Error(_));
-        if op.listening() || (is_error && tracing::enabled!(target: TARGET, Level::WARN)) {
+        counters.bump(TierCounter::of(outcome) as usize);
+        if op.listening() || matches!(outcome, TierOutcome::Error(_)) {
+            self.observe_tier(op, tier, outcome, stopwatch);
+        }
+    }
+
+    /// Emits a tier event, when someone listens: any listener of the operation, or a
+    /// subscriber at `WARN` for a failure.
+    #[cold]
+    fn observe_tier(
+        &self,
+        op: &Op,
+        tier: &Arc<str>,
+        outcome: TierOutcome,
+        stopwatch: Option<Instant>,
+    ) {
+        if op.listening() || tracing::enabled!(target: TARGET, Level::WARN) {
             self.emit_tier(TierEvent {
                 request_id: op.request_id,
                 cache: Arc::clone(&self.cache),

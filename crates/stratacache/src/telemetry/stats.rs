@@ -1,38 +1,62 @@
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Counters of one tier, updated with relaxed atomic increments.
-#[derive(Default)]
-pub(crate) struct TierCounters {
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
-    pub(crate) expired: AtomicU64,
-    pub(crate) refresh_hits: AtomicU64,
-    pub(crate) refresh_misses: AtomicU64,
-    pub(crate) inserts: AtomicU64,
-    pub(crate) insert_rejections: AtomicU64,
-    pub(crate) invalidations: AtomicU64,
-    pub(crate) evictions: AtomicU64,
-    pub(crate) errors: AtomicU64,
+use super::counters::Counters;
+use super::event::TierOutcome;
+
+/// Counters of one tier, one per [`TierCounter`].
+pub(crate) type TierCounters = Counters<{ TierCounter::COUNT }>;
+
+/// Counters of the cache as a whole, one per [`CacheCounter`].
+pub(crate) type CacheCounters = Counters<{ CacheCounter::COUNT }>;
+
+/// What a tier counts.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum TierCounter {
+    Hits,
+    Misses,
+    Expired,
+    RefreshHits,
+    RefreshMisses,
+    Inserts,
+    InsertRejections,
+    Invalidations,
+    Evictions,
+    Errors,
 }
 
-/// Counters of the cache as a whole.
-#[derive(Default)]
-pub(crate) struct CacheCounters {
-    pub(crate) loads: AtomicU64,
-    pub(crate) load_errors: AtomicU64,
-    pub(crate) coalesced_waits: AtomicU64,
-    pub(crate) refreshes_started: AtomicU64,
-    pub(crate) refreshes_failed: AtomicU64,
+impl TierCounter {
+    const COUNT: usize = Self::Errors as usize + 1;
+
+    /// The counter an outcome at a tier adds to.
+    #[inline]
+    pub(crate) const fn of(outcome: TierOutcome) -> Self {
+        match outcome {
+            TierOutcome::Hit => Self::Hits,
+            TierOutcome::Miss => Self::Misses,
+            TierOutcome::Expired => Self::Expired,
+            TierOutcome::RefreshHit => Self::RefreshHits,
+            TierOutcome::RefreshMiss => Self::RefreshMisses,
+            TierOutcome::Inserted | TierOutcome::Promoted => Self::Inserts,
+            TierOutcome::InsertRejected => Self::InsertRejections,
+            TierOutcome::Invalidated => Self::Invalidations,
+            TierOutcome::Evicted => Self::Evictions,
+            TierOutcome::Error(_) => Self::Errors,
+        }
+    }
 }
 
-#[inline]
-pub(crate) fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
+/// What a cache counts as a whole.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum CacheCounter {
+    Loads,
+    LoadErrors,
+    CoalescedWaits,
+    RefreshesStarted,
+    RefreshesFailed,
 }
 
-fn read(counter: &AtomicU64) -> u64 {
-    counter.load(Ordering::Relaxed)
+impl CacheCounter {
+    const COUNT: usize = Self::RefreshesFailed as usize + 1;
 }
 
 /// A snapshot of one tier's counters.
@@ -72,18 +96,20 @@ impl TierStats {
     }
 
     pub(crate) fn read(name: &Arc<str>, counters: &TierCounters) -> Self {
+        let counts = counters.read();
+        let count = |counter: TierCounter| counts[counter as usize];
         Self {
             name: Arc::clone(name),
-            hits: read(&counters.hits),
-            misses: read(&counters.misses),
-            expired: read(&counters.expired),
-            refresh_hits: read(&counters.refresh_hits),
-            refresh_misses: read(&counters.refresh_misses),
-            inserts: read(&counters.inserts),
-            insert_rejections: read(&counters.insert_rejections),
-            invalidations: read(&counters.invalidations),
-            evictions: read(&counters.evictions),
-            errors: read(&counters.errors),
+            hits: count(TierCounter::Hits),
+            misses: count(TierCounter::Misses),
+            expired: count(TierCounter::Expired),
+            refresh_hits: count(TierCounter::RefreshHits),
+            refresh_misses: count(TierCounter::RefreshMisses),
+            inserts: count(TierCounter::Inserts),
+            insert_rejections: count(TierCounter::InsertRejections),
+            invalidations: count(TierCounter::Invalidations),
+            evictions: count(TierCounter::Evictions),
+            errors: count(TierCounter::Errors),
         }
     }
 }
@@ -122,13 +148,15 @@ impl CacheStats {
     }
 
     pub(crate) fn read(tiers: Vec<TierStats>, counters: &CacheCounters) -> Self {
+        let counts = counters.read();
+        let count = |counter: CacheCounter| counts[counter as usize];
         Self {
             tiers,
-            loads: read(&counters.loads),
-            load_errors: read(&counters.load_errors),
-            coalesced_waits: read(&counters.coalesced_waits),
-            refreshes_started: read(&counters.refreshes_started),
-            refreshes_failed: read(&counters.refreshes_failed),
+            loads: count(CacheCounter::Loads),
+            load_errors: count(CacheCounter::LoadErrors),
+            coalesced_waits: count(CacheCounter::CoalescedWaits),
+            refreshes_started: count(CacheCounter::RefreshesStarted),
+            refreshes_failed: count(CacheCounter::RefreshesFailed),
         }
     }
 }
