@@ -1,16 +1,20 @@
 //! The memory hot paths of stratacache beside raw moka and cachet 0.16, in one run.
 //!
 //! Every group names its contestants `stratacache`, `moka` and `cachet`, so each figure
-//! reads as a ratio against the others measured in the same process.
+//! reads as a ratio against the others measured in the same process. The hit groups add
+//! `moka_ahash` (moka with the memory tier's hasher) and `moka_expiry` (moka with the
+//! memory tier's hasher, entry type and per-entry expiry, no facade): the floor of the
+//! memory tier's hit, so the facade's own cost reads as `stratacache - moka_expiry`.
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
 use futures::FutureExt;
-use stratacache::{Cache, Fallback, InsertPolicy};
+use stratacache::{Cache, CacheEntry, Fallback, InsertPolicy};
 
 const KEYS: u64 = 1_024;
 
@@ -40,6 +44,31 @@ fn raw_moka_ahash<V: Clone + Send + Sync + 'static>()
         .build_with_hasher(ahash::RandomState::new())
 }
 
+/// Per-entry expiry as the memory tier asks moka for it: a deadline from each entry's TTL.
+struct EntryTtl;
+
+impl<K, V> moka::Expiry<K, CacheEntry<V>> for EntryTtl {
+    fn expire_after_create(
+        &self,
+        _key: &K,
+        entry: &CacheEntry<V>,
+        _now: Instant,
+    ) -> Option<Duration> {
+        entry.ttl()
+    }
+}
+
+/// moka with the hasher and the per-entry expiry of stratacache's memory tier, and no
+/// facade: the floor of any moka L1 that reclaims entries at their own TTL. moka calls
+/// the expiry's read hook on every hit, whether or not the hook changes anything.
+fn raw_moka_expiry<V: Clone + Send + Sync + 'static>()
+-> moka::sync::Cache<u64, CacheEntry<V>, ahash::RandomState> {
+    moka::sync::Cache::builder()
+        .max_capacity(100_000)
+        .expire_after(EntryTtl)
+        .build_with_hasher(ahash::RandomState::new())
+}
+
 fn cachet_cache<V: Clone + Send + Sync + 'static>(
     runtime: &tokio::runtime::Runtime,
 ) -> cachet::Cache<u64, V> {
@@ -57,11 +86,13 @@ fn hit_group<V: Clone + Send + Sync + 'static>(
     let cache = ours::<V>();
     let moka = raw_moka::<V>();
     let moka_ahash = raw_moka_ahash::<V>();
+    let moka_expiry = raw_moka_expiry::<V>();
     let peer = cachet_cache::<V>(runtime);
     for key in 0..KEYS {
         now(cache.insert(key, value(key))).unwrap();
         moka.insert(key, value(key));
         moka_ahash.insert(key, value(key));
+        moka_expiry.insert(key, CacheEntry::new(value(key), SystemTime::now(), None));
         now(peer.insert(key, cachet::CacheEntry::new(value(key)))).unwrap();
     }
     let mut key = 0;
@@ -81,6 +112,12 @@ fn hit_group<V: Clone + Send + Sync + 'static>(
         b.iter(|| {
             key = (key + 1) % KEYS;
             black_box(moka_ahash.get(black_box(&key)))
+        });
+    });
+    group.bench_function("moka_expiry", |b| {
+        b.iter(|| {
+            key = (key + 1) % KEYS;
+            black_box(moka_expiry.get(black_box(&key)).map(CacheEntry::into_value))
         });
     });
     group.bench_function("cachet", |b| {
