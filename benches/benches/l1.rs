@@ -280,11 +280,67 @@ fn get_or_insert_hit(c: &mut Criterion) {
     });
 }
 
+/// Runs `lookup` `iters` times on each of `THREADS` threads at once; the time is the
+/// wall time of the whole, so a figure is the cost of one lookup with every core busy.
+fn on_all_threads(iters: u64, lookup: impl Fn(u64) + Sync) -> Duration {
+    const THREADS: u64 = 2;
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for thread in 0..THREADS {
+            let lookup = &lookup;
+            scope.spawn(move || {
+                for round in 0..iters {
+                    lookup((round + thread * 512) % KEYS);
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+/// L1 hits from two threads at once (this machine has two cores): what sharing a cache
+/// between cores costs each contestant.
+fn l1_hit_two_threads(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let cache = ours::<u64>();
+    let moka = raw_moka::<u64>();
+    let peer = cachet_cache::<u64>(&runtime);
+    for key in 0..KEYS {
+        now(cache.insert(key, key)).unwrap();
+        moka.insert(key, key);
+        now(peer.insert(key, cachet::CacheEntry::new(key))).unwrap();
+    }
+    let mut group = c.benchmark_group("l1_hit_two_threads");
+    group.bench_function("stratacache", |b| {
+        b.iter_custom(|iters| {
+            on_all_threads(iters, |key| {
+                black_box(now(cache.get(black_box(&key))).unwrap());
+            })
+        });
+    });
+    group.bench_function("moka", |b| {
+        b.iter_custom(|iters| {
+            on_all_threads(iters, |key| {
+                black_box(moka.get(black_box(&key)));
+            })
+        });
+    });
+    group.bench_function("cachet", |b| {
+        b.iter_custom(|iters| {
+            on_all_threads(iters, |key| {
+                black_box(now(peer.get(black_box(&key))).unwrap());
+            })
+        });
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = l1_hit, l1_miss, insert, l2_hit, get_or_insert_hit
+    targets = l1_hit, l1_hit_two_threads, l1_miss, insert, l2_hit, get_or_insert_hit
 }
 criterion_main!(benches);
