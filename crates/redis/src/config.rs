@@ -13,6 +13,7 @@ pub struct RedisConfig {
     pub(crate) namespace: String,
     pub(crate) connect_timeout: Duration,
     pub(crate) command_timeout: Duration,
+    pub(crate) reconnect_after_timeouts: u32,
     #[cfg(feature = "tls")]
     pub(crate) root_certificate: Option<Vec<u8>>,
 }
@@ -26,6 +27,7 @@ impl RedisConfig {
             namespace: "stratacache".into(),
             connect_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_millis(250),
+            reconnect_after_timeouts: 3,
             #[cfg(feature = "tls")]
             root_certificate: None,
         }
@@ -97,6 +99,18 @@ impl RedisConfig {
     /// How long any one command may take, reconnection included (250 ms by default).
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.command_timeout = timeout;
+        self
+    }
+
+    /// After this many commands in a row time out, drop a single node's connection and
+    /// make a new one (3 by default; 0: never).
+    ///
+    /// The connection already reconnects when its socket fails, but not when replies
+    /// stop coming on a socket that stays up (the server's host vanished, a proxy got
+    /// stuck): then every command times out until the OS gives up on the socket, which
+    /// takes minutes. The cluster client manages its own connections.
+    pub fn reconnect_after_timeouts(mut self, timeouts: u32) -> Self {
+        self.reconnect_after_timeouts = timeouts;
         self
     }
 

@@ -1,18 +1,19 @@
-//! The connection to Redis: a self-reconnecting multiplexed connection, or the cluster
-//! client; every command bounded by the command timeout.
+//! The connection to Redis: one node's self-reconnecting multiplexed connection, or the
+//! cluster client; every command bounded by the command timeout.
 
 use std::future::Future;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManagerConfig;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError};
 use stratacache_tier::{Error, ErrorKind};
 
 use crate::RedisConfig;
+use crate::single::SingleNode;
 
 #[derive(Clone)]
 pub(crate) enum Connection {
-    Single(ConnectionManager),
+    Single(std::sync::Arc<SingleNode>),
     #[cfg(feature = "cluster")]
     Cluster(std::sync::Arc<Cluster>),
 }
@@ -50,9 +51,8 @@ impl Connection {
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
         // Lazy: the first command connects, so a service starts while Redis is down.
-        let manager = ConnectionManager::new_lazy_with_config(client, manager_config)
-            .map_err(config_error)?;
-        Ok(Self::Single(manager))
+        let node = SingleNode::new(client, manager_config, config.reconnect_after_timeouts)?;
+        Ok(Self::Single(std::sync::Arc::new(node)))
     }
 
     pub(crate) async fn query<T: FromRedisValue>(
@@ -61,8 +61,11 @@ impl Connection {
         limit: Duration,
     ) -> Result<T, Error> {
         match self {
-            Self::Single(manager) => {
-                bounded(limit, command.query_async(&mut manager.clone())).await
+            Self::Single(node) => {
+                node.run(limit, |mut manager| async move {
+                    command.query_async(&mut manager).await.map_err(map_error)
+                })
+                .await
             }
             #[cfg(feature = "cluster")]
             Self::Cluster(..) => {
@@ -78,8 +81,11 @@ impl Connection {
         limit: Duration,
     ) -> Result<T, Error> {
         match self {
-            Self::Single(manager) => {
-                bounded(limit, pipeline.query_async(&mut manager.clone())).await
+            Self::Single(node) => {
+                node.run(limit, |mut manager| async move {
+                    pipeline.query_async(&mut manager).await.map_err(map_error)
+                })
+                .await
             }
             #[cfg(feature = "cluster")]
             Self::Cluster(..) => {
@@ -137,8 +143,16 @@ pub(crate) async fn bounded<T>(
     limit: Duration,
     call: impl Future<Output = Result<T, RedisError>>,
 ) -> Result<T, Error> {
+    within(limit, async { call.await.map_err(map_error) }).await
+}
+
+/// Runs a call within `limit`; running out is a [`Timeout`](ErrorKind::Timeout).
+pub(crate) async fn within<T>(
+    limit: Duration,
+    call: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
     match tokio::time::timeout(limit, call).await {
-        Ok(result) => result.map_err(map_error),
+        Ok(result) => result,
         Err(_) => Err(Error::new(
             ErrorKind::Timeout,
             format!("Redis did not answer within {limit:?}"),

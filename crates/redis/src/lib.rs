@@ -10,6 +10,9 @@
 //! - Every command is bounded by [`RedisConfig::command_timeout`]: a server that is down
 //!   or slow costs at most that, as a [`Timeout`](stratacache_tier::ErrorKind::Timeout)
 //!   or [`Unavailable`](stratacache_tier::ErrorKind::Unavailable) error.
+//! - A single node's connection is replaced after
+//!   [`reconnect_after_timeouts`](RedisConfig::reconnect_after_timeouts) timeouts in a
+//!   row, so a half-open socket or a stuck proxy costs a few timeouts, not minutes.
 //! - TTLs are set on the server (`SET … PX`).
 //! - Keys are prefixed with the namespace; [`clear`](stratacache_tier::ByteStore::clear)
 //!   removes that namespace only (`SCAN MATCH` + `UNLINK`), never the whole database.
@@ -38,6 +41,7 @@
 
 mod config;
 mod connection;
+mod single;
 mod tier;
 
 pub use config::RedisConfig;

@@ -8,7 +8,7 @@ use stratacache::{
     ByteStore, Cache, CacheEntry, CacheTier, ErrorKind, Fallback, FrozenClock, Remote,
 };
 use stratacache_redis::{RedisConfig, RedisTier};
-use stratacache_testkit::RedisServer;
+use stratacache_testkit::{RedisServer, TcpProxy};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -265,6 +265,53 @@ async fn a_dead_server_fails_fast_and_is_used_again_after_restart() {
     assert!(recovered, "the tier reconnects by itself");
     let other = cache_on(&clock, redis.clone());
     assert_eq!(other.get(&6).await.unwrap().as_deref(), Some("after"));
+}
+
+/// A socket that stays open while replies stop (a vanished host, a stuck proxy) is never
+/// noticed by the connection itself; after `reconnect_after_timeouts` timeouts in a row
+/// the tier makes a new connection and is answered again.
+#[tokio::test]
+async fn a_connection_that_stops_answering_is_replaced_after_timeouts_in_a_row() {
+    let server = RedisServer::start().unwrap();
+    let proxy = TcpProxy::start(([127, 0, 0, 1], server.port()).into()).unwrap();
+    let limit = Duration::from_millis(100);
+    let tier = |reconnect_after| {
+        RedisTier::new(
+            RedisConfig::new("127.0.0.1", proxy.port())
+                .namespace("halfopen")
+                .command_timeout(limit)
+                .reconnect_after_timeouts(reconnect_after),
+        )
+        .unwrap()
+    };
+    let (replacing, keeping) = (tier(3), tier(0));
+    for store in [&replacing, &keeping] {
+        store.set("k", Bytes::from_static(b"v"), None).await.unwrap();
+    }
+    assert_eq!(proxy.accepted(), 2);
+
+    proxy.stall_open_connections();
+    for attempt in 1..=3 {
+        for store in [&replacing, &keeping] {
+            let started = Instant::now();
+            let error = store.get("k").await.unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Timeout, "attempt {attempt}");
+            assert!(started.elapsed() < limit * 5, "bounded by the command timeout");
+        }
+    }
+
+    assert_eq!(
+        replacing.get("k").await.unwrap(),
+        Some(Bytes::from_static(b"v")),
+        "answered on a new connection"
+    );
+    assert_eq!(proxy.accepted(), 3, "exactly one new connection");
+    let error = keeping.get("k").await.unwrap_err();
+    assert_eq!(
+        error.kind(),
+        ErrorKind::Timeout,
+        "with replacement off, the silent connection is kept"
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Real servers for tests: `redis-server` (single node, TLS, or a 3-master cluster) and
-//! `memcached`, each on a free loopback port, stopped when dropped.
+//! `memcached`, each on a free loopback port, stopped when dropped; and a [`TcpProxy`]
+//! that can make open connections go silent, for fault tests.
 //!
 //! A missing binary is an [`Error`] naming the Debian package to install, never a silent
 //! skip. `scripts/test.sh` installs the packages when they are missing.
@@ -13,8 +14,10 @@
 mod error;
 mod memcached;
 mod process;
+mod proxy;
 mod redis;
 
 pub use error::Error;
 pub use memcached::MemcachedServer;
+pub use proxy::TcpProxy;
 pub use redis::{RedisCluster, RedisServer, RedisTlsServer};

@@ -1,0 +1,102 @@
+//! The connection to one Redis node, replaced when commands keep timing out.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{PoisonError, RwLock};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use stratacache_tier::{Error, ErrorKind};
+
+/// A self-reconnecting multiplexed connection (`ConnectionManager`) that is itself
+/// replaced after `reconnect_after` commands in a row time out.
+///
+/// `ConnectionManager` reconnects when its socket fails, not when replies stop coming:
+/// on a half-open connection (the server's host vanished) or behind a stuck proxy, the
+/// socket stays up and every command times out until the OS gives up on it, which takes
+/// minutes. Timeouts in a row are the sign; a fresh connection is the cure, and the
+/// old one is dropped once the commands still holding it end.
+pub(crate) struct SingleNode {
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    current: RwLock<Generation>,
+    timeouts_in_a_row: AtomicU32,
+    reconnect_after: u32,
+}
+
+/// The manager in use, and how many times it was replaced before.
+#[derive(Clone)]
+struct Generation {
+    number: u64,
+    manager: ConnectionManager,
+}
+
+impl SingleNode {
+    pub(crate) fn new(
+        client: redis::Client,
+        config: ConnectionManagerConfig,
+        reconnect_after: u32,
+    ) -> Result<Self, Error> {
+        let manager = lazy(&client, &config)?;
+        Ok(Self {
+            client,
+            config,
+            current: RwLock::new(Generation { number: 0, manager }),
+            timeouts_in_a_row: AtomicU32::new(0),
+            reconnect_after,
+        })
+    }
+
+    /// Runs `call` on the current manager within `limit`, and replaces the manager when
+    /// this is the `reconnect_after`-th timeout in a row.
+    pub(crate) async fn run<T, F, Fut>(&self, limit: Duration, call: F) -> Result<T, Error>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let generation = self
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let result = crate::connection::within(limit, call(generation.manager)).await;
+        match &result {
+            Err(error) if error.kind() == ErrorKind::Timeout => {
+                let in_a_row = self.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+                if self.reconnect_after > 0 && in_a_row >= self.reconnect_after {
+                    self.replace(generation.number);
+                }
+            }
+            _ => self.timeouts_in_a_row.store(0, Ordering::Relaxed),
+        }
+        result
+    }
+
+    /// Replaces the manager of generation `number`, unless another command already did.
+    fn replace(&self, number: u64) {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if current.number != number {
+            return;
+        }
+        // Lazy, so this never blocks: the next command connects.
+        if let Ok(manager) = lazy(&self.client, &self.config) {
+            *current = Generation {
+                number: number + 1,
+                manager,
+            };
+            self.timeouts_in_a_row.store(0, Ordering::Relaxed);
+            tracing::warn!(
+                target: "stratacache::redis",
+                timeouts = self.reconnect_after,
+                "Redis stopped answering on an open connection; reconnecting"
+            );
+        }
+    }
+}
+
+fn lazy(
+    client: &redis::Client,
+    config: &ConnectionManagerConfig,
+) -> Result<ConnectionManager, Error> {
+    ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+        .map_err(|error| Error::from_source(ErrorKind::Config, error))
+}
