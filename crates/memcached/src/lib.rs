@@ -6,9 +6,11 @@
 //! every key valid for memcached (printable, no spaces, hashed when long).
 //!
 //! - **Client.** A small meta-protocol client (`mg`, `ms`, `md`, `ma`, `mn`) over tokio,
-//!   in this crate: the binary protocol is deprecated upstream, and no maintained tokio
-//!   client speaks the meta protocol with pooling and several servers. Replies are
-//!   parsed with a bound on every length.
+//!   in this crate. The binary protocol is deprecated upstream; of the tokio clients
+//!   that speak the meta protocol, `memcache`'s (`memcache::exp`) is experimental and
+//!   "may change without notice", and `async-memcached` drives one connection to one
+//!   server. Worth revisiting when `memcache::exp` is stable. Replies are parsed with a
+//!   bound on every length.
 //! - **Servers.** Keys are spread over a ketama-style ring (160 points per server), so
 //!   adding or removing one of N servers moves about 1/N of the keys.
 //! - **Connections.** Up to [`MemcachedConfig::max_connections`] per server, reused;
