@@ -78,6 +78,25 @@ fn cachet_cache<V: Clone + Send + Sync + 'static>(
         .build()
 }
 
+/// The three u64 caches, each holding every key of `0..KEYS`.
+fn filled_u64(
+    runtime: &tokio::runtime::Runtime,
+) -> (
+    Cache<u64, u64>,
+    moka::sync::Cache<u64, u64>,
+    cachet::Cache<u64, u64>,
+) {
+    let cache = ours::<u64>();
+    let moka = raw_moka::<u64>();
+    let peer = cachet_cache::<u64>(runtime);
+    for key in 0..KEYS {
+        now(cache.insert(key, key)).unwrap();
+        moka.insert(key, key);
+        now(peer.insert(key, cachet::CacheEntry::new(key))).unwrap();
+    }
+    (cache, moka, peer)
+}
+
 fn hit_group<V: Clone + Send + Sync + 'static>(
     group: &mut BenchmarkGroup<'_, WallTime>,
     runtime: &tokio::runtime::Runtime,
@@ -250,14 +269,7 @@ fn get_or_insert_hit(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let cache = ours::<u64>();
-    let moka = raw_moka::<u64>();
-    let peer = cachet_cache::<u64>(&runtime);
-    for key in 0..KEYS {
-        now(cache.insert(key, key)).unwrap();
-        moka.insert(key, key);
-        now(peer.insert(key, cachet::CacheEntry::new(key))).unwrap();
-    }
+    let (cache, moka, peer) = filled_u64(&runtime);
     let mut group = c.benchmark_group("get_or_insert_hit");
     let mut key = 0;
     group.bench_function("stratacache", |b| {
@@ -304,14 +316,7 @@ fn l1_hit_two_threads(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let cache = ours::<u64>();
-    let moka = raw_moka::<u64>();
-    let peer = cachet_cache::<u64>(&runtime);
-    for key in 0..KEYS {
-        now(cache.insert(key, key)).unwrap();
-        moka.insert(key, key);
-        now(peer.insert(key, cachet::CacheEntry::new(key))).unwrap();
-    }
+    let (cache, moka, peer) = filled_u64(&runtime);
     let mut group = c.benchmark_group("l1_hit_two_threads");
     group.bench_function("stratacache", |b| {
         b.iter_custom(|iters| {

@@ -286,7 +286,10 @@ async fn a_connection_that_stops_answering_is_replaced_after_timeouts_in_a_row()
     };
     let (replacing, keeping) = (tier(3), tier(0));
     for store in [&replacing, &keeping] {
-        store.set("k", Bytes::from_static(b"v"), None).await.unwrap();
+        store
+            .set("k", Bytes::from_static(b"v"), None)
+            .await
+            .unwrap();
     }
     assert_eq!(proxy.accepted(), 2);
 
@@ -296,7 +299,10 @@ async fn a_connection_that_stops_answering_is_replaced_after_timeouts_in_a_row()
             let started = Instant::now();
             let error = store.get("k").await.unwrap_err();
             assert_eq!(error.kind(), ErrorKind::Timeout, "attempt {attempt}");
-            assert!(started.elapsed() < limit * 5, "bounded by the command timeout");
+            assert!(
+                started.elapsed() < limit * 5,
+                "bounded by the command timeout"
+            );
         }
     }
 
