@@ -139,7 +139,8 @@ fn open(url: &str, _config: &RedisConfig) -> Result<redis::Client, Error> {
 }
 
 /// Runs a Redis call within `limit`.
-pub(crate) async fn bounded<T>(
+#[cfg(feature = "cluster")]
+async fn bounded<T>(
     limit: Duration,
     call: impl Future<Output = Result<T, RedisError>>,
 ) -> Result<T, Error> {
