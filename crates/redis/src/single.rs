@@ -53,22 +53,25 @@ impl SingleNode {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
-        let generation = self
-            .current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let result = crate::connection::within(limit, call(generation.manager)).await;
+        let Generation { number, manager } = self.current().clone();
+        let result = crate::connection::within(limit, call(manager)).await;
         match &result {
+            // Timeouts of a connection already replaced say nothing of the new one.
             Err(error) if error.kind() == ErrorKind::Timeout => {
-                let in_a_row = self.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
-                if self.reconnect_after > 0 && in_a_row >= self.reconnect_after {
-                    self.replace(generation.number);
+                if self.current().number == number {
+                    let in_a_row = self.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+                    if self.reconnect_after > 0 && in_a_row >= self.reconnect_after {
+                        self.replace(number);
+                    }
                 }
             }
             _ => self.timeouts_in_a_row.store(0, Ordering::Relaxed),
         }
         result
+    }
+
+    fn current(&self) -> std::sync::RwLockReadGuard<'_, Generation> {
+        self.current.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Replaces the manager of generation `number`, unless another command already did.
