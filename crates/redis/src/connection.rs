@@ -173,6 +173,6 @@ fn map_error(error: RedisError) -> Error {
     Error::from_source(kind, error)
 }
 
-fn config_error(error: RedisError) -> Error {
+pub(crate) fn config_error(error: RedisError) -> Error {
     Error::from_source(ErrorKind::Config, error)
 }

@@ -101,5 +101,5 @@ fn lazy(
     config: &ConnectionManagerConfig,
 ) -> Result<ConnectionManager, Error> {
     ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-        .map_err(|error| Error::from_source(ErrorKind::Config, error))
+        .map_err(crate::connection::config_error)
 }
