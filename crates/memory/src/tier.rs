@@ -58,6 +58,23 @@ where
         self.moka.invalidate(key);
     }
 
+    /// Removes the entry under a borrowed key if `condition` holds for it, atomically with
+    /// respect to other conditional changes of the key; returns whether it removed one.
+    ///
+    /// The facade reclaims an expired entry this way, so that a fresh value stored since
+    /// the lookup is never removed with it.
+    pub fn remove_if<Q>(&self, key: &Q, condition: impl FnOnce(&CacheEntry<V>) -> bool) -> bool
+    where
+        K: Borrow<Q> + Clone,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let result = self.moka.entry_by_ref(key).and_compute_with(|found| match found {
+            Some(entry) if condition(entry.value()) => moka::ops::compute::Op::Remove,
+            _ => moka::ops::compute::Op::Nop,
+        });
+        matches!(result, moka::ops::compute::CompResult::Removed(_))
+    }
+
     /// Stores an entry, without awaiting.
     pub fn store(&self, key: K, entry: CacheEntry<V>) {
         self.moka.insert(key, entry);

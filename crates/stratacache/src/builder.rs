@@ -8,6 +8,7 @@ use stratacache_tier::{CacheTier, Clock, Error, ErrorKind};
 
 use crate::coalesce::Coalescer;
 use crate::generation::Generations;
+use crate::key_lock::KeyLocks;
 use crate::inner::Inner;
 use crate::level::{Level, TierHandle};
 use crate::refresh::Refresher;
@@ -334,15 +335,17 @@ where
             Some(config) => Some(Refresher::new(check_refresh(config, &levels)?)),
             None => None,
         };
-        let l1_judges_expiry = match &levels[0].tier {
-            TierHandle::Memory(memory) => !(clock.is_system() && memory.clock().is_system()),
-            TierHandle::Dyn(_) => true,
-        };
+        let l1_judges_expiry = levels[0]
+            .memory()
+            .is_none_or(|memory| !(clock.is_system() && memory.clock().is_system()));
+        // A lone memory L1 changes atomically; anything else is serialized per key.
+        let needs_key_locks = levels.len() > 1 || levels[0].memory().is_none();
         let inner = Inner {
             clock,
             strict: self.strict,
             levels,
             generations: Generations::new(),
+            key_locks: needs_key_locks.then(KeyLocks::new),
             telemetry,
             l1_judges_expiry,
             coalescer: self.stampede_protection.then(Coalescer::new),

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use stratacache_tier::{CacheEntry, Clock, Error};
 
-use crate::CacheBuilder;
 use crate::coalesce::Fetched;
 use crate::erased::BoxFuture;
-use crate::inner::{FirstLook, Inner};
-use crate::telemetry::{CacheStats, Op, Operation, OperationOutcome, TierOutcome, TierStats};
+use crate::inner::Inner;
+use crate::telemetry::{CacheStats, Op, Operation, OperationOutcome, TierStats};
+use crate::walk::{FirstLook, Walk};
+use crate::write::Change;
+use crate::{CacheBuilder, WriteOutcome};
 
 /// A multi-tier cache: one type whatever its tiers, cheap to clone, `Send + Sync`.
 ///
@@ -148,18 +150,10 @@ where
     ///
     /// Only with [`strict`](CacheBuilder::strict): the first tier failure.
     pub async fn get_entry(&self, key: &K) -> Result<Option<CacheEntry<V>>, Error> {
-        let op = self.inner.telemetry.start(Operation::Get);
-        let found = self.inner.look_from(key, 0, &op).await;
-        let outcome = match &found {
-            Ok(Some(_)) => OperationOutcome::Hit,
-            Ok(None) => OperationOutcome::Miss,
-            Err(error) => OperationOutcome::Error(error.kind()),
-        };
-        self.inner.telemetry.finish(&op, outcome);
-        found
+        self.look(Operation::Get, key, Walk::Read).await
     }
 
-    /// Whether a tier holds a live entry for `key`. Nothing is promoted.
+    /// Whether a tier holds a live entry for `key`. Nothing is promoted or refreshed.
     ///
     /// # Errors
     ///
@@ -169,46 +163,44 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let inner = &*self.inner;
-        let op = inner.telemetry.start(Operation::Contains);
-        let key = key.to_owned();
-        let mut result = Ok(false);
-        for level in &*inner.levels {
-            let stopwatch = op.stopwatch();
-            match level.get(&key).await {
-                Ok(Some(entry)) if !entry.is_expired(inner.clock.now()) => {
-                    inner.report(&op, level, TierOutcome::Hit, stopwatch);
-                    result = Ok(true);
-                    break;
-                }
-                Ok(_) => {
-                    inner.report(&op, level, TierOutcome::Miss, stopwatch);
-                }
-                Err(error) => {
-                    inner.tier_failed(level, &error, &op, stopwatch);
-                    if inner.strict {
-                        result = Err(error);
-                        break;
-                    }
-                }
-            }
-        }
-        let outcome = match &result {
-            Ok(true) => OperationOutcome::Hit,
-            Ok(false) => OperationOutcome::Miss,
+        let found = self
+            .look(Operation::Contains, &key.to_owned(), Walk::Peek)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// A walk down every tier as one operation, without a loader or coalescing.
+    async fn look(
+        &self,
+        operation: Operation,
+        key: &K,
+        mode: Walk,
+    ) -> Result<Option<CacheEntry<V>>, Error> {
+        let inner = &self.inner;
+        let op = inner.telemetry.start(operation);
+        let ticket = inner.generations.ticket(key);
+        let found = inner.walk(key, 0, ticket, &op, mode).await;
+        let outcome = match &found {
+            Ok(Some(_)) => OperationOutcome::Hit,
+            Ok(None) => OperationOutcome::Miss,
             Err(error) => OperationOutcome::Error(error.kind()),
         };
         inner.telemetry.finish(&op, outcome);
-        result
+        found
     }
 
     /// Stores `value` under `key` in every tier, lowest first, each with its own TTL.
     ///
+    /// Once it returns, no lookup that starts afterwards sees the value it replaced (see
+    /// the [semantics](Self#semantics)). A tier that fails the write makes the tiers above
+    /// it drop the key rather than hold a value it may lack.
+    ///
     /// # Errors
     ///
-    /// Only with [`strict`](CacheBuilder::strict): the first tier that fails, after which
-    /// the tiers above it are left untouched.
-    pub async fn insert(&self, key: K, value: V) -> Result<(), Error> {
+    /// Only with [`strict`](CacheBuilder::strict): the lowest tier that failed (the
+    /// tiers above it then hold no copy). Without it, failures are in the
+    /// [`WriteOutcome`].
+    pub async fn insert(&self, key: K, value: V) -> Result<WriteOutcome, Error> {
         self.insert_entry(key, value, None).await
     }
 
@@ -217,42 +209,53 @@ where
     /// # Errors
     ///
     /// As [`insert`](Self::insert).
-    pub async fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) -> Result<(), Error> {
+    pub async fn insert_with_ttl(
+        &self,
+        key: K,
+        value: V,
+        ttl: Duration,
+    ) -> Result<WriteOutcome, Error> {
         self.insert_entry(key, value, Some(ttl)).await
     }
 
-    async fn insert_entry(&self, key: K, value: V, ttl: Option<Duration>) -> Result<(), Error> {
-        let inner = &*self.inner;
-        let op = inner.telemetry.start(Operation::Insert);
-        let result = {
-            let _write = inner.generations.write(&key);
-            let now = inner.clock.now();
-            let entry = CacheEntry::new(value, now, ttl);
-            inner
-                .store_in(&inner.levels, &key, &entry, now, TierOutcome::Inserted, &op)
-                .await
-        };
-        self.finish_write(&op, result)
+    async fn insert_entry(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+    ) -> Result<WriteOutcome, Error> {
+        let entry = CacheEntry::new(value, self.inner.clock.now(), ttl);
+        self.write(Operation::Insert, &key, Change::Store(entry))
+            .await
     }
 
     /// Removes `key` from every tier, L1 first.
     ///
+    /// Once it returns, no lookup that starts afterwards sees the removed value, unless
+    /// a tier failed to remove it (see the [`WriteOutcome`]).
+    ///
     /// # Errors
     ///
-    /// Only with [`strict`](CacheBuilder::strict): the first tier that failed (every tier
-    /// is still tried).
-    pub async fn invalidate<Q>(&self, key: &Q) -> Result<(), Error>
+    /// Only with [`strict`](CacheBuilder::strict): the lowest tier that failed (every
+    /// tier is still tried).
+    pub async fn invalidate<Q>(&self, key: &Q) -> Result<WriteOutcome, Error>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let inner = &*self.inner;
-        let op = inner.telemetry.start(Operation::Invalidate);
-        let key = key.to_owned();
-        let result = {
-            let _write = inner.generations.write(&key);
-            inner.remove_from(&inner.levels, &key, &op).await
-        };
+        self.write(Operation::Invalidate, &key.to_owned(), Change::Remove)
+            .await
+    }
+
+    /// One write as one operation.
+    pub(crate) async fn write(
+        &self,
+        operation: Operation,
+        key: &K,
+        change: Change<V>,
+    ) -> Result<WriteOutcome, Error> {
+        let op = self.inner.telemetry.start(operation);
+        let result = self.inner.write(key, change, &op).await;
         self.finish_write(&op, result)
     }
 
@@ -260,32 +263,24 @@ where
     ///
     /// # Errors
     ///
-    /// Only with [`strict`](CacheBuilder::strict): the first tier that failed (every tier
-    /// is still tried).
-    pub async fn clear(&self) -> Result<(), Error> {
-        let inner = &*self.inner;
-        let op = inner.telemetry.start(Operation::Clear);
-        let mut first_error = None;
-        {
-            let _write = inner.generations.write_all();
-            for level in &*inner.levels {
-                let stopwatch = op.stopwatch();
-                if let Err(error) = level.clear().await {
-                    inner.tier_failed(level, &error, &op, stopwatch);
-                    first_error.get_or_insert(error);
-                }
-            }
-        }
-        let result = match first_error {
-            Some(error) if inner.strict => Err(error),
-            _ => Ok(()),
-        };
+    /// Only with [`strict`](CacheBuilder::strict): the lowest tier that failed (every
+    /// tier is still tried).
+    pub async fn clear(&self) -> Result<WriteOutcome, Error> {
+        let op = self.inner.telemetry.start(Operation::Clear);
+        let result = self.inner.clear_all(&op).await;
         self.finish_write(&op, result)
     }
 
-    pub(crate) fn finish_write(&self, op: &Op, result: Result<(), Error>) -> Result<(), Error> {
+    fn finish_write(
+        &self,
+        op: &Op,
+        result: Result<WriteOutcome, Error>,
+    ) -> Result<WriteOutcome, Error> {
         let outcome = match &result {
-            Ok(()) => OperationOutcome::Done,
+            Ok(written) => match written.first_failure() {
+                None => OperationOutcome::Done,
+                Some(error) => OperationOutcome::Error(error.kind()),
+            },
             Err(error) => OperationOutcome::Error(error.kind()),
         };
         self.inner.telemetry.finish(op, outcome);

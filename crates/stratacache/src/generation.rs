@@ -1,50 +1,86 @@
-//! Write generations: how a promotion or a load that raced with a write is kept out of
-//! the cache.
+//! Write generations: how a promotion, a load or a refresh that raced with a write is kept
+//! out of the cache, and how a flight that began before a write is kept from answering
+//! callers that came after it.
 //!
-//! A reader that fetched a value from a lower tier (or a loader) and a writer that
-//! invalidates or replaces the same key can interleave so that the reader copies the old
-//! value into L1 after the writer removed it. Each key maps to one of a fixed number of
-//! stripes; a writer marks its stripe busy and bumps its version before touching the tiers
-//! and bumps it again after. A reader notes the stripe before it reads, declines to store
-//! if a writer is busy, and removes what it stored if the version moved meanwhile.
-//! Unrelated keys that share a stripe only cost an occasional skipped promotion.
+//! Each key maps to one of a fixed number of stripes. A stripe holds one word: a version
+//! (high bits) that moves at the start and at the end of every write to any of its keys,
+//! and the number of writes in progress (low bits). A reader takes a [`Ticket`] (the word)
+//! before it reads anything it may later store. It may store only while the word is
+//! unchanged and no write was in progress when it was taken: [`Generations::publish`]
+//! checks that and stores into L1 under the stripe's lock, and writers make their own L1
+//! change under the same lock, so no check-then-store can straddle a write. Readers never
+//! write first and undo later.
+//!
+//! The word also names a flight's epoch: callers holding equal tickets started between the
+//! same two writes, so they may share one lookup (see `coalesce`).
+//!
+//! Unrelated keys that share a stripe only cost an occasional skipped store or an extra
+//! flight. The version lives in the high bits so that it wraps around harmlessly: a long
+//! running process can write a stripe more than 2^32 times.
 
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-const STRIPES: usize = 64;
-/// Writers in progress count in the high half; versions in the low half.
-const WRITER: u64 = 1 << 32;
+const STRIPES: usize = 256;
+/// Bits of the word that count writes in progress.
+const WRITERS_BITS: u32 = 20;
+const WRITERS_MASK: u64 = (1 << WRITERS_BITS) - 1;
+/// One step of the version.
+const VERSION: u64 = 1 << WRITERS_BITS;
+
+struct Stripe {
+    word: AtomicU64,
+    /// Held while L1 is checked and changed, by readers publishing and by writers.
+    l1: Mutex<()>,
+}
+
+impl Stripe {
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        // The lock guards no data; a panic under it leaves nothing half-done.
+        self.l1.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 pub(crate) struct Generations {
-    stripes: Box<[AtomicU64]>,
+    stripes: Box<[Stripe]>,
     hasher: RandomState,
 }
 
-/// What a reader noted before reading.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The state of a key's stripe when a reader started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Ticket {
     stripe: usize,
     seen: u64,
 }
 
 impl Ticket {
-    /// Whether a writer was busy when the ticket was taken: then nothing may be stored.
-    pub(crate) fn writer_was_busy(self) -> bool {
-        self.seen >= WRITER
+    /// Whether a write was in progress when the ticket was taken: then nothing read under
+    /// it may be stored, since the write may land after the read.
+    fn writer_was_busy(self) -> bool {
+        self.seen & WRITERS_MASK != 0
+    }
+
+    /// The epoch of the ticket: equal for readers with no write between them.
+    pub(crate) fn epoch(self) -> u64 {
+        self.seen
     }
 }
 
 impl Generations {
     pub(crate) fn new() -> Self {
         Self {
-            stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            stripes: (0..STRIPES)
+                .map(|_| Stripe {
+                    word: AtomicU64::new(0),
+                    l1: Mutex::new(()),
+                })
+                .collect(),
             hasher: RandomState::new(),
         }
     }
 
     fn stripe_of<K: Hash + ?Sized>(&self, key: &K) -> usize {
-        // Truncation is fine: only the low bits pick a stripe.
         #[expect(
             clippy::cast_possible_truncation,
             reason = "only the low bits select a stripe"
@@ -58,28 +94,44 @@ impl Generations {
         let stripe = self.stripe_of(key);
         Ticket {
             stripe,
-            seen: self.stripes[stripe].load(Ordering::Acquire),
+            seen: self.stripes[stripe].word.load(Ordering::Acquire),
         }
     }
 
-    /// Whether a write to the stripe began since `ticket` was taken.
-    pub(crate) fn moved_since(&self, ticket: Ticket) -> bool {
-        self.stripes[ticket.stripe].load(Ordering::Acquire) != ticket.seen
+    /// Whether what was read under `ticket` may still be stored: no write to the stripe
+    /// was in progress when it was taken, and none has begun since.
+    pub(crate) fn is_current(&self, ticket: Ticket) -> bool {
+        !ticket.writer_was_busy()
+            && self.stripes[ticket.stripe].word.load(Ordering::Acquire) == ticket.seen
+    }
+
+    /// Runs `store` (an L1 change) if `ticket` is still current, atomically with respect
+    /// to every writer's L1 change on the stripe. Returns whether it ran.
+    pub(crate) fn publish(&self, ticket: Ticket, store: impl FnOnce()) -> bool {
+        let _l1 = self.stripes[ticket.stripe].lock();
+        let current = self.is_current(ticket);
+        if current {
+            store();
+        }
+        current
     }
 
     /// Marks a write to `key` as begun; the guard marks it done when dropped.
     pub(crate) fn write<K: Hash + ?Sized>(&self, key: &K) -> WriteGuard<'_> {
         let stripe = &self.stripes[self.stripe_of(key)];
-        stripe.fetch_add(WRITER + 1, Ordering::AcqRel);
+        stripe.word.fetch_add(VERSION + 1, Ordering::AcqRel);
         WriteGuard {
             stripes: std::slice::from_ref(stripe),
         }
     }
 
-    /// Marks a write to every key as begun (a clear).
+    /// Marks a write to every key as begun (a clear). Each stripe moves under its lock,
+    /// so a publish that checked its ticket before the move has stored before it, and
+    /// the clear that follows removes what it stored.
     pub(crate) fn write_all(&self) -> WriteGuard<'_> {
         for stripe in &*self.stripes {
-            stripe.fetch_add(WRITER + 1, Ordering::AcqRel);
+            let _l1 = stripe.lock();
+            stripe.word.fetch_add(VERSION + 1, Ordering::AcqRel);
         }
         WriteGuard {
             stripes: &self.stripes,
@@ -89,14 +141,27 @@ impl Generations {
 
 /// A write in progress. Dropping it (even on a cancelled future) marks the write done.
 pub(crate) struct WriteGuard<'a> {
-    stripes: &'a [AtomicU64],
+    stripes: &'a [Stripe],
+}
+
+impl WriteGuard<'_> {
+    /// Runs the write's L1 change under the stripe's lock, so that no publish checked
+    /// before the write can store after it. (A clear's stripes already moved under their
+    /// locks, which orders every publish before or after it.)
+    pub(crate) fn in_l1<R>(&self, change: impl FnOnce() -> R) -> R {
+        let _l1 = match self.stripes {
+            [stripe] => Some(stripe.lock()),
+            _ => None,
+        };
+        change()
+    }
 }
 
 impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
         for stripe in self.stripes {
-            // +1 version, -1 writer: wrapping_sub of (WRITER - 1).
-            stripe.fetch_sub(WRITER - 1, Ordering::AcqRel);
+            // One more version step, one writer fewer.
+            stripe.word.fetch_add(VERSION - 1, Ordering::AcqRel);
         }
     }
 }
@@ -109,19 +174,49 @@ mod tests {
     fn a_write_during_a_read_is_seen() {
         let generations = Generations::new();
         let ticket = generations.ticket("k");
-        assert!(!ticket.writer_was_busy());
-        assert!(!generations.moved_since(ticket));
+        assert!(generations.is_current(ticket));
         drop(generations.write("k"));
-        assert!(generations.moved_since(ticket));
+        assert!(!generations.is_current(ticket));
     }
 
     #[test]
-    fn a_busy_writer_is_seen_and_released() {
+    fn a_ticket_taken_during_a_write_never_publishes() {
         let generations = Generations::new();
         let guard = generations.write("k");
-        assert!(generations.ticket("k").writer_was_busy());
+        let during = generations.ticket("k");
+        assert!(!generations.is_current(during));
         drop(guard);
-        assert!(!generations.ticket("k").writer_was_busy());
+        assert!(!generations.is_current(during));
+        assert!(!generations.publish(during, || panic!("must not store")));
+        assert!(generations.is_current(generations.ticket("k")));
+    }
+
+    #[test]
+    fn epochs_differ_across_a_write_and_never_repeat() {
+        let generations = Generations::new();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1_000 {
+            assert!(seen.insert(generations.ticket("k").epoch()));
+            let guard = generations.write("k");
+            assert!(seen.insert(generations.ticket("k").epoch()));
+            drop(guard);
+        }
+    }
+
+    #[test]
+    fn the_version_wraps_without_touching_the_writer_count() {
+        let generations = Generations::new();
+        let stripe = generations.stripe_of("k");
+        generations.stripes[stripe]
+            .word
+            .store(!WRITERS_MASK, Ordering::Relaxed);
+        let before = generations.ticket("k");
+        let guard = generations.write("k");
+        assert!(!generations.is_current(before));
+        drop(guard);
+        let after = generations.ticket("k");
+        assert!(!after.writer_was_busy(), "wrapping left a phantom writer");
+        assert!(generations.is_current(after));
     }
 
     #[test]
@@ -132,7 +227,7 @@ mod tests {
         assert!(
             tickets
                 .into_iter()
-                .all(|ticket| generations.moved_since(ticket))
+                .all(|ticket| !generations.is_current(ticket))
         );
     }
 }

@@ -34,6 +34,14 @@ where
     K: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
+    /// The memory tier, when this level is one: its operations need no awaiting.
+    pub(crate) fn memory(&self) -> Option<&MemoryTier<K, V>> {
+        match &self.tier {
+            TierHandle::Memory(memory) => Some(memory),
+            TierHandle::Dyn(_) => None,
+        }
+    }
+
     pub(crate) async fn get(&self, key: &K) -> Result<Option<CacheEntry<V>>, Error> {
         match &self.tier {
             TierHandle::Memory(memory) => Ok(memory.lookup(key)),

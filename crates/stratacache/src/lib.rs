@@ -52,18 +52,23 @@ mod erased;
 mod fallback;
 mod generation;
 mod inner;
+mod key_lock;
 mod level;
 mod load;
+mod outcome;
 mod policy;
 mod refresh;
 pub mod telemetry;
 mod tier_impl;
+mod walk;
+mod write;
 
 pub use builder::CacheBuilder;
 pub use cache::Cache;
 #[cfg(feature = "serialize")]
 pub use codec::{Codec, Postcard, Remote};
 pub use fallback::Fallback;
+pub use outcome::{TierWrite, TierWriteResult, WriteOutcome};
 pub use policy::{InsertPolicy, PromotionPolicy};
 pub use refresh::{RefreshTask, TimeToRefresh};
 pub use stratacache_memory::{EvictionCause, MemoryTier, MemoryTierBuilder};

@@ -4,8 +4,14 @@ use std::hash::Hash;
 
 use stratacache_tier::{CacheEntry, CacheTier, Error};
 
-use crate::Cache;
-use crate::telemetry::{Operation, TierOutcome};
+use crate::telemetry::Operation;
+use crate::write::Change;
+use crate::{Cache, WriteOutcome};
+
+/// A nested cache's write is done only when every one of its tiers took it.
+fn complete(written: &WriteOutcome) -> Result<(), Error> {
+    written.first_failure().map_or(Ok(()), |error| Err(error.clone()))
+}
 
 impl<K, V> CacheTier<K, V> for Cache<K, V>
 where
@@ -16,26 +22,21 @@ where
         self.get_entry(key).await
     }
 
-    /// Stores the entry as it is: its production time and TTL are kept.
+    /// Stores the entry as it is: its production time and TTL are kept. A write that
+    /// some tier failed is an error here, strict or not: the outer cache decides.
     async fn insert(&self, key: K, entry: CacheEntry<V>) -> Result<(), Error> {
-        let inner = &*self.inner;
-        let op = inner.telemetry.start(Operation::Insert);
-        let result = {
-            let _write = inner.generations.write(&key);
-            let now = inner.clock.now();
-            inner
-                .store_in(&inner.levels, &key, &entry, now, TierOutcome::Inserted, &op)
-                .await
-        };
-        self.finish_write(&op, result)
+        let written = self
+            .write(Operation::Insert, &key, Change::Store(entry))
+            .await?;
+        complete(&written)
     }
 
     async fn invalidate(&self, key: &K) -> Result<(), Error> {
-        Cache::invalidate(self, key).await
+        complete(&Cache::invalidate(self, key).await?)
     }
 
     async fn clear(&self) -> Result<(), Error> {
-        Cache::clear(self).await
+        complete(&Cache::clear(self).await?)
     }
 
     fn len(&self) -> Option<u64> {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use stratacache::{Cache, CacheEntry, ErrorKind, Fallback, FrozenClock};
+use stratacache::{Cache, CacheEntry, ErrorKind, Fallback, FrozenClock, TierWriteResult};
 use stratacache_tier::CacheTier;
 use stratacache_tier::mock::{MockTier, TierOp};
 
@@ -66,14 +66,49 @@ async fn l1_serves_while_l2_is_down() {
 }
 
 #[tokio::test]
-async fn failed_l2_write_is_reported_and_l1_still_written() {
+async fn failed_l2_write_is_in_the_outcome_and_l1_drops_its_copy() {
     let clock = FrozenClock::new();
     let l2 = MockTier::new();
     let cache = cache(&clock, &l2, false);
+    cache.insert(1, "old".into()).await.unwrap();
     l2.fail(TierOp::Insert, ErrorKind::Unavailable);
-    cache.insert(1, "v".into()).await.unwrap();
-    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("v"));
+    let outcome = cache.insert(1, "new".into()).await.unwrap();
+    assert!(!outcome.is_complete());
+    let failures: Vec<_> = outcome.failures().collect();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].0, "l2");
+    assert_eq!(failures[0].1.kind(), ErrorKind::Unavailable);
+    assert!(matches!(outcome.tiers()[0].result(), TierWriteResult::Dropped));
+    // L1 holds neither the new value (L2 may lack it) nor the old one (L2 may differ):
+    // the next read asks L2, which still holds "old".
     assert_eq!(cache.stats().tiers[1].errors, 1);
+    assert_eq!(cache.l1_len(), Some(0));
+    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("old"));
+}
+
+#[tokio::test]
+async fn strict_insert_returns_the_failure_and_leaves_no_l1_copy() {
+    let clock = FrozenClock::new();
+    let l2 = MockTier::new();
+    let cache = cache(&clock, &l2, true);
+    cache.insert(1, "old".into()).await.unwrap();
+    l2.fail(TierOp::Insert, ErrorKind::Timeout);
+    let error = cache.insert(1, "new".into()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Timeout);
+    assert_eq!(cache.l1_len(), Some(0));
+}
+
+#[tokio::test]
+async fn failed_invalidate_is_in_the_outcome() {
+    let clock = FrozenClock::new();
+    let l2 = MockTier::new();
+    let cache = cache(&clock, &l2, false);
+    cache.insert(1, "v".into()).await.unwrap();
+    l2.fail(TierOp::Invalidate, ErrorKind::Timeout);
+    let outcome = cache.invalidate(&1).await.unwrap();
+    assert!(!outcome.is_complete());
+    assert!(matches!(outcome.tiers()[0].result(), TierWriteResult::Removed));
+    assert!(matches!(outcome.tiers()[1].result(), TierWriteResult::Failed(e) if e.kind() == ErrorKind::Timeout));
 }
 
 #[tokio::test]

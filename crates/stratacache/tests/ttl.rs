@@ -58,8 +58,9 @@ async fn each_tier_judges_expiry_with_the_cache_clock() {
     clock.advance(15 * SEC); // both gone
     assert_eq!(cache.get(&1).await.unwrap(), None);
     assert!(
-        l2.peek(&1).is_none(),
-        "the expired L2 entry is invalidated where it was found"
+        l2.peek(&1).is_some(),
+        "an expired entry below L1 is left to the tier's own expiry: a delete sent now \
+         could land after a newer write of the key"
     );
     let stats = cache.stats();
     assert_eq!(stats.tiers[1].expired, 1);

@@ -1,5 +1,9 @@
 use std::time::{Duration, SystemTime};
 
+/// How far in the future an entry's timestamp may be before its age can no longer be
+/// trusted: see [`CacheEntry::is_expired`].
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(1);
+
 /// A cached value with the time it was produced and how long it stays valid.
 ///
 /// The age of an entry counts from `cached_at`, the moment its value was produced
@@ -67,23 +71,49 @@ impl<V> CacheEntry<V> {
     }
 
     /// How old the entry is at `now`. An entry stamped in the future (clock skew between
-    /// hosts) has age zero.
+    /// hosts, or a clock that stepped back) has age zero.
     #[must_use]
     pub fn age(&self, now: SystemTime) -> Duration {
         now.duration_since(self.cached_at).unwrap_or(Duration::ZERO)
     }
 
     /// Whether the entry has outlived its time-to-live at `now`.
+    ///
+    /// An entry stamped in the future counts as fresh only while it is ahead of `now` by
+    /// less than its TTL and less than [`MAX_CLOCK_SKEW`]: small
+    /// skew between hosts is tolerated, but a clock that stepped back does not stretch an
+    /// entry's life past its TTL plus that allowance. Entries without a TTL never expire.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use stratacache_tier::CacheEntry;
+    ///
+    /// let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+    /// let entry = CacheEntry::new(7, t0, Some(Duration::from_secs(60)));
+    /// // The clock steps back by half a second: within the allowance, still fresh.
+    /// assert!(!entry.is_expired(t0 - Duration::from_millis(500)));
+    /// // It steps back by an hour: the entry's age can't be judged, so it is expired.
+    /// assert!(entry.is_expired(t0 - Duration::from_secs(3_600)));
+    /// ```
     #[must_use]
     #[inline]
     pub fn is_expired(&self, now: SystemTime) -> bool {
-        self.ttl.is_some_and(|ttl| self.age(now) >= ttl)
+        let Some(ttl) = self.ttl else {
+            return false;
+        };
+        match now.duration_since(self.cached_at) {
+            Ok(age) => age >= ttl,
+            Err(ahead) => ahead.duration() >= ttl.min(MAX_CLOCK_SKEW),
+        }
     }
 
     /// The time the entry has left at `now`: `None` when it never expires,
-    /// `Some(Duration::ZERO)` once it has expired.
+    /// `Some(Duration::ZERO)` once it has expired. Never more than the TTL itself.
     #[must_use]
     pub fn remaining_ttl(&self, now: SystemTime) -> Option<Duration> {
+        if self.is_expired(now) {
+            return Some(Duration::ZERO);
+        }
         self.ttl.map(|ttl| ttl.saturating_sub(self.age(now)))
     }
 
@@ -137,10 +167,25 @@ mod tests {
     }
 
     #[test]
-    fn entry_from_the_future_has_age_zero() {
+    fn entry_slightly_from_the_future_has_age_zero_and_is_fresh() {
         let entry = CacheEntry::new(1, at(100), Some(Duration::from_secs(5)));
-        assert_eq!(entry.age(at(50)), Duration::ZERO);
-        assert!(!entry.is_expired(at(50)));
+        let skewed = at(100) - Duration::from_millis(300);
+        assert_eq!(entry.age(skewed), Duration::ZERO);
+        assert!(!entry.is_expired(skewed));
+        assert_eq!(entry.remaining_ttl(skewed), Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn clock_stepping_back_past_the_allowance_expires_the_entry() {
+        let entry = CacheEntry::new(1, at(100), Some(Duration::from_secs(5)));
+        assert!(entry.is_expired(at(50)));
+        assert_eq!(entry.remaining_ttl(at(50)), Some(Duration::ZERO));
+        // A TTL shorter than the allowance bounds it: 200 ms ahead of a 100 ms TTL.
+        let short = CacheEntry::new(1, at(100), Some(Duration::from_millis(100)));
+        assert!(short.is_expired(at(100) - Duration::from_millis(200)));
+        assert!(!short.is_expired(at(100) - Duration::from_millis(50)));
+        // Without a TTL nothing expires, whatever the clock does.
+        assert!(!CacheEntry::new(1, at(100), None).is_expired(at(0)));
     }
 
     #[test]

@@ -44,7 +44,7 @@ mod tier;
 pub mod mock;
 
 pub use clock::{Clock, FrozenClock};
-pub use entry::CacheEntry;
+pub use entry::{CacheEntry, MAX_CLOCK_SKEW};
 pub use error::{BoxError, Error, ErrorKind};
 pub use store::ByteStore;
 pub use tier::CacheTier;

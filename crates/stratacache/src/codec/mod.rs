@@ -45,7 +45,8 @@ pub trait Codec<T>: Send + Sync + 'static {
     /// encoded.
     fn encode(&self, value: &T, out: &mut Vec<u8>) -> Result<(), Error>;
 
-    /// Decodes a value from `bytes`.
+    /// Decodes a value from `bytes`, all of them: bytes left over after the value must be
+    /// an error, so that a payload with trailing garbage never reads as good.
     ///
     /// # Errors
     ///

@@ -16,7 +16,33 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Postcard {
         Ok(())
     }
 
+    /// Decodes exactly one value: bytes left over after it (an envelope with trailing
+    /// garbage, two values glued together) are a codec error, not silently ignored.
     fn decode(&self, bytes: &[u8]) -> Result<T, Error> {
-        postcard::from_bytes(bytes).map_err(|error| Error::from_source(ErrorKind::Codec, error))
+        let (value, rest) = postcard::take_from_bytes(bytes)
+            .map_err(|error| Error::from_source(ErrorKind::Codec, error))?;
+        if !rest.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Codec,
+                format!("{} bytes left over after the value", rest.len()),
+            ));
+        }
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        let mut bytes = Vec::new();
+        Codec::<u32>::encode(&Postcard, &7, &mut bytes).unwrap();
+        assert_eq!(Codec::<u32>::decode(&Postcard, &bytes).unwrap(), 7);
+        bytes.extend_from_slice(b"garbage");
+        let error = Codec::<u32>::decode(&Postcard, &bytes).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Codec);
+        assert!(error.message().contains("left over"), "{error}");
     }
 }

@@ -1,12 +1,15 @@
 //! Time-to-refresh: serve a stale entry at once and refresh it in the background.
 
-use std::borrow::Borrow;
+mod claims;
+mod refresher;
+
+pub(crate) use refresher::Refresher;
+
 use std::fmt;
 use std::future::Future;
-use std::hash::Hash;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use stratacache_tier::{BoxError, Error, ErrorKind};
 
@@ -26,11 +29,15 @@ type Reload<K, V> = Arc<dyn Fn(K) -> BoxFuture<'static, Result<Option<V>, Error>
 /// loader and stores its value in every tier. A refresh never re-runs the closure given
 /// to a `get_or_insert` call: that closure belongs to its caller and is gone.
 ///
-/// Refreshes are coalesced per key: one runs at a time. A refresh that stores a newer
-/// value ends its claim, and the next refresh comes when that value reaches its own
-/// time-to-refresh. A refresh that finds nothing newer (an L2 copy as old as the L1 one)
-/// or fails holds its claim for `after`, so it does not make every later read start
-/// another. A failed refresh keeps the old value until its TTL.
+/// Refreshes are coalesced per key: one runs at a time, however long it takes, and none
+/// outlives its [`timeout`](Self::timeout) (the refresh interval unless set). A refresh
+/// that stores a newer value ends its claim, and the next refresh comes when that value
+/// reaches its own time-to-refresh. A refresh that finds nothing newer (an L2 copy as old
+/// as the L1 one), fails or times out holds its claim for `after`, so it does not make
+/// every later read start another. A failed refresh keeps the old value until its TTL.
+///
+/// A refresh is a reader like any other: what it finds or reloads is stored only if no
+/// `insert` or `invalidate` of the key began since it started.
 ///
 /// ```
 /// use std::time::Duration;
@@ -46,6 +53,7 @@ type Reload<K, V> = Arc<dyn Fn(K) -> BoxFuture<'static, Result<Option<V>, Error>
 /// ```
 pub struct TimeToRefresh<K, V> {
     pub(crate) after: Duration,
+    pub(crate) timeout: Option<Duration>,
     pub(crate) spawner: Spawner,
     pub(crate) reload: Option<Reload<K, V>>,
 }
@@ -57,6 +65,7 @@ impl<K, V> TimeToRefresh<K, V> {
     pub fn new(after: Duration) -> Self {
         Self {
             after,
+            timeout: None,
             spawner: Arc::new(|task| match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
                     runtime.spawn(task);
@@ -98,6 +107,16 @@ impl<K, V> TimeToRefresh<K, V> {
         self
     }
 
+    /// How long one refresh may run (the refresh interval, `after`, unless set). A refresh
+    /// still running then is cancelled and counts as failed, so a hung loader or tier
+    /// leaves no task behind. The timer is tokio's: a refresh that a custom
+    /// [`spawner`](Self::spawner) runs outside any tokio runtime has none.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
     /// The age after which an entry is refreshed.
     #[must_use]
     pub fn after(&self) -> Duration {
@@ -109,59 +128,8 @@ impl<K, V> fmt::Debug for TimeToRefresh<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TimeToRefresh")
             .field("after", &self.after)
+            .field("timeout", &self.timeout)
             .field("loader", &self.reload.is_some())
             .finish_non_exhaustive()
-    }
-}
-
-/// The refresh machinery of a built cache.
-pub(crate) struct Refresher<K, V> {
-    pub(crate) after: Duration,
-    pub(crate) spawner: Spawner,
-    pub(crate) reload: Option<Reload<K, V>>,
-    /// When each key's last refresh started (bounded; the cache clock's time).
-    started: moka::sync::Cache<K, SystemTime, ahash::RandomState>,
-}
-
-/// How many keys' refresh start times are remembered. Past it the oldest are forgotten,
-/// which at worst allows an early second refresh of a key.
-const REMEMBERED_REFRESHES: u64 = 100_000;
-
-impl<K, V> Refresher<K, V>
-where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    pub(crate) fn new(config: TimeToRefresh<K, V>) -> Self {
-        Self {
-            after: config.after,
-            spawner: config.spawner,
-            reload: config.reload,
-            started: moka::sync::Cache::builder()
-                .max_capacity(REMEMBERED_REFRESHES)
-                .build_with_hasher(ahash::RandomState::new()),
-        }
-    }
-
-    /// Claims the refresh of `key` at `now`: true for exactly one caller per key until
-    /// `after` has passed since the last claim.
-    pub(crate) fn claim<Q>(&self, key: &Q, now: SystemTime) -> bool
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
-    {
-        let after = self.after;
-        self.started
-            .entry_by_ref(key)
-            .or_insert_with_if(
-                || now,
-                |last| last.checked_add(after).is_none_or(|due| now >= due),
-            )
-            .is_fresh()
-    }
-
-    /// Forgets the claim on `key`: its new value brings its own time-to-refresh.
-    pub(crate) fn release(&self, key: &K) {
-        self.started.invalidate(key);
     }
 }

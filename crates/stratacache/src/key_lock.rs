@@ -1,0 +1,163 @@
+//! Per-key serialization of everything that changes a key below L1.
+//!
+//! Writes and publishes that reach an async tier (Redis, memcached, any `CacheTier`) take
+//! their key's lock, so that two of them never interleave their tier writes: without it
+//! an `insert` whose Redis `SET` is slow could land after a later `insert`'s, leaving L1
+//! and L2 with different values, and a load could put its value into L2 after an
+//! `invalidate` removed the key. A `clear` takes every key at once.
+//!
+//! Locks exist only while someone holds or waits for them: the map holds one entry per
+//! key in use, removed by the last guard to leave.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+const SHARDS: usize = 64;
+
+type Shard<K> = HashMap<K, Arc<AsyncMutex<()>>, ahash::RandomState>;
+
+pub(crate) struct KeyLocks<K> {
+    shards: Box<[Mutex<Shard<K>>]>,
+    hasher: ahash::RandomState,
+    /// Read by every key's holder, written by a clear.
+    every_key: RwLock<()>,
+}
+
+impl<K: Hash + Eq + Clone> KeyLocks<K> {
+    pub(crate) fn new() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: ahash::RandomState::new(),
+            every_key: RwLock::new(()),
+        }
+    }
+
+    fn shard(&self, key: &K) -> MutexGuard<'_, Shard<K>> {
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "only the low bits select a shard"
+        )]
+        let index = self.hasher.hash_one(key) as usize % SHARDS;
+        // The map is never left half-changed by a panic: every change is one call.
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until no one else holds `key` (nor every key), then holds it until the guard
+    /// is dropped.
+    pub(crate) async fn lock(&self, key: &K) -> KeyGuard<'_, K> {
+        let shared = self.every_key.read().await;
+        let slot = Slot {
+            locks: self,
+            key: key.clone(),
+            lock: Some(Arc::clone(self.shard(key).entry(key.clone()).or_default())),
+        };
+        let lock = slot.lock.as_ref().map(Arc::clone).expect("set above");
+        let held = lock.lock_owned().await;
+        KeyGuard {
+            _held: held,
+            _slot: slot,
+            _shared: shared,
+        }
+    }
+
+    /// Waits until no key is held, then holds every key until the guard is dropped.
+    pub(crate) async fn lock_all(&self) -> RwLockWriteGuard<'_, ()> {
+        self.every_key.write().await
+    }
+}
+
+/// A held key. Fields drop in order: the key's lock, then its map entry, then the shared
+/// hold on every key.
+pub(crate) struct KeyGuard<'a, K: Hash + Eq + Clone> {
+    _held: OwnedMutexGuard<()>,
+    _slot: Slot<'a, K>,
+    _shared: RwLockReadGuard<'a, ()>,
+}
+
+/// A claim on a key's map entry, held while waiting for its lock and while holding it.
+struct Slot<'a, K: Hash + Eq + Clone> {
+    locks: &'a KeyLocks<K>,
+    key: K,
+    lock: Option<Arc<AsyncMutex<()>>>,
+}
+
+impl<K: Hash + Eq + Clone> Drop for Slot<'_, K> {
+    fn drop(&mut self) {
+        let mut shard = self.locks.shard(&self.key);
+        if let Some(lock) = self.lock.take() {
+            // Handles are cloned and dropped only under the shard's lock (the held guard's
+            // own handle is gone by now), so two means: the map's and ours, no one else.
+            if Arc::strong_count(&lock) == 2 {
+                shard.remove(&self.key);
+            }
+            drop(lock);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    fn entries<K: Hash + Eq + Clone>(locks: &KeyLocks<K>) -> usize {
+        locks
+            .shards
+            .iter()
+            .map(|shard| shard.lock().unwrap().len())
+            .sum()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn holders_of_one_key_never_overlap_and_leave_no_entry_behind() {
+        let locks = Arc::new(KeyLocks::new());
+        let inside: Arc<[AtomicUsize; 2]> = Arc::default();
+        let tasks: Vec<_> = (0..64_usize)
+            .map(|i| {
+                let (locks, inside) = (Arc::clone(&locks), Arc::clone(&inside));
+                tokio::spawn(async move {
+                    let key = i % 2;
+                    for _ in 0..50 {
+                        let _guard = locks.lock(&key).await;
+                        assert_eq!(inside[key].fetch_add(1, Ordering::SeqCst), 0);
+                        tokio::task::yield_now().await;
+                        inside[key].fetch_sub(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(entries(&locks), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_waiter_leaves_no_entry_behind() {
+        let locks = KeyLocks::new();
+        let guard = locks.lock(&1).await;
+        let waiting = tokio::time::timeout(Duration::from_millis(10), locks.lock(&1)).await;
+        assert!(waiting.is_err(), "the key is held");
+        drop(guard);
+        assert_eq!(entries(&locks), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lock_all_waits_for_every_key_holder() {
+        let locks = KeyLocks::new();
+        let guard = locks.lock(&1).await;
+        let all = tokio::time::timeout(Duration::from_millis(10), locks.lock_all()).await;
+        assert!(all.is_err(), "a key is held");
+        drop(guard);
+        let _all = locks.lock_all().await;
+        let key = tokio::time::timeout(Duration::from_millis(10), locks.lock(&2)).await;
+        assert!(key.is_err(), "every key is held");
+    }
+}

@@ -1,0 +1,108 @@
+//! What a write did at each tier.
+
+use std::fmt;
+use std::sync::Arc;
+
+use stratacache_tier::Error;
+
+/// What an [`insert`](crate::Cache::insert), [`invalidate`](crate::Cache::invalidate) or
+/// [`clear`](crate::Cache::clear) did at each tier, L1 first.
+///
+/// Without [`strict`](crate::CacheBuilder::strict), a tier that fails a write does not
+/// fail the call: the outcome says which tiers took the write and which did not, so a
+/// caller that cares (say, before telling a user their change is saved everywhere) can
+/// check [`is_complete`](Self::is_complete). With `strict`, an incomplete write is
+/// returned as the first failure's error instead.
+///
+/// ```
+/// use stratacache::{Cache, Fallback, TierWriteResult};
+///
+/// # futures::executor::block_on(async {
+/// let cache: Cache<u64, String> = Cache::builder().fallback(Fallback::memory()).build()?;
+/// let outcome = cache.insert(1, "one".to_string()).await?;
+/// assert!(outcome.is_complete());
+/// assert_eq!(outcome.tiers().len(), 2);
+/// assert!(matches!(outcome.tiers()[0].result(), TierWriteResult::Stored));
+/// # Ok::<(), stratacache::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone, Debug)]
+pub struct WriteOutcome {
+    tiers: Vec<TierWrite>,
+}
+
+impl WriteOutcome {
+    pub(crate) fn new(tiers: Vec<TierWrite>) -> Self {
+        Self { tiers }
+    }
+
+    /// Whether every tier took the write (none failed).
+    #[must_use]
+    pub fn is_complete(&self) -> bool {
+        self.first_failure().is_none()
+    }
+
+    /// What the write did at each tier, L1 first.
+    #[must_use]
+    pub fn tiers(&self) -> &[TierWrite] {
+        &self.tiers
+    }
+
+    /// The tiers that failed, with their errors, L1 first.
+    pub fn failures(&self) -> impl Iterator<Item = (&str, &Error)> {
+        self.tiers.iter().filter_map(|tier| match &tier.result {
+            TierWriteResult::Failed(error) => Some((&*tier.tier, error)),
+            _ => None,
+        })
+    }
+
+    /// The error of the lowest tier that failed: the one a strict cache returns.
+    pub(crate) fn first_failure(&self) -> Option<&Error> {
+        self.failures().last().map(|(_, error)| error)
+    }
+}
+
+/// What a write did at one tier.
+#[derive(Clone)]
+pub struct TierWrite {
+    pub(crate) tier: Arc<str>,
+    pub(crate) result: TierWriteResult,
+}
+
+impl TierWrite {
+    /// The tier's name.
+    #[must_use]
+    pub fn tier(&self) -> &str {
+        &self.tier
+    }
+
+    /// What happened there.
+    #[must_use]
+    pub fn result(&self) -> &TierWriteResult {
+        &self.result
+    }
+}
+
+impl fmt::Debug for TierWrite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {:?}", self.tier, self.result)
+    }
+}
+
+/// What a write did at one tier: see [`WriteOutcome`].
+#[non_exhaustive]
+#[derive(Clone, Debug)]
+pub enum TierWriteResult {
+    /// The tier stores the new value.
+    Stored,
+    /// The tier no longer holds the key (an `invalidate` or a `clear`).
+    Removed,
+    /// The tier keeps no copy of this value (its insert policy declined it, or its copy
+    /// would already be expired), and dropped any older copy.
+    Declined,
+    /// A tier below failed, so this one dropped its copy of the key rather than hold a
+    /// value the tiers below may not have.
+    Dropped,
+    /// The tier failed; what it holds now is unknown.
+    Failed(Error),
+}

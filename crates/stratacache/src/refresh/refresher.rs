@@ -1,0 +1,195 @@
+//! The refresh machinery of a built cache: when a stale hit starts a refresh, and what
+//! one refresh does.
+
+use std::borrow::Borrow;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use stratacache_tier::{CacheEntry, ErrorKind};
+
+use super::claims::Claims;
+use super::{Reload, Spawner, TimeToRefresh};
+use crate::inner::Inner;
+use crate::telemetry::{CacheCounter, Op, Operation, OperationOutcome, TierOutcome};
+use crate::walk::Look;
+
+pub(crate) struct Refresher<K, V> {
+    pub(crate) after: Duration,
+    timeout: Duration,
+    spawner: Spawner,
+    pub(crate) reload: Option<Reload<K, V>>,
+    claims: Claims<K>,
+}
+
+impl<K, V> Refresher<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    pub(crate) fn new(config: TimeToRefresh<K, V>) -> Self {
+        Self {
+            after: config.after,
+            timeout: config.timeout.unwrap_or(config.after),
+            spawner: config.spawner,
+            reload: config.reload,
+            claims: Claims::new(),
+        }
+    }
+}
+
+/// What one refresh came to.
+struct Refreshed {
+    /// A newer value was found or reloaded (and published, unless a write raced).
+    newer: bool,
+    /// The last failure met on the way, if any.
+    failure: Option<ErrorKind>,
+}
+
+/// A running refresh's hold on its key. However the refresh ends (done, failed, timed
+/// out, cancelled, panicked), the key is released: at once after a newer value, or after
+/// a rest of one time-to-refresh otherwise.
+struct Claim<'a, K: Hash + Eq + Clone> {
+    claims: &'a Claims<K>,
+    key: &'a K,
+    rest_until: Option<SystemTime>,
+}
+
+impl<K: Hash + Eq + Clone> Drop for Claim<'_, K> {
+    fn drop(&mut self) {
+        self.claims.finish(self.key, self.rest_until);
+    }
+}
+
+impl<K, V> Inner<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Starts a background refresh of `key` if its L1 entry has reached its
+    /// time-to-refresh and no refresh of it runs or rests.
+    pub(crate) fn refresh_if_stale<Q>(
+        self: &Arc<Self>,
+        key: &Q,
+        entry: &CacheEntry<V>,
+        now: SystemTime,
+    ) where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let Some(refresher) = &self.refresher else {
+            return;
+        };
+        if entry.age(now) < refresher.after || !refresher.claims.claim(key, now) {
+            return;
+        }
+        let task = Box::pin(Arc::clone(self).refresh_task(key.to_owned(), entry.cached_at(), now));
+        if (refresher.spawner)(task) {
+            self.telemetry.count(CacheCounter::RefreshesStarted);
+        } else {
+            self.telemetry.count(CacheCounter::RefreshesFailed);
+        }
+    }
+
+    /// One refresh, bounded by the refresh timeout, holding the key's claim throughout.
+    async fn refresh_task(self: Arc<Self>, key: K, stale_since: SystemTime, now: SystemTime) {
+        let Some(refresher) = &self.refresher else {
+            return;
+        };
+        // Until it ends well, the claim rests: a cancelled or panicking refresh must not
+        // let every later hit start another.
+        let mut claim = Claim {
+            claims: &refresher.claims,
+            key: &key,
+            rest_until: now.checked_add(refresher.after),
+        };
+        let op = self.telemetry.start(Operation::Refresh);
+        let refresh = self.refresh(&key, stale_since, &op);
+        let refreshed = if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::time::timeout(refresher.timeout, refresh)
+                .await
+                .unwrap_or(Refreshed {
+                    newer: false,
+                    failure: Some(ErrorKind::Timeout),
+                })
+        } else {
+            refresh.await
+        };
+        if refreshed.newer {
+            claim.rest_until = None;
+        } else {
+            // The rest counts from the refresh's end: a slow one doesn't shorten it.
+            claim.rest_until = self.clock.now().checked_add(refresher.after);
+        }
+        drop(claim);
+        let outcome = match refreshed {
+            Refreshed { newer: true, .. } => OperationOutcome::Loaded,
+            Refreshed {
+                failure: Some(kind),
+                ..
+            } => {
+                self.telemetry.count(CacheCounter::RefreshesFailed);
+                OperationOutcome::Error(kind)
+            }
+            Refreshed { .. } => OperationOutcome::Miss,
+        };
+        self.telemetry.finish(&op, outcome);
+    }
+
+    /// A newer entry from the fallback tiers, else the refresh loader's value, replaces
+    /// the stale one, unless a write to the key began since the refresh started.
+    async fn refresh(self: &Arc<Self>, key: &K, stale_since: SystemTime, op: &Op) -> Refreshed {
+        let ticket = self.generations.ticket(key);
+        let mut failure = None;
+        for (depth, level) in self.levels.iter().enumerate().skip(1) {
+            match self.look_at(level, key, op).await {
+                Look::Live(entry, stopwatch) => {
+                    if entry.cached_at() > stale_since {
+                        self.report(op, level, TierOutcome::RefreshHit, stopwatch);
+                        self.publish(key, &entry, ticket, depth, TierOutcome::Promoted, op)
+                            .await;
+                        return Refreshed {
+                            newer: true,
+                            failure,
+                        };
+                    }
+                    // The nearest live copy is the newest the tiers hold.
+                    self.report(op, level, TierOutcome::RefreshMiss, stopwatch);
+                    break;
+                }
+                Look::Absent => {}
+                Look::Failed(error) => failure = Some(error.kind()),
+            }
+        }
+        let Some(reload) = self.refresher.as_ref().and_then(|r| r.reload.clone()) else {
+            return Refreshed {
+                newer: false,
+                failure,
+            };
+        };
+        self.telemetry.count(CacheCounter::Loads);
+        match reload(key.clone()).await {
+            Ok(Some(value)) => {
+                let entry = CacheEntry::new(value, self.clock.now(), None);
+                let levels = self.levels.len();
+                self.publish(key, &entry, ticket, levels, TierOutcome::Inserted, op)
+                    .await;
+                Refreshed {
+                    newer: true,
+                    failure,
+                }
+            }
+            Ok(None) => Refreshed {
+                newer: false,
+                failure,
+            },
+            Err(error) => {
+                self.telemetry.count(CacheCounter::LoadErrors);
+                Refreshed {
+                    newer: false,
+                    failure: Some(error.kind()),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The walk down the tiers: one place for how a tier is read, timed, judged and reported,
+//! used by every lookup (`get`, the loader family, `contains`, refresh).
+
+use std::borrow::Borrow;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Instant;
+
+use stratacache_tier::{CacheEntry, Error, ErrorKind};
+
+use crate::coalesce::{Fetched, Flight};
+use crate::generation::Ticket;
+use crate::inner::Inner;
+use crate::level::Level;
+use crate::telemetry::{CacheCounter, Op, TierOutcome};
+
+/// What the synchronous look at L1 found.
+pub(crate) enum FirstLook<V> {
+    Hit(V),
+    /// Nothing usable in L1 (missing or expired, and already counted): go on from L2.
+    Miss,
+    /// L1 cannot answer without awaiting: take the async path from L1.
+    Deferred,
+}
+
+impl<V> FirstLook<V> {
+    /// The level the miss path starts at.
+    pub(crate) fn next_level(&self) -> usize {
+        match self {
+            Self::Hit(_) | Self::Miss => 1,
+            Self::Deferred => 0,
+        }
+    }
+}
+
+/// What one tier holds for a key, as the cache's clock judges it.
+pub(crate) enum Look<V> {
+    /// A live entry. Its hit is not reported yet: what it counts as is the caller's call.
+    Live(CacheEntry<V>, Option<Instant>),
+    /// Nothing, or an expired entry (reported).
+    Absent,
+    /// The tier failed (reported).
+    Failed(Error),
+}
+
+/// Whether a walk copies what it finds into the tiers above and refreshes stale hits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Walk {
+    /// `get` and the loader family: promote, refresh.
+    Read,
+    /// `contains`: look only.
+    Peek,
+}
+
+impl<K, V> Inner<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// The hit path: an L1 lookup that neither allocates nor awaits.
+    #[inline]
+    pub(crate) fn first_look<Q>(self: &Arc<Self>, key: &Q, op: &Op) -> FirstLook<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let l1 = &self.levels[0];
+        let Some(memory) = l1.memory() else {
+            return FirstLook::Deferred;
+        };
+        let stopwatch = op.stopwatch();
+        let Some(entry) = memory.lookup(key) else {
+            self.report(op, l1, TierOutcome::Miss, stopwatch);
+            return FirstLook::Miss;
+        };
+        if self.refresher.is_none() && !self.l1_judges_expiry {
+            self.report(op, l1, TierOutcome::Hit, stopwatch);
+            return FirstLook::Hit(entry.into_value());
+        }
+        let now = self.clock.now();
+        if entry.is_expired(now) {
+            self.report(op, l1, TierOutcome::Expired, stopwatch);
+            // Reclaim now rather than waiting for moka's timer wheel, unless a fresh
+            // value was stored since the lookup.
+            memory.remove_if(key, |found| found.is_expired(now));
+            return FirstLook::Miss;
+        }
+        self.report(op, l1, TierOutcome::Hit, stopwatch);
+        self.refresh_if_stale(key, &entry, now);
+        FirstLook::Hit(entry.into_value())
+    }
+
+    /// Reads one tier and judges what it holds with the cache's clock.
+    ///
+    /// An expired entry in a memory tier is reclaimed at once; one in a remote tier is
+    /// left to the store's own expiry (it was handed the remaining TTL when written): a
+    /// delete sent now could land after a newer write of the key and remove that.
+    pub(crate) async fn look_at(&self, level: &Level<K, V>, key: &K, op: &Op) -> Look<V> {
+        let stopwatch = op.stopwatch();
+        match level.get(key).await {
+            Ok(Some(entry)) => {
+                let now = self.clock.now();
+                if !entry.is_expired(now) {
+                    return Look::Live(entry, stopwatch);
+                }
+                self.report(op, level, TierOutcome::Expired, stopwatch);
+                if let Some(memory) = level.memory() {
+                    memory.remove_if(key, |found| found.is_expired(now));
+                }
+                Look::Absent
+            }
+            Ok(None) => {
+                self.report(op, level, TierOutcome::Miss, stopwatch);
+                Look::Absent
+            }
+            Err(error) => {
+                self.report(op, level, TierOutcome::Error(error.kind()), stopwatch);
+                Look::Failed(error)
+            }
+        }
+    }
+
+    /// The strict rule, in one place: a tier failure is returned only by a strict cache,
+    /// and never for bad bytes (the tier is up, the codec boundary already deleted
+    /// them, and the value will be reloaded).
+    pub(crate) fn tolerate(&self, error: Error) -> Result<(), Error> {
+        if self.strict && error.kind() != ErrorKind::Codec {
+            Err(error)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Looks through the levels from `start` down. With [`Walk::Read`], a hit below L1 is
+    /// published into the levels above it (if its promotion policy allows and no write
+    /// raced with `ticket`), and a stale L1 hit starts a refresh.
+    ///
+    /// # Errors
+    ///
+    /// A tier's error, in strict mode only (see [`tolerate`](Self::tolerate)).
+    pub(crate) async fn walk(
+        self: &Arc<Self>,
+        key: &K,
+        start: usize,
+        ticket: Ticket,
+        op: &Op,
+        mode: Walk,
+    ) -> Result<Option<CacheEntry<V>>, Error> {
+        for (depth, level) in self.levels.iter().enumerate().skip(start) {
+            match self.look_at(level, key, op).await {
+                Look::Live(entry, stopwatch) => {
+                    self.report(op, level, TierOutcome::Hit, stopwatch);
+                    if mode == Walk::Read {
+                        if depth == 0 {
+                            self.refresh_if_stale(key, &entry, self.clock.now());
+                        } else if level.promotion.allows(&entry) {
+                            self.publish(key, &entry, ticket, depth, TierOutcome::Promoted, op)
+                                .await;
+                        }
+                    }
+                    return Ok(Some(entry));
+                }
+                Look::Absent => {}
+                Look::Failed(error) => self.tolerate(error)?,
+            }
+        }
+        Ok(None)
+    }
+
+    /// The miss path for one caller (or one flight): the tiers from `start`, then the
+    /// loader if there is one. What it finds or loads is published only if no write to
+    /// the key began since `ticket` was taken.
+    pub(crate) async fn fetch_alone<F, Fut>(
+        self: &Arc<Self>,
+        key: &K,
+        start: usize,
+        ticket: Ticket,
+        loader: Option<F>,
+        op: &Op,
+    ) -> Flight<V>
+    where
+        F: FnOnce() -> Fut + Send,
+        Fut: Future<Output = Result<Option<V>, Error>> + Send,
+    {
+        if let Some(entry) = self.walk(key, start, ticket, op, Walk::Read).await? {
+            return Ok(Fetched::Hit(entry.into_value()));
+        }
+        let Some(loader) = loader else {
+            return Ok(Fetched::Miss);
+        };
+        self.telemetry.count(CacheCounter::Loads);
+        match loader().await {
+            Ok(Some(value)) => {
+                let entry = CacheEntry::new(value, self.clock.now(), None);
+                let levels = self.levels.len();
+                self.publish(key, &entry, ticket, levels, TierOutcome::Inserted, op)
+                    .await;
+                Ok(Fetched::Loaded(entry.into_value()))
+            }
+            Ok(None) => Ok(Fetched::LoadedNothing),
+            Err(error) => {
+                self.telemetry.count(CacheCounter::LoadErrors);
+                Err(error)
+            }
+        }
+    }
+
+    /// Records what happened at `level` during `op`.
+    #[inline]
+    pub(crate) fn report(
+        &self,
+        op: &Op,
+        level: &Level<K, V>,
+        outcome: TierOutcome,
+        stopwatch: Option<Instant>,
+    ) {
+        self.telemetry
+            .tier(op, &level.name, &level.counters, outcome, stopwatch);
+    }
+}

@@ -1,0 +1,281 @@
+//! The write rules: how `insert`, `invalidate` and `clear` change the tiers, and how a
+//! reader publishes what it found or loaded without ever overwriting a newer write.
+//!
+//! - A write holds its key (see `key_lock`) for its whole course, so writes of one key
+//!   reach every tier in the same order, and marks its stripe (see `generation`) so that
+//!   readers which started before it or during it store nothing.
+//! - A value is written lowest tier first. A tier that fails makes every tier above it
+//!   drop the key: an upper tier never keeps a value the tiers below may lack or hold
+//!   differently. A tier whose insert policy declines the value drops its older copy.
+//! - A publish (promotion, load, refresh) stores only if no write to the key began since
+//!   its reader's ticket, checked under the key's lock (and, for L1, the stripe's lock)
+//!   right before it stores: never write first and undo later.
+
+use std::hash::Hash;
+use std::sync::Arc;
+
+use stratacache_tier::{CacheEntry, Error};
+
+use crate::generation::{Ticket, WriteGuard};
+use crate::inner::Inner;
+use crate::key_lock::KeyGuard;
+use crate::level::Level;
+use crate::outcome::{TierWrite, TierWriteResult, WriteOutcome};
+use crate::telemetry::{Op, TierOutcome};
+
+/// What a write does to a key.
+pub(crate) enum Change<V> {
+    Store(CacheEntry<V>),
+    Remove,
+}
+
+impl<K, V> Inner<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Holds `key` against every other write and publish below L1 in this cache (a no-op
+    /// for a cache whose only tier is a memory L1: its changes are atomic already).
+    async fn hold(&self, key: &K) -> Option<KeyGuard<'_, K>> {
+        match &self.key_locks {
+            Some(locks) => Some(locks.lock(key).await),
+            None => None,
+        }
+    }
+
+    /// Applies `change` to every tier (see the module docs for the order and rules).
+    ///
+    /// # Errors
+    ///
+    /// With [`strict`](crate::CacheBuilder::strict), the lowest failing tier's error, after
+    /// every tier was dealt with. Otherwise failures are in the outcome.
+    pub(crate) async fn write(
+        &self,
+        key: &K,
+        change: Change<V>,
+        op: &Op,
+    ) -> Result<WriteOutcome, Error> {
+        let _key = self.hold(key).await;
+        let guard = self.generations.write(key);
+        let now = self.clock.now();
+        let mut results = vec![TierWriteResult::Removed; self.levels.len()];
+        match &change {
+            Change::Store(entry) => {
+                let mut below_failed = false;
+                for (depth, level) in self.levels.iter().enumerate().rev() {
+                    let copy = (!below_failed && level.insert_policy.allows(entry))
+                        .then(|| level.copy_for(entry, now))
+                        .flatten();
+                    results[depth] = match copy {
+                        Some(copy) => self.store_at(level, key, copy, &guard, op).await,
+                        None => {
+                            let removed = self.remove_at(level, key, &guard, op).await;
+                            match (removed, below_failed) {
+                                (TierWriteResult::Failed(error), _) => {
+                                    TierWriteResult::Failed(error)
+                                }
+                                (_, true) => TierWriteResult::Dropped,
+                                (_, false) => {
+                                    self.report(op, level, TierOutcome::InsertRejected, None);
+                                    TierWriteResult::Declined
+                                }
+                            }
+                        }
+                    };
+                    below_failed |= matches!(results[depth], TierWriteResult::Failed(_));
+                }
+            }
+            Change::Remove => {
+                for (depth, level) in self.levels.iter().enumerate() {
+                    results[depth] = self.remove_at(level, key, &guard, op).await;
+                }
+            }
+        }
+        drop(guard);
+        self.conclude(results)
+    }
+
+    /// Removes every entry of this cache from every tier, L1 first.
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Self::write).
+    pub(crate) async fn clear_all(&self, op: &Op) -> Result<WriteOutcome, Error> {
+        let _every_key = match &self.key_locks {
+            Some(locks) => Some(locks.lock_all().await),
+            None => None,
+        };
+        let guard = self.generations.write_all();
+        let mut results = Vec::with_capacity(self.levels.len());
+        for level in &*self.levels {
+            let stopwatch = op.stopwatch();
+            results.push(match level.clear().await {
+                Ok(()) => TierWriteResult::Removed,
+                Err(error) => {
+                    self.report(op, level, TierOutcome::Error(error.kind()), stopwatch);
+                    TierWriteResult::Failed(error)
+                }
+            });
+        }
+        drop(guard);
+        self.conclude(results)
+    }
+
+    /// The outcome of a write, or under `strict` the error of an incomplete one.
+    fn conclude(&self, results: Vec<TierWriteResult>) -> Result<WriteOutcome, Error> {
+        let tiers = self
+            .levels
+            .iter()
+            .zip(results)
+            .map(|(level, result)| TierWrite {
+                tier: Arc::clone(&level.name),
+                result,
+            })
+            .collect();
+        let outcome = WriteOutcome::new(tiers);
+        match outcome.first_failure() {
+            Some(error) if self.strict => Err(error.clone()),
+            _ => Ok(outcome),
+        }
+    }
+
+    async fn store_at(
+        &self,
+        level: &Level<K, V>,
+        key: &K,
+        copy: CacheEntry<V>,
+        guard: &WriteGuard<'_>,
+        op: &Op,
+    ) -> TierWriteResult {
+        let stopwatch = op.stopwatch();
+        let stored = match level.memory() {
+            Some(memory) => {
+                guard.in_l1(|| memory.store(key.clone(), copy));
+                Ok(())
+            }
+            None => level.insert(key.clone(), copy).await,
+        };
+        self.settle(level, stored, TierOutcome::Inserted, TierWriteResult::Stored, op, stopwatch)
+    }
+
+    async fn remove_at(
+        &self,
+        level: &Level<K, V>,
+        key: &K,
+        guard: &WriteGuard<'_>,
+        op: &Op,
+    ) -> TierWriteResult {
+        let stopwatch = op.stopwatch();
+        let removed = match level.memory() {
+            Some(memory) => {
+                guard.in_l1(|| memory.remove(key));
+                Ok(())
+            }
+            None => level.invalidate(key).await,
+        };
+        let done = TierWriteResult::Removed;
+        self.settle(level, removed, TierOutcome::Invalidated, done, op, stopwatch)
+    }
+
+    /// Reports a tier's answer to a write and turns it into that tier's result.
+    fn settle(
+        &self,
+        level: &Level<K, V>,
+        answer: Result<(), Error>,
+        reported: TierOutcome,
+        done: TierWriteResult,
+        op: &Op,
+        stopwatch: Option<std::time::Instant>,
+    ) -> TierWriteResult {
+        match answer {
+            Ok(()) => {
+                self.report(op, level, reported, stopwatch);
+                done
+            }
+            Err(error) => {
+                self.report(op, level, TierOutcome::Error(error.kind()), stopwatch);
+                TierWriteResult::Failed(error)
+            }
+        }
+    }
+
+    /// Stores `entry`, found or produced by a reader holding `ticket`, into the levels
+    /// above `depth` (all of them for a load), lowest first, unless a write to the key
+    /// began since the ticket was taken. A failing tier stops it: the tiers above keep
+    /// what they had, which the tiers below still agree with.
+    pub(crate) async fn publish(
+        &self,
+        key: &K,
+        entry: &CacheEntry<V>,
+        ticket: Ticket,
+        depth: usize,
+        stored: TierOutcome,
+        op: &Op,
+    ) {
+        if depth == 0 || !self.generations.is_current(ticket) {
+            return;
+        }
+        // Only a memory L1 to fill: one check-and-store under the stripe's lock, no key
+        // lock (the common promotion from L2 pays nothing more).
+        if depth == 1
+            && let Some(memory) = self.levels[0].memory()
+        {
+            self.publish_in_memory(&self.levels[0], memory, key, entry, ticket, stored, op);
+            return;
+        }
+        let _key = self.hold(key).await;
+        for level in self.levels[..depth].iter().rev() {
+            if let Some(memory) = level.memory() {
+                self.publish_in_memory(level, memory, key, entry, ticket, stored, op);
+                continue;
+            }
+            if !level.insert_policy.allows(entry) {
+                self.report(op, level, TierOutcome::InsertRejected, None);
+                continue;
+            }
+            let Some(copy) = level.copy_for(entry, self.clock.now()) else {
+                continue;
+            };
+            // Under the key's lock no write of this key can begin; a write of another key
+            // on the stripe only makes this conservative.
+            if !self.generations.is_current(ticket) {
+                return;
+            }
+            let stopwatch = op.stopwatch();
+            if let Err(error) = level.insert(key.clone(), copy).await {
+                self.report(op, level, TierOutcome::Error(error.kind()), stopwatch);
+                return;
+            }
+            self.report(op, level, stored, stopwatch);
+        }
+    }
+
+    /// Publishes into a memory tier: the ticket is checked and the copy stored under the
+    /// stripe's lock, which every writer's change of a memory tier also takes.
+    #[expect(clippy::too_many_arguments, reason = "one call site per path, all borrowed")]
+    fn publish_in_memory(
+        &self,
+        level: &Level<K, V>,
+        memory: &stratacache_memory::MemoryTier<K, V>,
+        key: &K,
+        entry: &CacheEntry<V>,
+        ticket: Ticket,
+        stored: TierOutcome,
+        op: &Op,
+    ) {
+        if !level.insert_policy.allows(entry) {
+            self.report(op, level, TierOutcome::InsertRejected, None);
+            return;
+        }
+        let Some(copy) = level.copy_for(entry, self.clock.now()) else {
+            return;
+        };
+        let stopwatch = op.stopwatch();
+        if self
+            .generations
+            .publish(ticket, || memory.store(key.clone(), copy))
+        {
+            self.report(op, level, stored, stopwatch);
+        }
+    }
+}
