@@ -8,8 +8,8 @@ use stratacache_tier::{CacheTier, Clock, Error, ErrorKind};
 
 use crate::coalesce::Coalescer;
 use crate::generation::Generations;
-use crate::key_lock::KeyLocks;
 use crate::inner::Inner;
+use crate::key_lock::KeyLocks;
 use crate::level::{Level, TierHandle};
 use crate::refresh::Refresher;
 use crate::telemetry::{CacheEvent, Handler, Telemetry, TierCounters};

@@ -10,7 +10,9 @@ use crate::{Cache, WriteOutcome};
 
 /// A nested cache's write is done only when every one of its tiers took it.
 fn complete(written: &WriteOutcome) -> Result<(), Error> {
-    written.first_failure().map_or(Ok(()), |error| Err(error.clone()))
+    written
+        .first_failure()
+        .map_or(Ok(()), |error| Err(error.clone()))
 }
 
 impl<K, V> CacheTier<K, V> for Cache<K, V>

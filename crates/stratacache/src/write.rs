@@ -155,7 +155,14 @@ where
             }
             None => level.insert(key.clone(), copy).await,
         };
-        self.settle(level, stored, TierOutcome::Inserted, TierWriteResult::Stored, op, stopwatch)
+        self.settle(
+            level,
+            stored,
+            TierOutcome::Inserted,
+            TierWriteResult::Stored,
+            op,
+            stopwatch,
+        )
     }
 
     async fn remove_at(
@@ -174,7 +181,14 @@ where
             None => level.invalidate(key).await,
         };
         let done = TierWriteResult::Removed;
-        self.settle(level, removed, TierOutcome::Invalidated, done, op, stopwatch)
+        self.settle(
+            level,
+            removed,
+            TierOutcome::Invalidated,
+            done,
+            op,
+            stopwatch,
+        )
     }
 
     /// Reports a tier's answer to a write and turns it into that tier's result.
@@ -252,7 +266,10 @@ where
 
     /// Publishes into a memory tier: the ticket is checked and the copy stored under the
     /// stripe's lock, which every writer's change of a memory tier also takes.
-    #[expect(clippy::too_many_arguments, reason = "one call site per path, all borrowed")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site per path, all borrowed"
+    )]
     fn publish_in_memory(
         &self,
         level: &Level<K, V>,

@@ -78,7 +78,10 @@ async fn failed_l2_write_is_in_the_outcome_and_l1_drops_its_copy() {
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].0, "l2");
     assert_eq!(failures[0].1.kind(), ErrorKind::Unavailable);
-    assert!(matches!(outcome.tiers()[0].result(), TierWriteResult::Dropped));
+    assert!(matches!(
+        outcome.tiers()[0].result(),
+        TierWriteResult::Dropped
+    ));
     // L1 holds neither the new value (L2 may lack it) nor the old one (L2 may differ):
     // the next read asks L2, which still holds "old".
     assert_eq!(cache.stats().tiers[1].errors, 1);
@@ -107,8 +110,13 @@ async fn failed_invalidate_is_in_the_outcome() {
     l2.fail(TierOp::Invalidate, ErrorKind::Timeout);
     let outcome = cache.invalidate(&1).await.unwrap();
     assert!(!outcome.is_complete());
-    assert!(matches!(outcome.tiers()[0].result(), TierWriteResult::Removed));
-    assert!(matches!(outcome.tiers()[1].result(), TierWriteResult::Failed(e) if e.kind() == ErrorKind::Timeout));
+    assert!(matches!(
+        outcome.tiers()[0].result(),
+        TierWriteResult::Removed
+    ));
+    assert!(
+        matches!(outcome.tiers()[1].result(), TierWriteResult::Failed(e) if e.kind() == ErrorKind::Timeout)
+    );
 }
 
 #[tokio::test]

@@ -103,12 +103,18 @@ mod tests {
         let claims = Claims::<String>::new();
         let t0 = SystemTime::UNIX_EPOCH + 1_000 * SEC;
         assert!(claims.claim("k", t0));
-        assert!(!claims.claim("k", t0 + 3_600 * SEC), "still running, however late");
+        assert!(
+            !claims.claim("k", t0 + 3_600 * SEC),
+            "still running, however late"
+        );
         claims.finish(&"k".to_string(), Some(t0 + 10 * SEC));
         assert!(!claims.claim("k", t0 + 9 * SEC));
         assert!(claims.claim("k", t0 + 10 * SEC));
         claims.finish(&"k".to_string(), None);
-        assert!(claims.claim("k", t0 + 10 * SEC), "released: claimable at once");
+        assert!(
+            claims.claim("k", t0 + 10 * SEC),
+            "released: claimable at once"
+        );
     }
 
     #[test]
@@ -120,7 +126,10 @@ mod tests {
             assert!(claims.claim(&key, t0));
             claims.finish(&key, Some(t0 + 60 * SEC));
         }
-        assert!(!claims.claim(&u64::MAX, t0), "the running key is remembered");
+        assert!(
+            !claims.claim(&u64::MAX, t0),
+            "the running key is remembered"
+        );
         let remembered: usize = claims.shards.iter().map(|s| s.lock().unwrap().len()).sum();
         assert!(remembered <= SHARDS * REMEMBERED_PER_SHARD + 1);
     }

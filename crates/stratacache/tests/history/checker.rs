@@ -1,0 +1,209 @@
+//! Records a concurrent history of cache operations and checks it against the cache's
+//! consistency model:
+//!
+//! - per key, no read returns a value older than a write that completed (fully) before
+//!   the read began: the value a read returns must come from a producer (an insert, a
+//!   load, or for `None` an invalidate or the empty start) that no complete write
+//!   *followed* (started after the producer ended) and *preceded the read* (ended
+//!   before the read started);
+//! - every value read was produced by someone, and not after the read ended.
+//!
+//! Times are ticks of one logical clock taken right before an operation starts and right
+//! after it returns, so `a.end < b.start` means `a` returned before `b` began.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What one operation did.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum What {
+    /// `insert(key, value)`; `complete` when every tier took it.
+    Insert { value: u64, complete: bool },
+    /// `invalidate(key)`; `complete` when every tier took it.
+    Invalidate { complete: bool },
+    /// A loader produced `value` (its interval: from the loader's start to the end of the
+    /// operation that ran it).
+    Load { value: u64 },
+    /// A read (`get`, or the loader family) returned `value`.
+    Read { value: Option<u64> },
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Record {
+    pub(crate) key: u64,
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) what: What,
+}
+
+#[derive(Default)]
+pub(crate) struct History {
+    ticks: AtomicU64,
+    records: Mutex<Vec<Record>>,
+    values: AtomicU64,
+}
+
+impl History {
+    /// A tick of the logical clock.
+    pub(crate) fn now(&self) -> u64 {
+        self.ticks.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// A value never produced before.
+    pub(crate) fn fresh_value(&self) -> u64 {
+        self.values.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub(crate) fn record(&self, key: u64, start: u64, what: What) {
+        let end = self.now();
+        self.records.lock().unwrap().push(Record {
+            key,
+            start,
+            end,
+            what,
+        });
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.records.lock().unwrap().len()
+    }
+
+    /// Every violation of the model, described.
+    pub(crate) fn violations(&self) -> Vec<String> {
+        let records = self.records.lock().unwrap();
+        let mut by_key: HashMap<u64, Vec<Record>> = HashMap::new();
+        for record in records.iter() {
+            by_key.entry(record.key).or_default().push(*record);
+        }
+        by_key
+            .into_iter()
+            .flat_map(|(key, records)| KeyHistory::new(records).violations(key))
+            .collect()
+    }
+}
+
+/// Intervals sorted by start, with the smallest end of every suffix: answers "did some
+/// interval start after `a` and end before `b`?" in O(log n).
+struct Followers {
+    starts: Vec<u64>,
+    min_end_from: Vec<u64>,
+}
+
+impl Followers {
+    fn new(mut intervals: Vec<(u64, u64)>) -> Self {
+        intervals.sort_unstable();
+        let mut min_end_from = vec![u64::MAX; intervals.len() + 1];
+        for i in (0..intervals.len()).rev() {
+            min_end_from[i] = min_end_from[i + 1].min(intervals[i].1);
+        }
+        Self {
+            starts: intervals.iter().map(|(start, _)| *start).collect(),
+            min_end_from,
+        }
+    }
+
+    fn any_between(&self, after: u64, before: u64) -> bool {
+        let first = self.starts.partition_point(|start| *start <= after);
+        self.min_end_from[first] < before
+    }
+}
+
+struct KeyHistory {
+    reads: Vec<Record>,
+    /// Value → the interval of the operation that produced it.
+    producers: HashMap<u64, (u64, u64)>,
+    /// Invalidates sorted by start, with the largest end of every prefix.
+    removal_starts: Vec<u64>,
+    removal_max_end_to: Vec<u64>,
+    /// Complete writes of any kind, and complete inserts alone.
+    writes: Followers,
+    inserts: Followers,
+}
+
+impl KeyHistory {
+    fn new(records: Vec<Record>) -> Self {
+        let mut producers = HashMap::new();
+        let (mut writes, mut inserts, mut removals, mut reads) = (vec![], vec![], vec![], vec![]);
+        for record in records {
+            let interval = (record.start, record.end);
+            match record.what {
+                What::Insert { value, complete } => {
+                    producers.insert(value, interval);
+                    if complete {
+                        writes.push(interval);
+                        inserts.push(interval);
+                    }
+                }
+                What::Invalidate { complete } => {
+                    removals.push(interval);
+                    if complete {
+                        writes.push(interval);
+                    }
+                }
+                What::Load { value } => {
+                    producers.insert(value, interval);
+                }
+                What::Read { .. } => reads.push(record),
+            }
+        }
+        // The empty cache at the start is a removal that ended before anything began.
+        removals.push((0, 0));
+        removals.sort_unstable();
+        let mut max_end = 0;
+        let removal_max_end_to = removals
+            .iter()
+            .map(|(_, end)| {
+                max_end = max_end.max(*end);
+                max_end
+            })
+            .collect();
+        Self {
+            reads,
+            producers,
+            removal_starts: removals.iter().map(|(start, _)| *start).collect(),
+            removal_max_end_to,
+            writes: Followers::new(writes),
+            inserts: Followers::new(inserts),
+        }
+    }
+
+    fn violations(&self, key: u64) -> Vec<String> {
+        let mut found = Vec::new();
+        for read in &self.reads {
+            let What::Read { value } = read.what else {
+                continue;
+            };
+            match value {
+                Some(value) => {
+                    let Some(&(start, end)) = self.producers.get(&value) else {
+                        found.push(format!("key {key}: read {value}, which nobody wrote"));
+                        continue;
+                    };
+                    if start > read.end {
+                        found.push(format!("key {key}: read {value} before it was written"));
+                    } else if self.writes.any_between(end, read.start) {
+                        found.push(format!(
+                            "key {key}: read {value} (written {start}..{end}) at {}..{}, \
+                             after a write that replaced it had completed",
+                            read.start, read.end
+                        ));
+                    }
+                }
+                None => {
+                    // The latest-ending removal that began before the read ended.
+                    let began = self.removal_starts.partition_point(|s| *s < read.end);
+                    let latest_end = self.removal_max_end_to[began - 1];
+                    if self.inserts.any_between(latest_end, read.start) {
+                        found.push(format!(
+                            "key {key}: read nothing at {}..{}, after an insert had \
+                             completed",
+                            read.start, read.end
+                        ));
+                    }
+                }
+            }
+        }
+        found
+    }
+}
