@@ -81,6 +81,10 @@ impl MemcachedConfig {
     /// After this many failures in a row, a server is marked down for
     /// [`retry_down_after`](Self::retry_down_after) and its keys go to the next server
     /// on the ring. Off by default: a down server's keys are then errors (counted misses).
+    ///
+    /// Writes and deletes made meanwhile land on the next server, so when the server is
+    /// used again its namespace generation is moved first: what it held before is never
+    /// served again. The cost is that server's share of the cache.
     pub fn failure_limit(mut self, failures: u32) -> Self {
         self.failure_limit = Some(failures.max(1));
         self
@@ -92,15 +96,17 @@ impl MemcachedConfig {
         self
     }
 
-    /// How often the namespace generation is re-read, so that a `clear` by another
-    /// instance reaches this one (5 s by default).
+    /// How often each server's namespace generation is re-read, so that a `clear` by
+    /// another instance, or a generation moved by one that routed around the server,
+    /// reaches this one (5 s by default).
     pub fn generation_refresh(mut self, every: Duration) -> Self {
         self.generation_refresh = every;
         self
     }
 
     /// Let `clear` run `flush_all` on every server (everything on them, not only this
-    /// namespace, is dropped). Off by default: `clear` moves the namespace generation.
+    /// namespace, is dropped). Off by default: `clear` moves the namespace generation
+    /// on every server.
     pub fn allow_flush_all(mut self, allow: bool) -> Self {
         self.flush_all = allow;
         self

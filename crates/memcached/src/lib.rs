@@ -19,13 +19,19 @@
 //! - **Faults.** A down server's keys fail within the timeout while the others keep
 //!   serving; when it returns it is used again. With
 //!   [`MemcachedConfig::failure_limit`], a server that keeps failing is skipped for a
-//!   while and its keys go to the next server on the ring.
-//! - **TTL** is set on the server (`T` flag, seconds rounded up). Values over
-//!   [`MemcachedConfig::max_value_size`] are rejected before sending.
+//!   while and its keys go to the next server on the ring; when it returns, its
+//!   generation is moved first, so it never serves an entry from before its outage.
+//! - **TTL** is set on the server (`T` flag, seconds rounded up). Past what memcached
+//!   can express (2038-01-19 03:14:07 UTC) a TTL is clamped to that second, so
+//!   `Duration::MAX` stores too. Values over [`MemcachedConfig::max_value_size`] are
+//!   rejected before sending.
 //! - **Clear.** memcached has no namespace delete, so keys carry a generation
-//!   (`namespace:generation:key`) kept in memcached itself; `clear` moves it, and other
+//!   (`namespace:generation:key`) kept in memcached itself, one per server (losing a
+//!   server loses only its own entries); `clear` moves it on every server, and other
 //!   instances see the move within [`MemcachedConfig::generation_refresh`]. `flush_all`
 //!   only with [`MemcachedConfig::allow_flush_all`].
+//!
+//! [`MemcachedTier`]'s `# Semantics` section has the full contract.
 //!
 //! ```no_run
 //! use stratacache::{Cache, Fallback, Remote};
@@ -41,6 +47,8 @@
 //! ```
 
 mod config;
+mod exptime;
+mod generation;
 mod pool;
 mod protocol;
 mod ring;

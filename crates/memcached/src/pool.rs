@@ -110,10 +110,12 @@ impl Pool {
             .clear();
     }
 
-    pub(crate) fn record(&self, ok: bool, limit: Option<u32>, down_for: Duration) {
+    /// Counts one command's outcome; after `limit` failures in a row, marks the server
+    /// down for `down_for`. Returns whether this call marked it down.
+    pub(crate) fn record(&self, ok: bool, limit: Option<u32>, down_for: Duration) -> bool {
         if ok {
             self.failures.store(0, Ordering::Relaxed);
-            return;
+            return false;
         }
         self.reset();
         let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
@@ -124,7 +126,9 @@ impl Pool {
                 .unwrap_or_else(std::sync::PoisonError::into_inner) =
                 Some(Instant::now() + down_for);
             self.failures.store(0, Ordering::Relaxed);
+            return true;
         }
+        false
     }
 
     pub(crate) fn is_down(&self) -> bool {

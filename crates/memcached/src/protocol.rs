@@ -3,14 +3,10 @@
 //! buffered reader with a bound on every length, so a confused or hostile peer yields an
 //! error, never a panic or an unbounded allocation.
 
-use std::time::{Duration, SystemTime};
-
 use bytes::Bytes;
 use stratacache_tier::{Error, ErrorKind};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 
-/// memcached reads a TTL over 30 days as an absolute Unix time.
-const RELATIVE_TTL_LIMIT: u64 = 30 * 24 * 3600;
 /// No reply line is longer than this.
 const MAX_LINE: usize = 8 * 1024;
 
@@ -28,20 +24,6 @@ pub(crate) fn check_key(key: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// The `T` flag's value for `ttl`: seconds rounded up, absolute past 30 days, 0 for none.
-pub(crate) fn ttl_flag(ttl: Option<Duration>) -> u64 {
-    let Some(ttl) = ttl else { return 0 };
-    let seconds = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
-    if seconds <= RELATIVE_TTL_LIMIT {
-        return seconds.max(1);
-    }
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    now.saturating_add(seconds)
-}
-
 pub(crate) fn get(out: &mut Vec<u8>, key: &str) {
     out.extend_from_slice(format!("mg {key} v\r\n").as_bytes());
 }
@@ -50,8 +32,9 @@ pub(crate) fn get_ttl(out: &mut Vec<u8>, key: &str) {
     out.extend_from_slice(format!("mg {key} t\r\n").as_bytes());
 }
 
-pub(crate) fn set(out: &mut Vec<u8>, key: &str, value: &[u8], ttl: Option<Duration>) {
-    out.extend_from_slice(format!("ms {key} {} T{}\r\n", value.len(), ttl_flag(ttl)).as_bytes());
+/// Stores `value` under `key`, to expire at `exptime` (from [`crate::exptime::exptime`]).
+pub(crate) fn set(out: &mut Vec<u8>, key: &str, value: &[u8], exptime: u32) {
+    out.extend_from_slice(format!("ms {key} {} T{exptime}\r\n", value.len()).as_bytes());
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
@@ -222,19 +205,11 @@ mod tests {
     #[test]
     fn requests_are_well_formed() {
         let mut out = Vec::new();
-        set(&mut out, "k", b"v1", Some(Duration::from_millis(1_500)));
+        set(&mut out, "k", b"v1", 2);
         get(&mut out, "k");
         delete(&mut out, "k");
         noop(&mut out);
         assert_eq!(out, b"ms k 2 T2\r\nv1\r\nmg k v\r\nmd k\r\nmn\r\n");
-    }
-
-    #[test]
-    fn ttls_round_up_and_long_ones_become_absolute() {
-        assert_eq!(ttl_flag(None), 0);
-        assert_eq!(ttl_flag(Some(Duration::from_millis(1))), 1);
-        assert_eq!(ttl_flag(Some(Duration::from_secs(60))), 60);
-        assert!(ttl_flag(Some(Duration::from_secs(RELATIVE_TTL_LIMIT + 1))) > 1_700_000_000);
     }
 
     #[test]

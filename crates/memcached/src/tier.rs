@@ -1,22 +1,54 @@
 use std::fmt;
-use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use stratacache_tier::{ByteStore, Error, ErrorKind};
 
 use crate::MemcachedConfig;
+use crate::exptime;
+use crate::generation::Generation;
 use crate::pool::Pool;
 use crate::protocol::{self, Reply};
 use crate::ring::Ring;
 
 /// A memcached [`ByteStore`] over several servers: see the [crate docs](crate).
+///
+/// # Semantics
+///
+/// - **Placement.** A key lives on the server that owns it on the ring, placed by the
+///   key alone; with [`failure_limit`](MemcachedConfig::failure_limit), servers marked
+///   down are skipped and their keys go to the next server on the ring.
+/// - **TTL.** Whole seconds rounded up, at least 1. Over 30 days memcached needs an
+///   absolute Unix time, which it cannot express past 2038-01-19 03:14:07 UTC: a longer
+///   TTL (`Duration::MAX` included) is **clamped** to expire at that second, so it always
+///   stores.
+/// - **Generations.** Each server keeps this namespace's generation (the number in
+///   every key's prefix) itself. Losing a server, or its generation key, loses only
+///   that server's entries.
+/// - **Routed around, then back.** When this client marks a server down, it moves that
+///   server's generation before using it again, so the server never serves it an entry
+///   from before its outage (one since deleted or rewritten on the next server); other
+///   instances stop seeing those entries once they re-read the generation
+///   ([`generation_refresh`](MemcachedConfig::generation_refresh)). Not covered: an
+///   instance that kept using the server throughout and reads it before that move, and
+///   a command already under way when the server was marked down.
+/// - **Clear** moves the generation on every server at once (or runs `flush_all`, when
+///   allowed). When a server cannot be reached, `clear` returns its error, saying how
+///   many servers it reached, and this client moves that server's generation before
+///   using it again; until then other instances may still read its old entries.
 pub struct MemcachedTier {
     pools: Vec<Pool>,
+    /// The namespace generation of each server, by the same index as `pools`.
+    generations: Vec<Generation>,
     ring: Ring,
     config: MemcachedConfig,
-    /// The namespace generation and when it was last read.
-    generation: Mutex<Option<(u64, Instant)>>,
+}
+
+fn all_down() -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        "every memcached server is marked down",
+    )
 }
 
 impl MemcachedTier {
@@ -48,9 +80,13 @@ impl MemcachedTier {
             .collect();
         Ok(Self {
             pools,
+            generations: config
+                .servers
+                .iter()
+                .map(|_| Generation::default())
+                .collect(),
             ring: Ring::new(&config.servers),
             config,
-            generation: Mutex::default(),
         })
     }
 
@@ -100,11 +136,16 @@ impl MemcachedTier {
             )),
         };
         let failed = result.as_ref().is_err_and(Error::is_transient);
-        pool.record(
+        let marked_down = pool.record(
             !failed,
             self.config.failure_limit,
             self.config.retry_down_after,
         );
+        if marked_down {
+            // Its keys now go to the next server, so what it holds may turn older than
+            // what is written there: it is not read again before its generation moves.
+            self.generations[index].distrust();
+        }
         if let Err(error) = &result
             && !error.is_transient()
             && error.kind() != ErrorKind::Rejected
@@ -115,53 +156,96 @@ impl MemcachedTier {
         result
     }
 
-    /// Sends one command to the server that owns `key` and reads its reply.
-    async fn one(&self, key: &str, request: &[u8]) -> Result<Reply, Error> {
-        let index = self.route(key.as_bytes()).ok_or_else(|| {
-            Error::new(
-                ErrorKind::Unavailable,
-                "every memcached server is marked down",
-            )
-        })?;
+    /// Sends one command to server `index` and reads its reply.
+    async fn one(&self, index: usize, request: &[u8]) -> Result<Reply, Error> {
         let mut replies = self.exchange(index, request, 1).await?;
         replies
             .pop()
             .ok_or_else(|| Error::new(ErrorKind::Other, "memcached sent no reply"))
     }
 
-    /// The namespace generation, re-read when older than `generation_refresh`.
-    async fn generation(&self) -> Result<u64, Error> {
-        let cached = *self
-            .generation
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((generation, read_at)) = cached
-            && read_at.elapsed() < self.config.generation_refresh
-        {
-            return Ok(generation);
-        }
-        let generation = self
-            .bump_generation(0)
-            .await
-            .or_else(|error| match cached {
-                // Keep serving on the last known generation while its server is unreachable.
-                Some((generation, _)) => Ok(generation),
-                None => Err(error),
-            })?;
-        Ok(generation)
+    /// The server that owns `key` now, and the key as stored there.
+    async fn locate(&self, key: &str) -> Result<(usize, String), Error> {
+        let index = self.route(key.as_bytes()).ok_or_else(all_down)?;
+        let generation = self.generation(index, false).await?;
+        Ok((index, self.full_key(generation, key)?))
     }
 
-    /// Adds `delta` to the generation (creating it, when missing, at the current time in
-    /// ms, so that a generation key lost to eviction never brings back an old prefix).
-    async fn bump_generation(&self, delta: u64) -> Result<u64, Error> {
-        let key = self.generation_key();
+    /// `key` as stored under `generation`: `namespace:generation:key`.
+    fn full_key(&self, generation: u64, key: &str) -> Result<String, Error> {
+        let full = format!("{}:{generation}:{key}", self.config.namespace);
+        protocol::check_key(&full)?;
+        Ok(full)
+    }
+
+    /// The namespace generation to use on server `index`: the known one while it is
+    /// fresh and the server trusted, otherwise asked of the server, which moves it when
+    /// `moving` (a `clear`) or when the server is distrusted.
+    async fn generation(&self, index: usize, moving: bool) -> Result<u64, Error> {
+        let generation = &self.generations[index];
+        let refresh = self.config.generation_refresh;
+        if !moving && let Some(known) = generation.fresh(refresh) {
+            return Ok(known);
+        }
+        let answers = generation.answers();
+        // One caller asks, the others wait for its answer; the asking caller's command
+        // timeout bounds the wait, so this one is bounded by it too.
+        let Ok(_asking) =
+            tokio::time::timeout(self.config.command_timeout, generation.asking.lock()).await
+        else {
+            let error = Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "memcached at {}: the namespace generation was not read within {:?}",
+                    self.pools[index].address, self.config.command_timeout
+                ),
+            );
+            return self.fall_back(index, moving, error);
+        };
+        if !moving {
+            if let Some(known) = generation.fresh(refresh) {
+                return Ok(known);
+            }
+            if generation.answers() != answers {
+                // The server answered someone while this caller waited: share that
+                // answer rather than ask again (and, when it failed, spend another
+                // timeout on a server that is not answering).
+                if let Some(failure) = generation.last_failure() {
+                    return self.fall_back(index, moving, failure);
+                }
+                if let Some(known) = generation.last_known() {
+                    return Ok(known);
+                }
+            }
+        }
+        let question = generation.question(moving);
+        let answer = self.add_to_generation(index, question.delta).await;
+        generation.answered(question, &answer);
+        answer.or_else(|error| self.fall_back(index, moving, error))
+    }
+
+    /// What to use when server `index`'s generation could not be asked: the last known
+    /// one, unless the server is distrusted or this was a move; otherwise `error`.
+    fn fall_back(&self, index: usize, moving: bool, error: Error) -> Result<u64, Error> {
+        match self.generations[index].last_known() {
+            // Keep serving on the last known generation while the server does not answer
+            // for it: a command that does reach the server still finds its entries.
+            Some(known) if !moving => Ok(known),
+            _ => Err(error),
+        }
+    }
+
+    /// Adds `delta` to server `index`'s generation and returns it; a missing one is
+    /// created at the current time in ms (with no delta), so that a generation key lost
+    /// to eviction or a restart never brings back an old prefix.
+    async fn add_to_generation(&self, index: usize, delta: u64) -> Result<u64, Error> {
         let now_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis();
         let mut request = Vec::new();
-        protocol::add(&mut request, &key, now_ms, delta);
-        let generation = match self.one(&key, &request).await? {
+        protocol::add(&mut request, &self.generation_key(), now_ms, delta);
+        match self.one(index, &request).await? {
             Reply::Value(bytes) => std::str::from_utf8(&bytes)
                 .ok()
                 .and_then(|text| text.trim().parse().ok()),
@@ -172,23 +256,22 @@ impl MemcachedTier {
                 ErrorKind::Other,
                 "memcached answered the generation with no number",
             )
-        })?;
-        *self
-            .generation
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some((generation, Instant::now()));
-        Ok(generation)
+        })
     }
 
-    async fn key(&self, key: &str) -> Result<String, Error> {
-        let full = format!(
-            "{}:{}:{key}",
-            self.config.namespace,
-            self.generation().await?
-        );
-        protocol::check_key(&full)?;
-        Ok(full)
+    /// Clears this namespace on server `index`: moves its generation, or runs
+    /// `flush_all` when allowed.
+    async fn clear_server(&self, index: usize) -> Result<(), Error> {
+        if self.config.flush_all {
+            let mut request = Vec::new();
+            protocol::flush_all(&mut request);
+            self.one(index, &request).await?;
+        } else {
+            // memcached has no namespace delete: moving the generation orphans every key
+            // of the old one (they age out or are evicted).
+            self.generation(index, true).await?;
+        }
+        Ok(())
     }
 
     /// The time-to-live memcached holds for `key`; `None` when missing or unlimited.
@@ -197,10 +280,10 @@ impl MemcachedTier {
     ///
     /// As [`ByteStore::get`].
     pub async fn server_ttl(&self, key: &str) -> Result<Option<Duration>, Error> {
-        let full = self.key(key).await?;
+        let (index, full) = self.locate(key).await?;
         let mut request = Vec::new();
         protocol::get_ttl(&mut request, &full);
-        Ok(match self.one(key, &request).await? {
+        Ok(match self.one(index, &request).await? {
             Reply::Done(flags) => flags
                 .split(' ')
                 .find_map(|flag| flag.strip_prefix('t'))
@@ -216,26 +299,22 @@ impl MemcachedTier {
     ///
     /// The first server that fails.
     pub async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, Error> {
-        let mut by_server: Vec<Vec<(usize, String)>> =
+        let mut by_server: Vec<Vec<(usize, &str)>> =
             (0..self.pools.len()).map(|_| Vec::new()).collect();
         for (position, key) in keys.iter().enumerate() {
-            let full = self.key(key).await?;
-            let server = self.route(key.as_bytes()).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    "every memcached server is marked down",
-                )
-            })?;
-            by_server[server].push((position, full));
+            let server = self.route(key.as_bytes()).ok_or_else(all_down)?;
+            by_server[server].push((position, *key));
         }
         let batches = by_server
             .iter()
             .enumerate()
             .filter(|(_, batch)| !batch.is_empty())
             .map(|(server, batch)| async move {
+                // Each server's keys carry that server's generation.
+                let generation = self.generation(server, false).await?;
                 let mut request = Vec::new();
                 for (_, key) in batch {
-                    protocol::get(&mut request, key);
+                    protocol::get(&mut request, &self.full_key(generation, key)?);
                 }
                 protocol::noop(&mut request);
                 let replies = self.exchange(server, &request, batch.len() + 1).await?;
@@ -261,10 +340,10 @@ impl MemcachedTier {
 
 impl ByteStore for MemcachedTier {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, Error> {
-        let full = self.key(key).await?;
+        let (index, full) = self.locate(key).await?;
         let mut request = Vec::new();
         protocol::get(&mut request, &full);
-        match self.one(key, &request).await? {
+        match self.one(index, &request).await? {
             Reply::Value(bytes) => Ok(Some(bytes)),
             Reply::Missing => Ok(None),
             other => Err(Error::new(
@@ -274,6 +353,16 @@ impl ByteStore for MemcachedTier {
         }
     }
 
+    /// Stores `value` under `key` on its server, to expire after `ttl` (`None`: never).
+    ///
+    /// The TTL is rounded up to whole seconds (at least 1). Past what memcached can
+    /// express (an absolute time after 2038-01-19 03:14:07 UTC, e.g. `Duration::MAX` or
+    /// 12 years) it is clamped to expire at that second: the value is always stored.
+    ///
+    /// # Errors
+    ///
+    /// As [`ByteStore::set`]; [`ErrorKind::Rejected`] for a value over
+    /// [`MemcachedConfig::max_value_size`], before anything is sent.
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), Error> {
         if value.len() > self.config.max_value_size {
             return Err(Error::new(
@@ -285,10 +374,11 @@ impl ByteStore for MemcachedTier {
                 ),
             ));
         }
-        let full = self.key(key).await?;
+        let (index, full) = self.locate(key).await?;
         let mut request = Vec::with_capacity(full.len() + value.len() + 32);
-        protocol::set(&mut request, &full, &value, ttl);
-        match self.one(key, &request).await? {
+        let expires = exptime::exptime(ttl, exptime::unix_now());
+        protocol::set(&mut request, &full, &value, expires);
+        match self.one(index, &request).await? {
             Reply::Done(_) => Ok(()),
             other => Err(Error::new(
                 ErrorKind::Rejected,
@@ -298,10 +388,10 @@ impl ByteStore for MemcachedTier {
     }
 
     async fn delete(&self, key: &str) -> Result<(), Error> {
-        let full = self.key(key).await?;
+        let (index, full) = self.locate(key).await?;
         let mut request = Vec::new();
         protocol::delete(&mut request, &full);
-        match self.one(key, &request).await? {
+        match self.one(index, &request).await? {
             Reply::Done(_) | Reply::Missing => Ok(()),
             other => Err(Error::new(
                 ErrorKind::Other,
@@ -310,19 +400,46 @@ impl ByteStore for MemcachedTier {
         }
     }
 
+    /// Removes every key of this namespace: moves the generation on every server at
+    /// once, or runs `flush_all` on each when
+    /// [`allow_flush_all`](MemcachedConfig::allow_flush_all) is set.
+    ///
+    /// # Errors
+    ///
+    /// When a server could not be reached: its error, of its kind, with how many servers
+    /// were cleared. The others are cleared all the same; this client moves the missed
+    /// server's generation before using it again, so it never serves this client an
+    /// entry from before the clear.
     async fn clear(&self) -> Result<(), Error> {
-        if !self.config.flush_all {
-            // memcached has no namespace delete: moving the generation orphans every key
-            // of the old one (they age out or are evicted).
-            self.bump_generation(1).await?;
-            return Ok(());
+        let outcomes =
+            futures::future::join_all((0..self.pools.len()).map(|index| self.clear_server(index)))
+                .await;
+        let mut cleared = 0;
+        let mut first_failure = None;
+        for (index, outcome) in outcomes.into_iter().enumerate() {
+            match outcome {
+                Ok(()) => cleared += 1,
+                Err(error) => {
+                    // It may still hold entries from before the clear.
+                    self.generations[index].distrust();
+                    if first_failure.is_none() {
+                        first_failure = Some(error);
+                    }
+                }
+            }
         }
-        let mut request = Vec::new();
-        protocol::flush_all(&mut request);
-        for server in 0..self.pools.len() {
-            self.exchange(server, &request, 1).await?;
+        match first_failure {
+            None => Ok(()),
+            Some(error) => Err(Error::new(
+                error.kind(),
+                format!(
+                    "clear reached {cleared} of {} memcached servers; \
+                     the others are cleared before this client uses them again: {error}",
+                    self.pools.len()
+                ),
+            )
+            .with_source(error)),
         }
-        Ok(())
     }
 
     fn max_value_size(&self) -> Option<usize> {

@@ -2,7 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use stratacache::{ByteStore, Cache, ErrorKind, Fallback, FrozenClock, Remote};
@@ -90,6 +90,44 @@ async fn the_server_holds_the_ttl() {
         "rounded up to whole seconds: {ttl:?}"
     );
     assert_eq!(tier.server_ttl("forever").await.unwrap(), None);
+}
+
+/// memcached reads a TTL over 30 days as an absolute Unix time, and answers `HD` but
+/// keeps nothing for one past 2038: such TTLs (`Duration::MAX` too) are clamped to the
+/// last second it can express, and the value is stored.
+#[tokio::test]
+async fn ttls_past_2038_are_clamped_and_the_value_is_stored() {
+    let server = MemcachedServer::start().unwrap();
+    let tier = MemcachedTier::new(config(&[&server])).unwrap();
+    let day = 24 * 3600 * SEC;
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap();
+    let until_2038 = Duration::from_secs(2_147_483_647).saturating_sub(now);
+    for (key, ttl) in [
+        ("max", Duration::MAX),
+        ("twelve-years", 12 * 365 * day),
+        (
+            "thirty-days-and-a-millisecond",
+            30 * day + Duration::from_millis(1),
+        ),
+    ] {
+        tier.set(key, Bytes::from_static(b"v"), Some(ttl))
+            .await
+            .unwrap();
+        assert_eq!(
+            tier.get(key).await.unwrap().as_deref(),
+            Some(&b"v"[..]),
+            "{key}"
+        );
+        let held = tier.server_ttl(key).await.unwrap().unwrap();
+        assert!(held >= 29 * day, "{key}: {held:?}");
+        // A few seconds of slack: memcached's clock ticks once a second.
+        assert!(
+            held <= ttl.min(until_2038.max(30 * day)) + 5 * SEC,
+            "{key}: {held:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,221 @@
+//! The namespace generation of one server: the number in the prefix of every key stored
+//! there (`namespace:generation:key`), what this client knows of it, and whether the
+//! server's contents can still be trusted.
+//!
+//! memcached has no namespace delete, so `clear` moves the generation and the keys under
+//! the old one are never read again (they age out or are evicted). Each server keeps its
+//! own generation, under `namespace:generation` on that server, never routed elsewhere:
+//!
+//! - **Losing a server loses only its entries.** A server that is lost, restarted or
+//!   evicts its generation key creates it again at the current time in ms (a prefix
+//!   never used before there); the other servers' generations, and entries, are
+//!   untouched. With one shared generation key, losing its server moved the prefix of
+//!   every key on every server.
+//! - **Distrust.** A server this client routed around (marked down after
+//!   `failure_limit` failures: its keys were written and deleted on another server
+//!   meanwhile, so what it holds may be older), or one that missed a `clear`, is
+//!   *distrusted*. Before this client uses it again, its generation is moved on the server
+//!   itself, so that its old entries are never served again, by this client at once and
+//!   by every other instance once it re-reads the generation (within its
+//!   `generation_refresh`). The cost is that server's share of the cache.
+//! - **One question at a time.** A read or move of the generation is asked by one caller
+//!   while the others wait for its answer (within the command timeout), so that a
+//!   returning server's generation is moved once, not once per concurrent request.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use stratacache_tier::Error;
+
+/// What this client knows of one server's generation.
+#[derive(Debug, Default)]
+pub(crate) struct Generation {
+    state: Mutex<State>,
+    /// Held by the caller asking the server; see the module docs.
+    pub(crate) asking: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The generation last read from the server, and when.
+    known: Option<(u64, Instant)>,
+    /// How many times the server's contents were distrusted.
+    distrusted: u64,
+    /// The value of `distrusted` that the last move answered: while the two differ, the
+    /// generation must be moved before the server is used.
+    moved_for: u64,
+    /// How many questions have been answered (or failed), so that a caller who waited
+    /// for one can tell that it ended.
+    answers: u64,
+    /// Why the last question failed, for the callers that waited on it.
+    failure: Option<Error>,
+}
+
+impl State {
+    fn trusted(&self) -> bool {
+        self.distrusted == self.moved_for
+    }
+}
+
+/// A question to put to the server, from [`Generation::question`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Question {
+    /// What to add to the generation: 1 to move it, 0 to read it.
+    pub(crate) delta: u64,
+    /// `distrusted` when the question was asked: a move answers distrust up to here only.
+    distrusted: u64,
+}
+
+impl Generation {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The known generation when it was read less than `refresh` ago and the server is
+    /// trusted: usable without asking.
+    pub(crate) fn fresh(&self, refresh: Duration) -> Option<u64> {
+        let state = self.state();
+        match state.known {
+            Some((generation, read_at)) if state.trusted() && read_at.elapsed() < refresh => {
+                Some(generation)
+            }
+            _ => None,
+        }
+    }
+
+    /// The known generation however old, when the server is trusted: what to keep using
+    /// while the server cannot be asked.
+    pub(crate) fn last_known(&self) -> Option<u64> {
+        let state = self.state();
+        state
+            .known
+            .filter(|_| state.trusted())
+            .map(|(generation, _)| generation)
+    }
+
+    /// How many questions have been answered so far.
+    pub(crate) fn answers(&self) -> u64 {
+        self.state().answers
+    }
+
+    /// Why the last question failed, if it did.
+    pub(crate) fn last_failure(&self) -> Option<Error> {
+        self.state().failure.clone()
+    }
+
+    /// The question to ask now: a move when `moving` (a `clear`) or the server is
+    /// distrusted, otherwise a read.
+    pub(crate) fn question(&self, moving: bool) -> Question {
+        let state = self.state();
+        Question {
+            delta: u64::from(moving || !state.trusted()),
+            distrusted: state.distrusted,
+        }
+    }
+
+    /// Records the server's answer to `question`.
+    pub(crate) fn answered(&self, question: Question, answer: &Result<u64, Error>) {
+        let mut state = self.state();
+        state.answers += 1;
+        match answer {
+            Ok(generation) => {
+                state.known = Some((*generation, Instant::now()));
+                state.failure = None;
+                if question.delta > 0 {
+                    // Distrust that arrived while the move was under way is still pending.
+                    state.moved_for = state.moved_for.max(question.distrusted);
+                }
+            }
+            Err(error) => state.failure = Some(error.clone()),
+        }
+    }
+
+    /// Marks the server's contents as untrusted until its generation has been moved.
+    pub(crate) fn distrust(&self) {
+        self.state().distrusted += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stratacache_tier::ErrorKind;
+
+    const LONG: Duration = Duration::from_secs(3600);
+
+    fn read(generation: &Generation, value: u64) {
+        let question = generation.question(false);
+        assert_eq!(question.delta, 0);
+        generation.answered(question, &Ok(value));
+    }
+
+    #[test]
+    fn a_read_generation_is_used_until_it_is_old() {
+        let generation = Generation::default();
+        assert_eq!(generation.fresh(LONG), None);
+        read(&generation, 7);
+        assert_eq!(generation.fresh(LONG), Some(7));
+        assert_eq!(generation.fresh(Duration::ZERO), None);
+        assert_eq!(generation.last_known(), Some(7));
+    }
+
+    #[test]
+    fn a_distrusted_server_is_not_used_until_its_generation_moves() {
+        let generation = Generation::default();
+        read(&generation, 7);
+        generation.distrust();
+        assert_eq!(generation.fresh(LONG), None);
+        assert_eq!(
+            generation.last_known(),
+            None,
+            "no fallback to the old prefix"
+        );
+        let question = generation.question(false);
+        assert_eq!(question.delta, 1, "a move, not a read");
+        generation.answered(question, &Err(Error::new(ErrorKind::Timeout, "hung")));
+        assert_eq!(
+            generation.question(false).delta,
+            1,
+            "still owed after a failure"
+        );
+        assert_eq!(
+            generation.last_failure().map(|error| error.kind()),
+            Some(ErrorKind::Timeout)
+        );
+        let question = generation.question(false);
+        generation.answered(question, &Ok(8));
+        assert_eq!(generation.fresh(LONG), Some(8));
+        assert_eq!(generation.question(false).delta, 0);
+        assert!(generation.last_failure().is_none());
+    }
+
+    #[test]
+    fn distrust_during_a_move_is_not_lost() {
+        let generation = Generation::default();
+        generation.distrust();
+        let question = generation.question(false);
+        generation.distrust();
+        generation.answered(question, &Ok(8));
+        assert_eq!(generation.fresh(LONG), None);
+        assert_eq!(generation.question(false).delta, 1);
+    }
+
+    #[test]
+    fn a_read_does_not_answer_distrust() {
+        let generation = Generation::default();
+        let question = generation.question(false);
+        generation.distrust();
+        generation.answered(question, &Ok(7));
+        assert_eq!(generation.fresh(LONG), None);
+    }
+
+    #[test]
+    fn clearing_always_moves() {
+        let generation = Generation::default();
+        assert_eq!(generation.question(true).delta, 1);
+        assert_eq!(generation.answers(), 0);
+        generation.answered(generation.question(true), &Ok(9));
+        assert_eq!(generation.answers(), 1);
+        assert_eq!(generation.fresh(LONG), Some(9));
+    }
+}
