@@ -146,11 +146,14 @@ async fn corrupt_and_foreign_bytes_are_counted_misses_and_deleted() {
     let mut bad_payload = valid.to_vec();
     bad_payload.truncate(valid.len() - 2);
     bad_payload.push(0xff);
+    let mut trailing = valid.to_vec();
+    trailing.extend_from_slice(b"trailing garbage");
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("garbage", b"\x00\x01 not an envelope".to_vec()),
         ("json", br#"{"name":"alice"}"#.to_vec()),
         ("truncated", truncated),
         ("bad payload", bad_payload),
+        ("a good envelope with trailing bytes", trailing),
         ("empty", Vec::new()),
     ];
     for (what, bytes) in cases {

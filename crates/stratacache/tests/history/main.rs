@@ -9,6 +9,8 @@
 
 mod checker;
 mod jitter;
+#[cfg(feature = "serialize")]
+mod remote;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
