@@ -25,17 +25,33 @@ use crate::{CacheBuilder, WriteOutcome};
 ///
 /// # Semantics
 ///
+/// - **Consistency, per key.** Once [`insert`](Self::insert) or
+///   [`invalidate`](Self::invalidate) has returned a complete [`WriteOutcome`], no
+///   lookup that starts afterwards returns the value it replaced, whatever its path:
+///   an L1 hit, a promotion from a lower tier, a coalesced flight, a load or a refresh.
+///   Lookups that overlap the write may see either value.
+/// - **Readers never overwrite writers.** A promotion, load or refresh stores what it
+///   found only if no write to the key began since it started reading: it checks under
+///   the key's lock right before storing, and never writes first to undo later. A
+///   flight started before a write never answers a caller that came after it.
+/// - **Writes** of one key are applied one at a time (within this instance), to the
+///   lowest tier first. After a complete write, L1 holds nothing that the tiers below
+///   lack or hold differently (except where a tier's insert policy declines a value).
+/// - **A failing tier.** When a tier fails a write, the tiers above it drop their copy
+///   of the key rather than keep a value it may lack, and the [`WriteOutcome`] says
+///   which tiers failed; [`strict`](CacheBuilder::strict) returns the lowest failure as
+///   an error instead. Lookups read a failing tier as a counted miss (strict: an error).
+///   A loaded value always reaches its caller, even when storing it failed.
 /// - **Expiry** is judged with the cache's [`Clock`] at every tier. An entry's age
-///   counts from when its value was produced, so a value promoted from L2 keeps its
-///   age and never outlives its remaining TTL.
-/// - **Writes** go to the lowest tier first, so L1 never holds what L2 lacks.
-/// - **Invalidation** removes from L1 first, then the others. A lookup or load that
-///   raced with a write to the same key does not put the old value back.
-/// - **Failures** of a tier are counted and read as misses; with
-///   [`strict`](CacheBuilder::strict) they are returned instead. A loaded value is
-///   always returned to its caller, even when storing it failed.
+///   counts from when its value was produced, so a value promoted from L2 keeps its age
+///   and never outlives its remaining TTL. An entry stamped in the future by more than
+///   [`MAX_CLOCK_SKEW`](stratacache_tier::MAX_CLOCK_SKEW) (or its TTL) is expired: a clock
+///   that steps back does not stretch an entry's life.
 /// - **Coalescing** (with [`stampede_protection`](CacheBuilder::stampede_protection)):
-///   concurrent misses of one key share one lookup and one load, and its result.
+///   concurrent misses of one key, with no write between them, share one lookup and one
+///   load, and its result.
+/// - **Across instances** the model holds per instance: another instance's L1 may keep
+///   a replaced value until its TTL (a backplane is what bounds that).
 ///
 /// ```
 /// use std::time::Duration;
