@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check stratacache has: installs what the suite needs when it is missing
 # (redis-server, memcached and openssl, from Debian's packages), then formatting, clippy, every
-# test (unit, integration, doc) and the doc build. Exits non-zero on the first failure.
+# test (unit, integration, doc), the loom model checks and the doc build. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +28,10 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 echo "==> cargo test"
 cargo test --workspace --all-features --locked
+
+echo "==> loom: model-check the write generations"
+RUSTFLAGS="--cfg stratacache_loom" CARGO_TARGET_DIR=target/loom \
+  cargo test -p stratacache --lib --release --locked loom
 
 echo "==> cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked
