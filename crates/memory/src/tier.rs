@@ -68,10 +68,13 @@ where
         K: Borrow<Q> + Clone,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let result = self.moka.entry_by_ref(key).and_compute_with(|found| match found {
-            Some(entry) if condition(entry.value()) => moka::ops::compute::Op::Remove,
-            _ => moka::ops::compute::Op::Nop,
-        });
+        let result = self
+            .moka
+            .entry_by_ref(key)
+            .and_compute_with(|found| match found {
+                Some(entry) if condition(entry.value()) => moka::ops::compute::Op::Remove,
+                _ => moka::ops::compute::Op::Nop,
+            });
         matches!(result, moka::ops::compute::CompResult::Removed(_))
     }
 

@@ -53,17 +53,36 @@ impl<K: Hash + Eq + Clone> KeyLocks<K> {
     /// is dropped.
     pub(crate) async fn lock(&self, key: &K) -> KeyGuard<'_, K> {
         let shared = self.every_key.read().await;
-        let slot = Slot {
-            locks: self,
-            key: key.clone(),
-            lock: Some(Arc::clone(self.shard(key).entry(key.clone()).or_default())),
-        };
-        let lock = slot.lock.as_ref().map(Arc::clone).expect("set above");
-        let held = lock.lock_owned().await;
+        let slot = self.slot(key);
+        let held = slot.handle().lock_owned().await;
         KeyGuard {
             _held: held,
             _slot: slot,
             _shared: shared,
+        }
+    }
+
+    /// Holds `key` if no one else holds it (nor every key) right now. A reader publishing
+    /// what it found uses this: when a writer holds the key, what the reader found is
+    /// already outdated, and when another reader does, its value is as good; either way
+    /// skipping costs nothing, and a reader never waits behind a slow write.
+    pub(crate) fn try_lock(&self, key: &K) -> Option<KeyGuard<'_, K>> {
+        let shared = self.every_key.try_read().ok()?;
+        let slot = self.slot(key);
+        let held = slot.handle().try_lock_owned().ok()?;
+        Some(KeyGuard {
+            _held: held,
+            _slot: slot,
+            _shared: shared,
+        })
+    }
+
+    /// A claim on `key`'s entry in the map, made if missing.
+    fn slot(&self, key: &K) -> Slot<'_, K> {
+        Slot {
+            locks: self,
+            key: key.clone(),
+            lock: Some(Arc::clone(self.shard(key).entry(key.clone()).or_default())),
         }
     }
 
@@ -86,6 +105,12 @@ struct Slot<'a, K: Hash + Eq + Clone> {
     locks: &'a KeyLocks<K>,
     key: K,
     lock: Option<Arc<AsyncMutex<()>>>,
+}
+
+impl<K: Hash + Eq + Clone> Slot<'_, K> {
+    fn handle(&self) -> Arc<AsyncMutex<()>> {
+        Arc::clone(self.lock.as_ref().expect("taken only on drop"))
+    }
 }
 
 impl<K: Hash + Eq + Clone> Drop for Slot<'_, K> {
@@ -149,6 +174,20 @@ mod tests {
         assert!(waiting.is_err(), "the key is held");
         drop(guard);
         assert_eq!(entries(&locks), 0);
+    }
+
+    #[tokio::test]
+    async fn try_lock_declines_a_held_key_and_leaves_no_entry_behind() {
+        let locks = KeyLocks::new();
+        let guard = locks.lock(&1).await;
+        assert!(locks.try_lock(&1).is_none());
+        assert!(locks.try_lock(&2).is_some(), "other keys are free");
+        drop(guard);
+        assert!(locks.try_lock(&1).is_some());
+        assert_eq!(entries(&locks), 0);
+        let all = locks.lock_all().await;
+        assert!(locks.try_lock(&3).is_none(), "a clear holds every key");
+        drop(all);
     }
 
     #[tokio::test(start_paused = true)]

@@ -9,7 +9,8 @@
 //!   differently. A tier whose insert policy declines the value drops its older copy.
 //! - A publish (promotion, load, refresh) stores only if no write to the key began since
 //!   its reader's ticket, checked under the key's lock (and, for L1, the stripe's lock)
-//!   right before it stores: never write first and undo later.
+//!   right before it stores: never write first and undo later. It never waits for the
+//!   key: when someone holds it, the publish is skipped.
 
 use std::hash::Hash;
 use std::sync::Arc;
@@ -237,7 +238,15 @@ where
             self.publish_in_memory(&self.levels[0], memory, key, entry, ticket, stored, op);
             return;
         }
-        let _key = self.hold(key).await;
+        // A key held by a writer (whose write outdates this value) or by another publisher
+        // (whose value is as good): skip rather than wait.
+        let _key = match &self.key_locks {
+            Some(locks) => match locks.try_lock(key) {
+                Some(guard) => Some(guard),
+                None => return,
+            },
+            None => None,
+        };
         for level in self.levels[..depth].iter().rev() {
             if let Some(memory) = level.memory() {
                 self.publish_in_memory(level, memory, key, entry, ticket, stored, op);

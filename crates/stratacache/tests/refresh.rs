@@ -225,6 +225,30 @@ fn outside_a_runtime_a_refresh_fails_visibly_and_the_value_is_still_served() {
         cache.insert(1, "v".into()).await.unwrap();
         clock.advance(10 * SEC);
         assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("v"));
+        assert_eq!(cache.stats().refreshes_failed, 1);
+        cache.get(&1).await.unwrap();
+        assert_eq!(cache.stats().refreshes_failed, 1, "the key rests, no storm");
+        clock.advance(10 * SEC);
+        cache.get(&1).await.unwrap();
+        assert_eq!(
+            cache.stats().refreshes_failed,
+            2,
+            "and is tried again: a task that never ran does not hold its key forever"
+        );
     });
-    assert_eq!(cache.stats().refreshes_failed, 1);
+}
+
+#[tokio::test]
+async fn a_refresh_task_its_spawner_dropped_releases_its_key() {
+    let clock = FrozenClock::new();
+    let (l2, queue) = (MockTier::new(), Queue::default());
+    let cache = cache(&clock, &l2, &queue);
+    cache.insert(1, "v".into()).await.unwrap();
+    clock.advance(10 * SEC);
+    cache.get(&1).await.unwrap();
+    assert_eq!(queue.len(), 1);
+    queue.0.lock().unwrap().clear(); // dropped, never run
+    clock.advance(10 * SEC);
+    cache.get(&1).await.unwrap();
+    assert_eq!(queue.len(), 1, "claimed again after its rest");
 }

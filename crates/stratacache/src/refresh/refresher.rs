@@ -46,18 +46,75 @@ struct Refreshed {
     failure: Option<ErrorKind>,
 }
 
-/// A running refresh's hold on its key. However the refresh ends (done, failed, timed
-/// out, cancelled, panicked), the key is released: at once after a newer value, or after
-/// a rest of one time-to-refresh otherwise.
-struct Claim<'a, K: Hash + Eq + Clone> {
-    claims: &'a Claims<K>,
-    key: &'a K,
+/// A refresh's hold on its key, made when the refresh is claimed and moved into its task.
+/// However the task ends (done, failed, timed out, cancelled, panicked, or dropped by a
+/// spawner that never ran it), the key is released: at once after a newer value, or
+/// after a rest of one time-to-refresh otherwise.
+struct Claim<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    inner: Arc<Inner<K, V>>,
+    key: K,
     rest_until: Option<SystemTime>,
 }
 
-impl<K: Hash + Eq + Clone> Drop for Claim<'_, K> {
+impl<K, V> Drop for Claim<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
     fn drop(&mut self) {
-        self.claims.finish(self.key, self.rest_until);
+        if let Some(refresher) = &self.inner.refresher {
+            refresher.claims.finish(&self.key, self.rest_until);
+        }
+    }
+}
+
+impl<K, V> Claim<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// The refresh, bounded by the refresh timeout.
+    async fn run(mut self, stale_since: SystemTime) {
+        let inner = Arc::clone(&self.inner);
+        let Some(refresher) = &inner.refresher else {
+            return;
+        };
+        let op = inner.telemetry.start(Operation::Refresh);
+        let refresh = inner.refresh(&self.key, stale_since, &op);
+        let refreshed = if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::time::timeout(refresher.timeout, refresh)
+                .await
+                .unwrap_or(Refreshed {
+                    newer: false,
+                    failure: Some(ErrorKind::Timeout),
+                })
+        } else {
+            refresh.await
+        };
+        // After a newer value the key may be refreshed when that value is stale; else it
+        // rests, counted from the refresh's end so that a slow one doesn't shorten it.
+        self.rest_until = if refreshed.newer {
+            None
+        } else {
+            inner.clock.now().checked_add(refresher.after)
+        };
+        drop(self);
+        let outcome = match refreshed {
+            Refreshed { newer: true, .. } => OperationOutcome::Loaded,
+            Refreshed {
+                failure: Some(kind),
+                ..
+            } => {
+                inner.telemetry.count(CacheCounter::RefreshesFailed);
+                OperationOutcome::Error(kind)
+            }
+            Refreshed { .. } => OperationOutcome::Miss,
+        };
+        inner.telemetry.finish(&op, outcome);
     }
 }
 
@@ -83,57 +140,18 @@ where
         if entry.age(now) < refresher.after || !refresher.claims.claim(key, now) {
             return;
         }
-        let task = Box::pin(Arc::clone(self).refresh_task(key.to_owned(), entry.cached_at(), now));
-        if (refresher.spawner)(task) {
+        // Until the refresh ends well, the claim rests: a task that never runs or never
+        // finishes must not let every later hit start another.
+        let claim = Claim {
+            inner: Arc::clone(self),
+            key: key.to_owned(),
+            rest_until: now.checked_add(refresher.after),
+        };
+        if (refresher.spawner)(Box::pin(claim.run(entry.cached_at()))) {
             self.telemetry.count(CacheCounter::RefreshesStarted);
         } else {
             self.telemetry.count(CacheCounter::RefreshesFailed);
         }
-    }
-
-    /// One refresh, bounded by the refresh timeout, holding the key's claim throughout.
-    async fn refresh_task(self: Arc<Self>, key: K, stale_since: SystemTime, now: SystemTime) {
-        let Some(refresher) = &self.refresher else {
-            return;
-        };
-        // Until it ends well, the claim rests: a cancelled or panicking refresh must not
-        // let every later hit start another.
-        let mut claim = Claim {
-            claims: &refresher.claims,
-            key: &key,
-            rest_until: now.checked_add(refresher.after),
-        };
-        let op = self.telemetry.start(Operation::Refresh);
-        let refresh = self.refresh(&key, stale_since, &op);
-        let refreshed = if tokio::runtime::Handle::try_current().is_ok() {
-            tokio::time::timeout(refresher.timeout, refresh)
-                .await
-                .unwrap_or(Refreshed {
-                    newer: false,
-                    failure: Some(ErrorKind::Timeout),
-                })
-        } else {
-            refresh.await
-        };
-        if refreshed.newer {
-            claim.rest_until = None;
-        } else {
-            // The rest counts from the refresh's end: a slow one doesn't shorten it.
-            claim.rest_until = self.clock.now().checked_add(refresher.after);
-        }
-        drop(claim);
-        let outcome = match refreshed {
-            Refreshed { newer: true, .. } => OperationOutcome::Loaded,
-            Refreshed {
-                failure: Some(kind),
-                ..
-            } => {
-                self.telemetry.count(CacheCounter::RefreshesFailed);
-                OperationOutcome::Error(kind)
-            }
-            Refreshed { .. } => OperationOutcome::Miss,
-        };
-        self.telemetry.finish(&op, outcome);
     }
 
     /// A newer entry from the fallback tiers, else the refresh loader's value, replaces
