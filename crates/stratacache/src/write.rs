@@ -59,7 +59,7 @@ where
         let _key = self.hold(key).await;
         let guard = self.generations.write(key);
         let now = self.clock.now();
-        let mut results = vec![TierWriteResult::Removed; self.levels.len()];
+        let mut results = self.blank_outcome();
         match &change {
             Change::Store(entry) => {
                 let mut below_failed = false;
@@ -67,7 +67,7 @@ where
                     let copy = (!below_failed && level.insert_policy.allows(entry))
                         .then(|| level.copy_for(entry, now))
                         .flatten();
-                    results[depth] = match copy {
+                    results[depth].result = match copy {
                         Some(copy) => self.store_at(level, key, copy, &guard, op).await,
                         None => {
                             let removed = self.remove_at(level, key, &guard, op).await;
@@ -83,12 +83,12 @@ where
                             }
                         }
                     };
-                    below_failed |= matches!(results[depth], TierWriteResult::Failed(_));
+                    below_failed |= matches!(results[depth].result, TierWriteResult::Failed(_));
                 }
             }
             Change::Remove => {
                 for (depth, level) in self.levels.iter().enumerate() {
-                    results[depth] = self.remove_at(level, key, &guard, op).await;
+                    results[depth].result = self.remove_at(level, key, &guard, op).await;
                 }
             }
         }
@@ -107,32 +107,31 @@ where
             None => None,
         };
         let guard = self.generations.write_all();
-        let mut results = Vec::with_capacity(self.levels.len());
-        for level in &*self.levels {
+        let mut results = self.blank_outcome();
+        for (depth, level) in self.levels.iter().enumerate() {
             let stopwatch = op.stopwatch();
-            results.push(match level.clear().await {
-                Ok(()) => TierWriteResult::Removed,
-                Err(error) => {
-                    self.report(op, level, TierOutcome::Error(error.kind()), stopwatch);
-                    TierWriteResult::Failed(error)
-                }
-            });
+            if let Err(error) = level.clear().await {
+                self.report(op, level, TierOutcome::Error(error.kind()), stopwatch);
+                results[depth].result = TierWriteResult::Failed(error);
+            }
         }
         drop(guard);
         self.conclude(results)
     }
 
-    /// The outcome of a write, or under `strict` the error of an incomplete one.
-    fn conclude(&self, results: Vec<TierWriteResult>) -> Result<WriteOutcome, Error> {
-        let tiers = self
-            .levels
+    /// One result per tier, to be filled in (one allocation per write).
+    fn blank_outcome(&self) -> Vec<TierWrite> {
+        self.levels
             .iter()
-            .zip(results)
-            .map(|(level, result)| TierWrite {
+            .map(|level| TierWrite {
                 tier: Arc::clone(&level.name),
-                result,
+                result: TierWriteResult::Removed,
             })
-            .collect();
+            .collect()
+    }
+
+    /// The outcome of a write, or under `strict` the error of an incomplete one.
+    fn conclude(&self, tiers: Vec<TierWrite>) -> Result<WriteOutcome, Error> {
         let outcome = WriteOutcome::new(tiers);
         match outcome.first_failure() {
             Some(error) if self.strict => Err(error.clone()),
