@@ -6,21 +6,21 @@
 use std::time::Duration;
 
 use stratacache::{Cache, Fallback, Remote};
-use stratacache_memcached::{MemcachedConfig, MemcachedTier};
+use stratacache_memcached::{MemcachedConfig, MemcachedStore};
 
 #[tokio::main]
 async fn main() -> Result<(), stratacache::Error> {
     let l2 = match std::env::var("MEMCACHED_SERVERS") {
         Ok(servers) => {
             println!("L2: memcached at {servers}");
-            let memcached = MemcachedTier::new(
+            let memcached = MemcachedStore::new(
                 MemcachedConfig::from_list(&servers).namespace("example-sessions"),
             )?;
             Fallback::remote(Remote::new(memcached)).name("memcached")
         }
         Err(_) => {
             println!("L2: in memory (set MEMCACHED_SERVERS to use memcached)");
-            Fallback::memory().name("memory-l2")
+            Fallback::memory(|tier| tier).name("memory-l2")
         }
     };
     let cache: Cache<String, String> = Cache::builder()

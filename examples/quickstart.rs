@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use stratacache::{Cache, Fallback, Remote};
-use stratacache_redis::{RedisConfig, RedisTier};
+use stratacache_redis::{RedisConfig, RedisStore};
 
 /// Stands in for a database: counts how often it is asked.
 static DATABASE_READS: AtomicUsize = AtomicUsize::new(0);
@@ -22,12 +22,12 @@ fn l2() -> Result<Fallback<u64, String>, stratacache::Error> {
     match std::env::var("REDIS_URL") {
         Ok(url) => {
             println!("L2: Redis at {url}");
-            let redis = RedisTier::new(RedisConfig::from_url(url).namespace("quickstart-users"))?;
+            let redis = RedisStore::new(RedisConfig::from_url(url).namespace("quickstart-users"))?;
             Ok(Fallback::remote(Remote::new(redis)).name("redis"))
         }
         Err(_) => {
             println!("L2: in memory (set REDIS_URL to use Redis)");
-            Ok(Fallback::memory().name("l2"))
+            Ok(Fallback::memory(|tier| tier).name("l2"))
         }
     }
 }
@@ -36,7 +36,7 @@ fn l2() -> Result<Fallback<u64, String>, stratacache::Error> {
 async fn main() -> Result<(), stratacache::Error> {
     let cache: Cache<u64, String> = Cache::builder()
         .name("users")
-        .memory_with(|l1| l1.max_capacity(10_000))
+        .memory(|l1| l1.max_capacity(10_000))
         .ttl(Duration::from_secs(30))
         .fallback(l2()?.ttl(Duration::from_secs(600)))
         .build()?;

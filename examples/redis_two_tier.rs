@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use stratacache::{Cache, Fallback, Remote, TimeToRefresh};
-use stratacache_redis::{RedisConfig, RedisTier};
+use stratacache_redis::{RedisConfig, RedisStore};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Profile {
@@ -30,16 +30,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("set REDIS_URL (say, redis://127.0.0.1:6379/) to run this example");
         return Ok(());
     };
-    let redis = RedisTier::new(
+    let redis = RedisStore::new(
         RedisConfig::from_url(&url)
             .namespace("example-profiles")
             .command_timeout(Duration::from_millis(100)),
     )?;
     let cache: Cache<u64, Profile> = Cache::builder()
         .name("profiles")
-        .memory_with(|l1| l1.max_capacity(10_000))
+        .memory(|l1| l1.max_capacity(10_000))
         .ttl(Duration::from_secs(30))
-        .stampede_protection()
+        .stampede_protection(true)
         .time_to_refresh(TimeToRefresh::new(Duration::from_secs(20)))
         .fallback(
             Fallback::remote(Remote::new(redis).schema_version(1))
@@ -57,7 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let other: Cache<u64, Profile> = Cache::builder()
         .name("profiles")
         .fallback(Fallback::remote(
-            Remote::new(RedisTier::new(
+            Remote::new(RedisStore::new(
                 RedisConfig::from_url(&url).namespace("example-profiles"),
             )?)
             .schema_version(1),

@@ -13,9 +13,9 @@ const CALLERS: usize = 1_000;
 async fn main() -> Result<(), stratacache::Error> {
     let cache: Cache<String, String> = Cache::builder()
         .name("products")
-        .stampede_protection()
+        .stampede_protection(true)
         .ttl(Duration::from_secs(60))
-        .fallback(Fallback::memory())
+        .fallback(Fallback::memory(|tier| tier))
         .build()?;
     let database_reads = Arc::new(AtomicUsize::new(0));
 

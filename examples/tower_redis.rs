@@ -5,21 +5,19 @@
 
 use std::time::Duration;
 
-use stratacache::{Cache, CacheTier, Clock, Fallback, MemoryTier, Remote};
-use stratacache_redis::{RedisConfig, RedisTier};
-use stratacache_service::{CacheRetry, ServiceTier, TierService};
+use stratacache::{Cache, CacheTier, Fallback, MemoryTier, Remote};
+use stratacache_redis::{RedisConfig, RedisStore};
+use stratacache_service::{CacheRetry, ServiceTier};
 use tower::ServiceBuilder;
 
-/// Retry (reads only, twice, backing off) around a 50 ms timeout per attempt.
+/// Retry (reads only, twice, backing off) around a 50 ms timeout per attempt, and at most
+/// 256 calls in flight.
 fn resilient<T: CacheTier<u64, String>>(storage: T) -> Fallback<u64, String> {
-    Fallback::tier(ServiceTier::new(
-        ServiceBuilder::new()
-            .retry(CacheRetry::new(2).backoff(Duration::from_millis(5), Duration::from_millis(50)))
-            .timeout(Duration::from_millis(50))
-            .concurrency_limit(256)
-            .service(TierService::new(storage)),
-    ))
-    .ttl(Duration::from_secs(600))
+    let layers = ServiceBuilder::new()
+        .retry(CacheRetry::new(2).backoff(Duration::from_millis(5), Duration::from_millis(50)))
+        .timeout(Duration::from_millis(50))
+        .concurrency_limit(256);
+    Fallback::tier(ServiceTier::layered(storage, layers)).ttl(Duration::from_secs(600))
 }
 
 #[tokio::main]
@@ -27,8 +25,8 @@ async fn main() -> Result<(), stratacache::Error> {
     let l2 = match std::env::var("REDIS_URL") {
         Ok(url) => {
             println!("L2: Redis at {url}, behind retry + timeout + concurrency limit");
-            let redis = RedisTier::new(RedisConfig::from_url(url).namespace("tower-orders"))?;
-            resilient(Remote::new(redis).into_tier::<u64, String>(Clock::system())).name("redis")
+            let redis = RedisStore::new(RedisConfig::from_url(url).namespace("tower-orders"))?;
+            resilient(Remote::new(redis).into_tier::<u64, String>()).name("redis")
         }
         Err(_) => {
             println!("L2: in memory, behind the same layers (set REDIS_URL to use Redis)");
@@ -37,9 +35,9 @@ async fn main() -> Result<(), stratacache::Error> {
     };
     let cache: Cache<u64, String> = Cache::builder()
         .name("orders")
-        .memory_with(|l1| l1.max_capacity(10_000))
+        .memory(|l1| l1.max_capacity(10_000))
         .ttl(Duration::from_secs(30))
-        .stampede_protection()
+        .stampede_protection(true)
         .fallback(l2)
         .build()?;
 

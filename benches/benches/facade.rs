@@ -13,7 +13,7 @@ const KEYS: u64 = 1_024;
 
 fn filled(builder: CacheBuilder<u64, u64>) -> Cache<u64, u64> {
     let cache = builder
-        .memory_with(|l1| l1.max_capacity(100_000))
+        .memory(|l1| l1.max_capacity(100_000))
         .build()
         .unwrap();
     for key in 0..KEYS {
@@ -51,7 +51,7 @@ fn stampede_hit(c: &mut Criterion) {
         c,
         "stampede_hit",
         [
-            ("on", filled(Cache::builder().stampede_protection())),
+            ("on", filled(Cache::builder().stampede_protection(true))),
             ("off", filled(Cache::builder())),
         ],
     );

@@ -27,7 +27,7 @@ fn now<F: Future>(future: F) -> F::Output {
 
 fn ours<V: Clone + Send + Sync + 'static>() -> Cache<u64, V> {
     Cache::builder()
-        .memory_with(|l1| l1.max_capacity(100_000))
+        .memory(|l1| l1.max_capacity(100_000))
         .build()
         .unwrap()
 }
@@ -223,7 +223,7 @@ fn l2_hit(c: &mut Criterion) {
         .unwrap();
     let cache: Cache<u64, u64> = Cache::builder()
         .insert_policy(InsertPolicy::never())
-        .fallback(Fallback::memory())
+        .fallback(Fallback::memory(|tier| tier))
         .build()
         .unwrap();
     let (l1, l2) = (raw_moka::<u64>(), raw_moka::<u64>());

@@ -9,7 +9,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use stratacache::{ByteStore, Cache, Fallback, InsertPolicy, Remote};
-use stratacache_memcached::{MemcachedConfig, MemcachedTier};
+use stratacache_memcached::{MemcachedConfig, MemcachedStore};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -19,7 +19,7 @@ fn memcached_get(c: &mut Criterion) {
     let _inside = runtime.enter();
 
     let tier =
-        MemcachedTier::new(MemcachedConfig::new([address.clone()]).namespace("bench")).unwrap();
+        MemcachedStore::new(MemcachedConfig::new([address.clone()]).namespace("bench")).unwrap();
     let cache: Cache<u64, String> = Cache::builder()
         .insert_policy(InsertPolicy::never())
         .fallback(Fallback::remote(Remote::new(tier)))
@@ -74,7 +74,7 @@ fn memcached_get(c: &mut Criterion) {
 }
 
 async fn stratacache_memcached_clear(address: &str) -> Result<(), stratacache::Error> {
-    MemcachedTier::new(MemcachedConfig::new([address.to_string()]).namespace("bench"))?
+    MemcachedStore::new(MemcachedConfig::new([address.to_string()]).namespace("bench"))?
         .clear()
         .await
 }

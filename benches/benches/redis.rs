@@ -8,14 +8,14 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use stratacache::{ByteStore, Cache, Fallback, InsertPolicy, Remote};
-use stratacache_redis::{RedisConfig, RedisTier};
+use stratacache_redis::{RedisConfig, RedisStore};
 
 fn redis_get(c: &mut Criterion) {
     let (server, url) = stratacache_benches::redis();
     let runtime = stratacache_benches::runtime();
     let _inside = runtime.enter();
 
-    let tier = RedisTier::new(RedisConfig::from_url(&url).namespace("bench")).unwrap();
+    let tier = RedisStore::new(RedisConfig::from_url(&url).namespace("bench")).unwrap();
     // L1 stores nothing, so every get misses L1 and hits Redis.
     let cache: Cache<u64, String> = Cache::builder()
         .insert_policy(InsertPolicy::never())

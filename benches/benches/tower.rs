@@ -6,10 +6,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use stratacache::{Cache, Clock, Fallback, InsertPolicy, Remote};
-use stratacache_redis::{RedisConfig, RedisTier};
-use stratacache_service::{ServiceTier, TierService};
-use tower::ServiceBuilder;
+use stratacache::{Cache, Fallback, InsertPolicy, Remote};
+use stratacache_redis::{RedisConfig, RedisStore};
+use stratacache_service::ServiceTier;
 use tower::layer::util::Identity;
 
 fn l2_get(c: &mut Criterion) {
@@ -17,8 +16,8 @@ fn l2_get(c: &mut Criterion) {
     let runtime = stratacache_benches::runtime();
     let _inside = runtime.enter();
     let typed = || {
-        let redis = RedisTier::new(RedisConfig::from_url(&url).namespace("bench-tower")).unwrap();
-        Remote::new(redis).into_tier::<u64, String>(Clock::system())
+        let redis = RedisStore::new(RedisConfig::from_url(&url).namespace("bench-tower")).unwrap();
+        Remote::new(redis).into_tier::<u64, String>()
     };
     let bare: Cache<u64, String> = Cache::builder()
         .insert_policy(InsertPolicy::never())
@@ -27,10 +26,9 @@ fn l2_get(c: &mut Criterion) {
         .unwrap();
     let wrapped: Cache<u64, String> = Cache::builder()
         .insert_policy(InsertPolicy::never())
-        .fallback(Fallback::tier(ServiceTier::new(
-            ServiceBuilder::new()
-                .layer(Identity::new())
-                .service(TierService::new(typed())),
+        .fallback(Fallback::tier(ServiceTier::layered(
+            typed(),
+            Identity::new(),
         )))
         .build()
         .unwrap();

@@ -1,7 +1,7 @@
 //! A memcached store for stratacache: several servers, consistent hashing, pooled
 //! connections, the meta protocol.
 //!
-//! [`MemcachedTier`] is a [`ByteStore`](stratacache_tier::ByteStore): put it behind the
+//! [`MemcachedStore`] is a [`ByteStore`](stratacache_tier::ByteStore): put it behind the
 //! facade's codec boundary (`Fallback::remote(Remote::new(tier))`), which also makes
 //! every key valid for memcached (printable, no spaces, hashed when long).
 //!
@@ -31,14 +31,14 @@
 //!   instances see the move within [`MemcachedConfig::generation_refresh`]. `flush_all`
 //!   only with [`MemcachedConfig::allow_flush_all`].
 //!
-//! [`MemcachedTier`]'s `# Semantics` section has the full contract.
+//! [`MemcachedStore`]'s `# Semantics` section has the full contract.
 //!
 //! ```no_run
 //! use stratacache::{Cache, Fallback, Remote};
-//! use stratacache_memcached::{MemcachedConfig, MemcachedTier};
+//! use stratacache_memcached::{MemcachedConfig, MemcachedStore};
 //!
 //! # fn run() -> Result<(), stratacache::Error> {
-//! let memcached = MemcachedTier::new(
+//! let memcached = MemcachedStore::new(
 //!     MemcachedConfig::new(["10.0.0.1:11211", "10.0.0.2:11211"]).namespace("users"),
 //! )?;
 //! let cache: Cache<u64, String> =
@@ -52,7 +52,7 @@ mod generation;
 mod pool;
 mod protocol;
 mod ring;
-mod tier;
+mod store;
 
 pub use config::MemcachedConfig;
-pub use tier::MemcachedTier;
+pub use store::MemcachedStore;

@@ -1,4 +1,4 @@
-//! What `MemcachedTier` serves around outages, against real `memcached` processes from
+//! What `MemcachedStore` serves around outages, against real `memcached` processes from
 //! the test kit: a server it routed around, or one that missed a `clear`, never serves
 //! it an entry from before; losing one server never loses the others' entries.
 //!
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use stratacache::{ByteStore, ErrorKind};
-use stratacache_memcached::{MemcachedConfig, MemcachedTier};
+use stratacache_memcached::{MemcachedConfig, MemcachedStore};
 use stratacache_testkit::{MemcachedServer, TcpProxy};
 
 const TIMEOUT: Duration = Duration::from_millis(200);
@@ -57,7 +57,7 @@ impl Hangable {
     }
 
     /// A key that `tier` places on server `index`.
-    fn key_on(&self, tier: &MemcachedTier, index: usize) -> String {
+    fn key_on(&self, tier: &MemcachedStore, index: usize) -> String {
         let address = self.address(index);
         (0..1_000)
             .map(|i| format!("k{i}"))
@@ -91,7 +91,7 @@ impl Hangable {
 }
 
 /// Waits until `tier` places `key` on `address` again: the down period is real time.
-async fn wait_until_routed_to(tier: &MemcachedTier, key: &str, address: &str) {
+async fn wait_until_routed_to(tier: &MemcachedStore, key: &str, address: &str) {
     let started = Instant::now();
     while tier.server_for(key) != Some(address) {
         assert!(
@@ -105,7 +105,7 @@ async fn wait_until_routed_to(tier: &MemcachedTier, key: &str, address: &str) {
 
 /// Makes server `index` hang and fails one command on `key` there, so that `tier`
 /// routes around it.
-async fn hang_until_routed_around(rig: &Hangable, tier: &MemcachedTier, key: &str, index: usize) {
+async fn hang_until_routed_around(rig: &Hangable, tier: &MemcachedStore, key: &str, index: usize) {
     rig.hang(index);
     let error = tier.get(key).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
@@ -119,7 +119,7 @@ async fn hang_until_routed_around(rig: &Hangable, tier: &MemcachedTier, key: &st
 #[tokio::test]
 async fn a_value_deleted_while_its_server_hung_does_not_come_back_when_it_resumes() {
     let rig = Hangable::start();
-    let tier = MemcachedTier::new(rig.rerouting()).unwrap();
+    let tier = MemcachedStore::new(rig.rerouting()).unwrap();
     let key = rig.key_on(&tier, 0);
     tier.set(&key, Bytes::from_static(b"v1"), None)
         .await
@@ -140,7 +140,7 @@ async fn a_value_deleted_while_its_server_hung_does_not_come_back_when_it_resume
         None,
         "the resumed server still holds v1; it must not be served"
     );
-    let other = MemcachedTier::new(rig.rerouting()).unwrap();
+    let other = MemcachedStore::new(rig.rerouting()).unwrap();
     assert_eq!(
         other.get(&key).await.unwrap(),
         None,
@@ -151,7 +151,7 @@ async fn a_value_deleted_while_its_server_hung_does_not_come_back_when_it_resume
 #[tokio::test]
 async fn a_value_rewritten_while_its_server_hung_is_never_read_as_the_old_one() {
     let rig = Hangable::start();
-    let tier = MemcachedTier::new(rig.rerouting()).unwrap();
+    let tier = MemcachedStore::new(rig.rerouting()).unwrap();
     let key = rig.key_on(&tier, 0);
     tier.set(&key, Bytes::from_static(b"v1"), None)
         .await
@@ -176,7 +176,7 @@ async fn a_value_rewritten_while_its_server_hung_is_never_read_as_the_old_one() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resumed_servers_generation_moves_once_however_many_requests_arrive_at_once() {
     let rig = Hangable::start();
-    let tier = Arc::new(MemcachedTier::new(rig.rerouting()).unwrap());
+    let tier = Arc::new(MemcachedStore::new(rig.rerouting()).unwrap());
     let key = rig.key_on(&tier, 0);
     tier.set(&key, Bytes::from_static(b"v1"), None)
         .await
@@ -205,7 +205,7 @@ async fn a_resumed_servers_generation_moves_once_however_many_requests_arrive_at
 #[tokio::test]
 async fn a_server_that_missed_a_clear_is_reported_and_never_serves_older_entries() {
     let rig = Hangable::start();
-    let tier = MemcachedTier::new(rig.config()).unwrap();
+    let tier = MemcachedStore::new(rig.config()).unwrap();
     let (on_hung, on_other) = (rig.key_on(&tier, 0), rig.key_on(&tier, 1));
     for key in [&on_hung, &on_other] {
         tier.set(key, Bytes::from_static(b"old"), None)
@@ -246,7 +246,7 @@ async fn losing_the_server_of_the_old_generation_key_keeps_the_other_servers_ent
             .failure_limit(1)
             .retry_down_after(Duration::from_secs(60))
     };
-    let tier = MemcachedTier::new(config()).unwrap();
+    let tier = MemcachedStore::new(config()).unwrap();
     let lost = addresses
         .iter()
         .position(|address| {
@@ -264,7 +264,7 @@ async fn losing_the_server_of_the_old_generation_key_keeps_the_other_servers_ent
     assert!(kept.len() > 20, "{} keys on the other server", kept.len());
 
     servers[lost].stop();
-    let fresh = MemcachedTier::new(config()).unwrap();
+    let fresh = MemcachedStore::new(config()).unwrap();
     for reader in [&tier, &fresh] {
         for key in &kept {
             assert_eq!(
@@ -277,7 +277,7 @@ async fn losing_the_server_of_the_old_generation_key_keeps_the_other_servers_ent
 
     // Back, and empty: its generation key is gone with the rest.
     servers[lost].restart().unwrap();
-    let after = MemcachedTier::new(config()).unwrap();
+    let after = MemcachedStore::new(config()).unwrap();
     for reader in [&tier, &fresh, &after] {
         for key in &kept {
             assert_eq!(
@@ -295,7 +295,7 @@ async fn losing_the_server_of_the_old_generation_key_keeps_the_other_servers_ent
 #[tokio::test]
 async fn a_hung_server_does_not_take_the_other_servers_entries_with_it() {
     let rig = Hangable::start();
-    let tier = MemcachedTier::new(rig.rerouting().generation_refresh(Duration::ZERO)).unwrap();
+    let tier = MemcachedStore::new(rig.rerouting().generation_refresh(Duration::ZERO)).unwrap();
     let generation_key = format!("{NAMESPACE}:generation");
     let hung = (0..2)
         .find(|index| tier.server_for(&generation_key) == Some(rig.address(*index).as_str()))

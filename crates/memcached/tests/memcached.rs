@@ -1,4 +1,4 @@
-//! `MemcachedTier` against real `memcached` processes started by the test kit.
+//! `MemcachedStore` against real `memcached` processes started by the test kit.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use stratacache::{ByteStore, Cache, ErrorKind, Fallback, FrozenClock, Remote};
-use stratacache_memcached::{MemcachedConfig, MemcachedTier};
+use stratacache_memcached::{MemcachedConfig, MemcachedStore};
 use stratacache_testkit::MemcachedServer;
 
 const SEC: Duration = Duration::from_secs(1);
@@ -17,7 +17,7 @@ fn config(servers: &[&MemcachedServer]) -> MemcachedConfig {
         .connect_timeout(Duration::from_millis(200))
 }
 
-fn cache_over(clock: &FrozenClock, tier: MemcachedTier) -> Cache<String, String> {
+fn cache_over(clock: &FrozenClock, tier: MemcachedStore) -> Cache<String, String> {
     Cache::builder()
         .clock(clock)
         .ttl(60 * SEC)
@@ -52,14 +52,14 @@ async fn values_round_trip_with_their_age() {
     let clock = FrozenClock::new();
     let writer = cache_over(
         &clock,
-        MemcachedTier::new(config(&[&server]).namespace("users")).unwrap(),
+        MemcachedStore::new(config(&[&server]).namespace("users")).unwrap(),
     );
     let produced = clock.now();
     writer.insert("alice".into(), "Alice".into()).await.unwrap();
     clock.advance(10 * SEC);
     let reader = cache_over(
         &clock,
-        MemcachedTier::new(config(&[&server]).namespace("users")).unwrap(),
+        MemcachedStore::new(config(&[&server]).namespace("users")).unwrap(),
     );
     let entry = reader
         .get_entry(&"alice".to_string())
@@ -73,7 +73,7 @@ async fn values_round_trip_with_their_age() {
 #[tokio::test]
 async fn the_server_holds_the_ttl() {
     let server = MemcachedServer::start().unwrap();
-    let tier = MemcachedTier::new(config(&[&server])).unwrap();
+    let tier = MemcachedStore::new(config(&[&server])).unwrap();
     tier.set(
         "short",
         Bytes::from_static(b"v"),
@@ -98,7 +98,7 @@ async fn the_server_holds_the_ttl() {
 #[tokio::test]
 async fn ttls_past_2038_are_clamped_and_the_value_is_stored() {
     let server = MemcachedServer::start().unwrap();
-    let tier = MemcachedTier::new(config(&[&server])).unwrap();
+    let tier = MemcachedStore::new(config(&[&server])).unwrap();
     let day = 24 * 3600 * SEC;
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -134,7 +134,7 @@ async fn ttls_past_2038_are_clamped_and_the_value_is_stored() {
 async fn three_servers_share_ten_thousand_keys_and_batches_span_them() {
     let servers: Vec<_> = (0..3).map(|_| MemcachedServer::start().unwrap()).collect();
     let refs: Vec<&MemcachedServer> = servers.iter().collect();
-    let tier = MemcachedTier::new(config(&refs).max_connections(8)).unwrap();
+    let tier = MemcachedStore::new(config(&refs).max_connections(8)).unwrap();
     let keys: Vec<String> = (0..10_000).map(|i| format!("key-{i}")).collect();
     for chunk in keys.chunks(500) {
         let writes = chunk
@@ -169,7 +169,7 @@ async fn three_servers_share_ten_thousand_keys_and_batches_span_them() {
 async fn a_dead_server_fails_its_keys_fast_and_the_others_keep_serving() {
     let mut servers: Vec<_> = (0..3).map(|_| MemcachedServer::start().unwrap()).collect();
     let refs: Vec<&MemcachedServer> = servers.iter().collect();
-    let tier = MemcachedTier::new(config(&refs)).unwrap();
+    let tier = MemcachedStore::new(config(&refs)).unwrap();
     let keys: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
     for key in &keys {
         tier.set(key, Bytes::from(key.clone()), None).await.unwrap();
@@ -229,7 +229,7 @@ async fn with_a_failure_limit_a_dead_servers_keys_move_to_the_next_server() {
     let mut servers: Vec<_> = (0..2).map(|_| MemcachedServer::start().unwrap()).collect();
     let refs: Vec<&MemcachedServer> = servers.iter().collect();
     let tier =
-        MemcachedTier::new(config(&refs).failure_limit(1).retry_down_after(60 * SEC)).unwrap();
+        MemcachedStore::new(config(&refs).failure_limit(1).retry_down_after(60 * SEC)).unwrap();
     let key = (0..100)
         .map(|i| format!("k{i}"))
         .find(|key| tier.server_for(key) == Some(&servers[0].address()))
@@ -252,7 +252,7 @@ async fn with_a_failure_limit_a_dead_servers_keys_move_to_the_next_server() {
 async fn oversized_values_are_rejected_before_sending() {
     let server = MemcachedServer::start().unwrap();
     let clock = FrozenClock::new();
-    let tier = MemcachedTier::new(config(&[&server])).unwrap();
+    let tier = MemcachedStore::new(config(&[&server])).unwrap();
     let error = tier
         .set("big", Bytes::from(vec![0; 2 * 1024 * 1024]), None)
         .await
@@ -276,7 +276,7 @@ async fn oversized_values_are_rejected_before_sending() {
 async fn hostile_keys_round_trip() {
     let server = MemcachedServer::start().unwrap();
     let clock = FrozenClock::new();
-    let writer = cache_over(&clock, MemcachedTier::new(config(&[&server])).unwrap());
+    let writer = cache_over(&clock, MemcachedStore::new(config(&[&server])).unwrap());
     let hostile = [
         "has spaces in it".to_string(),
         "line\r\nbreaks\0and nul".to_string(),
@@ -290,7 +290,7 @@ async fn hostile_keys_round_trip() {
             .await
             .unwrap();
     }
-    let reader = cache_over(&clock, MemcachedTier::new(config(&[&server])).unwrap());
+    let reader = cache_over(&clock, MemcachedStore::new(config(&[&server])).unwrap());
     for (i, key) in hostile.iter().enumerate() {
         assert_eq!(
             reader.get(key).await.unwrap(),
@@ -304,8 +304,8 @@ async fn hostile_keys_round_trip() {
 #[tokio::test]
 async fn clear_moves_the_namespace_and_leaves_others_alone() {
     let server = MemcachedServer::start().unwrap();
-    let users = MemcachedTier::new(config(&[&server]).namespace("users")).unwrap();
-    let orders = MemcachedTier::new(config(&[&server]).namespace("orders")).unwrap();
+    let users = MemcachedStore::new(config(&[&server]).namespace("users")).unwrap();
+    let orders = MemcachedStore::new(config(&[&server]).namespace("orders")).unwrap();
     users
         .set("k", Bytes::from_static(b"u"), None)
         .await
@@ -318,7 +318,7 @@ async fn clear_moves_the_namespace_and_leaves_others_alone() {
     assert_eq!(users.get("k").await.unwrap(), None);
     assert_eq!(orders.get("k").await.unwrap().as_deref(), Some(&b"o"[..]));
     // Another instance of the users cache sees the clear once it re-reads the generation.
-    let other = MemcachedTier::new(config(&[&server]).namespace("users")).unwrap();
+    let other = MemcachedStore::new(config(&[&server]).namespace("users")).unwrap();
     assert_eq!(other.get("k").await.unwrap(), None);
     users
         .set("k", Bytes::from_static(b"new"), None)
@@ -327,7 +327,7 @@ async fn clear_moves_the_namespace_and_leaves_others_alone() {
     assert_eq!(other.get("k").await.unwrap().as_deref(), Some(&b"new"[..]));
 
     let flushing =
-        MemcachedTier::new(config(&[&server]).namespace("x").allow_flush_all(true)).unwrap();
+        MemcachedStore::new(config(&[&server]).namespace("x").allow_flush_all(true)).unwrap();
     flushing.clear().await.unwrap();
     assert_eq!(
         orders.get("k").await.unwrap(),

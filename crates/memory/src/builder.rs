@@ -2,26 +2,37 @@ use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
 
-use stratacache_tier::{CacheEntry, Clock};
+use stratacache_tier::CacheEntry;
 
-use crate::expiry::EntryExpiry;
+use crate::expiry::{KeepFor, Stored};
 use crate::{EvictionCause, MemoryTier};
 
 type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 type Listener<K, V> = Arc<dyn Fn(Arc<K>, CacheEntry<V>, EvictionCause) + Send + Sync>;
 
 /// Configures a [`MemoryTier`]. Start with [`MemoryTier::builder`].
+///
+/// There is no time-to-live here, nor a clock: how long an entry stays is decided by the
+/// cache that stores it (its TTL, measured with its clock) and handed over with each
+/// insert.
+///
+/// ```
+/// use stratacache_memory::MemoryTier;
+///
+/// let tier: MemoryTier<String, Vec<u8>> = MemoryTier::builder()
+///     .max_capacity(64 * 1024 * 1024)
+///     .weigher(|key: &String, value: &Vec<u8>| (key.len() + value.len()) as u32)
+///     .name("blobs")
+///     .build();
+/// assert_eq!(tier.entry_count(), 0);
+/// ```
 #[must_use]
 pub struct MemoryTierBuilder<K, V> {
     max_capacity: Option<u64>,
     initial_capacity: Option<usize>,
     weigher: Option<Weigher<K, V>>,
-    time_to_live: Option<Duration>,
-    time_to_idle: Option<Duration>,
     listeners: Vec<Listener<K, V>>,
-    clock: Option<Clock>,
     name: Option<String>,
     _types: PhantomData<fn(K, V)>,
 }
@@ -36,10 +47,7 @@ where
             max_capacity: None,
             initial_capacity: None,
             weigher: None,
-            time_to_live: None,
-            time_to_idle: None,
             listeners: Vec::new(),
-            clock: None,
             name: None,
             _types: PhantomData,
         }
@@ -65,18 +73,6 @@ where
         self
     }
 
-    /// Drops every entry this long after it was stored here, whatever its own TTL.
-    pub fn time_to_live(mut self, ttl: Duration) -> Self {
-        self.time_to_live = Some(ttl);
-        self
-    }
-
-    /// Drops an entry that was not read for this long.
-    pub fn time_to_idle(mut self, tti: Duration) -> Self {
-        self.time_to_idle = Some(tti);
-        self
-    }
-
     /// Adds a listener, called with key, entry and cause whenever an entry leaves the
     /// tier. Listeners run in the order they were added.
     ///
@@ -90,14 +86,6 @@ where
         self
     }
 
-    /// The clock that dates each entry's expiry (the system clock by default).
-    ///
-    /// A cache built with `CacheBuilder::memory` hands the tier the cache's clock.
-    pub fn clock(mut self, clock: Clock) -> Self {
-        self.clock = Some(clock);
-        self
-    }
-
     /// A name for the tier, shown in moka's diagnostics.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
@@ -107,10 +95,7 @@ where
     /// Builds the tier.
     #[must_use]
     pub fn build(self) -> MemoryTier<K, V> {
-        let clock = self.clock.unwrap_or_default();
-        let mut moka = moka::sync::Cache::builder().expire_after(EntryExpiry {
-            clock: clock.clone(),
-        });
+        let mut moka = moka::sync::Cache::builder().expire_after(KeepFor);
         if let Some(max_capacity) = self.max_capacity {
             moka = moka.max_capacity(max_capacity);
         }
@@ -118,20 +103,14 @@ where
             moka = moka.initial_capacity(initial_capacity);
         }
         if let Some(weigher) = self.weigher {
-            moka = moka.weigher(move |key, entry: &CacheEntry<V>| weigher(key, entry.value()));
-        }
-        if let Some(ttl) = self.time_to_live {
-            moka = moka.time_to_live(ttl);
-        }
-        if let Some(tti) = self.time_to_idle {
-            moka = moka.time_to_idle(tti);
+            moka = moka.weigher(move |key, stored: &Stored<V>| weigher(key, stored.entry.value()));
         }
         if !self.listeners.is_empty() {
             let listeners = self.listeners;
-            moka = moka.eviction_listener(move |key, entry: CacheEntry<V>, cause| {
+            moka = moka.eviction_listener(move |key, stored: Stored<V>, cause| {
                 let cause = EvictionCause::from(cause);
                 for listener in &listeners {
-                    listener(Arc::clone(&key), entry.clone(), cause);
+                    listener(Arc::clone(&key), stored.entry.clone(), cause);
                 }
             });
         }
@@ -140,7 +119,7 @@ where
         }
         // ahash: randomly seeded per tier (hostile keys can't aim at one bucket) and several
         // times faster than SipHash on short keys, which shows on every hit.
-        MemoryTier::from_moka(moka.build_with_hasher(ahash::RandomState::new()), clock)
+        MemoryTier::from_moka(moka.build_with_hasher(ahash::RandomState::new()))
     }
 }
 
@@ -149,10 +128,7 @@ impl<K, V> fmt::Debug for MemoryTierBuilder<K, V> {
         f.debug_struct("MemoryTierBuilder")
             .field("max_capacity", &self.max_capacity)
             .field("weigher", &self.weigher.is_some())
-            .field("time_to_live", &self.time_to_live)
-            .field("time_to_idle", &self.time_to_idle)
             .field("eviction_listeners", &self.listeners.len())
-            .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
 }

@@ -1,93 +1,80 @@
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
-use stratacache_tier::{CacheEntry, Clock};
+use stratacache_tier::CacheEntry;
 
-/// Tells moka to drop each entry when its own TTL runs out, as the tier's clock sees it.
+/// An entry as the tier keeps it: with how long it was to be kept when stored.
+#[derive(Clone, Debug)]
+pub(crate) struct Stored<V> {
+    pub(crate) entry: CacheEntry<V>,
+    pub(crate) keep_for: Option<Duration>,
+}
+
+/// Tells moka to drop each entry when the time it was handed at insertion runs out.
 ///
-/// moka keeps time with its own monotonic clock, so the deadline is handed over as a
-/// duration from now; with a frozen clock in tests that duration is measured against a
-/// standing clock, and the facade's read-time check is what hides the entry.
-pub(crate) struct EntryExpiry {
-    pub(crate) clock: Clock,
-}
+/// moka keeps time with its own monotonic clock; the facade measured `keep_for` with the
+/// cache's clock, so the tier reads no clock of its own. Under a frozen cache clock the
+/// facade's read-time check is what hides an entry; moka reclaims it later.
+pub(crate) struct KeepFor;
 
-impl EntryExpiry {
-    fn remaining<V>(&self, entry: &CacheEntry<V>) -> Option<Duration> {
-        entry.remaining_ttl(self.clock.now())
-    }
-}
-
-impl<K, V> Expiry<K, CacheEntry<V>> for EntryExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &K,
-        entry: &CacheEntry<V>,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        self.remaining(entry)
+impl<K, V> Expiry<K, Stored<V>> for KeepFor {
+    fn expire_after_create(&self, _key: &K, stored: &Stored<V>, _at: Instant) -> Option<Duration> {
+        stored.keep_for
     }
 
     fn expire_after_update(
         &self,
         _key: &K,
-        entry: &CacheEntry<V>,
-        _updated_at: Instant,
+        stored: &Stored<V>,
+        _at: Instant,
         _duration_until_expiry: Option<Duration>,
     ) -> Option<Duration> {
-        // A replaced entry brings its own TTL; the old deadline must not carry over.
-        self.remaining(entry)
+        // A replaced entry brings its own time; the old deadline must not carry over.
+        stored.keep_for
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use stratacache_tier::FrozenClock;
+    use std::time::SystemTime;
 
-    #[test]
-    fn deadline_is_the_remaining_ttl_at_insertion() {
-        let clock = FrozenClock::new();
-        let expiry = EntryExpiry {
-            clock: clock.clock(),
-        };
-        let produced = clock.now();
-        clock.advance(Duration::from_secs(4));
-        let entry = CacheEntry::new((), produced, Some(Duration::from_secs(10)));
-        let after_create = expiry.expire_after_create(&(), &entry, Instant::now());
-        assert_eq!(after_create, Some(Duration::from_secs(6)));
-        let after_update =
-            expiry.expire_after_update(&(), &entry, Instant::now(), Some(Duration::from_secs(99)));
-        assert_eq!(after_update, Some(Duration::from_secs(6)));
+    use super::*;
+
+    fn stored(keep_for: Option<Duration>) -> Stored<()> {
+        Stored {
+            entry: CacheEntry::new((), SystemTime::UNIX_EPOCH, None),
+            keep_for,
+        }
     }
 
     #[test]
-    fn entry_without_ttl_has_no_deadline_and_an_update_clears_the_old_one() {
-        let clock = FrozenClock::new();
-        let expiry = EntryExpiry {
-            clock: clock.clock(),
-        };
-        let entry = CacheEntry::new((), clock.now(), None);
+    fn the_deadline_is_what_the_facade_handed_over() {
+        let six = Some(Duration::from_secs(6));
         assert_eq!(
-            expiry.expire_after_create(&(), &entry, Instant::now()),
+            KeepFor.expire_after_create(&(), &stored(six), Instant::now()),
+            six
+        );
+        let updated = KeepFor.expire_after_update(
+            &(),
+            &stored(six),
+            Instant::now(),
+            Some(Duration::from_secs(99)),
+        );
+        assert_eq!(updated, six);
+    }
+
+    #[test]
+    fn no_limit_has_no_deadline_and_an_update_clears_the_old_one() {
+        assert_eq!(
+            KeepFor.expire_after_create(&(), &stored(None), Instant::now()),
             None
         );
-        let updated =
-            expiry.expire_after_update(&(), &entry, Instant::now(), Some(Duration::from_secs(1)));
-        assert_eq!(updated, None);
-    }
-
-    #[test]
-    fn already_expired_entry_gets_a_zero_deadline() {
-        let clock = FrozenClock::new();
-        let expiry = EntryExpiry {
-            clock: clock.clock(),
-        };
-        let entry = CacheEntry::new((), clock.now(), Some(Duration::from_secs(1)));
-        clock.advance(Duration::from_secs(5));
-        assert_eq!(
-            expiry.expire_after_create(&(), &entry, Instant::now()),
-            Some(Duration::ZERO)
+        let updated = KeepFor.expire_after_update(
+            &(),
+            &stored(None),
+            Instant::now(),
+            Some(Duration::from_secs(1)),
         );
+        assert_eq!(updated, None);
     }
 }

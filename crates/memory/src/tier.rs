@@ -1,17 +1,31 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::Hash;
+use std::time::Duration;
 
-use stratacache_tier::{CacheEntry, CacheTier, Clock, Error};
+use stratacache_tier::{CacheEntry, CacheTier, Error};
 
 use crate::MemoryTierBuilder;
+use crate::expiry::Stored;
+
+type Moka<K, V> = moka::sync::Cache<K, Stored<V>, ahash::RandomState>;
 
 /// An in-process tier on a moka cache. Cheap to clone: clones share the same storage.
 ///
-/// See the [crate docs](crate) for an example.
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use stratacache_memory::MemoryTier;
+/// use stratacache_tier::CacheEntry;
+///
+/// let tier = MemoryTier::<String, u64>::new(10_000);
+/// let entry = CacheEntry::new(1, SystemTime::now(), Some(Duration::from_secs(60)));
+/// tier.store("a".to_string(), entry, Some(Duration::from_secs(60)));
+/// assert_eq!(tier.lookup("a").map(|entry| *entry.value()), Some(1));
+/// tier.remove("a");
+/// assert!(tier.lookup("a").is_none());
+/// ```
 pub struct MemoryTier<K, V> {
-    moka: moka::sync::Cache<K, CacheEntry<V>, ahash::RandomState>,
-    clock: Clock,
+    moka: Moka<K, V>,
 }
 
 impl<K, V> MemoryTier<K, V>
@@ -30,11 +44,8 @@ where
         Self::builder().max_capacity(max_entries).build()
     }
 
-    pub(crate) fn from_moka(
-        moka: moka::sync::Cache<K, CacheEntry<V>, ahash::RandomState>,
-        clock: Clock,
-    ) -> Self {
-        Self { moka, clock }
+    pub(crate) fn from_moka(moka: Moka<K, V>) -> Self {
+        Self { moka }
     }
 
     /// Looks up an entry by any borrowed form of the key, without allocating or awaiting.
@@ -46,7 +57,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.moka.get(key)
+        self.moka.get(key).map(|stored| stored.entry)
     }
 
     /// Removes the entry under a borrowed key, without awaiting.
@@ -72,21 +83,16 @@ where
             .moka
             .entry_by_ref(key)
             .and_compute_with(|found| match found {
-                Some(entry) if condition(entry.value()) => moka::ops::compute::Op::Remove,
+                Some(found) if condition(&found.value().entry) => moka::ops::compute::Op::Remove,
                 _ => moka::ops::compute::Op::Nop,
             });
         matches!(result, moka::ops::compute::CompResult::Removed(_))
     }
 
-    /// Stores an entry, without awaiting.
-    pub fn store(&self, key: K, entry: CacheEntry<V>) {
-        self.moka.insert(key, entry);
-    }
-
-    /// The clock that dates entry expiry in this tier.
-    #[must_use]
-    pub fn clock(&self) -> &Clock {
-        &self.clock
+    /// Stores an entry to be kept for `keep_for` (`None`: until evicted), without
+    /// awaiting.
+    pub fn store(&self, key: K, entry: CacheEntry<V>, keep_for: Option<Duration>) {
+        self.moka.insert(key, Stored { entry, keep_for });
     }
 
     /// Runs moka's pending housekeeping now: evictions, expirations, listener calls.
@@ -113,7 +119,6 @@ impl<K, V> Clone for MemoryTier<K, V> {
     fn clone(&self) -> Self {
         Self {
             moka: self.moka.clone(),
-            clock: self.clock.clone(),
         }
     }
 }
@@ -123,7 +128,6 @@ impl<K, V> fmt::Debug for MemoryTier<K, V> {
         f.debug_struct("MemoryTier")
             .field("name", &self.moka.name())
             .field("entry_count", &self.moka.entry_count())
-            .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
 }
@@ -137,8 +141,13 @@ where
         Ok(self.lookup(key))
     }
 
-    async fn insert(&self, key: K, entry: CacheEntry<V>) -> Result<(), Error> {
-        self.store(key, entry);
+    async fn insert(
+        &self,
+        key: K,
+        entry: CacheEntry<V>,
+        keep_for: Option<Duration>,
+    ) -> Result<(), Error> {
+        self.store(key, entry, keep_for);
         Ok(())
     }
 
@@ -150,11 +159,6 @@ where
     async fn clear(&self) -> Result<(), Error> {
         self.moka.invalidate_all();
         Ok(())
-    }
-
-    #[inline]
-    fn get_now(&self, key: &K) -> Option<Result<Option<CacheEntry<V>>, Error>> {
-        Some(Ok(self.lookup(key)))
     }
 
     fn len(&self) -> Option<u64> {

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use futures::executor::block_on;
 use stratacache_memory::{EvictionCause, MemoryTier};
-use stratacache_tier::{CacheEntry, CacheTier, FrozenClock};
+use stratacache_tier::{CacheEntry, CacheTier};
 
 type Seen = Arc<Mutex<Vec<(u32, String, EvictionCause)>>>;
 
@@ -28,11 +28,15 @@ fn entry(value: &str) -> CacheEntry<String> {
 #[test]
 fn round_trip_and_borrowed_lookup() {
     let tier = MemoryTier::<String, u32>::new(100);
-    block_on(tier.insert("k".into(), CacheEntry::new(5, SystemTime::now(), None))).unwrap();
+    block_on(tier.insert(
+        "k".into(),
+        CacheEntry::new(5, SystemTime::now(), None),
+        None,
+    ))
+    .unwrap();
     assert_eq!(tier.lookup("k").map(CacheEntry::into_value), Some(5));
     assert_eq!(
-        tier.get_now(&"k".to_string())
-            .unwrap()
+        block_on(tier.get(&"k".to_string()))
             .unwrap()
             .map(CacheEntry::into_value),
         Some(5)
@@ -45,7 +49,7 @@ fn round_trip_and_borrowed_lookup() {
 fn capacity_by_count_evicts_and_reports_size() {
     let (tier, seen) = recording_tier(10);
     for i in 0..100 {
-        tier.store(i, entry("v"));
+        tier.store(i, entry("v"), None);
         tier.run_pending_tasks();
     }
     assert!(tier.entry_count() <= 10, "holds {}", tier.entry_count());
@@ -65,7 +69,7 @@ fn capacity_by_weight_bounds_total_bytes() {
         .weigher(|_, value: &String| u32::try_from(value.len()).unwrap_or(u32::MAX))
         .build();
     for i in 0..50 {
-        tier.store(i, entry(&"x".repeat(100)));
+        tier.store(i, entry(&"x".repeat(100)), None);
         tier.run_pending_tasks();
     }
     assert!(
@@ -79,8 +83,8 @@ fn capacity_by_weight_bounds_total_bytes() {
 #[test]
 fn listener_sees_key_value_and_cause() {
     let (tier, seen) = recording_tier(100);
-    tier.store(1, entry("first"));
-    tier.store(1, entry("second"));
+    tier.store(1, entry("first"), None);
+    tier.store(1, entry("second"), None);
     block_on(tier.invalidate(&1)).unwrap();
     tier.run_pending_tasks();
     let seen = seen.lock().unwrap().clone();
@@ -94,25 +98,16 @@ fn listener_sees_key_value_and_cause() {
 }
 
 #[test]
-fn entry_past_its_ttl_is_dropped_by_moka_itself() {
-    // moka, not only the facade, must treat the entry as gone: its deadline comes from the
-    // entry's own TTL on the tier's clock. (moka reclaims the memory on its timer wheel,
-    // whose buckets are about a second of real time; the deadline it is handed is
-    // checked in the expiry unit tests.)
-    let clock = FrozenClock::new();
-    let tier = MemoryTier::<u32, String>::builder()
-        .clock(clock.clock())
-        .build();
-    let produced = clock.now();
-    tier.store(
-        2,
-        CacheEntry::new("young".into(), produced, Some(Duration::from_secs(3_600))),
-    );
-    clock.advance(Duration::from_secs(10));
-    tier.store(
-        1,
-        CacheEntry::new("old".into(), produced, Some(Duration::from_secs(10))),
-    );
+fn entry_past_the_time_it_was_handed_is_dropped_by_moka_itself() {
+    // moka, not only the facade, must treat the entry as gone once the time the cache
+    // handed over (measured with the cache's clock) has passed. The tier reads no clock:
+    // a zero keep-for is already past.
+    let tier = MemoryTier::<u32, String>::builder().build();
+    let produced = SystemTime::now();
+    let young = CacheEntry::new("young".into(), produced, Some(Duration::from_secs(3_600)));
+    tier.store(2, young, Some(Duration::from_secs(3_600)));
+    let old = CacheEntry::new("old".into(), produced, Some(Duration::from_secs(10)));
+    tier.store(1, old, Some(Duration::ZERO));
     tier.run_pending_tasks();
     assert!(
         tier.lookup(&1).is_none(),
@@ -125,7 +120,7 @@ fn entry_past_its_ttl_is_dropped_by_moka_itself() {
 fn clear_empties_the_tier_and_len_reports_it() {
     let (tier, _) = recording_tier(100);
     for i in 0..20 {
-        tier.store(i, entry("v"));
+        tier.store(i, entry("v"), None);
     }
     assert_eq!(CacheTier::len(&tier), Some(20));
     block_on(tier.clear()).unwrap();

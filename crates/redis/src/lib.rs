@@ -1,7 +1,7 @@
 //! A Redis store for stratacache: single node, or Redis Cluster with the `cluster`
 //! feature.
 //!
-//! [`RedisTier`] is a [`ByteStore`](stratacache_tier::ByteStore): put it behind the
+//! [`RedisStore`] is a [`ByteStore`](stratacache_tier::ByteStore): put it behind the
 //! facade's codec boundary (`Fallback::remote(Remote::new(tier))`) to use it as a typed
 //! L2. It uses [redis-rs](https://docs.rs/redis): a multiplexed connection that
 //! reconnects by itself (`ConnectionManager`), or the async cluster client, which
@@ -16,17 +16,17 @@
 //! - TTLs are set on the server (`SET … PX`).
 //! - Keys are prefixed with the namespace; [`clear`](stratacache_tier::ByteStore::clear)
 //!   removes that namespace only (`SCAN MATCH` + `UNLINK`), never the whole database.
-//! - [`RedisTier::get_many`] and [`RedisTier::set_many`] pipeline batches (a single
+//! - [`RedisStore::get_many`] and [`RedisStore::set_many`] pipeline batches (a single
 //!   node) or send them concurrently (a cluster).
 //!
 //! The connection is made lazily, so a service starts even while Redis is down.
 //!
 //! ```no_run
 //! use stratacache::{Cache, Fallback, Remote};
-//! use stratacache_redis::{RedisConfig, RedisTier};
+//! use stratacache_redis::{RedisConfig, RedisStore};
 //!
 //! # async fn run() -> Result<(), stratacache::Error> {
-//! let redis = RedisTier::new(RedisConfig::from_url("redis://127.0.0.1:6379/0").namespace("users"))?;
+//! let redis = RedisStore::new(RedisConfig::from_url("redis://127.0.0.1:6379/0").namespace("users"))?;
 //! let cache: Cache<u64, String> =
 //!     Cache::builder().fallback(Fallback::remote(Remote::new(redis))).build()?;
 //! # Ok(()) }
@@ -42,7 +42,7 @@
 mod config;
 mod connection;
 mod single;
-mod tier;
+mod store;
 
 pub use config::RedisConfig;
-pub use tier::RedisTier;
+pub use store::RedisStore;

@@ -1,11 +1,11 @@
-//! `RedisTier` against a real 3-master Redis Cluster.
+//! `RedisStore` against a real 3-master Redis Cluster.
 #![cfg(feature = "cluster")]
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use stratacache::{ByteStore, Cache, Fallback, FrozenClock, Remote};
-use stratacache_redis::{RedisConfig, RedisTier};
+use stratacache_redis::{RedisConfig, RedisStore};
 use stratacache_testkit::RedisCluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -16,7 +16,7 @@ async fn keys_spread_over_the_masters_and_clear_reaches_them_all() {
             .namespace(namespace)
             .command_timeout(Duration::from_secs(2))
     };
-    let redis = RedisTier::new(config("orders")).unwrap();
+    let redis = RedisStore::new(config("orders")).unwrap();
     let clock = FrozenClock::new();
     let cache: Cache<u64, String> = Cache::builder()
         .clock(&clock)
@@ -34,14 +34,14 @@ async fn keys_spread_over_the_masters_and_clear_reaches_them_all() {
     let reader: Cache<u64, String> = Cache::builder()
         .clock(&clock)
         .fallback(Fallback::remote(Remote::new(
-            RedisTier::new(config("orders")).unwrap(),
+            RedisStore::new(config("orders")).unwrap(),
         )))
         .build()
         .unwrap();
     for i in 0..300 {
         assert_eq!(reader.get(&i).await.unwrap(), Some(format!("order {i}")));
     }
-    let other = RedisTier::new(config("other")).unwrap();
+    let other = RedisStore::new(config("other")).unwrap();
     other
         .set("keep", Bytes::from_static(b"1"), None)
         .await

@@ -1,4 +1,4 @@
-//! `RedisTier` against a real `redis-server` started by the test kit.
+//! `RedisStore` against a real `redis-server` started by the test kit.
 
 use std::time::{Duration, Instant};
 
@@ -7,13 +7,13 @@ use stratacache::mock::MockTier;
 use stratacache::{
     ByteStore, Cache, CacheEntry, CacheTier, ErrorKind, Fallback, FrozenClock, Remote,
 };
-use stratacache_redis::{RedisConfig, RedisTier};
+use stratacache_redis::{RedisConfig, RedisStore};
 use stratacache_testkit::{RedisServer, TcpProxy};
 
 const SEC: Duration = Duration::from_secs(1);
 
-fn tier(server: &RedisServer, namespace: &str) -> RedisTier {
-    RedisTier::new(
+fn tier(server: &RedisServer, namespace: &str) -> RedisStore {
+    RedisStore::new(
         RedisConfig::from_url(server.url())
             .namespace(namespace)
             .command_timeout(Duration::from_millis(200)),
@@ -21,7 +21,7 @@ fn tier(server: &RedisServer, namespace: &str) -> RedisTier {
     .unwrap()
 }
 
-fn cache_on(clock: &FrozenClock, redis: RedisTier) -> Cache<u64, String> {
+fn cache_on(clock: &FrozenClock, redis: RedisStore) -> Cache<u64, String> {
     Cache::builder()
         .clock(clock)
         .ttl(60 * SEC)
@@ -62,13 +62,16 @@ async fn server_ttl_is_the_remaining_ttl() {
     let origin = MockTier::<u64, String>::new();
     let cache: Cache<u64, String> = Cache::builder()
         .clock(&clock)
-        .fallback(
-            Fallback::remote(Remote::new(redis.clone())).fallback(Fallback::tier(origin.clone())),
-        )
+        .fallback(Fallback::remote(redis.clone()))
+        .fallback(Fallback::tier(origin.clone()))
         .build()
         .unwrap();
     origin
-        .insert(1, CacheEntry::new("v".into(), clock.now(), Some(60 * SEC)))
+        .insert(
+            1,
+            CacheEntry::new("v".into(), clock.now(), Some(60 * SEC)),
+            None,
+        )
         .await
         .unwrap();
     clock.advance(20 * SEC);
@@ -211,7 +214,7 @@ async fn a_dead_server_fails_fast_and_is_used_again_after_restart() {
     let strict = Cache::<u64, String>::builder()
         .clock(&clock)
         .strict(true)
-        .memory_with(|l1| l1.max_capacity(0))
+        .memory(|l1| l1.max_capacity(0))
         .fallback(Fallback::remote(Remote::new(redis.clone())))
         .build()
         .unwrap();
@@ -279,7 +282,7 @@ async fn a_connection_that_stops_answering_is_replaced_after_timeouts_in_a_row()
     let proxy = TcpProxy::start(([127, 0, 0, 1], server.port()).into()).unwrap();
     let limit = Duration::from_millis(100);
     let tier = |reconnect_after| {
-        RedisTier::new(
+        RedisStore::new(
             RedisConfig::new("127.0.0.1", proxy.port())
                 .namespace("halfopen")
                 .command_timeout(limit)
@@ -325,7 +328,7 @@ async fn a_connection_that_stops_answering_is_replaced_after_timeouts_in_a_row()
 
 #[test]
 fn outside_a_runtime_new_is_an_error_not_a_panic() {
-    let error = RedisTier::new(RedisConfig::from_url("redis://127.0.0.1:1/")).unwrap_err();
+    let error = RedisStore::new(RedisConfig::from_url("redis://127.0.0.1:1/")).unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Config);
 }
 

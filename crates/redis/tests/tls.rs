@@ -1,10 +1,10 @@
-//! `RedisTier` over TLS (`rediss://`) against a real TLS-only `redis-server`.
+//! `RedisStore` over TLS (`rediss://`) against a real TLS-only `redis-server`.
 #![cfg(feature = "tls")]
 
 use std::time::Duration;
 
 use stratacache::{Cache, Fallback, Remote};
-use stratacache_redis::{RedisConfig, RedisTier};
+use stratacache_redis::{RedisConfig, RedisStore};
 use stratacache_testkit::RedisTlsServer;
 
 #[tokio::test]
@@ -13,7 +13,7 @@ async fn values_round_trip_over_tls_and_an_untrusted_server_is_refused() {
     let config = RedisConfig::from_url(server.url())
         .namespace("tls")
         .command_timeout(Duration::from_secs(2));
-    let trusted = RedisTier::new(config.clone().tls_root_certificate(server.ca_pem())).unwrap();
+    let trusted = RedisStore::new(config.clone().tls_root_certificate(server.ca_pem())).unwrap();
     let cache: Cache<u64, String> = Cache::builder()
         .strict(true)
         .fallback(Fallback::remote(Remote::new(trusted)))
@@ -23,7 +23,7 @@ async fn values_round_trip_over_tls_and_an_untrusted_server_is_refused() {
     let reader: Cache<u64, String> = Cache::builder()
         .strict(true)
         .fallback(Fallback::remote(Remote::new(
-            RedisTier::new(config.clone().tls_root_certificate(server.ca_pem())).unwrap(),
+            RedisStore::new(config.clone().tls_root_certificate(server.ca_pem())).unwrap(),
         )))
         .build()
         .unwrap();
@@ -33,7 +33,7 @@ async fn values_round_trip_over_tls_and_an_untrusted_server_is_refused() {
     let untrusted: Cache<u64, String> = Cache::builder()
         .strict(true)
         .fallback(Fallback::remote(Remote::new(
-            RedisTier::new(config).unwrap(),
+            RedisStore::new(config).unwrap(),
         )))
         .build()
         .unwrap();

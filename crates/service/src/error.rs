@@ -4,8 +4,7 @@ use stratacache_tier::{BoxError, Error, ErrorKind};
 /// kind, tower's timeout becomes [`ErrorKind::Timeout`], load shedding
 /// [`ErrorKind::Unavailable`], and anything else [`ErrorKind::Other`] with the original
 /// as its source.
-#[must_use]
-pub fn to_tier_error(error: BoxError) -> Error {
+pub(crate) fn to_tier_error(error: BoxError) -> Error {
     if let Some(error) = error.downcast_ref::<Error>() {
         return error.clone();
     }

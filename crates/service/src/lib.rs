@@ -12,17 +12,17 @@
 //! ```
 //! use std::time::Duration;
 //! use stratacache::{Cache, Fallback, MemoryTier};
-//! use stratacache_service::{CacheRetry, ServiceTier, TierService};
+//! use stratacache_service::{CacheRetry, ServiceTier};
 //! use tower::ServiceBuilder;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), stratacache::Error> {
 //! let storage = MemoryTier::<u64, String>::new(1_000); // in production: Redis, memcached
-//! let resilient = ServiceBuilder::new()
+//! let layers = ServiceBuilder::new()
 //!     .retry(CacheRetry::new(2))
-//!     .timeout(Duration::from_millis(50))
-//!     .service(TierService::new(storage));
-//! let cache: Cache<u64, String> =
-//!     Cache::builder().fallback(Fallback::tier(ServiceTier::new(resilient))).build()?;
+//!     .timeout(Duration::from_millis(50));
+//! let cache: Cache<u64, String> = Cache::builder()
+//!     .fallback(Fallback::tier(ServiceTier::layered(storage, layers)))
+//!     .build()?;
 //! cache.insert(1, "one".into()).await?;
 //! # Ok(()) }
 //! ```
@@ -33,8 +33,7 @@ mod retry;
 mod service_tier;
 mod tier_service;
 
-pub use error::to_tier_error;
 pub use request::{CacheRequest, CacheResponse};
-pub use retry::{CacheRetry, RetryableError};
+pub use retry::CacheRetry;
 pub use service_tier::ServiceTier;
 pub use tier_service::{TierFuture, TierService};

@@ -1,13 +1,31 @@
+use std::time::Duration;
+
 use stratacache_tier::CacheEntry;
 
 /// A request to a cache tier, as a `tower::Service` receives it.
+///
+/// ```
+/// use stratacache_service::CacheRequest;
+///
+/// let get: CacheRequest<u64, String> = CacheRequest::Get(7);
+/// assert!(get.is_read());
+/// assert!(!CacheRequest::<u64, String>::Clear.is_read());
+/// ```
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CacheRequest<K, V> {
     /// Fetch the entry under the key.
     Get(K),
-    /// Store the entry under the key.
-    Insert(K, CacheEntry<V>),
+    /// Store the entry under the key, to be kept for `keep_for` (see
+    /// [`CacheTier::insert`](stratacache_tier::CacheTier::insert)).
+    Insert {
+        /// The key.
+        key: K,
+        /// The entry, with its timestamps.
+        entry: CacheEntry<V>,
+        /// How long to keep it from now, as the cache measured it (`None`: no limit).
+        keep_for: Option<Duration>,
+    },
     /// Remove the entry under the key.
     Invalidate(K),
     /// Remove every entry.
@@ -23,6 +41,13 @@ impl<K, V> CacheRequest<K, V> {
 }
 
 /// A tier's answer.
+///
+/// ```
+/// use stratacache_service::CacheResponse;
+///
+/// let answer: CacheResponse<String> = CacheResponse::Entry(None);
+/// assert_eq!(answer, CacheResponse::Entry(None));
+/// ```
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CacheResponse<V> {

@@ -1,15 +1,13 @@
 use std::time::Duration;
 
-use stratacache_tier::{BoxError, Error, ErrorKind};
 use tower::retry::Policy;
 
 use crate::CacheRequest;
-use crate::error::kind_of;
 
 /// A `tower::retry::Policy` for cache tiers.
 ///
 /// Retries a [`Get`](CacheRequest::Get) that failed as
-/// [`Unavailable`](ErrorKind::Unavailable) or [`Timeout`](ErrorKind::Timeout), at most
+/// [`Unavailable`](stratacache_tier::ErrorKind::Unavailable) or [`Timeout`](stratacache_tier::ErrorKind::Timeout), at most
 /// `max_retries` times, waiting `base · 2ⁿ` (capped) before the n-th retry. Codec,
 /// rejected and other errors are final, and writes are never retried: a cache would
 /// rather miss than pile writes onto a struggling store.
@@ -48,16 +46,12 @@ impl CacheRetry {
         self.base.saturating_mul(factor).min(self.max)
     }
 
-    fn should_retry(&self, kind: Option<ErrorKind>) -> bool {
-        self.retries_left > 0 && matches!(kind, Some(ErrorKind::Unavailable | ErrorKind::Timeout))
-    }
-
     fn step<K, V>(
         &mut self,
         request: &CacheRequest<K, V>,
-        kind: Option<ErrorKind>,
+        transient: bool,
     ) -> Option<tokio::time::Sleep> {
-        if !request.is_read() || !self.should_retry(kind) {
+        if !request.is_read() || !transient || self.retries_left == 0 {
             return None;
         }
         let delay = self.next_delay();
@@ -67,25 +61,31 @@ impl CacheRetry {
     }
 }
 
-/// The errors a [`CacheRetry`] can judge: a tower stack's boxed error, or a tier error.
-pub trait RetryableError {
-    /// The tier error kind this error stands for, if it is one.
-    fn kind(&self) -> Option<ErrorKind>;
-}
+mod judged {
+    use stratacache_tier::{BoxError, Error, ErrorKind};
 
-impl RetryableError for BoxError {
-    fn kind(&self) -> Option<ErrorKind> {
-        kind_of(self.as_ref())
+    use crate::error::kind_of;
+
+    /// The errors a [`CacheRetry`](super::CacheRetry) can judge: a tower stack's boxed
+    /// error, or a tier error. Sealed: judged by [`Error::is_transient`]'s rule.
+    pub trait Judged {
+        fn is_transient(&self) -> bool;
+    }
+
+    impl Judged for BoxError {
+        fn is_transient(&self) -> bool {
+            kind_of(self.as_ref()).is_some_and(ErrorKind::is_transient)
+        }
+    }
+
+    impl Judged for Error {
+        fn is_transient(&self) -> bool {
+            Error::is_transient(self)
+        }
     }
 }
 
-impl RetryableError for Error {
-    fn kind(&self) -> Option<ErrorKind> {
-        Some(Error::kind(self))
-    }
-}
-
-impl<K: Clone, V: Clone, Res, E: RetryableError> Policy<CacheRequest<K, V>, Res, E> for CacheRetry {
+impl<K: Clone, V: Clone, Res, E: judged::Judged> Policy<CacheRequest<K, V>, Res, E> for CacheRetry {
     type Future = tokio::time::Sleep;
 
     fn retry(
@@ -93,8 +93,14 @@ impl<K: Clone, V: Clone, Res, E: RetryableError> Policy<CacheRequest<K, V>, Res,
         request: &mut CacheRequest<K, V>,
         result: &mut Result<Res, E>,
     ) -> Option<Self::Future> {
-        let kind = result.as_ref().err().and_then(RetryableError::kind);
-        result.is_err().then(|| self.step(request, kind)).flatten()
+        let transient = result
+            .as_ref()
+            .err()
+            .is_some_and(judged::Judged::is_transient);
+        result
+            .is_err()
+            .then(|| self.step(request, transient))
+            .flatten()
     }
 
     fn clone_request(&mut self, request: &CacheRequest<K, V>) -> Option<CacheRequest<K, V>> {

@@ -1,18 +1,43 @@
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
-use stratacache_tier::{BoxError, CacheEntry, CacheTier, Error, ErrorKind};
-use tower::{Service, ServiceExt};
+use std::time::Duration;
 
-use crate::{CacheRequest, CacheResponse, to_tier_error};
+use stratacache_tier::{BoxError, CacheEntry, CacheTier, Error, ErrorKind};
+use tower::{Layer, Service, ServiceExt};
+
+use crate::error::to_tier_error;
+use crate::{CacheRequest, CacheResponse, TierService};
 
 /// A `tower::Service<CacheRequest<K, V>>` as a [`CacheTier`].
 ///
 /// Each call clones the service (the tower convention for sharing one), waits for it to
 /// be ready (`poll_ready`), then calls it: back-pressure from a concurrency or rate
 /// limit is honoured, and nothing is buffered behind the caller's back. Errors become
-/// tier errors by [`to_tier_error`] (a tower timeout is a
-/// [`Timeout`](ErrorKind::Timeout)).
+/// tier errors: a stratacache error keeps its kind, a tower timeout is a
+/// [`Timeout`](ErrorKind::Timeout), load shedding
+/// [`Unavailable`](ErrorKind::Unavailable), anything else [`Other`](ErrorKind::Other).
+///
+/// [`layered`](Self::layered) puts layers around a tier in one call:
+///
+/// ```
+/// use std::time::Duration;
+/// use stratacache::{Cache, Fallback, MemoryTier};
+/// use stratacache_service::{CacheRetry, ServiceTier};
+/// use tower::ServiceBuilder;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), stratacache::Error> {
+/// let storage = MemoryTier::<u64, String>::new(1_000); // in production: Remote::new(redis).into_tier()
+/// let layers = ServiceBuilder::new()
+///     .retry(CacheRetry::new(2))
+///     .timeout(Duration::from_millis(50));
+/// let cache: Cache<u64, String> = Cache::builder()
+///     .fallback(Fallback::tier(ServiceTier::layered(storage, layers)))
+///     .build()?;
+/// cache.insert(1, "one".into()).await?;
+/// assert_eq!(cache.get(&1).await?.as_deref(), Some("one"));
+/// # Ok(()) }
+/// ```
 pub struct ServiceTier<S> {
     service: Mutex<S>,
 }
@@ -24,6 +49,17 @@ impl<S> ServiceTier<S> {
         Self {
             service: Mutex::new(service),
         }
+    }
+
+    /// `tier` behind `layer` (a `tower::ServiceBuilder`, or any layer): the tier is
+    /// served as a [`TierService`], wrapped, and the result used as a tier again.
+    #[must_use]
+    pub fn layered<T, K, V, L>(tier: T, layer: L) -> Self
+    where
+        T: CacheTier<K, V>,
+        L: Layer<TierService<T, K, V>, Service = S>,
+    {
+        Self::new(layer.layer(TierService::new(tier)))
     }
 
     fn handle(&self) -> S
@@ -79,8 +115,18 @@ where
         }
     }
 
-    async fn insert(&self, key: K, entry: CacheEntry<V>) -> Result<(), Error> {
-        match self.call(CacheRequest::Insert(key, entry)).await? {
+    async fn insert(
+        &self,
+        key: K,
+        entry: CacheEntry<V>,
+        keep_for: Option<Duration>,
+    ) -> Result<(), Error> {
+        let request = CacheRequest::Insert {
+            key,
+            entry,
+            keep_for,
+        };
+        match self.call(request).await? {
             CacheResponse::Done => Ok(()),
             other => Err(unexpected(&other)),
         }

@@ -15,6 +15,20 @@ pub type TierFuture<V> = Pin<Box<dyn Future<Output = Result<CacheResponse<V>, Er
 
 /// Any [`CacheTier`] as a `tower::Service<CacheRequest<K, V>>`, always ready. Cheap to
 /// clone. A `stratacache::Cache` is a `CacheTier` too, so a whole cache can be served.
+///
+/// ```
+/// use stratacache::{Cache, MemoryTier};
+/// use stratacache_service::{CacheRequest, CacheResponse, TierService};
+/// use tower::{Service, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), stratacache::Error> {
+/// let cache: Cache<u64, String> = Cache::builder().build()?;
+/// cache.insert(1, "one".into()).await?;
+/// let mut service = TierService::new(cache);
+/// let answer = service.ready().await?.call(CacheRequest::Get(1)).await?;
+/// assert!(matches!(answer, CacheResponse::Entry(Some(entry)) if entry.value() == "one"));
+/// # Ok(()) }
+/// ```
 pub struct TierService<T, K, V> {
     tier: Arc<T>,
     _types: PhantomData<fn(K, V)>,
@@ -68,9 +82,14 @@ where
         Box::pin(async move {
             match request {
                 CacheRequest::Get(key) => tier.get(&key).await.map(CacheResponse::Entry),
-                CacheRequest::Insert(key, entry) => {
-                    tier.insert(key, entry).await.map(|()| CacheResponse::Done)
-                }
+                CacheRequest::Insert {
+                    key,
+                    entry,
+                    keep_for,
+                } => tier
+                    .insert(key, entry, keep_for)
+                    .await
+                    .map(|()| CacheResponse::Done),
                 CacheRequest::Invalidate(key) => {
                     tier.invalidate(&key).await.map(|()| CacheResponse::Done)
                 }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use stratacache::{Cache, Fallback, FrozenClock, Remote};
-use stratacache_redis::{RedisConfig, RedisTier};
+use stratacache_redis::{RedisConfig, RedisStore};
 use stratacache_service::{CacheRetry, ServiceTier, TierService};
 use stratacache_testkit::RedisServer;
 use tower::ServiceBuilder;
@@ -13,8 +13,8 @@ use tower::ServiceBuilder;
 async fn timeout_and_retry_keep_a_cache_answering_through_a_redis_outage() {
     let mut server = RedisServer::start().unwrap();
     let clock = FrozenClock::new();
-    let redis = RedisTier::new(RedisConfig::from_url(server.url()).namespace("tower")).unwrap();
-    let typed = Remote::new(redis).into_tier::<u64, String>(clock.clock());
+    let redis = RedisStore::new(RedisConfig::from_url(server.url()).namespace("tower")).unwrap();
+    let typed = Remote::new(redis).into_tier::<u64, String>();
     let cache: Cache<u64, String> = Cache::builder()
         .clock(&clock)
         .ttl(Duration::from_secs(60))
@@ -54,7 +54,8 @@ async fn timeout_and_retry_keep_a_cache_answering_through_a_redis_outage() {
     for _ in 0..50 {
         cache.insert(3, "after".into()).await.unwrap();
         cache.invalidate(&99).await.unwrap();
-        let fresh = RedisTier::new(RedisConfig::from_url(server.url()).namespace("tower")).unwrap();
+        let fresh =
+            RedisStore::new(RedisConfig::from_url(server.url()).namespace("tower")).unwrap();
         let reader: Cache<u64, String> = Cache::builder()
             .clock(&clock)
             .fallback(Fallback::remote(Remote::new(fresh)))

@@ -35,7 +35,7 @@ async fn a_timeout_layer_turns_a_slow_tier_into_a_timeout_error() {
 #[tokio::test(start_paused = true)]
 async fn retry_retries_unavailable_reads_as_configured() {
     let flaky = MockTier::<u32, String>::new();
-    flaky.insert(1, entry("v")).await.unwrap();
+    flaky.insert(1, entry("v"), None).await.unwrap();
     flaky.reset_calls();
     let tier = ServiceTier::new(
         ServiceBuilder::new()
@@ -84,7 +84,7 @@ async fn retry_never_retries_codec_errors_or_writes() {
     assert_eq!(tier.get(&1).await.unwrap_err().kind(), ErrorKind::Codec);
     assert_eq!(tier_under.count(TierOp::Get), 1);
     tier_under.fail(TierOp::Insert, ErrorKind::Unavailable);
-    assert!(tier.insert(1, entry("v")).await.is_err());
+    assert!(tier.insert(1, entry("v"), None).await.is_err());
     assert_eq!(
         tier_under.count(TierOp::Insert),
         1,
@@ -136,7 +136,7 @@ async fn a_concurrency_limit_holds() {
 #[tokio::test]
 async fn a_cache_answers_as_a_service_end_to_end() {
     let cache: Cache<u32, String> = Cache::builder()
-        .fallback(Fallback::memory())
+        .fallback(Fallback::memory(|tier| tier))
         .build()
         .unwrap();
     let mut service = TierService::new(cache.clone());
@@ -144,7 +144,11 @@ async fn a_cache_answers_as_a_service_end_to_end() {
         .ready()
         .await
         .unwrap()
-        .call(CacheRequest::Insert(1, entry("one")))
+        .call(CacheRequest::Insert {
+            key: 1,
+            entry: entry("one"),
+            keep_for: None,
+        })
         .await
         .unwrap();
     assert_eq!(done, CacheResponse::Done);
@@ -164,7 +168,10 @@ async fn a_cache_answers_as_a_service_end_to_end() {
 #[tokio::test(start_paused = true)]
 async fn a_stacked_service_plugs_back_in_as_a_fallback() {
     let storage = MockTier::<u32, String>::new();
-    storage.insert(1, entry("from storage")).await.unwrap();
+    storage
+        .insert(1, entry("from storage"), None)
+        .await
+        .unwrap();
     let cache: Cache<u32, String> = Cache::builder()
         .fallback(Fallback::tier(ServiceTier::new(
             ServiceBuilder::new()

@@ -3,155 +3,39 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
-use stratacache_memory::{EvictionCause, MemoryTier, MemoryTierBuilder};
+use stratacache_memory::MemoryTierBuilder;
 use stratacache_tier::{CacheTier, Clock, Error, ErrorKind};
 
+use crate::cache::Cache;
 use crate::coalesce::Coalescer;
+use crate::fallback::Fallback;
 use crate::generation::Generations;
 use crate::inner::Inner;
 use crate::key_lock::KeyLocks;
-use crate::level::{Level, TierHandle};
-use crate::refresh::Refresher;
-use crate::telemetry::{CacheEvent, Handler, Telemetry, TierCounters};
-use crate::{Cache, Fallback, InsertPolicy, PromotionPolicy, TimeToRefresh};
+use crate::level::Level;
+use crate::policy::InsertPolicy;
+use crate::refresh::{Refresher, TimeToRefresh};
+use crate::spec::{LevelSpec, Storage};
+use crate::telemetry::{CacheEvent, Handler, Telemetry};
 
-type BuildWithClock<K, V> = Box<dyn FnOnce(&Clock) -> TierHandle<K, V> + Send>;
-
-type ConfigureMemory<K, V> =
-    Box<dyn FnOnce(MemoryTierBuilder<K, V>) -> MemoryTierBuilder<K, V> + Send>;
-
-/// Where a level keeps its entries, before the cache is built.
-pub(crate) enum Storage<K, V> {
-    /// A memory tier, built with the cache's clock once that is known.
-    Memory(ConfigureMemory<K, V>),
-    /// A tier that needs the cache's clock, built once that is known.
-    #[cfg_attr(
-        not(feature = "serialize"),
-        expect(dead_code, reason = "only remote tiers need it")
-    )]
-    WithClock(BuildWithClock<K, V>),
-    Tier(TierHandle<K, V>),
-}
-
-impl<K, V> Storage<K, V>
+impl<K, V> Cache<K, V>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    pub(crate) fn memory() -> Self {
-        Self::Memory(Box::new(|builder| builder))
-    }
-
-    pub(crate) fn memory_with(
-        configure: impl FnOnce(MemoryTierBuilder<K, V>) -> MemoryTierBuilder<K, V> + Send + 'static,
-    ) -> Self {
-        Self::Memory(Box::new(configure))
-    }
-
-    pub(crate) fn tier(tier: impl CacheTier<K, V>) -> Self {
-        Self::Tier(TierHandle::Dyn(Arc::new(tier)))
-    }
-
-    fn build(
-        self,
-        clock: &Clock,
-        name: &Arc<str>,
-        counters: &Arc<TierCounters>,
-        telemetry: &Arc<Telemetry>,
-        track_evictions: bool,
-    ) -> TierHandle<K, V> {
-        match self {
-            Self::Memory(configure) => {
-                let mut builder = configure(MemoryTier::builder().clock(clock.clone()));
-                if track_evictions {
-                    let (name, counters, telemetry) = (
-                        Arc::clone(name),
-                        Arc::clone(counters),
-                        Arc::clone(telemetry),
-                    );
-                    builder =
-                        builder.eviction_listener(move |_key, _entry, cause: EvictionCause| {
-                            if cause.was_evicted() {
-                                telemetry.evicted(&name, &counters);
-                            }
-                        });
-                }
-                TierHandle::Memory(builder.build())
-            }
-            Self::Tier(handle) => handle,
-            Self::WithClock(build) => build(clock),
-        }
-    }
-}
-
-/// The settings of one level, before the cache is built.
-pub(crate) struct LevelSpec<K, V> {
-    pub(crate) storage: Storage<K, V>,
-    pub(crate) name: Option<String>,
-    pub(crate) ttl: Option<Duration>,
-    pub(crate) insert_policy: InsertPolicy<V>,
-    pub(crate) promotion: PromotionPolicy<V>,
-}
-
-impl<K, V> LevelSpec<K, V>
-where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    pub(crate) fn new(storage: Storage<K, V>) -> Self {
-        Self {
-            storage,
-            name: None,
-            ttl: None,
-            insert_policy: InsertPolicy::always(),
-            promotion: PromotionPolicy::always(),
-        }
-    }
-
-    fn build(
-        self,
-        depth: usize,
-        clock: &Clock,
-        telemetry: &Arc<Telemetry>,
-        track_evictions: bool,
-    ) -> Result<Level<K, V>, Error> {
-        let name: Arc<str> = match self.name {
-            Some(name) => name.into(),
-            None => format!("l{}", depth + 1).into(),
-        };
-        if self.ttl == Some(Duration::ZERO) {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!("tier `{name}` has a zero TTL: it could never serve an entry"),
-            ));
-        }
-        let counters = Arc::default();
-        Ok(Level {
-            tier: self
-                .storage
-                .build(clock, &name, &counters, telemetry, track_evictions),
-            name,
-            ttl: self.ttl,
-            insert_policy: self.insert_policy,
-            promotion: self.promotion,
-            counters,
-        })
-    }
-}
-
-impl<K, V> fmt::Debug for LevelSpec<K, V> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let storage = match &self.storage {
-            Storage::Memory(_) | Storage::Tier(TierHandle::Memory(_)) => "memory",
-            Storage::Tier(TierHandle::Dyn(_)) | Storage::WithClock(_) => "tier",
-        };
-        f.debug_struct("LevelSpec")
-            .field("storage", &storage)
-            .field("name", &self.name)
-            .field("ttl", &self.ttl)
-            .field("insert_policy", &self.insert_policy)
-            .field("promotion", &self.promotion)
-            .finish()
+    /// Starts configuring a cache: an unbounded memory L1 and the system clock until told
+    /// otherwise.
+    ///
+    /// ```
+    /// use stratacache::Cache;
+    ///
+    /// let cache: Cache<u64, String> = Cache::builder().name("users").build()?;
+    /// assert_eq!(cache.name(), "users");
+    /// assert_eq!(cache.tier_names(), ["l1"]);
+    /// # Ok::<(), stratacache::Error>(())
+    /// ```
+    pub fn builder() -> CacheBuilder<K, V> {
+        CacheBuilder::new()
     }
 }
 
@@ -184,7 +68,7 @@ where
             name: None,
             clock: Clock::system(),
             strict: false,
-            l1: LevelSpec::new(Storage::memory()),
+            l1: LevelSpec::new(Storage::memory(|tier| tier)),
             fallbacks: Vec::new(),
             stampede_protection: false,
             time_to_refresh: None,
@@ -194,11 +78,11 @@ where
         }
     }
 
-    /// Coalesce concurrent misses of one key: one lookup of the fallback tiers and one
-    /// load run, and every waiting caller gets their result, errors included. Hits never
-    /// pay for it.
-    pub fn stampede_protection(mut self) -> Self {
-        self.stampede_protection = true;
+    /// Whether concurrent misses of one key are coalesced (off by default): one lookup of
+    /// the fallback tiers and one load run, and every waiting caller gets their result,
+    /// errors included. Hits never pay for it.
+    pub fn stampede_protection(mut self, enabled: bool) -> Self {
+        self.stampede_protection = enabled;
         self
     }
 
@@ -253,36 +137,40 @@ where
         self
     }
 
-    /// L1 is an unbounded in-process memory tier (the default).
-    pub fn memory(self) -> Self {
-        self.l1_storage(Storage::memory())
-    }
-
-    /// L1 is an in-process memory tier configured by `configure`, which receives a
-    /// builder already holding the cache's clock.
+    /// L1 is an in-process memory tier that this builder makes, configured by
+    /// `configure` (capacity, weigher, listeners). Without this call L1 is an unbounded
+    /// one. Its entries live by the cache's TTL and clock.
     ///
     /// ```
     /// use stratacache::Cache;
     ///
     /// let cache: Cache<u64, u64> =
-    ///     Cache::builder().memory_with(|tier| tier.max_capacity(10_000)).build()?;
+    ///     Cache::builder().memory(|tier| tier.max_capacity(10_000)).build()?;
     /// # Ok::<(), stratacache::Error>(())
     /// ```
-    pub fn memory_with(
+    pub fn memory(
         self,
         configure: impl FnOnce(MemoryTierBuilder<K, V>) -> MemoryTierBuilder<K, V> + Send + 'static,
     ) -> Self {
-        self.l1_storage(Storage::memory_with(configure))
+        self.l1_storage(Storage::memory(configure))
     }
 
-    /// L1 is a memory tier built beforehand. It keeps its own clock for reclaiming
-    /// entries; the cache's clock still judges what is served. A hit stays on the
-    /// synchronous, allocation-free path.
-    pub fn memory_tier(self, tier: MemoryTier<K, V>) -> Self {
-        self.l1_storage(Storage::Tier(TierHandle::Memory(tier)))
-    }
-
-    /// L1 is any [`CacheTier`].
+    /// L1 is a tier made elsewhere: any [`CacheTier`]. A
+    /// [`MemoryTier`](crate::MemoryTier) keeps the synchronous, allocation-free hit path
+    /// (but only tiers the builder makes report evictions).
+    ///
+    /// ```
+    /// use stratacache::{Cache, MemoryTier};
+    ///
+    /// let l1 = MemoryTier::new(1_000);
+    /// let cache: Cache<u64, u64> = Cache::builder().tier(l1.clone()).build()?;
+    /// # futures::executor::block_on(async {
+    /// cache.insert(1, 10).await?;
+    /// assert_eq!(l1.lookup(&1).map(|entry| *entry.value()), Some(10));
+    /// # Ok::<(), stratacache::Error>(())
+    /// # })?;
+    /// # Ok::<(), stratacache::Error>(())
+    /// ```
     pub fn tier(self, tier: impl CacheTier<K, V>) -> Self {
         self.l1_storage(Storage::tier(tier))
     }
@@ -305,14 +193,9 @@ where
         self
     }
 
-    /// Adds a tier (and the tiers chained below it) under the ones configured so far.
+    /// Adds a tier under the ones configured so far: the first call adds L2, the next L3.
     pub fn fallback(mut self, fallback: Fallback<K, V>) -> Self {
-        let mut next = Some(Box::new(fallback));
-        while let Some(fallback) = next {
-            let Fallback { spec, next: below } = *fallback;
-            self.fallbacks.push(spec);
-            next = below;
-        }
+        self.fallbacks.push(fallback.spec);
         self
     }
 
@@ -329,15 +212,13 @@ where
         let levels = std::iter::once(self.l1)
             .chain(self.fallbacks)
             .enumerate()
-            .map(|(depth, spec)| spec.build(depth, &clock, &telemetry, track_evictions))
+            .map(|(depth, spec)| spec.build(depth, &telemetry, track_evictions))
             .collect::<Result<Box<[_]>, _>>()?;
         let refresher = match self.time_to_refresh {
             Some(config) => Some(Refresher::new(check_refresh(config, &levels)?)),
             None => None,
         };
-        let l1_judges_expiry = levels[0]
-            .memory()
-            .is_none_or(|memory| !(clock.is_system() && memory.clock().is_system()));
+        let l1_judges_expiry = !clock.is_system() || levels[0].memory().is_none();
         // A lone memory L1 changes atomically; anything else is serialized per key.
         let needs_key_locks = levels.len() > 1 || levels[0].memory().is_none();
         let inner = Inner {

@@ -11,10 +11,10 @@ use stratacache_tier::{CacheEntry, Clock, Error};
 use crate::coalesce::Fetched;
 use crate::erased::BoxFuture;
 use crate::inner::Inner;
+use crate::outcome::WriteOutcome;
 use crate::telemetry::{CacheStats, Op, Operation, OperationOutcome, TierStats};
 use crate::walk::{FirstLook, Walk};
 use crate::write::Change;
-use crate::{CacheBuilder, WriteOutcome};
 
 /// A multi-tier cache: one type whatever its tiers, cheap to clone, `Send + Sync`.
 ///
@@ -39,7 +39,7 @@ use crate::{CacheBuilder, WriteOutcome};
 ///   lack or hold differently (except where a tier's insert policy declines a value).
 /// - **A failing tier.** When a tier fails a write, the tiers above it drop their copy
 ///   of the key rather than keep a value it may lack, and the [`WriteOutcome`] says
-///   which tiers failed; [`strict`](CacheBuilder::strict) returns the lowest failure as
+///   which tiers failed; [`strict`](crate::CacheBuilder::strict) returns the lowest failure as
 ///   an error instead. Lookups read a failing tier as a counted miss (strict: an error).
 ///   A loaded value always reaches its caller, even when storing it failed.
 /// - **Expiry** is judged with the cache's [`Clock`] at every tier. An entry's age
@@ -47,7 +47,7 @@ use crate::{CacheBuilder, WriteOutcome};
 ///   and never outlives its remaining TTL. An entry stamped in the future by more than
 ///   [`MAX_CLOCK_SKEW`](stratacache_tier::MAX_CLOCK_SKEW) (or its TTL) is expired: a clock
 ///   that steps back does not stretch an entry's life.
-/// - **Coalescing** (with [`stampede_protection`](CacheBuilder::stampede_protection)):
+/// - **Coalescing** (with [`stampede_protection`](crate::CacheBuilder::stampede_protection)):
 ///   concurrent misses of one key, with no write between them, share one lookup and one
 ///   load, and its result.
 /// - **Across instances** the model holds per instance: another instance's L1 may keep
@@ -61,7 +61,7 @@ use crate::{CacheBuilder, WriteOutcome};
 /// let cache: Cache<String, u64> = Cache::builder()
 ///     .name("users")
 ///     .ttl(Duration::from_secs(60))
-///     .fallback(Fallback::memory().ttl(Duration::from_secs(600)))
+///     .fallback(Fallback::memory(|tier| tier).ttl(Duration::from_secs(600)))
 ///     .build()?;
 ///
 /// cache.insert("alice".to_string(), 1).await?;
@@ -80,17 +80,11 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// Starts configuring a cache: an unbounded memory L1 and the system clock until told
-    /// otherwise.
-    pub fn builder() -> CacheBuilder<K, V> {
-        CacheBuilder::new()
-    }
-
     /// The value under `key`, if a tier holds a live one.
     ///
     /// # Errors
     ///
-    /// Only with [`strict`](CacheBuilder::strict): the first tier failure.
+    /// Only with [`strict`](crate::CacheBuilder::strict): the first tier failure.
     #[inline]
     pub fn get<'a, Q>(
         &'a self,
@@ -164,7 +158,7 @@ where
     ///
     /// # Errors
     ///
-    /// Only with [`strict`](CacheBuilder::strict): the first tier failure.
+    /// Only with [`strict`](crate::CacheBuilder::strict): the first tier failure.
     pub async fn get_entry(&self, key: &K) -> Result<Option<CacheEntry<V>>, Error> {
         self.look(Operation::Get, key, Walk::Read).await
     }
@@ -173,7 +167,7 @@ where
     ///
     /// # Errors
     ///
-    /// Only with [`strict`](CacheBuilder::strict): the first tier failure.
+    /// Only with [`strict`](crate::CacheBuilder::strict): the first tier failure.
     pub async fn contains<Q>(&self, key: &Q) -> Result<bool, Error>
     where
         K: Borrow<Q>,
@@ -213,7 +207,7 @@ where
     ///
     /// # Errors
     ///
-    /// Only with [`strict`](CacheBuilder::strict): the lowest tier that failed (the
+    /// Only with [`strict`](crate::CacheBuilder::strict): the lowest tier that failed (the
     /// tiers above it then hold no copy). Without it, failures are in the
     /// [`WriteOutcome`].
     pub async fn insert(&self, key: K, value: V) -> Result<WriteOutcome, Error> {
@@ -252,7 +246,7 @@ where
     ///
     /// # Errors
     ///
-    /// Only with [`strict`](CacheBuilder::strict): the lowest tier that failed (every
+    /// Only with [`strict`](crate::CacheBuilder::strict): the lowest tier that failed (every
     /// tier is still tried).
     pub async fn invalidate<Q>(&self, key: &Q) -> Result<WriteOutcome, Error>
     where
@@ -279,7 +273,7 @@ where
     ///
     /// # Errors
     ///
-    /// Only with [`strict`](CacheBuilder::strict): the lowest tier that failed (every
+    /// Only with [`strict`](crate::CacheBuilder::strict): the lowest tier that failed (every
     /// tier is still tried).
     pub async fn clear(&self) -> Result<WriteOutcome, Error> {
         let op = self.inner.telemetry.start(Operation::Clear);

@@ -2,17 +2,22 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use stratacache_tier::{CacheEntry, CacheTier, Error};
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// The object-safe twin of [`CacheTier`]. Futures are boxed here, on the async path only:
-/// the synchronous [`get_now`](DynTier::get_now) is tried first and never allocates.
+/// The object-safe twin of [`CacheTier`]. Futures are boxed here; a memory tier never
+/// comes this way (see `TierHandle`), so its hits don't.
 pub(crate) trait DynTier<K, V>: Send + Sync {
-    fn get_now(&self, key: &K) -> Option<Result<Option<CacheEntry<V>>, Error>>;
     fn get<'a>(&'a self, key: &'a K) -> BoxFuture<'a, Result<Option<CacheEntry<V>>, Error>>;
-    fn insert(&self, key: K, entry: CacheEntry<V>) -> BoxFuture<'_, Result<(), Error>>;
+    fn insert(
+        &self,
+        key: K,
+        entry: CacheEntry<V>,
+        keep_for: Option<Duration>,
+    ) -> BoxFuture<'_, Result<(), Error>>;
     fn invalidate<'a>(&'a self, key: &'a K) -> BoxFuture<'a, Result<(), Error>>;
     fn clear(&self) -> BoxFuture<'_, Result<(), Error>>;
     fn len(&self) -> Option<u64>;
@@ -24,17 +29,17 @@ where
     K: Send + Sync + 'static,
     V: Send + 'static,
 {
-    #[inline]
-    fn get_now(&self, key: &K) -> Option<Result<Option<CacheEntry<V>>, Error>> {
-        CacheTier::get_now(self, key)
-    }
-
     fn get<'a>(&'a self, key: &'a K) -> BoxFuture<'a, Result<Option<CacheEntry<V>>, Error>> {
         Box::pin(CacheTier::get(self, key))
     }
 
-    fn insert(&self, key: K, entry: CacheEntry<V>) -> BoxFuture<'_, Result<(), Error>> {
-        Box::pin(CacheTier::insert(self, key, entry))
+    fn insert(
+        &self,
+        key: K,
+        entry: CacheEntry<V>,
+        keep_for: Option<Duration>,
+    ) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(CacheTier::insert(self, key, entry, keep_for))
     }
 
     fn invalidate<'a>(&'a self, key: &'a K) -> BoxFuture<'a, Result<(), Error>> {

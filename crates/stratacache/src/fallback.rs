@@ -5,10 +5,11 @@ use std::time::Duration;
 use stratacache_memory::MemoryTierBuilder;
 use stratacache_tier::CacheTier;
 
-use crate::builder::{LevelSpec, Storage};
-use crate::{InsertPolicy, PromotionPolicy};
+use crate::policy::{InsertPolicy, PromotionPolicy};
+use crate::spec::{LevelSpec, Storage};
 
-/// A tier below L1, with the settings that belong to it, and optionally the tier below it.
+/// A tier below L1, with the settings that belong to it. Add them in order with
+/// [`CacheBuilder::fallback`](crate::CacheBuilder::fallback).
 ///
 /// Only per-tier settings live here: name, TTL, insert and promotion policies. Settings
 /// of the whole cache (clock, strictness, its name) exist only on
@@ -20,20 +21,19 @@ use crate::{InsertPolicy, PromotionPolicy};
 ///
 /// let cache: Cache<u64, String> = Cache::builder()
 ///     .ttl(Duration::from_secs(30))
+///     .fallback(Fallback::memory(|tier| tier).ttl(Duration::from_secs(300)))
 ///     .fallback(
-///         Fallback::memory()
-///             .name("l2")
-///             .ttl(Duration::from_secs(300))
-///             .fallback(Fallback::memory().name("l3").promotion(PromotionPolicy::never())),
+///         Fallback::memory(|tier| tier.max_capacity(1_000_000))
+///             .name("big")
+///             .promotion(PromotionPolicy::never()),
 ///     )
 ///     .build()?;
-/// assert_eq!(cache.tier_names(), ["l1", "l2", "l3"]);
+/// assert_eq!(cache.tier_names(), ["l1", "l2", "big"]);
 /// # Ok::<(), stratacache::Error>(())
 /// ```
 #[must_use]
 pub struct Fallback<K, V> {
     pub(crate) spec: LevelSpec<K, V>,
-    pub(crate) next: Option<Box<Fallback<K, V>>>,
 }
 
 impl<K, V> Fallback<K, V>
@@ -41,42 +41,36 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// An unbounded in-process tier that reads the cache's clock.
-    pub fn memory() -> Self {
-        Self::with(Storage::memory())
-    }
-
-    /// An in-process tier configured by `configure`, which receives a builder already
-    /// holding the cache's clock.
-    pub fn memory_with(
+    /// An in-process tier that the builder makes, configured by `configure` (`|tier|
+    /// tier` for an unbounded one). Its entries live by this fallback's TTL and the
+    /// cache's clock.
+    pub fn memory(
         configure: impl FnOnce(MemoryTierBuilder<K, V>) -> MemoryTierBuilder<K, V> + Send + 'static,
     ) -> Self {
-        Self::with(Storage::memory_with(configure))
+        Self::with(Storage::memory(configure))
     }
 
-    /// Any [`CacheTier`].
+    /// A tier made elsewhere: any [`CacheTier`] (a [`MemoryTier`](crate::MemoryTier), a
+    /// nested [`Cache`](crate::Cache), a `ServiceTier`).
     pub fn tier(tier: impl CacheTier<K, V>) -> Self {
         Self::with(Storage::tier(tier))
     }
 
-    /// A bytes-level store (Redis, memcached) behind the codec boundary: see [`Remote`](crate::Remote).
+    /// A bytes-level store (Redis, memcached) behind the codec boundary: the postcard
+    /// codec, schema version 0. For another codec or schema version, pass a
+    /// [`Remote`](crate::Remote) built with them.
     #[cfg(feature = "serialize")]
-    pub fn remote<S, C>(remote: crate::Remote<S, C>) -> Self
+    pub fn remote<S, C>(remote: impl Into<crate::Remote<S, C>>) -> Self
     where
         S: stratacache_tier::ByteStore,
         C: crate::Codec<K> + crate::Codec<V>,
     {
-        Self::with(Storage::WithClock(Box::new(move |clock| {
-            crate::level::TierHandle::Dyn(std::sync::Arc::new(
-                remote.into_tier::<K, V>(clock.clone()),
-            ))
-        })))
+        Self::tier(remote.into().into_tier::<K, V>())
     }
 
     fn with(storage: Storage<K, V>) -> Self {
         Self {
             spec: LevelSpec::new(storage),
-            next: None,
         }
     }
 
@@ -104,19 +98,12 @@ where
         self.spec.promotion = policy;
         self
     }
-
-    /// The tier consulted when this one misses. Calling it again replaces the previous one.
-    pub fn fallback(mut self, next: Self) -> Self {
-        self.next = Some(Box::new(next));
-        self
-    }
 }
 
 impl<K, V> fmt::Debug for Fallback<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Fallback")
             .field("spec", &self.spec)
-            .field("next", &self.next)
             .finish()
     }
 }

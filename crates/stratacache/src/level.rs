@@ -1,21 +1,46 @@
 //! One tier of a built cache, with the settings that belong to it.
 
+use std::any::Any;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use stratacache_memory::MemoryTier;
-use stratacache_tier::{CacheEntry, Error};
+use stratacache_tier::{CacheEntry, CacheTier, Error};
 
 use crate::erased::DynTier;
 use crate::telemetry::TierCounters;
 use crate::{InsertPolicy, PromotionPolicy};
 
 /// The storage of a level. The memory tier is known by type so that a hit can be looked
-/// up by a borrowed key (`&str` for `String`) without building an owned key.
+/// up by a borrowed key (`&str` for `String`) without building an owned key, and answered
+/// without awaiting or allocating.
 pub(crate) enum TierHandle<K, V> {
     Memory(MemoryTier<K, V>),
     Dyn(Arc<dyn DynTier<K, V>>),
+}
+
+impl<K, V> TierHandle<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Any tier; a [`MemoryTier`] is recognised, so it keeps the synchronous hit path
+    /// whichever door it came through.
+    pub(crate) fn of<T: CacheTier<K, V>>(tier: T) -> Self {
+        let mut tier = Some(tier);
+        match (&mut tier as &mut dyn Any).downcast_mut::<Option<MemoryTier<K, V>>>() {
+            Some(memory) => Self::Memory(memory.take().expect("set above")),
+            None => Self::Dyn(Arc::new(tier.expect("not taken"))),
+        }
+    }
+}
+
+/// What a tier is handed to store: its copy of an entry, and how long to keep it (the
+/// copy's remaining TTL, measured with the cache's clock).
+pub(crate) struct Copy<V> {
+    pub(crate) entry: CacheEntry<V>,
+    pub(crate) keep_for: Option<Duration>,
 }
 
 pub(crate) struct Level<K, V> {
@@ -45,20 +70,17 @@ where
     pub(crate) async fn get(&self, key: &K) -> Result<Option<CacheEntry<V>>, Error> {
         match &self.tier {
             TierHandle::Memory(memory) => Ok(memory.lookup(key)),
-            TierHandle::Dyn(tier) => match tier.get_now(key) {
-                Some(answer) => answer,
-                None => tier.get(key).await,
-            },
+            TierHandle::Dyn(tier) => tier.get(key).await,
         }
     }
 
-    pub(crate) async fn insert(&self, key: K, entry: CacheEntry<V>) -> Result<(), Error> {
+    pub(crate) async fn insert(&self, key: K, copy: Copy<V>) -> Result<(), Error> {
         match &self.tier {
             TierHandle::Memory(memory) => {
-                memory.store(key, entry);
+                memory.store(key, copy.entry, copy.keep_for);
                 Ok(())
             }
-            TierHandle::Dyn(tier) => tier.insert(key, entry).await,
+            TierHandle::Dyn(tier) => tier.insert(key, copy.entry, copy.keep_for).await,
         }
     }
 
@@ -88,15 +110,20 @@ where
 
     /// The copy of `entry` this tier stores at `now`: same production time, and a TTL
     /// that ends at whichever comes first, the entry's own expiry or `now` plus this
-    /// tier's TTL. `None` when that copy would already be expired.
-    pub(crate) fn copy_for(&self, entry: &CacheEntry<V>, now: SystemTime) -> Option<CacheEntry<V>> {
+    /// tier's TTL; with how long that leaves, for the tier to keep it. `None` when that
+    /// copy would already be expired.
+    pub(crate) fn copy_for(&self, entry: &CacheEntry<V>, now: SystemTime) -> Option<Copy<V>> {
         let ttl = match (entry.ttl(), self.ttl) {
             (own, None) => own,
             (None, Some(tier)) => Some(entry.age(now).saturating_add(tier)),
             (Some(own), Some(tier)) => Some(own.min(entry.age(now).saturating_add(tier))),
         };
-        let copy = CacheEntry::new(entry.value().clone(), entry.cached_at(), ttl);
-        (!copy.is_expired(now)).then_some(copy)
+        let entry = CacheEntry::new(entry.value().clone(), entry.cached_at(), ttl);
+        if entry.is_expired(now) {
+            return None;
+        }
+        let keep_for = entry.remaining_ttl(now);
+        Some(Copy { entry, keep_for })
     }
 }
 
@@ -123,8 +150,9 @@ mod tests {
         let now = t0 + 30 * SEC;
         let entry = CacheEntry::new(1, t0, Some(3_600 * SEC));
         let copy = level(Some(60 * SEC)).copy_for(&entry, now).unwrap();
-        assert_eq!(copy.cached_at(), t0);
-        assert_eq!(copy.remaining_ttl(now), Some(60 * SEC));
+        assert_eq!(copy.entry.cached_at(), t0);
+        assert_eq!(copy.entry.remaining_ttl(now), Some(60 * SEC));
+        assert_eq!(copy.keep_for, Some(60 * SEC), "the tier is told the same");
     }
 
     #[test]
@@ -133,9 +161,10 @@ mod tests {
         let now = t0 + 50 * SEC;
         let entry = CacheEntry::new(1, t0, Some(60 * SEC));
         let copy = level(Some(600 * SEC)).copy_for(&entry, now).unwrap();
-        assert_eq!(copy.remaining_ttl(now), Some(10 * SEC));
+        assert_eq!(copy.entry.remaining_ttl(now), Some(10 * SEC));
+        assert_eq!(copy.keep_for, Some(10 * SEC));
         let untimed = level(None).copy_for(&entry, now).unwrap();
-        assert_eq!(untimed.remaining_ttl(now), Some(10 * SEC));
+        assert_eq!(untimed.entry.remaining_ttl(now), Some(10 * SEC));
     }
 
     #[test]
@@ -151,7 +180,8 @@ mod tests {
         let now = t0 + 5 * SEC;
         let entry = CacheEntry::new(1, t0, None);
         let copy = level(Some(10 * SEC)).copy_for(&entry, now).unwrap();
-        assert_eq!(copy.remaining_ttl(now), Some(10 * SEC));
-        assert_eq!(level(None).copy_for(&entry, now).unwrap().ttl(), None);
+        assert_eq!(copy.entry.remaining_ttl(now), Some(10 * SEC));
+        let untimed = level(None).copy_for(&entry, now).unwrap();
+        assert_eq!((untimed.entry.ttl(), untimed.keep_for), (None, None));
     }
 }

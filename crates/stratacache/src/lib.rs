@@ -11,9 +11,9 @@
 //! # futures::executor::block_on(async {
 //! let cache: Cache<String, String> = Cache::builder()
 //!     .name("profiles")
-//!     .memory_with(|l1| l1.max_capacity(10_000))
+//!     .memory(|l1| l1.max_capacity(10_000))
 //!     .ttl(Duration::from_secs(60))
-//!     .fallback(Fallback::memory().ttl(Duration::from_secs(3_600)))
+//!     .fallback(Fallback::memory(|tier| tier).ttl(Duration::from_secs(3_600)))
 //!     .build()?;
 //!
 //! let profile = cache
@@ -58,6 +58,7 @@ mod load;
 mod outcome;
 mod policy;
 mod refresh;
+mod spec;
 pub mod telemetry;
 mod tier_impl;
 mod walk;

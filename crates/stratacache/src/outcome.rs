@@ -18,7 +18,7 @@ use stratacache_tier::Error;
 /// use stratacache::{Cache, Fallback, TierWriteResult};
 ///
 /// # futures::executor::block_on(async {
-/// let cache: Cache<u64, String> = Cache::builder().fallback(Fallback::memory()).build()?;
+/// let cache: Cache<u64, String> = Cache::builder().fallback(Fallback::memory(|tier| tier)).build()?;
 /// let outcome = cache.insert(1, "one".to_string()).await?;
 /// assert!(outcome.is_complete());
 /// assert_eq!(outcome.tiers().len(), 2);

@@ -1,6 +1,7 @@
 //! A whole cache as a tier: nest caches, or serve one over tower.
 
 use std::hash::Hash;
+use std::time::Duration;
 
 use stratacache_tier::{CacheEntry, CacheTier, Error};
 
@@ -24,9 +25,23 @@ where
         self.get_entry(key).await
     }
 
-    /// Stores the entry as it is: its production time and TTL are kept. A write that
-    /// some tier failed is an error here, strict or not: the outer cache decides.
-    async fn insert(&self, key: K, entry: CacheEntry<V>) -> Result<(), Error> {
+    /// Stores the entry with its production time, its TTL capped by `keep_for` (measured
+    /// with this cache's clock). A write that some tier failed is an error here, strict
+    /// or not: the outer cache decides.
+    async fn insert(
+        &self,
+        key: K,
+        entry: CacheEntry<V>,
+        keep_for: Option<Duration>,
+    ) -> Result<(), Error> {
+        let entry = match keep_for {
+            Some(keep_for) => {
+                let until = entry.age(self.inner.clock.now()).saturating_add(keep_for);
+                let ttl = entry.ttl().map_or(until, |ttl| ttl.min(until));
+                entry.with_ttl(Some(ttl))
+            }
+            None => entry,
+        };
         let written = self
             .write(Operation::Insert, &key, Change::Store(entry))
             .await?;

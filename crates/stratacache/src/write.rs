@@ -20,7 +20,7 @@ use stratacache_tier::{CacheEntry, Error};
 use crate::generation::{Ticket, WriteGuard};
 use crate::inner::Inner;
 use crate::key_lock::KeyGuard;
-use crate::level::Level;
+use crate::level::{Copy, Level};
 use crate::outcome::{TierWrite, TierWriteResult, WriteOutcome};
 use crate::telemetry::{Op, TierOutcome};
 
@@ -143,14 +143,14 @@ where
         &self,
         level: &Level<K, V>,
         key: &K,
-        copy: CacheEntry<V>,
+        copy: Copy<V>,
         guard: &WriteGuard<'_>,
         op: &Op,
     ) -> TierWriteResult {
         let stopwatch = op.stopwatch();
         let stored = match level.memory() {
             Some(memory) => {
-                guard.in_l1(|| memory.store(key.clone(), copy));
+                guard.in_l1(|| memory.store(key.clone(), copy.entry, copy.keep_for));
                 Ok(())
             }
             None => level.insert(key.clone(), copy).await,
@@ -296,10 +296,9 @@ where
             return;
         };
         let stopwatch = op.stopwatch();
-        if self
-            .generations
-            .publish(ticket, || memory.store(key.clone(), copy))
-        {
+        if self.generations.publish(ticket, || {
+            memory.store(key.clone(), copy.entry, copy.keep_for)
+        }) {
             self.report(op, level, stored, stopwatch);
         }
     }

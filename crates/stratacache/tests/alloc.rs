@@ -78,7 +78,7 @@ fn l1_hits_allocate_nothing() {
         .unwrap();
 
     let numbers: Cache<u64, u64> = Cache::builder()
-        .fallback(Fallback::memory())
+        .fallback(Fallback::memory(|tier| tier))
         .build()
         .unwrap();
     runtime.block_on(numbers.insert(1, 10)).unwrap();
@@ -99,12 +99,12 @@ fn l1_hits_allocate_nothing() {
 
     // Stampede protection and time-to-refresh add nothing to a hit.
     let protected: Cache<u64, u64> = Cache::builder()
-        .stampede_protection()
+        .stampede_protection(true)
         .ttl(std::time::Duration::from_secs(600))
         .time_to_refresh(stratacache::TimeToRefresh::new(
             std::time::Duration::from_secs(300),
         ))
-        .fallback(Fallback::memory())
+        .fallback(Fallback::memory(|tier| tier))
         .build()
         .unwrap();
     runtime.block_on(protected.insert(1, 10)).unwrap();

@@ -30,8 +30,8 @@ impl Pair {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hammering_one_cache_loses_and_tears_nothing() {
     let cache: Cache<u64, Pair> = Cache::builder()
-        .memory_with(|l1| l1.max_capacity(64)) // small: evictions and L2 promotion happen
-        .fallback(Fallback::memory())
+        .memory(|l1| l1.max_capacity(64)) // small: evictions and L2 promotion happen
+        .fallback(Fallback::memory(|tier| tier))
         .build()
         .unwrap();
     const TASKS: u64 = 32;

@@ -20,21 +20,22 @@ fn two_tiers(
     l2: &MockTier<u32, String>,
     stampede: bool,
 ) -> Cache<u32, String> {
-    let builder = Cache::builder()
+    Cache::builder()
         .clock(clock)
-        .fallback(Fallback::tier(l2.clone()));
-    let builder = if stampede {
-        builder.stampede_protection()
-    } else {
-        builder
-    };
-    builder.build().unwrap()
+        .fallback(Fallback::tier(l2.clone()))
+        .stampede_protection(stampede)
+        .build()
+        .unwrap()
 }
 
 async fn seed(l2: &MockTier<u32, String>, clock: &FrozenClock, value: &str) {
-    l2.insert(1, CacheEntry::new(value.to_string(), clock.now(), None))
-        .await
-        .unwrap();
+    l2.insert(
+        1,
+        CacheEntry::new(value.to_string(), clock.now(), None),
+        None,
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test(start_paused = true)]

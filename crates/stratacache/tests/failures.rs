@@ -20,7 +20,7 @@ async fn l2_failure_on_get_is_a_counted_miss() {
     let clock = FrozenClock::new();
     let l2 = MockTier::new();
     let cache = cache(&clock, &l2, false);
-    l2.insert(1, CacheEntry::new("v".into(), clock.now(), None))
+    l2.insert(1, CacheEntry::new("v".into(), clock.now(), None), None)
         .await
         .unwrap();
     l2.fail(TierOp::Get, ErrorKind::Unavailable);

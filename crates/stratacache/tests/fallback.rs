@@ -26,6 +26,7 @@ async fn l2_hit_is_promoted_with_its_remaining_ttl_and_age() {
     l2.insert(
         1,
         CacheEntry::new("v".to_string(), produced, Some(100 * SEC)),
+        None,
     )
     .await
     .unwrap();
@@ -61,6 +62,7 @@ async fn promotion_is_capped_by_the_l1_ttl() {
     l2.insert(
         1,
         CacheEntry::new("v".to_string(), clock.now(), Some(3_600 * SEC)),
+        None,
     )
     .await
     .unwrap();
@@ -87,7 +89,7 @@ async fn promotion_policy_never_keeps_l1_empty() {
         .fallback(Fallback::tier(l2.clone()).promotion(PromotionPolicy::never()))
         .build()
         .unwrap();
-    l2.insert(1, CacheEntry::new("v".into(), clock.now(), None))
+    l2.insert(1, CacheEntry::new("v".into(), clock.now(), None), None)
         .await
         .unwrap();
     for _ in 0..3 {
@@ -108,10 +110,10 @@ async fn promotion_predicate_sees_the_entry() {
         )))
         .build()
         .unwrap();
-    l2.insert(1, CacheEntry::new("abc".into(), clock.now(), None))
+    l2.insert(1, CacheEntry::new("abc".into(), clock.now(), None), None)
         .await
         .unwrap();
-    l2.insert(2, CacheEntry::new("abcdef".into(), clock.now(), None))
+    l2.insert(2, CacheEntry::new("abcdef".into(), clock.now(), None), None)
         .await
         .unwrap();
     cache.get(&1).await.unwrap();
@@ -149,14 +151,16 @@ async fn insert_writes_the_lowest_tier_first() {
     let cache: Cache<u32, String> = Cache::builder()
         .clock(&clock)
         .tier(MockTier::<u32, String>::new())
-        .fallback(Fallback::tier(l2.clone()).fallback(Fallback::tier(l3.clone())))
+        .fallback(Fallback::tier(l2.clone()))
+        .fallback(Fallback::tier(l3.clone()))
         .build()
         .unwrap();
     // Strict, with L3 failing: nothing above it may be written.
     let strict: Cache<u32, String> = Cache::builder()
         .clock(&clock)
         .strict(true)
-        .fallback(Fallback::tier(l2.clone()).fallback(Fallback::tier(l3.clone())))
+        .fallback(Fallback::tier(l2.clone()))
+        .fallback(Fallback::tier(l3.clone()))
         .build()
         .unwrap();
     cache.insert(1, "v".into()).await.unwrap();
@@ -174,15 +178,12 @@ async fn three_tiers_fall_through_and_promote_to_both_above() {
     let l3 = MockTier::new();
     let cache: Cache<u32, String> = Cache::builder()
         .clock(&clock)
-        .fallback(
-            Fallback::tier(l2.clone())
-                .name("l2")
-                .fallback(Fallback::tier(l3.clone()).name("db")),
-        )
+        .fallback(Fallback::tier(l2.clone()).name("l2"))
+        .fallback(Fallback::tier(l3.clone()).name("db"))
         .build()
         .unwrap();
     assert_eq!(cache.tier_names(), ["l1", "l2", "db"]);
-    l3.insert(7, CacheEntry::new("deep".into(), clock.now(), None))
+    l3.insert(7, CacheEntry::new("deep".into(), clock.now(), None), None)
         .await
         .unwrap();
     assert_eq!(cache.get(&7).await.unwrap().as_deref(), Some("deep"));
@@ -230,7 +231,7 @@ async fn contains_does_not_promote() {
     let clock = FrozenClock::new();
     let l2 = MockTier::new();
     let cache = two_tier(&clock, &l2);
-    l2.insert(1, CacheEntry::new("v".into(), clock.now(), Some(SEC)))
+    l2.insert(1, CacheEntry::new("v".into(), clock.now(), Some(SEC)), None)
         .await
         .unwrap();
     assert!(cache.contains(&1).await.unwrap());
@@ -244,7 +245,7 @@ async fn invalidate_during_a_slow_l2_read_is_not_undone_by_promotion() {
     let clock = FrozenClock::new();
     let l2 = MockTier::new();
     let cache = two_tier(&clock, &l2);
-    l2.insert(1, CacheEntry::new("old".into(), clock.now(), None))
+    l2.insert(1, CacheEntry::new("old".into(), clock.now(), None), None)
         .await
         .unwrap();
     l2.delay(TierOp::Get, 10 * SEC);

@@ -55,7 +55,7 @@ async fn get_or_insert_prefers_l2_over_the_loader() {
     let clock = FrozenClock::new();
     let l2 = MockTier::new();
     let cache = two_tier(&clock, &l2);
-    l2.insert("k".into(), CacheEntry::new(7, clock.now(), None))
+    l2.insert("k".into(), CacheEntry::new(7, clock.now(), None), None)
         .await
         .unwrap();
     let value = cache

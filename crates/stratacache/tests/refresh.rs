@@ -66,7 +66,7 @@ async fn stale_hit_is_served_at_once_and_refreshed_once() {
     assert_eq!(cache.stats().refreshes_started, 1);
 
     // Meanwhile another instance wrote a newer value to L2.
-    l2.insert(1, CacheEntry::new("new".into(), clock.now(), None))
+    l2.insert(1, CacheEntry::new("new".into(), clock.now(), None), None)
         .await
         .unwrap();
     queue.run().await;
@@ -183,7 +183,7 @@ async fn default_spawner_refreshes_on_the_tokio_runtime() {
         .unwrap();
     cache.insert(1, "old".into()).await.unwrap();
     clock.advance(10 * SEC);
-    l2.insert(1, CacheEntry::new("new".into(), clock.now(), None))
+    l2.insert(1, CacheEntry::new("new".into(), clock.now(), None), None)
         .await
         .unwrap();
     assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("old"));
@@ -201,7 +201,7 @@ fn refresh_settings_that_cannot_work_are_rejected() {
     let too_late = Cache::<u32, String>::builder()
         .ttl(10 * SEC)
         .time_to_refresh(TimeToRefresh::new(10 * SEC))
-        .fallback(Fallback::memory())
+        .fallback(Fallback::memory(|tier| tier))
         .build()
         .unwrap_err();
     assert_eq!(too_late.kind(), ErrorKind::Config);
@@ -218,7 +218,7 @@ fn outside_a_runtime_a_refresh_fails_visibly_and_the_value_is_still_served() {
     let cache: Cache<u32, String> = Cache::builder()
         .clock(&clock)
         .time_to_refresh(TimeToRefresh::new(10 * SEC))
-        .fallback(Fallback::memory())
+        .fallback(Fallback::memory(|tier| tier))
         .build()
         .unwrap();
     futures::executor::block_on(async {

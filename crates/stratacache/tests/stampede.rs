@@ -14,7 +14,7 @@ const CALLERS: usize = 1_000;
 const BOUND: Duration = Duration::from_secs(30);
 
 fn protected() -> Cache<String, u64> {
-    Cache::builder().stampede_protection().build().unwrap()
+    Cache::builder().stampede_protection(true).build().unwrap()
 }
 
 /// Waits until `count` reaches `target`, yielding to the runtime meanwhile.
@@ -194,7 +194,7 @@ async fn a_panicking_load_fails_its_waiters_without_hanging() {
 async fn get_and_get_or_insert_of_one_key_coalesce() {
     let l2 = MockTier::<String, u64>::new();
     let cache: Cache<String, u64> = Cache::builder()
-        .stampede_protection()
+        .stampede_protection(true)
         .fallback(Fallback::tier(l2.clone()))
         .build()
         .unwrap();
@@ -231,7 +231,7 @@ async fn loaders_waiting_on_a_plain_get_still_load_once() {
     let l2 = MockTier::<String, u64>::new();
     l2.delay(TierOp::Get, Duration::from_millis(10));
     let cache: Cache<String, u64> = Cache::builder()
-        .stampede_protection()
+        .stampede_protection(true)
         .fallback(Fallback::tier(l2.clone()))
         .build()
         .unwrap();

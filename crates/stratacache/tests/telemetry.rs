@@ -51,6 +51,7 @@ async fn handler_sees_each_tier_outcome_and_the_operation_with_one_request_id() 
     l2.insert(
         1,
         CacheEntry::new("v".into(), FrozenClock::new().now(), None),
+        None,
     )
     .await
     .unwrap();
@@ -194,7 +195,7 @@ async fn telemetry_off_counts_and_emits_nothing() {
 #[tokio::test]
 async fn evictions_are_counted_when_tracked() {
     let cache: Cache<u32, u32> = Cache::builder()
-        .memory_with(|l1| l1.max_capacity(10))
+        .memory(|l1| l1.max_capacity(10))
         .track_evictions(true)
         .build()
         .unwrap();
@@ -214,7 +215,7 @@ async fn waiters_on_another_callers_load_are_marked_coalesced() {
     let events: Events = Arc::default();
     let sink = Arc::clone(&events);
     let cache: Cache<u32, u32> = Cache::builder()
-        .stampede_protection()
+        .stampede_protection(true)
         .event_handler(move |event| sink.lock().unwrap().push(event.clone()))
         .build()
         .unwrap();

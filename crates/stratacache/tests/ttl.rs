@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use stratacache::{Cache, Fallback, FrozenClock, MemoryTier};
-use stratacache_tier::CacheTier;
 use stratacache_tier::mock::MockTier;
 
 const SEC: Duration = Duration::from_secs(1);
@@ -72,7 +71,7 @@ async fn per_entry_ttl_caps_every_tier() {
     let cache: Cache<u32, &str> = Cache::builder()
         .clock(&clock)
         .ttl(60 * SEC)
-        .fallback(Fallback::memory().ttl(600 * SEC))
+        .fallback(Fallback::memory(|tier| tier).ttl(600 * SEC))
         .build()
         .unwrap();
     cache.insert_with_ttl(1, "short", 3 * SEC).await.unwrap();
@@ -93,12 +92,12 @@ async fn prebuilt_memory_tier_is_judged_with_the_cache_clock() {
     let tier = MemoryTier::<u32, &str>::new(100);
     let cache: Cache<u32, &str> = Cache::builder()
         .clock(&clock)
-        .memory_tier(tier.clone())
+        .tier(tier.clone())
         .ttl(SEC)
         .build()
         .unwrap();
     cache.insert(1, "v").await.unwrap();
-    assert!(CacheTier::get_now(&tier, &1).is_some());
+    assert!(tier.lookup(&1).is_some());
     clock.advance(SEC);
     assert_eq!(cache.get(&1).await.unwrap(), None);
 }
@@ -111,7 +110,7 @@ fn zero_ttl_is_a_configuration_error() {
         .unwrap_err();
     assert_eq!(err.kind(), stratacache::ErrorKind::Config);
     let err = Cache::<u32, u32>::builder()
-        .fallback(Fallback::memory().ttl(Duration::ZERO))
+        .fallback(Fallback::memory(|tier| tier).ttl(Duration::ZERO))
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("l2"), "{err}");

@@ -40,6 +40,20 @@ impl ErrorKind {
             Self::Other => "other",
         }
     }
+
+    /// Whether trying again later may succeed: [`Unavailable`](Self::Unavailable) and
+    /// [`Timeout`](Self::Timeout).
+    ///
+    /// ```
+    /// use stratacache_tier::ErrorKind;
+    ///
+    /// assert!(ErrorKind::Timeout.is_transient());
+    /// assert!(!ErrorKind::Codec.is_transient());
+    /// ```
+    #[must_use]
+    pub const fn is_transient(self) -> bool {
+        matches!(self, Self::Unavailable | Self::Timeout)
+    }
 }
 
 impl fmt::Display for ErrorKind {
@@ -133,7 +147,7 @@ impl Error {
     /// [`Timeout`](ErrorKind::Timeout)).
     #[must_use]
     pub fn is_transient(&self) -> bool {
-        matches!(self.inner.kind, ErrorKind::Unavailable | ErrorKind::Timeout)
+        self.inner.kind.is_transient()
     }
 
     /// The source error downcast to `E`, if it is one.

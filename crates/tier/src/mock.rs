@@ -81,7 +81,8 @@ pub struct MockTier<K, V> {
 }
 
 struct State<K, V> {
-    entries: HashMap<K, CacheEntry<V>>,
+    /// Each entry with the `keep_for` it was stored with.
+    entries: HashMap<K, (CacheEntry<V>, Option<Duration>)>,
     calls: Vec<TierCall<K>>,
     faults: HashMap<TierOp, Fault>,
 }
@@ -186,7 +187,17 @@ impl<K: Hash + Eq, V: Clone> MockTier<K, V> {
     /// The stored entry for `key`, read without recording a call.
     #[must_use]
     pub fn peek(&self, key: &K) -> Option<CacheEntry<V>> {
-        self.state().entries.get(key).cloned()
+        self.state()
+            .entries
+            .get(key)
+            .map(|(entry, _)| entry.clone())
+    }
+
+    /// How long the tier was asked to keep the entry under `key` when it was stored
+    /// (`Some(None)`: no limit); `None` when nothing is stored.
+    #[must_use]
+    pub fn kept_for(&self, key: &K) -> Option<Option<Duration>> {
+        self.state().entries.get(key).map(|(_, keep_for)| *keep_for)
     }
 }
 
@@ -225,16 +236,21 @@ where
         let answer = {
             let mut state = self.state();
             state.calls.push(TierCall::Get(key.clone()));
-            state.entries.get(key).cloned()
+            state.entries.get(key).map(|(entry, _)| entry.clone())
         };
         self.enter(TierOp::Get).await?;
         Ok(answer)
     }
 
-    async fn insert(&self, key: K, entry: CacheEntry<V>) -> Result<(), Error> {
+    async fn insert(
+        &self,
+        key: K,
+        entry: CacheEntry<V>,
+        keep_for: Option<Duration>,
+    ) -> Result<(), Error> {
         self.state().calls.push(TierCall::Insert(key.clone()));
         self.enter(TierOp::Insert).await?;
-        self.state().entries.insert(key, entry);
+        self.state().entries.insert(key, (entry, keep_for));
         Ok(())
     }
 
@@ -267,9 +283,9 @@ mod tests {
         let tier = MockTier::<u8, u8>::new();
         tier.fail_times(TierOp::Insert, ErrorKind::Timeout, 2);
         let entry = CacheEntry::new(1, SystemTime::UNIX_EPOCH, None);
-        assert!(tier.insert(1, entry.clone()).await.is_err());
-        assert!(tier.insert(1, entry.clone()).await.is_err());
-        assert!(tier.insert(1, entry).await.is_ok());
+        assert!(tier.insert(1, entry.clone(), None).await.is_err());
+        assert!(tier.insert(1, entry.clone(), None).await.is_err());
+        assert!(tier.insert(1, entry, None).await.is_ok());
         assert_eq!(tier.stored(), 1);
         assert_eq!(tier.calls(), vec![TierCall::Insert(1); 3]);
     }

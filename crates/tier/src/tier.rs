@@ -1,20 +1,22 @@
 use std::future::Future;
+use std::time::Duration;
 
 use crate::{CacheEntry, Error};
 
 /// One storage level of a cache: it stores and fetches [`CacheEntry`] values.
 ///
 /// A tier is small on purpose. It does not judge expiry, promote, refresh or coalesce:
-/// the facade does all of that once, with its injected clock, for every kind of tier.
-/// A tier may still drop entries on its own (eviction, server-side TTL).
+/// the facade does all of that once, with the cache's clock, for every kind of tier. A
+/// tier reads no clock: [`insert`](Self::insert) hands it how long to keep the entry,
+/// already measured. A tier may still drop entries on its own (eviction, server-side
+/// TTL).
 ///
-/// Implementations write the async methods as `async fn`. A tier that can answer a
-/// lookup without awaiting (an in-process map) also overrides [`get_now`](Self::get_now),
-/// which the facade tries first so that a hit never builds a future.
+/// Implementations write the async methods as `async fn`.
 ///
 /// ```
 /// use std::collections::HashMap;
 /// use std::sync::Mutex;
+/// use std::time::Duration;
 /// use stratacache_tier::{CacheEntry, CacheTier, Error};
 ///
 /// #[derive(Default)]
@@ -24,7 +26,12 @@ use crate::{CacheEntry, Error};
 ///     async fn get(&self, key: &String) -> Result<Option<CacheEntry<u32>>, Error> {
 ///         Ok(self.0.lock().unwrap().get(key).cloned())
 ///     }
-///     async fn insert(&self, key: String, entry: CacheEntry<u32>) -> Result<(), Error> {
+///     async fn insert(
+///         &self,
+///         key: String,
+///         entry: CacheEntry<u32>,
+///         _keep_for: Option<Duration>,
+///     ) -> Result<(), Error> {
 ///         self.0.lock().unwrap().insert(key, entry);
 ///         Ok(())
 ///     }
@@ -46,7 +53,12 @@ pub trait CacheTier<K, V>: Send + Sync + 'static {
     /// When the tier cannot answer: unreachable, too slow, or its bytes can't be decoded.
     fn get(&self, key: &K) -> impl Future<Output = Result<Option<CacheEntry<V>>, Error>> + Send;
 
-    /// Stores `entry` under `key`, replacing what was there.
+    /// Stores `entry` under `key`, replacing what was there, to be kept for `keep_for`
+    /// from now (`None`: no limit).
+    ///
+    /// `keep_for` is the facade's judgement with the cache's clock: the entry's remaining
+    /// TTL, capped by this tier's own TTL. A tier that can expire entries (moka, a
+    /// server-side TTL) uses it as is; the entry's own timestamps are for the facade.
     ///
     /// # Errors
     ///
@@ -55,6 +67,7 @@ pub trait CacheTier<K, V>: Send + Sync + 'static {
         &self,
         key: K,
         entry: CacheEntry<V>,
+        keep_for: Option<Duration>,
     ) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Removes the entry stored under `key`, if any.
@@ -70,16 +83,6 @@ pub trait CacheTier<K, V>: Send + Sync + 'static {
     ///
     /// When the tier cannot be reached.
     fn clear(&self) -> impl Future<Output = Result<(), Error>> + Send;
-
-    /// Answers a lookup without awaiting, when the tier can.
-    ///
-    /// `None` means "ask [`get`](Self::get)"; `Some(result)` is the answer `get` would give.
-    /// The default is `None`. In-process tiers override it; remote tiers don't.
-    #[inline]
-    fn get_now(&self, key: &K) -> Option<Result<Option<CacheEntry<V>>, Error>> {
-        let _ = key;
-        None
-    }
 
     /// How many entries the tier holds, when it can tell cheaply; `None` otherwise.
     fn len(&self) -> Option<u64> {

@@ -2,7 +2,9 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use bytes::Bytes;
-use stratacache_tier::{ByteStore, CacheEntry, CacheTier, Clock, Error, ErrorKind};
+use std::time::Duration;
+
+use stratacache_tier::{ByteStore, CacheEntry, CacheTier, Error, ErrorKind};
 
 use super::envelope::{self, Header};
 use super::key::{StoreKey, store_key};
@@ -14,7 +16,7 @@ use super::{Codec, Postcard};
 /// # #[cfg(any())] {
 /// use stratacache::{Cache, Fallback, Remote};
 ///
-/// let redis = stratacache_redis::RedisTier::new(stratacache_redis::RedisConfig::from_url(url)?)?;
+/// let redis = stratacache_redis::RedisStore::new(stratacache_redis::RedisConfig::from_url(url)?)?;
 /// let cache: Cache<u64, User> = Cache::builder()
 ///     .fallback(Fallback::remote(Remote::new(redis).schema_version(2)))
 ///     .build()?;
@@ -24,6 +26,12 @@ pub struct Remote<S, C = Postcard> {
     store: S,
     codec: C,
     schema_version: u32,
+}
+
+impl<S: ByteStore> From<S> for Remote<S> {
+    fn from(store: S) -> Self {
+        Self::new(store)
+    }
 }
 
 impl<S: ByteStore> Remote<S> {
@@ -58,16 +66,15 @@ impl<S, C> Remote<S, C> {
         }
     }
 
-    /// The typed tier this becomes, reading `clock` for remaining TTLs: for composing it
-    /// yourself (say, inside tower layers). [`Fallback::remote`](crate::Fallback::remote)
-    /// does this with the cache's clock.
+    /// The typed tier this becomes, for composing it yourself (say, inside tower
+    /// layers); [`Fallback::remote`](crate::Fallback::remote) does this for you. It reads
+    /// no clock: the cache hands it each entry's remaining TTL.
     #[must_use]
-    pub fn into_tier<K, V>(self, clock: Clock) -> SerializedTier<K, V, S, C> {
+    pub fn into_tier<K, V>(self) -> SerializedTier<K, V, S, C> {
         SerializedTier {
             store: self.store,
             codec: self.codec,
             schema_version: self.schema_version,
-            clock,
             _types: PhantomData,
         }
     }
@@ -94,8 +101,6 @@ pub struct SerializedTier<K, V, S, C = Postcard> {
     store: S,
     codec: C,
     schema_version: u32,
-    /// The cache's clock: remaining TTLs for the server are measured with it.
-    clock: Clock,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -151,10 +156,14 @@ where
         }
     }
 
-    async fn insert(&self, key: K, entry: CacheEntry<V>) -> Result<(), Error> {
+    async fn insert(
+        &self,
+        key: K,
+        entry: CacheEntry<V>,
+        keep_for: Option<Duration>,
+    ) -> Result<(), Error> {
         let store_key = self.key(&key)?;
-        let remaining = entry.remaining_ttl(self.clock.now());
-        if remaining == Some(std::time::Duration::ZERO) {
+        if keep_for == Some(Duration::ZERO) {
             return Ok(());
         }
         let mut bytes = Vec::with_capacity(64);
@@ -182,7 +191,7 @@ where
             ));
         }
         self.store
-            .set(&store_key.text, Bytes::from(bytes), remaining)
+            .set(&store_key.text, Bytes::from(bytes), keep_for)
             .await
     }
 

@@ -47,7 +47,7 @@ type Reload<K, V> = Arc<dyn Fn(K) -> BoxFuture<'static, Result<Option<V>, Error>
 /// let cache: Cache<u64, String> = Cache::builder()
 ///     .ttl(Duration::from_secs(300))
 ///     .time_to_refresh(TimeToRefresh::new(Duration::from_secs(60)))
-///     .fallback(Fallback::memory())
+///     .fallback(Fallback::memory(|tier| tier))
 ///     .build()?;
 /// # Ok(()) }
 /// ```

@@ -81,7 +81,12 @@ impl CacheTier<u64, u64> for JitterTier {
         self.call(false, |map| map.get(key).cloned()).await
     }
 
-    async fn insert(&self, key: u64, entry: CacheEntry<u64>) -> Result<(), Error> {
+    async fn insert(
+        &self,
+        key: u64,
+        entry: CacheEntry<u64>,
+        _keep_for: Option<Duration>,
+    ) -> Result<(), Error> {
         self.call(true, |map| {
             map.insert(key, entry);
         })

@@ -35,15 +35,12 @@ fn cache(
     l2: impl CacheTier<u64, u64>,
     stampede: bool,
 ) -> Cache<u64, u64> {
-    let builder = Cache::builder()
-        .memory_tier(l1.clone())
-        .fallback(Fallback::tier(l2));
-    let builder = if stampede {
-        builder.stampede_protection()
-    } else {
-        builder
-    };
-    builder.build().unwrap()
+    Cache::builder()
+        .tier(l1.clone())
+        .fallback(Fallback::tier(l2))
+        .stampede_protection(stampede)
+        .build()
+        .unwrap()
 }
 
 /// Runs `ops` random operations from [`TASKS`] tasks and returns their history.

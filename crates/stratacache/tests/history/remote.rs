@@ -2,9 +2,9 @@
 //! memcached, on a multi-thread runtime. Every server is started by the test kit on a
 //! free loopback port.
 
-use stratacache::{ByteStore, Cache, CacheTier, Clock, Fallback, MemoryTier, Remote};
-use stratacache_memcached::{MemcachedConfig, MemcachedTier};
-use stratacache_redis::{RedisConfig, RedisTier};
+use stratacache::{ByteStore, Cache, CacheTier, Fallback, MemoryTier, Remote};
+use stratacache_memcached::{MemcachedConfig, MemcachedStore};
+use stratacache_redis::{RedisConfig, RedisStore};
 use stratacache_testkit::{MemcachedServer, RedisServer};
 
 use super::jitter::Pause;
@@ -17,17 +17,14 @@ fn remote_ops() -> usize {
 
 async fn remote_run<S: ByteStore>(label: &str, store: S, inspector: S, stampede: bool) {
     let l1 = MemoryTier::builder().build();
-    let builder = Cache::builder()
-        .memory_tier(l1.clone())
-        .fallback(Fallback::remote(Remote::new(store)));
-    let builder = if stampede {
-        builder.stampede_protection()
-    } else {
-        builder
-    };
-    let cache: Cache<u64, u64> = builder.build().unwrap();
+    let cache: Cache<u64, u64> = Cache::builder()
+        .tier(l1.clone())
+        .fallback(Fallback::remote(store))
+        .stampede_protection(stampede)
+        .build()
+        .unwrap();
     let history = drive(&cache, remote_ops(), Pause::Yield(4)).await;
-    let l2 = Remote::new(inspector).into_tier::<u64, u64>(Clock::system());
+    let l2 = Remote::new(inspector).into_tier::<u64, u64>();
     let mut in_l2 = [None; KEYS as usize];
     for key in 0..KEYS {
         in_l2[key as usize] = l2.get(&key).await.unwrap().map(|entry| *entry.value());
@@ -40,7 +37,7 @@ async fn no_read_returns_a_replaced_value_over_redis() {
     let server = RedisServer::start().unwrap();
     for (stampede, namespace) in [(true, "on"), (false, "off")] {
         let redis =
-            RedisTier::new(RedisConfig::from_url(server.url()).namespace(namespace)).unwrap();
+            RedisStore::new(RedisConfig::from_url(server.url()).namespace(namespace)).unwrap();
         let label = format!("redis/stampede {namespace}");
         remote_run(&label, redis.clone(), redis, stampede).await;
     }
@@ -55,8 +52,8 @@ async fn no_read_returns_a_replaced_value_over_memcached() {
     let addresses: Vec<_> = servers.iter().map(MemcachedServer::address).collect();
     for (stampede, namespace) in [(true, "on"), (false, "off")] {
         let config = || MemcachedConfig::new(addresses.clone()).namespace(namespace);
-        let store = MemcachedTier::new(config()).unwrap();
-        let inspector = MemcachedTier::new(config()).unwrap();
+        let store = MemcachedStore::new(config()).unwrap();
+        let inspector = MemcachedStore::new(config()).unwrap();
         let label = format!("memcached/stampede {namespace}");
         remote_run(&label, store, inspector, stampede).await;
     }

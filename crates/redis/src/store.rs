@@ -13,13 +13,13 @@ const SCAN_BATCH: usize = 500;
 
 /// A Redis [`ByteStore`]: see the [crate docs](crate).
 #[derive(Clone)]
-pub struct RedisTier {
+pub struct RedisStore {
     connection: Connection,
     prefix: String,
     config: RedisConfig,
 }
 
-impl RedisTier {
+impl RedisStore {
     /// A tier for `config`. Nothing is connected yet: the first command connects, and
     /// a lost connection is re-established by itself.
     ///
@@ -32,7 +32,7 @@ impl RedisTier {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::new(
                 ErrorKind::Config,
-                "RedisTier::new must be called within a tokio runtime",
+                "RedisStore::new must be called within a tokio runtime",
             ));
         }
         Ok(Self {
@@ -185,7 +185,7 @@ fn set_command(command: &mut redis::Cmd, key: String, value: &Bytes, ttl: Option
     }
 }
 
-impl ByteStore for RedisTier {
+impl ByteStore for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, Error> {
         let value: Value = self
             .connection
@@ -234,9 +234,9 @@ impl ByteStore for RedisTier {
     }
 }
 
-impl fmt::Debug for RedisTier {
+impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisTier")
+        f.debug_struct("RedisStore")
             .field("namespace", &self.config.namespace)
             .field("cluster", &self.connection.is_cluster())
             .field("command_timeout", &self.config.command_timeout)

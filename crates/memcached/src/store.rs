@@ -36,7 +36,7 @@ use crate::ring::Ring;
 ///   allowed). When a server cannot be reached, `clear` returns its error, saying how
 ///   many servers it reached, and this client moves that server's generation before
 ///   using it again; until then other instances may still read its old entries.
-pub struct MemcachedTier {
+pub struct MemcachedStore {
     pools: Vec<Pool>,
     /// The namespace generation of each server, by the same index as `pools`.
     generations: Vec<Generation>,
@@ -51,7 +51,7 @@ fn all_down() -> Error {
     )
 }
 
-impl MemcachedTier {
+impl MemcachedStore {
     /// A tier over `config`'s servers. Nothing is connected until the first command.
     ///
     /// # Errors
@@ -338,7 +338,7 @@ impl MemcachedTier {
     }
 }
 
-impl ByteStore for MemcachedTier {
+impl ByteStore for MemcachedStore {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, Error> {
         let (index, full) = self.locate(key).await?;
         let mut request = Vec::new();
@@ -447,9 +447,9 @@ impl ByteStore for MemcachedTier {
     }
 }
 
-impl fmt::Debug for MemcachedTier {
+impl fmt::Debug for MemcachedStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemcachedTier")
+        f.debug_struct("MemcachedStore")
             .field("servers", &self.config.servers)
             .field("namespace", &self.config.namespace)
             .finish_non_exhaustive()
