@@ -159,8 +159,12 @@ where
     /// # Errors
     ///
     /// Only with [`strict`](crate::CacheBuilder::strict): the first tier failure.
-    pub async fn get_entry(&self, key: &K) -> Result<Option<CacheEntry<V>>, Error> {
-        self.look(Operation::Get, key, Walk::Read).await
+    pub async fn get_entry<Q>(&self, key: &Q) -> Result<Option<CacheEntry<V>>, Error>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.look(Operation::Get, &key.to_owned(), Walk::Read).await
     }
 
     /// Whether a tier holds a live entry for `key`. Nothing is promoted or refreshed.

@@ -47,7 +47,7 @@ mod builder;
 mod cache;
 mod coalesce;
 #[cfg(feature = "serialize")]
-pub mod codec;
+mod codec;
 mod erased;
 mod fallback;
 mod generation;
@@ -67,7 +67,7 @@ mod write;
 pub use builder::CacheBuilder;
 pub use cache::Cache;
 #[cfg(feature = "serialize")]
-pub use codec::{Codec, Postcard, Remote};
+pub use codec::{Codec, Postcard, Remote, SerializedTier};
 pub use fallback::Fallback;
 pub use outcome::{TierWrite, TierWriteResult, WriteOutcome};
 pub use policy::{InsertPolicy, PromotionPolicy};

@@ -10,17 +10,43 @@ use super::envelope::{self, Header};
 use super::key::{StoreKey, store_key};
 use super::{Codec, Postcard};
 
-/// A bytes-level store made into a typed fallback tier: see the [module docs](super).
+/// A bytes-level store (Redis, memcached, any [`ByteStore`]) made into a typed fallback
+/// tier: the codec boundary.
+///
+/// - **Keys** are encoded with the codec, then base64url: printable ASCII with no spaces
+///   or control characters, valid for every backend. Keys longer than 200 bytes are
+///   replaced by a SHA-256 digest, and the full key travels in the value so that a
+///   digest collision reads as a miss, never as another key's value.
+/// - **Values** travel in a versioned [envelope](#envelope) carrying the time the
+///   value was produced, its TTL and a schema version of your choosing, so promotion
+///   keeps the remaining TTL and bytes written by another schema or another program are
+///   detected.
+/// - **Bad bytes** (corrupt, truncated, foreign, another format or schema version) are a
+///   [`Codec`](stratacache_tier::ErrorKind::Codec) error that the cache counts and reads
+///   as a miss (even when strict); the entry is deleted from the store.
+///
+/// # Envelope
+///
+/// `b"SC"`, format version (1 byte, now 1), flags (1 byte: bit 0 TTL present, bit 1 key
+/// check present), cached-at in ms since the Unix epoch (u64 LE), TTL in ms (u64 LE, if
+/// present), schema version (u32 LE), key check (u32 LE length + bytes, if present),
+/// then the payload.
 ///
 /// ```
-/// # #[cfg(any())] {
+/// use std::time::Duration;
 /// use stratacache::{Cache, Fallback, Remote};
+/// use stratacache_redis::{RedisConfig, RedisStore};
 ///
-/// let redis = stratacache_redis::RedisStore::new(stratacache_redis::RedisConfig::from_url(url)?)?;
-/// let cache: Cache<u64, User> = Cache::builder()
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), stratacache::Error> {
+/// // Connects lazily: nothing is sent until the cache first reads or writes.
+/// let redis = RedisStore::new(RedisConfig::from_url("redis://127.0.0.1:6379/").namespace("users"))?;
+/// let cache: Cache<u64, String> = Cache::builder()
+///     .ttl(Duration::from_secs(60))
 ///     .fallback(Fallback::remote(Remote::new(redis).schema_version(2)))
 ///     .build()?;
-/// # }
+/// assert_eq!(cache.tier_names(), ["l1", "l2"]);
+/// # Ok(()) }
 /// ```
 pub struct Remote<S, C = Postcard> {
     store: S,
