@@ -5,14 +5,16 @@
 //! start and theirs. A caller that arrives after an `insert` or `invalidate` returned so
 //! starts a flight of its own, and never receives a value read before that write.
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::hash::Hash;
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use stratacache_tier::{Error, ErrorKind};
 use uniflight::{LeaderPanicked, Merger};
 
+use crate::generation::Ticket;
 use crate::inner::Inner;
 use crate::telemetry::{CacheCounter, Op};
 
@@ -82,20 +84,18 @@ where
         let flight_key = (key.clone(), ticket.epoch());
         let wants_load = loader.is_some();
         let slot = LoaderSlot::new(loader);
-        let flight = {
-            let (slot, op) = (&slot, &*op);
-            coalescer
-                .flights
-                .execute(&flight_key, || async move {
-                    self.fetch_alone(key, start, ticket, slot.lead(), op).await
-                })
-                .await
-                .unwrap_or_else(|panic| Err(panicked(&panic)))
-        };
-        if !slot.led() {
-            op.coalesced = true;
-            self.telemetry.count(CacheCounter::CoalescedWaits);
-        }
+        let flight = self
+            .join(
+                &coalescer.flights,
+                &flight_key,
+                &slot,
+                start,
+                ticket,
+                op,
+                false,
+            )
+            .await;
+        op.coalesced = !slot.led();
         // A caller with a loader that waited on a flight which ran no loader (a `get`
         // led it, or another caller's loader found nothing) loads now, once for all such.
         let ran_no_loader = matches!(flight, Ok(Fetched::Miss | Fetched::LoadedNothing));
@@ -103,26 +103,65 @@ where
             return flight;
         };
         let second = LoaderSlot::new(Some(loader));
-        let loaded = {
-            let (second, op) = (&second, &*op);
-            coalescer
-                .loads
-                .execute(&flight_key, || async move {
-                    self.fetch_alone(key, 0, ticket, second.lead(), op).await
-                })
-                .await
-                .unwrap_or_else(|panic| Err(panicked(&panic)))
-        };
-        if !second.led() && !op.coalesced {
-            op.coalesced = true;
-            self.telemetry.count(CacheCounter::CoalescedWaits);
-        }
+        let counted = op.coalesced;
+        let loaded = self
+            .join(
+                &coalescer.loads,
+                &flight_key,
+                &second,
+                0,
+                ticket,
+                op,
+                counted,
+            )
+            .await;
+        op.coalesced |= !second.led();
         // The load it waited on found nothing (an optional loader led it): this caller's
         // own loader still gets its turn.
         if let (Ok(Fetched::LoadedNothing), Some(loader)) = (&loaded, second.take()) {
             return self.fetch_alone(key, 0, ticket, Some(loader), op).await;
         }
         loaded
+    }
+
+    /// Takes part in the flight of `merger` under `flight_key`: leads it (running the
+    /// slot's loader, if any) or waits on its leader. A wait is counted the moment this
+    /// caller joins, so the counter shows callers waiting now, not only those done.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the flight's coordinates, all borrowed"
+    )]
+    async fn join<F, Fut>(
+        self: &Arc<Self>,
+        merger: &Merger<(K, u64), Flight<V>>,
+        flight_key: &(K, u64),
+        slot: &LoaderSlot<F>,
+        start: usize,
+        ticket: Ticket,
+        op: &Op,
+        counted: bool,
+    ) -> Flight<V>
+    where
+        F: FnOnce() -> Fut + Send,
+        Fut: Future<Output = Result<Option<V>, Error>> + Send,
+    {
+        let key = &flight_key.0;
+        let flight = merger.execute(flight_key, || async move {
+            self.fetch_alone(key, start, ticket, slot.lead(), op).await
+        });
+        let mut flight = pin!(flight);
+        // The leader's loader starts on its first poll; a caller that has not led by the
+        // end of its first poll has joined someone else's flight.
+        let mut first_poll = true;
+        poll_fn(|context| {
+            let poll = flight.as_mut().poll(context);
+            if std::mem::take(&mut first_poll) && !slot.led() && !counted {
+                self.telemetry.count(CacheCounter::CoalescedWaits);
+            }
+            poll
+        })
+        .await
+        .unwrap_or_else(|panic| Err(panicked(&panic)))
     }
 }
 

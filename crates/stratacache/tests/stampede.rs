@@ -273,3 +273,39 @@ async fn an_optional_loader_finding_nothing_does_not_starve_a_real_one() {
     assert_eq!(optional.await.unwrap(), None);
     assert_eq!(real.await.unwrap(), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn waiting_callers_are_counted_as_they_join_not_when_the_load_ends() {
+    let cache = protected();
+    let leader = tokio::spawn({
+        let cache = cache.clone();
+        async move {
+            cache
+                .get_or_insert("k", || async {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    1
+                })
+                .await
+        }
+    });
+    tokio::task::yield_now().await;
+    let waiters: Vec<_> = (0..9)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get_or_insert("k", || async { 2 }).await })
+        })
+        .collect();
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        cache.stats().coalesced_waits,
+        9,
+        "nine callers are waiting on the load right now"
+    );
+    assert_eq!(leader.await.unwrap().unwrap(), 1);
+    for waiter in waiters {
+        assert_eq!(waiter.await.unwrap().unwrap(), 1);
+    }
+    assert_eq!(cache.stats().coalesced_waits, 9, "and counted once each");
+}

@@ -112,4 +112,13 @@ fn tracing_events_have_stable_names_and_fields() {
         field(3, names::FIELD_REQUEST_ID),
         field(4, names::FIELD_REQUEST_ID)
     );
+    assert_eq!(
+        field(3, names::FIELD_ERROR_KIND),
+        None,
+        "error_kind is recorded on errors only"
+    );
+    // The message is the event's name: `fmt` output prints messages, not names.
+    for (index, (name, _)) in events.iter().enumerate() {
+        assert_eq!(field(index, "message").as_deref(), Some(name.as_str()));
+    }
 }

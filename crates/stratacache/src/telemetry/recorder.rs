@@ -48,8 +48,11 @@ impl Op {
     }
 }
 
+/// Emits one tier event. Its message is the event's name, so that plain `fmt` output
+/// (which prints the message, not the name) shows which event it is; `error_kind` is
+/// recorded on errors only.
 macro_rules! tier_event {
-    ($name:expr, $level:expr, $event:expr, $error_kind:expr) => {
+    ($name:expr, $level:expr, $event:expr $(, error_kind = $kind:expr)?) => {
         tracing::event!(
             name: $name,
             target: TARGET,
@@ -60,7 +63,9 @@ macro_rules! tier_event {
             outcome = $event.outcome.as_str(),
             duration_ns = $event.duration.map(nanos),
             request_id = $event.request_id,
-            error_kind = $error_kind,
+            $(error_kind = $kind,)?
+            "{}",
+            $name,
         )
     };
 }
@@ -150,34 +155,39 @@ impl Telemetry {
     #[cold]
     fn emit_tier(&self, event: TierEvent) {
         match event.outcome {
-            TierOutcome::Hit => tier_event!(super::names::TIER_HIT, Level::DEBUG, event, ""),
-            TierOutcome::Miss => tier_event!(super::names::TIER_MISS, Level::DEBUG, event, ""),
+            TierOutcome::Hit => tier_event!(super::names::TIER_HIT, Level::DEBUG, event),
+            TierOutcome::Miss => tier_event!(super::names::TIER_MISS, Level::DEBUG, event),
             TierOutcome::Expired => {
-                tier_event!(super::names::TIER_EXPIRED, Level::DEBUG, event, "");
+                tier_event!(super::names::TIER_EXPIRED, Level::DEBUG, event);
             }
             TierOutcome::RefreshHit => {
-                tier_event!(super::names::TIER_REFRESH_HIT, Level::DEBUG, event, "");
+                tier_event!(super::names::TIER_REFRESH_HIT, Level::DEBUG, event);
             }
             TierOutcome::RefreshMiss => {
-                tier_event!(super::names::TIER_REFRESH_MISS, Level::DEBUG, event, "");
+                tier_event!(super::names::TIER_REFRESH_MISS, Level::DEBUG, event);
             }
             TierOutcome::Inserted => {
-                tier_event!(super::names::TIER_INSERTED, Level::DEBUG, event, "");
+                tier_event!(super::names::TIER_INSERTED, Level::DEBUG, event);
             }
             TierOutcome::Promoted => {
-                tier_event!(super::names::TIER_PROMOTED, Level::DEBUG, event, "");
+                tier_event!(super::names::TIER_PROMOTED, Level::DEBUG, event);
             }
             TierOutcome::InsertRejected => {
-                tier_event!(super::names::TIER_INSERT_REJECTED, Level::DEBUG, event, "");
+                tier_event!(super::names::TIER_INSERT_REJECTED, Level::DEBUG, event);
             }
             TierOutcome::Invalidated => {
-                tier_event!(super::names::TIER_INVALIDATED, Level::DEBUG, event, "");
+                tier_event!(super::names::TIER_INVALIDATED, Level::DEBUG, event);
             }
             TierOutcome::Evicted => {
-                tier_event!(super::names::TIER_EVICTED, Level::DEBUG, event, "");
+                tier_event!(super::names::TIER_EVICTED, Level::DEBUG, event);
             }
             TierOutcome::Error(kind) => {
-                tier_event!(super::names::TIER_ERROR, Level::WARN, event, kind.as_str());
+                tier_event!(
+                    super::names::TIER_ERROR,
+                    Level::WARN,
+                    event,
+                    error_kind = kind.as_str()
+                );
             }
         }
         if let Some(handler) = &self.handler {
@@ -227,6 +237,8 @@ impl Telemetry {
             duration_ns = nanos(event.duration),
             coalesced = event.coalesced,
             request_id = event.request_id,
+            "{}",
+            super::names::OPERATION,
         );
         if let Some(handler) = &self.handler {
             handler(&CacheEvent::Operation(event));
