@@ -49,6 +49,7 @@
 mod config;
 mod exptime;
 mod generation;
+mod namespace;
 mod pool;
 mod protocol;
 mod ring;

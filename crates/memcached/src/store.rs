@@ -1,5 +1,5 @@
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use stratacache_tier::{ByteStore, Error, ErrorKind};
@@ -37,14 +37,14 @@ use crate::ring::Ring;
 ///   many servers it reached, and this client moves that server's generation before
 ///   using it again; until then other instances may still read its old entries.
 pub struct MemcachedStore {
-    pools: Vec<Pool>,
+    pub(crate) pools: Vec<Pool>,
     /// The namespace generation of each server, by the same index as `pools`.
-    generations: Vec<Generation>,
+    pub(crate) generations: Vec<Generation>,
     ring: Ring,
-    config: MemcachedConfig,
+    pub(crate) config: MemcachedConfig,
 }
 
-fn all_down() -> Error {
+pub(crate) fn all_down() -> Error {
     Error::new(
         ErrorKind::Unavailable,
         "every memcached server is marked down",
@@ -100,13 +100,13 @@ impl MemcachedStore {
             .map(|index| self.pools[index].address.as_str())
     }
 
-    fn route(&self, key: &[u8]) -> Option<usize> {
+    pub(crate) fn route(&self, key: &[u8]) -> Option<usize> {
         let skip_down = self.config.failure_limit.is_some();
         self.ring
             .server_for(key, |server| skip_down && self.pools[server].is_down())
     }
 
-    fn generation_key(&self) -> String {
+    pub(crate) fn generation_key(&self) -> String {
         format!("{}:generation", self.config.namespace)
     }
 
@@ -157,121 +157,11 @@ impl MemcachedStore {
     }
 
     /// Sends one command to server `index` and reads its reply.
-    async fn one(&self, index: usize, request: &[u8]) -> Result<Reply, Error> {
+    pub(crate) async fn one(&self, index: usize, request: &[u8]) -> Result<Reply, Error> {
         let mut replies = self.exchange(index, request, 1).await?;
         replies
             .pop()
             .ok_or_else(|| Error::new(ErrorKind::Other, "memcached sent no reply"))
-    }
-
-    /// The server that owns `key` now, and the key as stored there.
-    async fn locate(&self, key: &str) -> Result<(usize, String), Error> {
-        let index = self.route(key.as_bytes()).ok_or_else(all_down)?;
-        let generation = self.generation(index, false).await?;
-        Ok((index, self.full_key(generation, key)?))
-    }
-
-    /// `key` as stored under `generation`: `namespace:generation:key`.
-    fn full_key(&self, generation: u64, key: &str) -> Result<String, Error> {
-        let full = format!("{}:{generation}:{key}", self.config.namespace);
-        protocol::check_key(&full)?;
-        Ok(full)
-    }
-
-    /// The namespace generation to use on server `index`: the known one while it is
-    /// fresh and the server trusted, otherwise asked of the server, which moves it when
-    /// `moving` (a `clear`) or when the server is distrusted.
-    async fn generation(&self, index: usize, moving: bool) -> Result<u64, Error> {
-        let generation = &self.generations[index];
-        let refresh = self.config.generation_refresh;
-        if !moving && let Some(known) = generation.fresh(refresh) {
-            return Ok(known);
-        }
-        let answers = generation.answers();
-        // One caller asks, the others wait for its answer; the asking caller's command
-        // timeout bounds the wait, so this one is bounded by it too.
-        let Ok(_asking) =
-            tokio::time::timeout(self.config.command_timeout, generation.asking.lock()).await
-        else {
-            let error = Error::new(
-                ErrorKind::Timeout,
-                format!(
-                    "memcached at {}: the namespace generation was not read within {:?}",
-                    self.pools[index].address, self.config.command_timeout
-                ),
-            );
-            return self.fall_back(index, moving, error);
-        };
-        if !moving {
-            if let Some(known) = generation.fresh(refresh) {
-                return Ok(known);
-            }
-            if generation.answers() != answers {
-                // The server answered someone while this caller waited: share that
-                // answer rather than ask again (and, when it failed, spend another
-                // timeout on a server that is not answering).
-                if let Some(failure) = generation.last_failure() {
-                    return self.fall_back(index, moving, failure);
-                }
-                if let Some(known) = generation.last_known() {
-                    return Ok(known);
-                }
-            }
-        }
-        let question = generation.question(moving);
-        let answer = self.add_to_generation(index, question.delta).await;
-        generation.answered(question, &answer);
-        answer.or_else(|error| self.fall_back(index, moving, error))
-    }
-
-    /// What to use when server `index`'s generation could not be asked: the last known
-    /// one, unless the server is distrusted or this was a move; otherwise `error`.
-    fn fall_back(&self, index: usize, moving: bool, error: Error) -> Result<u64, Error> {
-        match self.generations[index].last_known() {
-            // Keep serving on the last known generation while the server does not answer
-            // for it: a command that does reach the server still finds its entries.
-            Some(known) if !moving => Ok(known),
-            _ => Err(error),
-        }
-    }
-
-    /// Adds `delta` to server `index`'s generation and returns it; a missing one is
-    /// created at the current time in ms (with no delta), so that a generation key lost
-    /// to eviction or a restart never brings back an old prefix.
-    async fn add_to_generation(&self, index: usize, delta: u64) -> Result<u64, Error> {
-        let now_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis();
-        let mut request = Vec::new();
-        protocol::add(&mut request, &self.generation_key(), now_ms, delta);
-        match self.one(index, &request).await? {
-            Reply::Value(bytes) => std::str::from_utf8(&bytes)
-                .ok()
-                .and_then(|text| text.trim().parse().ok()),
-            _ => None,
-        }
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::Other,
-                "memcached answered the generation with no number",
-            )
-        })
-    }
-
-    /// Clears this namespace on server `index`: moves its generation, or runs
-    /// `flush_all` when allowed.
-    async fn clear_server(&self, index: usize) -> Result<(), Error> {
-        if self.config.flush_all {
-            let mut request = Vec::new();
-            protocol::flush_all(&mut request);
-            self.one(index, &request).await?;
-        } else {
-            // memcached has no namespace delete: moving the generation orphans every key
-            // of the old one (they age out or are evicted).
-            self.generation(index, true).await?;
-        }
-        Ok(())
     }
 
     /// The time-to-live memcached holds for `key`; `None` when missing or unlimited.

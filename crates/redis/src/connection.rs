@@ -1,44 +1,31 @@
 //! The connection to Redis: one node's self-reconnecting multiplexed connection, or the
 //! cluster client; every command bounded by the command timeout.
 
-use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManagerConfig;
-use redis::{Cmd, FromRedisValue, Pipeline, RedisError};
+use redis::{Cmd, FromRedisValue, Pipeline};
 use stratacache_tier::{Error, ErrorKind};
 
 use crate::RedisConfig;
+#[cfg(feature = "cluster")]
+use crate::cluster::Cluster;
+use crate::errors::{config_error, map_error};
 use crate::single::SingleNode;
 
 #[derive(Clone)]
 pub(crate) enum Connection {
-    Single(std::sync::Arc<SingleNode>),
+    Single(Arc<SingleNode>),
     #[cfg(feature = "cluster")]
-    Cluster(std::sync::Arc<Cluster>),
-}
-
-/// The cluster client and its connection, made on first use.
-#[cfg(feature = "cluster")]
-pub(crate) struct Cluster {
-    connection: tokio::sync::OnceCell<redis::cluster_async::ClusterConnection>,
-    client: redis::cluster::ClusterClient,
+    Cluster(Arc<Cluster>),
 }
 
 impl Connection {
     pub(crate) fn new(config: &RedisConfig) -> Result<Self, Error> {
         #[cfg(feature = "cluster")]
         if config.cluster {
-            let client = redis::cluster::ClusterClient::builder(config.nodes.clone())
-                .connection_timeout(config.connect_timeout)
-                .response_timeout(config.command_timeout)
-                .retries(1)
-                .build()
-                .map_err(config_error)?;
-            return Ok(Self::Cluster(std::sync::Arc::new(Cluster {
-                connection: tokio::sync::OnceCell::new(),
-                client,
-            })));
+            return Ok(Self::Cluster(Arc::new(Cluster::new(config)?)));
         }
         let url = config
             .nodes
@@ -52,7 +39,7 @@ impl Connection {
             .set_max_delay(Duration::from_millis(500));
         // Lazy: the first command connects, so a service starts while Redis is down.
         let node = SingleNode::new(client, manager_config, config.reconnect_after_timeouts)?;
-        Ok(Self::Single(std::sync::Arc::new(node)))
+        Ok(Self::Single(Arc::new(node)))
     }
 
     pub(crate) async fn query<T: FromRedisValue>(
@@ -68,10 +55,7 @@ impl Connection {
                 .await
             }
             #[cfg(feature = "cluster")]
-            Self::Cluster(..) => {
-                let mut connection = self.cluster(limit).await?;
-                bounded(limit, command.query_async(&mut connection)).await
-            }
+            Self::Cluster(cluster) => cluster.query(command, limit).await,
         }
     }
 
@@ -88,29 +72,8 @@ impl Connection {
                 .await
             }
             #[cfg(feature = "cluster")]
-            Self::Cluster(..) => {
-                let mut connection = self.cluster(limit).await?;
-                bounded(limit, pipeline.query_async(&mut connection)).await
-            }
+            Self::Cluster(cluster) => cluster.pipeline(pipeline, limit).await,
         }
-    }
-
-    #[cfg(feature = "cluster")]
-    async fn cluster(
-        &self,
-        limit: Duration,
-    ) -> Result<redis::cluster_async::ClusterConnection, Error> {
-        let Self::Cluster(cluster) = self else {
-            unreachable!("only called on a cluster")
-        };
-        bounded(limit, async {
-            cluster
-                .connection
-                .get_or_try_init(|| cluster.client.get_async_connection())
-                .await
-                .cloned()
-        })
-        .await
     }
 
     pub(crate) fn is_cluster(&self) -> bool {
@@ -136,43 +99,4 @@ fn open(url: &str, config: &RedisConfig) -> Result<redis::Client, Error> {
 #[cfg(not(feature = "tls"))]
 fn open(url: &str, _config: &RedisConfig) -> Result<redis::Client, Error> {
     redis::Client::open(url).map_err(config_error)
-}
-
-/// Runs a Redis call within `limit`.
-#[cfg(feature = "cluster")]
-async fn bounded<T>(
-    limit: Duration,
-    call: impl Future<Output = Result<T, RedisError>>,
-) -> Result<T, Error> {
-    within(limit, async { call.await.map_err(map_error) }).await
-}
-
-/// Runs a call within `limit`; running out is a [`Timeout`](ErrorKind::Timeout).
-pub(crate) async fn within<T>(
-    limit: Duration,
-    call: impl Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
-    match tokio::time::timeout(limit, call).await {
-        Ok(result) => result,
-        Err(_) => Err(Error::new(
-            ErrorKind::Timeout,
-            format!("Redis did not answer within {limit:?}"),
-        )),
-    }
-}
-
-fn map_error(error: RedisError) -> Error {
-    let kind = if error.is_timeout() {
-        ErrorKind::Timeout
-    } else if error.is_connection_refusal() || error.is_io_error() || error.is_connection_dropped()
-    {
-        ErrorKind::Unavailable
-    } else {
-        ErrorKind::Other
-    };
-    Error::from_source(kind, error)
-}
-
-pub(crate) fn config_error(error: RedisError) -> Error {
-    Error::from_source(ErrorKind::Config, error)
 }

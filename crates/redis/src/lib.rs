@@ -39,8 +39,11 @@
 //! | `cluster` | Redis Cluster via [`RedisConfig::cluster`] |
 //! | `tls`     | `rediss://` URLs (rustls), `RedisConfig::tls_root_certificate` |
 
+#[cfg(feature = "cluster")]
+mod cluster;
 mod config;
 mod connection;
+mod errors;
 mod single;
 mod store;
 

@@ -54,7 +54,7 @@ impl SingleNode {
         Fut: Future<Output = Result<T, Error>>,
     {
         let Generation { number, manager } = self.current().clone();
-        let result = crate::connection::within(limit, call(manager)).await;
+        let result = crate::errors::within(limit, call(manager)).await;
         match &result {
             // Timeouts of a connection already replaced say nothing of the new one.
             Err(error) if error.kind() == ErrorKind::Timeout => {
@@ -101,5 +101,5 @@ fn lazy(
     config: &ConnectionManagerConfig,
 ) -> Result<ConnectionManager, Error> {
     ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-        .map_err(crate::connection::config_error)
+        .map_err(crate::errors::config_error)
 }

@@ -1,0 +1,122 @@
+//! Which prefix a key has on its server: each server's namespace generation, read,
+//! moved (by `clear`, or before a distrusted server is used again) and fallen back on
+//! while the server does not answer. See `generation` for what this client knows of it.
+
+use std::time::SystemTime;
+
+use stratacache_tier::{Error, ErrorKind};
+
+use crate::protocol::{self, Reply};
+use crate::store::{MemcachedStore, all_down};
+
+impl MemcachedStore {
+    /// The server that owns `key` now, and the key as stored there.
+    pub(crate) async fn locate(&self, key: &str) -> Result<(usize, String), Error> {
+        let index = self.route(key.as_bytes()).ok_or_else(all_down)?;
+        let generation = self.generation(index, false).await?;
+        Ok((index, self.full_key(generation, key)?))
+    }
+
+    /// `key` as stored under `generation`: `namespace:generation:key`.
+    pub(crate) fn full_key(&self, generation: u64, key: &str) -> Result<String, Error> {
+        let full = format!("{}:{generation}:{key}", self.config.namespace);
+        protocol::check_key(&full)?;
+        Ok(full)
+    }
+
+    /// The namespace generation to use on server `index`: the known one while it is
+    /// fresh and the server trusted, otherwise asked of the server, which moves it when
+    /// `moving` (a `clear`) or when the server is distrusted.
+    pub(crate) async fn generation(&self, index: usize, moving: bool) -> Result<u64, Error> {
+        let generation = &self.generations[index];
+        let refresh = self.config.generation_refresh;
+        if !moving && let Some(known) = generation.fresh(refresh) {
+            return Ok(known);
+        }
+        let answers = generation.answers();
+        // One caller asks, the others wait for its answer; the asking caller's command
+        // timeout bounds the wait, so this one is bounded by it too.
+        let Ok(_asking) =
+            tokio::time::timeout(self.config.command_timeout, generation.asking.lock()).await
+        else {
+            let error = Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "memcached at {}: the namespace generation was not read within {:?}",
+                    self.pools[index].address, self.config.command_timeout
+                ),
+            );
+            return self.fall_back(index, moving, error);
+        };
+        if !moving {
+            if let Some(known) = generation.fresh(refresh) {
+                return Ok(known);
+            }
+            if generation.answers() != answers {
+                // The server answered someone while this caller waited: share that
+                // answer rather than ask again (and, when it failed, spend another
+                // timeout on a server that is not answering).
+                if let Some(failure) = generation.last_failure() {
+                    return self.fall_back(index, moving, failure);
+                }
+                if let Some(known) = generation.last_known() {
+                    return Ok(known);
+                }
+            }
+        }
+        let question = generation.question(moving);
+        let answer = self.add_to_generation(index, question.delta).await;
+        generation.answered(question, &answer);
+        answer.or_else(|error| self.fall_back(index, moving, error))
+    }
+
+    /// What to use when server `index`'s generation could not be asked: the last known
+    /// one, unless the server is distrusted or this was a move; otherwise `error`.
+    pub(crate) fn fall_back(&self, index: usize, moving: bool, error: Error) -> Result<u64, Error> {
+        match self.generations[index].last_known() {
+            // Keep serving on the last known generation while the server does not answer
+            // for it: a command that does reach the server still finds its entries.
+            Some(known) if !moving => Ok(known),
+            _ => Err(error),
+        }
+    }
+
+    /// Adds `delta` to server `index`'s generation and returns it; a missing one is
+    /// created at the current time in ms (with no delta), so that a generation key lost
+    /// to eviction or a restart never brings back an old prefix.
+    pub(crate) async fn add_to_generation(&self, index: usize, delta: u64) -> Result<u64, Error> {
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        let mut request = Vec::new();
+        protocol::add(&mut request, &self.generation_key(), now_ms, delta);
+        match self.one(index, &request).await? {
+            Reply::Value(bytes) => std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|text| text.trim().parse().ok()),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Other,
+                "memcached answered the generation with no number",
+            )
+        })
+    }
+
+    /// Clears this namespace on server `index`: moves its generation, or runs
+    /// `flush_all` when allowed.
+    pub(crate) async fn clear_server(&self, index: usize) -> Result<(), Error> {
+        if self.config.flush_all {
+            let mut request = Vec::new();
+            protocol::flush_all(&mut request);
+            self.one(index, &request).await?;
+        } else {
+            // memcached has no namespace delete: moving the generation orphans every key
+            // of the old one (they age out or are evicted).
+            self.generation(index, true).await?;
+        }
+        Ok(())
+    }
+}
