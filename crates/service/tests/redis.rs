@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use stratacache::{Cache, Fallback, FrozenClock, Remote};
+use stratacache::{ByteStore, Cache, Fallback, FrozenClock, Remote, TimeToRefresh};
 use stratacache_redis::{RedisConfig, RedisStore};
 use stratacache_service::{CacheRetry, ServiceTier, TierService};
 use stratacache_testkit::RedisServer;
@@ -68,4 +68,78 @@ async fn timeout_and_retry_keep_a_cache_answering_through_a_redis_outage() {
         tokio::time::sleep(Duration::from_millis(100)).await; // reconnect back-off is real time
     }
     assert!(back, "the same cache writes to Redis again once it is back");
+}
+
+/// The one-clock promise: a `FrozenClock` cache over Redis behind tower timeout and retry
+/// expires and refreshes by the frozen clock alone. No clock is named anywhere but on the
+/// cache builder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_clock_cache_over_redis_behind_tower_expires_and_refreshes_by_that_clock() {
+    let server = RedisServer::start().unwrap();
+    let clock = FrozenClock::new();
+    let store = || RedisStore::new(RedisConfig::from_url(server.url()).namespace("frozen"));
+    let layers = ServiceBuilder::new()
+        .retry(CacheRetry::new(2).backoff(Duration::from_millis(5), Duration::from_millis(20)))
+        .timeout(Duration::from_millis(500));
+    let refreshed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&refreshed);
+    let cache: Cache<u64, String> = Cache::builder()
+        .clock(&clock)
+        .ttl(Duration::from_secs(30))
+        .time_to_refresh(
+            TimeToRefresh::new(Duration::from_secs(20)).loader(move |key: u64| {
+                let counter = std::sync::Arc::clone(&counter);
+                async move {
+                    let round = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    Ok::<_, std::io::Error>(Some(format!("{key} refreshed #{round}")))
+                }
+            }),
+        )
+        .fallback(
+            Fallback::tier(ServiceTier::layered(
+                Remote::new(store().unwrap()).into_tier(),
+                layers,
+            ))
+            .ttl(Duration::from_secs(120)),
+        )
+        .build()
+        .unwrap();
+    cache.insert(1, "first".into()).await.unwrap();
+    // Redis was handed the remaining TTL measured with the frozen clock: 120 s.
+    let server_ttl = store().unwrap().server_ttl("AQ").await.unwrap().unwrap();
+    assert!(
+        server_ttl > Duration::from_secs(119) && server_ttl <= Duration::from_secs(120),
+        "{server_ttl:?}"
+    );
+
+    // Nothing expires while the frozen clock stands still, however long real time runs.
+    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("first"));
+
+    // 20 s on the frozen clock: stale, served at once, refreshed in the background.
+    clock.advance(Duration::from_secs(20));
+    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("first"));
+    let mut seen = None;
+    for _ in 0..200 {
+        seen = cache.get(&1).await.unwrap();
+        if seen.as_deref() == Some("1 refreshed #1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await; // the refresh runs on tokio
+    }
+    assert_eq!(seen.as_deref(), Some("1 refreshed #1"));
+    assert_eq!(refreshed.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // 150 s more on the frozen clock: past every TTL (the refreshed value's 30 s in L1,
+    // 120 s in Redis), so the entry is gone although Redis itself still holds it.
+    clock.advance(Duration::from_secs(150));
+    let direct = store().unwrap();
+    assert!(
+        direct.get("AQ").await.unwrap().is_some(),
+        "Redis's own TTL is real time"
+    );
+    assert_eq!(
+        cache.get(&1).await.unwrap(),
+        None,
+        "expired by the frozen clock"
+    );
 }
