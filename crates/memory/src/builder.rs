@@ -78,6 +78,25 @@ where
     ///
     /// moka calls it on the thread that does its housekeeping, which may be a caller's:
     /// keep it short.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::SystemTime;
+    /// use stratacache_memory::{EvictionCause, MemoryTier};
+    /// use stratacache_tier::CacheEntry;
+    ///
+    /// let causes = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = Arc::clone(&causes);
+    /// let tier = MemoryTier::<u32, &str>::builder()
+    ///     .eviction_listener(move |_key, _entry, cause| seen.lock().unwrap().push(cause))
+    ///     .build();
+    /// tier.store(1, CacheEntry::new("a", SystemTime::UNIX_EPOCH, None), None);
+    /// tier.store(1, CacheEntry::new("b", SystemTime::UNIX_EPOCH, None), None);
+    /// tier.remove(&1_u32);
+    /// tier.run_pending_tasks();
+    /// let expected = [EvictionCause::Replaced, EvictionCause::Explicit];
+    /// assert_eq!(*causes.lock().unwrap(), expected);
+    /// ```
     pub fn eviction_listener(
         mut self,
         listener: impl Fn(Arc<K>, CacheEntry<V>, EvictionCause) + Send + Sync + 'static,

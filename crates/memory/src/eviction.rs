@@ -1,6 +1,15 @@
 use moka::notification::RemovalCause;
 
 /// Why an entry left a [`MemoryTier`](crate::MemoryTier).
+///
+/// ```
+/// use stratacache_memory::EvictionCause;
+///
+/// // Count what the tier dropped on its own, not what callers removed.
+/// let causes = [EvictionCause::Size, EvictionCause::Explicit, EvictionCause::Expired];
+/// let evicted = causes.iter().filter(|cause| cause.was_evicted()).count();
+/// assert_eq!(evicted, 2);
+/// ```
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EvictionCause {

@@ -33,7 +33,7 @@ where
     K: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// A builder for a tier; unbounded, with the system clock, unless configured.
+    /// A builder for a tier; unbounded unless configured.
     pub fn builder() -> MemoryTierBuilder<K, V> {
         MemoryTierBuilder::new()
     }
@@ -51,6 +51,18 @@ where
     /// Looks up an entry by any borrowed form of the key, without allocating or awaiting.
     ///
     /// Returns the entry whatever its age: judging expiry is the caller's business.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use stratacache_memory::MemoryTier;
+    /// use stratacache_tier::CacheEntry;
+    ///
+    /// let tier = MemoryTier::<String, u32>::new(100);
+    /// let old = CacheEntry::new(1, SystemTime::UNIX_EPOCH, Some(Duration::from_secs(1)));
+    /// tier.store("a".to_owned(), old, None);
+    /// let found = tier.lookup("a").unwrap(); // a `&str` finds a `String` key
+    /// assert!(found.is_expired(SystemTime::now())); // expired, and returned all the same
+    /// ```
     #[inline]
     pub fn lookup<Q>(&self, key: &Q) -> Option<CacheEntry<V>>
     where
@@ -74,6 +86,18 @@ where
     ///
     /// The facade reclaims an expired entry this way, so that a fresh value stored since
     /// the lookup is never removed with it.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use stratacache_memory::MemoryTier;
+    /// use stratacache_tier::CacheEntry;
+    ///
+    /// let tier = MemoryTier::<String, u32>::new(100);
+    /// tier.store("a".to_owned(), CacheEntry::new(1, SystemTime::UNIX_EPOCH, None), None);
+    /// assert!(!tier.remove_if("a", |entry| *entry.value() == 2));
+    /// assert!(tier.remove_if("a", |entry| *entry.value() == 1));
+    /// assert!(tier.lookup("a").is_none());
+    /// ```
     pub fn remove_if<Q>(&self, key: &Q, condition: impl FnOnce(&CacheEntry<V>) -> bool) -> bool
     where
         K: Borrow<Q> + Clone,
@@ -98,17 +122,45 @@ where
     /// Runs moka's pending housekeeping now: evictions, expirations, listener calls.
     ///
     /// moka does this lazily; tests call it before counting entries.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use stratacache_memory::MemoryTier;
+    /// use stratacache_tier::CacheEntry;
+    ///
+    /// let tier = MemoryTier::<u32, u32>::new(100);
+    /// for n in 0..3 {
+    ///     tier.store(n, CacheEntry::new(n, SystemTime::UNIX_EPOCH, None), None);
+    /// }
+    /// tier.run_pending_tasks();
+    /// assert_eq!(tier.entry_count(), 3);
+    /// ```
     pub fn run_pending_tasks(&self) {
         self.moka.run_pending_tasks();
     }
 
-    /// The approximate number of entries (exact after [`run_pending_tasks`](Self::run_pending_tasks)).
+    /// The approximate number of entries (exact after
+    /// [`run_pending_tasks`](Self::run_pending_tasks)).
     #[must_use]
     pub fn entry_count(&self) -> u64 {
         self.moka.entry_count()
     }
 
     /// The approximate total weight (entries without a weigher weigh 1).
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use stratacache_memory::MemoryTier;
+    /// use stratacache_tier::CacheEntry;
+    ///
+    /// let tier: MemoryTier<u32, Vec<u8>> = MemoryTier::builder()
+    ///     .max_capacity(1_000)
+    ///     .weigher(|_key: &u32, value: &Vec<u8>| value.len() as u32)
+    ///     .build();
+    /// tier.store(1, CacheEntry::new(vec![0; 10], SystemTime::UNIX_EPOCH, None), None);
+    /// tier.run_pending_tasks();
+    /// assert_eq!(tier.weighted_size(), 10);
+    /// ```
     #[must_use]
     pub fn weighted_size(&self) -> u64 {
         self.moka.weighted_size()

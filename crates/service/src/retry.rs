@@ -7,12 +7,30 @@ use crate::CacheRequest;
 /// A `tower::retry::Policy` for cache tiers.
 ///
 /// Retries a [`Get`](CacheRequest::Get) that failed as
-/// [`Unavailable`](stratacache_tier::ErrorKind::Unavailable) or [`Timeout`](stratacache_tier::ErrorKind::Timeout), at most
-/// `max_retries` times, waiting `base · 2ⁿ` (capped) before the n-th retry. Codec,
-/// rejected and other errors are final, and writes are never retried: a cache would
-/// rather miss than pile writes onto a struggling store.
+/// [`Unavailable`](stratacache_tier::ErrorKind::Unavailable) or
+/// [`Timeout`](stratacache_tier::ErrorKind::Timeout), at most `max_retries` times,
+/// waiting `base · 2ⁿ` (capped) before the n-th retry. Codec, rejected and other errors
+/// are final, and writes are never retried: a cache would rather miss than pile writes
+/// onto a struggling store.
 ///
 /// Put it outside the timeout (`.retry(..).timeout(..)`) so each attempt has its own.
+///
+/// ```
+/// use stratacache_service::{CacheRetry, ServiceTier};
+/// use stratacache_tier::mock::{MockTier, TierOp};
+/// use stratacache_tier::{CacheTier, ErrorKind};
+/// use tower::ServiceBuilder;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), stratacache_tier::Error> {
+/// let storage = MockTier::<u64, String>::new();
+/// storage.fail_times(TierOp::Get, ErrorKind::Unavailable, 2);
+/// let layers = ServiceBuilder::new().retry(CacheRetry::new(3));
+/// let tier = ServiceTier::layered(storage.clone(), layers);
+/// assert_eq!(tier.get(&1).await?, None); // two failures, then an answer
+/// assert_eq!(storage.count(TierOp::Get), 3);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct CacheRetry {
     retries_left: u32,
@@ -23,6 +41,26 @@ pub struct CacheRetry {
 
 impl CacheRetry {
     /// At most `max_retries` retries, backing off from 10 ms up to 1 s.
+    ///
+    /// Only transient errors are retried:
+    ///
+    /// ```
+    /// use stratacache_service::{CacheRetry, ServiceTier};
+    /// use stratacache_tier::mock::{MockTier, TierOp};
+    /// use stratacache_tier::{CacheTier, ErrorKind};
+    /// use tower::ServiceBuilder;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let storage = MockTier::<u64, String>::new();
+    /// storage.fail_times(TierOp::Get, ErrorKind::Codec, 1);
+    /// let layers = ServiceBuilder::new().retry(CacheRetry::new(3));
+    /// let tier = ServiceTier::layered(storage.clone(), layers);
+    /// let err = tier.get(&1).await.unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Codec);
+    /// assert_eq!(storage.count(TierOp::Get), 1); // not retried
+    /// # }
+    /// ```
     #[must_use]
     pub const fn new(max_retries: u32) -> Self {
         Self {
@@ -34,6 +72,26 @@ impl CacheRetry {
     }
 
     /// The first wait and the longest.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stratacache_service::{CacheRetry, ServiceTier};
+    /// use stratacache_tier::mock::{MockTier, TierOp};
+    /// use stratacache_tier::{CacheTier, ErrorKind};
+    /// use tower::ServiceBuilder;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), stratacache_tier::Error> {
+    /// let storage = MockTier::<u64, String>::new();
+    /// storage.fail_times(TierOp::Get, ErrorKind::Timeout, 3);
+    /// let retry = CacheRetry::new(3)
+    ///     .backoff(Duration::from_secs(1), Duration::from_secs(3));
+    /// let tier = ServiceTier::layered(storage, ServiceBuilder::new().retry(retry));
+    /// let start = tokio::time::Instant::now();
+    /// tier.get(&1).await?;
+    /// assert_eq!(start.elapsed().as_secs(), 1 + 2 + 3); // doubling, capped at 3 s
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub const fn backoff(mut self, base: Duration, max: Duration) -> Self {
         self.base = base;

@@ -44,6 +44,22 @@ pub struct ServiceTier<S> {
 
 impl<S> ServiceTier<S> {
     /// Wraps `service`.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use stratacache_service::{ServiceTier, TierService};
+    /// use stratacache_tier::mock::MockTier;
+    /// use stratacache_tier::{CacheEntry, CacheTier};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let storage = MockTier::<u64, &str>::new();
+    /// let service: TierService<_, u64, &str> = TierService::new(storage.clone());
+    /// let tier = ServiceTier::new(service); // or any tower stack of it
+    /// tier.insert(1, CacheEntry::new("one", SystemTime::UNIX_EPOCH, None), None).await?;
+    /// assert_eq!(storage.stored(), 1);
+    /// # Ok::<(), stratacache_tier::Error>(())
+    /// # }).unwrap();
+    /// ```
     #[must_use]
     pub fn new(service: S) -> Self {
         Self {

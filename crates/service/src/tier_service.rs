@@ -11,6 +11,19 @@ use tower::Service;
 use crate::{CacheRequest, CacheResponse};
 
 /// The future of a [`TierService`] call.
+///
+/// ```
+/// use stratacache_service::{CacheRequest, CacheResponse, TierFuture, TierService};
+/// use stratacache_tier::mock::MockTier;
+/// use tower::{Service, ServiceExt};
+///
+/// # futures::executor::block_on(async {
+/// let mut service: TierService<_, u64, String> = TierService::new(MockTier::new());
+/// let future: TierFuture<String> = service.ready().await?.call(CacheRequest::Clear);
+/// assert_eq!(future.await?, CacheResponse::Done);
+/// # Ok::<(), stratacache_tier::Error>(())
+/// # }).unwrap();
+/// ```
 pub type TierFuture<V> = Pin<Box<dyn Future<Output = Result<CacheResponse<V>, Error>> + Send>>;
 
 /// Any [`CacheTier`] as a `tower::Service<CacheRequest<K, V>>`, always ready. Cheap to
@@ -42,6 +55,22 @@ impl<T, K, V> TierService<T, K, V> {
     }
 
     /// Serves a tier already shared elsewhere.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use stratacache_service::{CacheRequest, CacheResponse, TierService};
+    /// use stratacache_tier::mock::{MockTier, TierOp};
+    /// use tower::{Service, ServiceExt};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let tier = Arc::new(MockTier::<u64, String>::new());
+    /// let mut service: TierService<_, u64, String> = TierService::shared(Arc::clone(&tier));
+    /// let answer = service.ready().await?.call(CacheRequest::Get(1)).await?;
+    /// assert_eq!(answer, CacheResponse::Entry(None));
+    /// assert_eq!(tier.count(TierOp::Get), 1); // the service called the shared tier
+    /// # Ok::<(), stratacache_tier::Error>(())
+    /// # }).unwrap();
+    /// ```
     #[must_use]
     pub fn shared(tier: Arc<T>) -> Self {
         Self {

@@ -36,7 +36,16 @@ enum Source {
 }
 
 impl Clock {
-    /// The operating system's wall clock.
+    /// The operating system's wall clock, also the [`Default`].
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use stratacache_tier::Clock;
+    ///
+    /// let clock = Clock::system();
+    /// assert!(clock.is_system() && Clock::default().is_system());
+    /// assert!(clock.now() > SystemTime::UNIX_EPOCH);
+    /// ```
     #[must_use]
     pub const fn system() -> Self {
         Self {
@@ -45,6 +54,16 @@ impl Clock {
     }
 
     /// A clock that asks `now` for the time: the bridge to another time abstraction.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use stratacache_tier::Clock;
+    ///
+    /// let noon = SystemTime::UNIX_EPOCH + Duration::from_secs(12 * 3_600);
+    /// let clock = Clock::from_fn(move || noon);
+    /// assert_eq!(clock.now(), noon);
+    /// assert!(!clock.is_system());
+    /// ```
     #[must_use]
     pub fn from_fn(now: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
         Self {
@@ -98,6 +117,17 @@ impl From<&FrozenClock> for Clock {
 ///
 /// Clones share the same time, so a test keeps one handle and gives the cache another.
 /// It starts at a fixed instant (2024-01-01T00:00:00Z) so that runs are reproducible.
+///
+/// ```
+/// use std::time::Duration;
+/// use stratacache_tier::{Clock, FrozenClock};
+///
+/// let frozen = FrozenClock::new();
+/// let clock: Clock = frozen.clock(); // give this one to the cache
+/// let t0 = clock.now();
+/// frozen.advance(Duration::from_secs(90));
+/// assert_eq!(clock.now(), t0 + Duration::from_secs(90));
+/// ```
 #[derive(Clone)]
 pub struct FrozenClock {
     nanos_since_epoch: Arc<AtomicU64>,
@@ -108,12 +138,30 @@ const DEFAULT_START_SECS: u64 = 1_704_067_200;
 
 impl FrozenClock {
     /// A frozen clock at 2024-01-01T00:00:00Z.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use stratacache_tier::FrozenClock;
+    ///
+    /// let new_year_2024 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_704_067_200);
+    /// assert_eq!(FrozenClock::new().now(), new_year_2024);
+    /// ```
     #[must_use]
     pub fn new() -> Self {
         Self::at(SystemTime::UNIX_EPOCH + Duration::from_secs(DEFAULT_START_SECS))
     }
 
     /// A frozen clock at `time` (times before the Unix epoch are clamped to it).
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use stratacache_tier::FrozenClock;
+    ///
+    /// let t = SystemTime::UNIX_EPOCH + Duration::from_secs(42);
+    /// assert_eq!(FrozenClock::at(t).now(), t);
+    /// let before_epoch = SystemTime::UNIX_EPOCH - Duration::from_secs(1);
+    /// assert_eq!(FrozenClock::at(before_epoch).now(), SystemTime::UNIX_EPOCH);
+    /// ```
     #[must_use]
     pub fn at(time: SystemTime) -> Self {
         Self {
@@ -140,6 +188,16 @@ impl FrozenClock {
     }
 
     /// Sets the clock to `time`, forwards or backwards.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stratacache_tier::FrozenClock;
+    ///
+    /// let frozen = FrozenClock::new();
+    /// let t0 = frozen.now();
+    /// frozen.set(t0 - Duration::from_secs(60)); // a host clock stepping back
+    /// assert_eq!(frozen.now(), t0 - Duration::from_secs(60));
+    /// ```
     pub fn set(&self, time: SystemTime) {
         self.nanos_since_epoch
             .store(to_nanos(time), Ordering::Release);

@@ -2,6 +2,17 @@ use std::time::{Duration, SystemTime};
 
 /// How far in the future an entry's timestamp may be before its age can no longer be
 /// trusted: see [`CacheEntry::is_expired`].
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use stratacache_tier::{CacheEntry, MAX_CLOCK_SKEW};
+///
+/// let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+/// let entry = CacheEntry::new((), t0, Some(Duration::from_secs(60)));
+/// // Stamped a little ahead of `now`: tolerated. A whole allowance ahead: expired.
+/// assert!(!entry.is_expired(t0 - MAX_CLOCK_SKEW / 2));
+/// assert!(entry.is_expired(t0 - MAX_CLOCK_SKEW));
+/// ```
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(1);
 
 /// A cached value with the time it was produced and how long it stays valid.
@@ -45,6 +56,15 @@ impl<V> CacheEntry<V> {
     }
 
     /// Consumes the entry and returns its value.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use stratacache_tier::CacheEntry;
+    ///
+    /// let entry = CacheEntry::new(vec![1, 2], SystemTime::UNIX_EPOCH, None);
+    /// let value: Vec<u8> = entry.into_value();
+    /// assert_eq!(value, [1, 2]);
+    /// ```
     #[must_use]
     pub fn into_value(self) -> V {
         self.value
@@ -63,6 +83,16 @@ impl<V> CacheEntry<V> {
     }
 
     /// The instant the entry expires, if it has a time-to-live.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use stratacache_tier::CacheEntry;
+    ///
+    /// let t0 = SystemTime::UNIX_EPOCH;
+    /// let entry = CacheEntry::new("v", t0, Some(Duration::from_secs(30)));
+    /// assert_eq!(entry.expires_at(), Some(t0 + Duration::from_secs(30)));
+    /// assert_eq!(CacheEntry::new("v", t0, None).expires_at(), None);
+    /// ```
     #[must_use]
     pub fn expires_at(&self) -> Option<SystemTime> {
         // Saturates at the far future rather than overflowing on absurd TTLs.
@@ -72,6 +102,16 @@ impl<V> CacheEntry<V> {
 
     /// How old the entry is at `now`. An entry stamped in the future (clock skew between
     /// hosts, or a clock that stepped back) has age zero.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use stratacache_tier::CacheEntry;
+    ///
+    /// let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+    /// let entry = CacheEntry::new("v", t0, None);
+    /// assert_eq!(entry.age(t0 + Duration::from_secs(3)), Duration::from_secs(3));
+    /// assert_eq!(entry.age(t0 - Duration::from_secs(3)), Duration::ZERO);
+    /// ```
     #[must_use]
     pub fn age(&self, now: SystemTime) -> Duration {
         now.duration_since(self.cached_at).unwrap_or(Duration::ZERO)
@@ -109,6 +149,17 @@ impl<V> CacheEntry<V> {
 
     /// The time the entry has left at `now`: `None` when it never expires,
     /// `Some(Duration::ZERO)` once it has expired. Never more than the TTL itself.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use stratacache_tier::CacheEntry;
+    ///
+    /// let (t0, secs) = (SystemTime::UNIX_EPOCH, Duration::from_secs);
+    /// let entry = CacheEntry::new("v", t0, Some(secs(10)));
+    /// assert_eq!(entry.remaining_ttl(t0 + secs(4)), Some(secs(6)));
+    /// assert_eq!(entry.remaining_ttl(t0 + secs(60)), Some(Duration::ZERO));
+    /// assert_eq!(CacheEntry::new("v", t0, None).remaining_ttl(t0), None);
+    /// ```
     #[must_use]
     pub fn remaining_ttl(&self, now: SystemTime) -> Option<Duration> {
         if self.is_expired(now) {
@@ -118,12 +169,32 @@ impl<V> CacheEntry<V> {
     }
 
     /// Returns the entry with its time-to-live replaced.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use stratacache_tier::CacheEntry;
+    ///
+    /// let entry = CacheEntry::new("v", SystemTime::UNIX_EPOCH, None);
+    /// let entry = entry.with_ttl(Some(Duration::from_secs(5)));
+    /// assert_eq!(entry.ttl(), Some(Duration::from_secs(5)));
+    /// assert_eq!(entry.cached_at(), SystemTime::UNIX_EPOCH);
+    /// ```
     #[must_use]
     pub fn with_ttl(self, ttl: Option<Duration>) -> Self {
         Self { ttl, ..self }
     }
 
     /// Maps the value, keeping the timestamps.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use stratacache_tier::CacheEntry;
+    ///
+    /// let ttl = Some(Duration::from_secs(5));
+    /// let entry = CacheEntry::new(21, SystemTime::UNIX_EPOCH, ttl).map(|n| n.to_string());
+    /// assert_eq!(entry.value(), "21");
+    /// assert_eq!(entry.ttl(), ttl);
+    /// ```
     #[must_use]
     pub fn map<U>(self, f: impl FnOnce(V) -> U) -> CacheEntry<U> {
         CacheEntry {

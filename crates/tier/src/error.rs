@@ -4,9 +4,30 @@ use std::fmt;
 use std::sync::Arc;
 
 /// A boxed error that can cross threads: the source type [`Error`] wraps.
+///
+/// ```
+/// use stratacache_tier::{BoxError, Error, ErrorKind};
+///
+/// let boxed: BoxError = "connection refused".into();
+/// let err = Error::from_source(ErrorKind::Unavailable, boxed);
+/// assert_eq!(err.to_string(), "unavailable: connection refused");
+/// ```
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// What went wrong, for callers to match on.
+///
+/// ```
+/// use stratacache_tier::{Error, ErrorKind};
+///
+/// fn advice(err: &Error) -> &'static str {
+///     match err.kind() {
+///         ErrorKind::Unavailable | ErrorKind::Timeout => "try again later",
+///         ErrorKind::Codec => "drop the entry",
+///         _ => "give up",
+///     }
+/// }
+/// assert_eq!(advice(&Error::new(ErrorKind::Timeout, "slow")), "try again later");
+/// ```
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
@@ -28,6 +49,13 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// A short, stable, lower-case name for logs and metrics labels.
+    ///
+    /// ```
+    /// use stratacache_tier::ErrorKind;
+    ///
+    /// assert_eq!(ErrorKind::Unavailable.as_str(), "unavailable");
+    /// assert_eq!(ErrorKind::Codec.to_string(), ErrorKind::Codec.as_str());
+    /// ```
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -101,6 +129,15 @@ impl Error {
     }
 
     /// Creates an error of `kind` whose message is its source's.
+    ///
+    /// ```
+    /// use stratacache_tier::{Error, ErrorKind};
+    ///
+    /// let io = std::io::Error::other("connection reset");
+    /// let err = Error::from_source(ErrorKind::Unavailable, io);
+    /// assert_eq!(err.message(), "connection reset");
+    /// assert!(err.source_as::<std::io::Error>().is_some());
+    /// ```
     #[must_use]
     pub fn from_source(kind: ErrorKind, source: impl Into<BoxError>) -> Self {
         let source = source.into();
@@ -151,6 +188,14 @@ impl Error {
     }
 
     /// The source error downcast to `E`, if it is one.
+    ///
+    /// ```
+    /// use stratacache_tier::{Error, ErrorKind};
+    ///
+    /// let err = Error::new(ErrorKind::Codec, "truncated").with_source(std::fmt::Error);
+    /// assert!(err.source_as::<std::fmt::Error>().is_some());
+    /// assert!(err.source_as::<std::io::Error>().is_none());
+    /// ```
     #[must_use]
     pub fn source_as<E: StdError + 'static>(&self) -> Option<&E> {
         self.inner.source.as_deref()?.downcast_ref::<E>()

@@ -10,6 +10,18 @@ use std::time::Duration;
 use crate::{CacheEntry, CacheTier, Error, ErrorKind};
 
 /// An operation of [`CacheTier`], to aim a fault at.
+///
+/// ```
+/// use stratacache_tier::mock::{MockTier, TierOp};
+/// use stratacache_tier::{CacheTier, ErrorKind};
+///
+/// # futures::executor::block_on(async {
+/// let tier = MockTier::<u32, u32>::new();
+/// tier.fail(TierOp::Invalidate, ErrorKind::Timeout);
+/// assert!(tier.invalidate(&1).await.is_err());
+/// assert!(tier.get(&1).await.is_ok()); // other operations are unaffected
+/// # });
+/// ```
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TierOp {
@@ -24,6 +36,20 @@ pub enum TierOp {
 }
 
 /// A call the mock received, in order.
+///
+/// ```
+/// use stratacache_tier::CacheTier;
+/// use stratacache_tier::mock::{MockTier, TierCall, TierOp};
+///
+/// # futures::executor::block_on(async {
+/// let tier = MockTier::<u32, &str>::new();
+/// tier.get(&1).await?;
+/// tier.clear().await?;
+/// assert_eq!(tier.calls(), [TierCall::Get(1), TierCall::Clear]);
+/// assert_eq!(tier.calls()[0].op(), TierOp::Get);
+/// # Ok::<(), stratacache_tier::Error>(())
+/// # }).unwrap();
+/// ```
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TierCall<K> {
@@ -111,11 +137,40 @@ impl<K, V> MockTier<K, V> {
     }
 
     /// Makes the next `times` calls of `op` fail with `kind`; later ones succeed.
+    ///
+    /// ```
+    /// use stratacache_tier::mock::{MockTier, TierOp};
+    /// use stratacache_tier::{CacheTier, ErrorKind};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let tier = MockTier::<u32, u32>::new();
+    /// tier.fail_times(TierOp::Get, ErrorKind::Unavailable, 2);
+    /// assert!(tier.get(&1).await.is_err());
+    /// assert!(tier.get(&1).await.is_err());
+    /// assert!(tier.get(&1).await.is_ok());
+    /// # });
+    /// ```
     pub fn fail_times(&self, op: TierOp, kind: ErrorKind, times: u32) {
         self.state().faults.entry(op).or_default().fail = Some((kind, Some(times)));
     }
 
     /// Makes every following `op` wait `delay` (tokio time) before answering.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stratacache_tier::CacheTier;
+    /// use stratacache_tier::mock::{MockTier, TierOp};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let tier = MockTier::<u32, u32>::new();
+    /// tier.delay(TierOp::Get, Duration::from_secs(5));
+    /// let start = tokio::time::Instant::now();
+    /// tier.get(&1).await.unwrap();
+    /// // Time is paused, so the test waits in tokio time only, not for real.
+    /// assert!(start.elapsed() >= Duration::from_secs(5));
+    /// # }
+    /// ```
     pub fn delay(&self, op: TierOp, delay: Duration) {
         self.state().faults.entry(op).or_default().delay = Some(delay);
     }
@@ -185,6 +240,21 @@ impl<K: Clone, V> MockTier<K, V> {
 
 impl<K: Hash + Eq, V: Clone> MockTier<K, V> {
     /// The stored entry for `key`, read without recording a call.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use stratacache_tier::mock::{MockTier, TierOp};
+    /// use stratacache_tier::{CacheEntry, CacheTier};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let tier = MockTier::<u32, &str>::new();
+    /// let entry = CacheEntry::new("v", SystemTime::UNIX_EPOCH, None);
+    /// tier.insert(1, entry.clone(), None).await?;
+    /// assert_eq!(tier.peek(&1), Some(entry));
+    /// assert_eq!(tier.count(TierOp::Get), 0);
+    /// # Ok::<(), stratacache_tier::Error>(())
+    /// # }).unwrap();
+    /// ```
     #[must_use]
     pub fn peek(&self, key: &K) -> Option<CacheEntry<V>> {
         self.state()
@@ -195,6 +265,22 @@ impl<K: Hash + Eq, V: Clone> MockTier<K, V> {
 
     /// How long the tier was asked to keep the entry under `key` when it was stored
     /// (`Some(None)`: no limit); `None` when nothing is stored.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use stratacache_tier::mock::MockTier;
+    /// use stratacache_tier::{CacheEntry, CacheTier};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let tier = MockTier::<u32, &str>::new();
+    /// let keep = Some(Duration::from_secs(30));
+    /// tier.insert(1, CacheEntry::new("v", SystemTime::UNIX_EPOCH, None), keep).await?;
+    /// assert_eq!(tier.kept_for(&1), Some(keep));
+    /// assert_eq!(tier.kept_for(&2), None);
+    /// assert_eq!(tier.stored(), 1);
+    /// # Ok::<(), stratacache_tier::Error>(())
+    /// # }).unwrap();
+    /// ```
     #[must_use]
     pub fn kept_for(&self, key: &K) -> Option<Option<Duration>> {
         self.state().entries.get(key).map(|(_, keep_for)| *keep_for)

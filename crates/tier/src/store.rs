@@ -13,6 +13,46 @@ use crate::Error;
 /// carrying its timestamps, and hands the store the entry's remaining time-to-live.
 /// The store adds its own namespace prefix to every key, so that [`clear`](Self::clear)
 /// touches only this cache's entries.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::Mutex;
+/// use std::time::Duration;
+///
+/// use bytes::Bytes;
+/// use stratacache_tier::{ByteStore, Error};
+///
+/// // Ignores `ttl`: a test double, not a real store.
+/// #[derive(Default)]
+/// struct MapStore(Mutex<HashMap<String, Bytes>>);
+///
+/// impl ByteStore for MapStore {
+///     async fn get(&self, key: &str) -> Result<Option<Bytes>, Error> {
+///         Ok(self.0.lock().unwrap().get(key).cloned())
+///     }
+///     async fn set(&self, key: &str, value: Bytes, _: Option<Duration>) -> Result<(), Error> {
+///         self.0.lock().unwrap().insert(key.to_owned(), value);
+///         Ok(())
+///     }
+///     async fn delete(&self, key: &str) -> Result<(), Error> {
+///         self.0.lock().unwrap().remove(key);
+///         Ok(())
+///     }
+///     async fn clear(&self) -> Result<(), Error> {
+///         self.0.lock().unwrap().clear();
+///         Ok(())
+///     }
+/// }
+///
+/// # futures::executor::block_on(async {
+/// let store = MapStore::default();
+/// store.set("k", Bytes::from_static(b"v"), None).await?;
+/// assert_eq!(store.get("k").await?, Some(Bytes::from_static(b"v")));
+/// store.delete("k").await?;
+/// assert_eq!(store.get("k").await?, None);
+/// # Ok::<(), Error>(())
+/// # }).unwrap();
+/// ```
 pub trait ByteStore: Send + Sync + 'static {
     /// The bytes under `key`, if any.
     ///
