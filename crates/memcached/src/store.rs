@@ -4,7 +4,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use stratacache_tier::{ByteStore, Error, ErrorKind};
 
-use crate::MemcachedConfig;
+use crate::config::MemcachedConfig;
 use crate::exptime;
 use crate::generation::Generation;
 use crate::pool::Pool;

@@ -5,11 +5,29 @@ use std::sync::Arc;
 
 use stratacache_tier::CacheEntry;
 
+use crate::eviction::EvictionCause;
 use crate::expiry::{KeepFor, Stored};
-use crate::{EvictionCause, MemoryTier};
+use crate::tier::MemoryTier;
 
 type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 type Listener<K, V> = Arc<dyn Fn(Arc<K>, CacheEntry<V>, EvictionCause) + Send + Sync>;
+
+impl<K, V> MemoryTier<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// A builder for a tier; unbounded unless configured.
+    pub fn builder() -> MemoryTierBuilder<K, V> {
+        MemoryTierBuilder::new()
+    }
+
+    /// A tier holding at most `max_entries` entries.
+    #[must_use]
+    pub fn new(max_entries: u64) -> Self {
+        Self::builder().max_capacity(max_entries).build()
+    }
+}
 
 /// Configures a [`MemoryTier`]. Start with [`MemoryTier::builder`].
 ///

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use stratacache_tier::{CacheEntry, CacheTier, Error};
 
-use crate::MemoryTierBuilder;
 use crate::expiry::Stored;
 
 type Moka<K, V> = moka::sync::Cache<K, Stored<V>, ahash::RandomState>;
@@ -33,17 +32,6 @@ where
     K: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// A builder for a tier; unbounded unless configured.
-    pub fn builder() -> MemoryTierBuilder<K, V> {
-        MemoryTierBuilder::new()
-    }
-
-    /// A tier holding at most `max_entries` entries.
-    #[must_use]
-    pub fn new(max_entries: u64) -> Self {
-        Self::builder().max_capacity(max_entries).build()
-    }
-
     pub(crate) fn from_moka(moka: Moka<K, V>) -> Self {
         Self { moka }
     }

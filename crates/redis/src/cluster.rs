@@ -8,7 +8,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, Pipeline};
 use stratacache_tier::Error;
 
-use crate::RedisConfig;
+use crate::config::RedisConfig;
 use crate::errors::{bounded, config_error};
 
 /// The cluster client and its connection, made on first use.

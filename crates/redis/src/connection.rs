@@ -8,9 +8,9 @@ use redis::aio::ConnectionManagerConfig;
 use redis::{Cmd, FromRedisValue, Pipeline};
 use stratacache_tier::{Error, ErrorKind};
 
-use crate::RedisConfig;
 #[cfg(feature = "cluster")]
 use crate::cluster::Cluster;
+use crate::config::RedisConfig;
 use crate::errors::{config_error, map_error};
 use crate::single::SingleNode;
 

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use redis::Value;
 use stratacache_tier::{ByteStore, Error, ErrorKind};
 
-use crate::RedisConfig;
+use crate::config::RedisConfig;
 use crate::connection::Connection;
 
 /// How many keys one `SCAN` step asks for while clearing.

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use tower::retry::Policy;
 
-use crate::CacheRequest;
+use crate::request::CacheRequest;
 
 /// A `tower::retry::Policy` for cache tiers.
 ///

@@ -7,7 +7,8 @@ use stratacache_tier::{BoxError, CacheEntry, CacheTier, Error, ErrorKind};
 use tower::{Layer, Service, ServiceExt};
 
 use crate::error::to_tier_error;
-use crate::{CacheRequest, CacheResponse, TierService};
+use crate::request::{CacheRequest, CacheResponse};
+use crate::tier_service::TierService;
 
 /// A `tower::Service<CacheRequest<K, V>>` as a [`CacheTier`].
 ///

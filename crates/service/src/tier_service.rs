@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use stratacache_tier::{CacheTier, Error};
 use tower::Service;
 
-use crate::{CacheRequest, CacheResponse};
+use crate::request::{CacheRequest, CacheResponse};
 
 /// The future of a [`TierService`] call.
 ///

@@ -9,8 +9,8 @@ use stratacache_memory::MemoryTier;
 use stratacache_tier::{CacheEntry, CacheTier, Error};
 
 use crate::erased::DynTier;
+use crate::policy::{InsertPolicy, PromotionPolicy};
 use crate::telemetry::TierCounters;
-use crate::{InsertPolicy, PromotionPolicy};
 
 /// The storage of a level. The memory tier is known by type so that a hit can be looked
 /// up by a borrowed key (`&str` for `String`) without building an owned key, and answered

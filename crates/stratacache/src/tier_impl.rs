@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use stratacache_tier::{CacheEntry, CacheTier, Error};
 
+use crate::cache::Cache;
+use crate::outcome::WriteOutcome;
 use crate::telemetry::Operation;
 use crate::write::Change;
-use crate::{Cache, WriteOutcome};
 
 /// A nested cache's write is done only when every one of its tiers took it.
 fn complete(written: &WriteOutcome) -> Result<(), Error> {

@@ -7,7 +7,9 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::{CacheEntry, CacheTier, Error, ErrorKind};
+use crate::entry::CacheEntry;
+use crate::error::{Error, ErrorKind};
+use crate::tier::CacheTier;
 
 /// An operation of [`CacheTier`], to aim a fault at.
 ///

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::Error;
+use crate::error::Error;
 
 /// A remote store of bytes under string keys: what Redis and memcached tiers implement.
 ///

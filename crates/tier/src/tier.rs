@@ -1,7 +1,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::{CacheEntry, Error};
+use crate::entry::CacheEntry;
+use crate::error::Error;
 
 /// One storage level of a cache: it stores and fetches [`CacheEntry`] values.
 ///
