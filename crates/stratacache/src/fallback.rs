@@ -52,6 +52,19 @@ where
 
     /// A tier made elsewhere: any [`CacheTier`] (a [`MemoryTier`](crate::MemoryTier), a
     /// nested [`Cache`](crate::Cache), a `ServiceTier`).
+    ///
+    /// ```
+    /// use stratacache::{Cache, Fallback, MemoryTier};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let shared = MemoryTier::new(100_000); // say, one tier shared by several caches
+    /// let cache: Cache<u64, &str> =
+    ///     Cache::builder().fallback(Fallback::tier(shared.clone())).build()?;
+    /// cache.insert(1, "one").await?;
+    /// assert_eq!(shared.lookup(&1).map(|entry| *entry.value()), Some("one"));
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn tier(tier: impl CacheTier<K, V>) -> Self {
         Self::with(Storage::tier(tier))
     }

@@ -36,6 +36,31 @@
 //! Expiry is judged with the cache's [`Clock`] at every step; tier failures are counted
 //! and read as misses unless the cache is [`strict`](CacheBuilder::strict).
 //!
+//! # Which door do I use
+//!
+//! | For | Use |
+//! |-----|-----|
+//! | L1 in memory | [`CacheBuilder::memory`]`(configure)` |
+//! | an L1 you built | [`CacheBuilder::tier`] |
+//! | another memory tier below | [`Fallback::memory`] |
+//! | Redis below (`serialize`) | `Fallback::remote(stratacache_redis::RedisStore)` |
+//! | memcached below (`serialize`) | `Fallback::remote(stratacache_memcached::MemcachedStore)` |
+//! | any [`CacheTier`] below | [`Fallback::tier`] |
+//! | tower layers (timeout, retry, limit) on a tier | `stratacache_service::ServiceTier::layered` |
+//! | a loader on a miss | [`get_or_insert`], [`try_get_or_insert`], [`optionally_get_or_insert`] |
+//! | background refresh | [`CacheBuilder::time_to_refresh`] |
+//! | one load for concurrent misses (coalescing) | [`stampede_protection(true)`][stampede] |
+//! | tier failures as errors, not misses | [`strict(true)`](CacheBuilder::strict) |
+//! | tests that move time | [`clock`](CacheBuilder::clock)`(`[`FrozenClock`]`)` |
+//! | fault injection in tests | `mock::MockTier` (`test-util`) |
+//!
+//! A name in parentheses is a [feature](#features) to switch on.
+//!
+//! [`get_or_insert`]: Cache::get_or_insert
+//! [`try_get_or_insert`]: Cache::try_get_or_insert
+//! [`optionally_get_or_insert`]: Cache::optionally_get_or_insert
+//! [stampede]: CacheBuilder::stampede_protection
+//!
 //! # Features
 //!
 //! | feature     | enables                                                         |

@@ -27,6 +27,20 @@ where
     /// Only with [`strict`](crate::CacheBuilder::strict): a tier failure while looking.
     /// A failure to store the loaded value is reported, never returned: the caller
     /// always gets the value.
+    ///
+    /// ```
+    /// use stratacache::{Cache, Fallback};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let cache: Cache<u64, String> =
+    ///     Cache::builder().fallback(Fallback::memory(|tier| tier)).build()?;
+    /// let first = cache.get_or_insert(&7, || async { "from the database".to_string() }).await?;
+    /// let again = cache.get_or_insert(&7, || async { unreachable!("cached") }).await?;
+    /// assert_eq!(first, again);
+    /// assert_eq!(cache.stats().loads, 1);
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn get_or_insert<Q, F, Fut>(&self, key: &Q, loader: F) -> Result<V, Error>
     where
         K: Borrow<Q>,
@@ -51,6 +65,24 @@ where
     ///
     /// The loader's error, as [`ErrorKind::Loader`] with the original as its source (see
     /// [`Error::source_as`]); with [`strict`](crate::CacheBuilder::strict), a tier failure.
+    ///
+    /// ```
+    /// use std::io;
+    /// use stratacache::{Cache, ErrorKind};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let cache: Cache<u64, String> = Cache::builder().build()?;
+    /// let down = || async { Err::<String, _>(io::Error::other("database down")) };
+    /// let error = cache.try_get_or_insert(&7, down).await.unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::Loader);
+    /// assert!(error.source_as::<io::Error>().is_some(), "the loader's own error is kept");
+    /// assert!(!cache.contains(&7).await?, "a failed load stores nothing");
+    ///
+    /// let up = || async { Ok::<_, io::Error>("seven".to_string()) };
+    /// assert_eq!(cache.try_get_or_insert(&7, up).await?, "seven");
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn try_get_or_insert<Q, F, Fut, E>(&self, key: &Q, loader: F) -> Result<V, Error>
     where
         K: Borrow<Q>,
@@ -80,6 +112,22 @@ where
     /// # Errors
     ///
     /// Only with [`strict`](crate::CacheBuilder::strict): a tier failure while looking.
+    ///
+    /// ```
+    /// use stratacache::Cache;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let cache: Cache<u64, String> = Cache::builder().build()?;
+    /// // The database has no row 404: nothing is cached, the next call asks again.
+    /// assert_eq!(cache.optionally_get_or_insert(&404, || async { None }).await?, None);
+    /// assert!(!cache.contains(&404).await?);
+    ///
+    /// let found = cache.optionally_get_or_insert(&1, || async { Some("one".to_string()) });
+    /// assert_eq!(found.await?.as_deref(), Some("one"));
+    /// assert!(cache.contains(&1).await?);
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn optionally_get_or_insert<Q, F, Fut>(
         &self,
         key: &Q,

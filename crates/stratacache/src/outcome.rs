@@ -63,6 +63,20 @@ impl WriteOutcome {
 }
 
 /// What a write did at one tier.
+///
+/// ```
+/// use stratacache::{Cache, Fallback, TierWrite};
+///
+/// # futures::executor::block_on(async {
+/// let cache: Cache<u64, &str> = Cache::builder()
+///     .fallback(Fallback::memory(|tier| tier).name("shared"))
+///     .build()?;
+/// let outcome = cache.insert(1, "one").await?;
+/// let tiers: Vec<&str> = outcome.tiers().iter().map(TierWrite::tier).collect();
+/// assert_eq!(tiers, ["l1", "shared"]);
+/// # Ok::<(), stratacache::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Clone)]
 pub struct TierWrite {
     pub(crate) tier: Arc<str>,
@@ -90,6 +104,23 @@ impl fmt::Debug for TierWrite {
 }
 
 /// What a write did at one tier: see [`WriteOutcome`].
+///
+/// ```
+/// use stratacache::{Cache, Fallback, InsertPolicy, TierWriteResult};
+///
+/// # futures::executor::block_on(async {
+/// let cache: Cache<u64, &str> = Cache::builder()
+///     .insert_policy(InsertPolicy::never()) // L1 keeps no copies
+///     .fallback(Fallback::memory(|tier| tier))
+///     .build()?;
+/// let inserted = cache.insert(1, "one").await?;
+/// assert!(matches!(inserted.tiers()[0].result(), TierWriteResult::Declined));
+/// assert!(matches!(inserted.tiers()[1].result(), TierWriteResult::Stored));
+/// let removed = cache.invalidate(&1).await?;
+/// assert!(removed.tiers().iter().all(|tier| matches!(tier.result(), TierWriteResult::Removed)));
+/// # Ok::<(), stratacache::Error>(())
+/// # }).unwrap();
+/// ```
 #[non_exhaustive]
 #[derive(Clone, Debug)]
 pub enum TierWriteResult {

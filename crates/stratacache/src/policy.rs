@@ -119,6 +119,24 @@ policy!(
     ///
     /// Set per tier, on the [`CacheBuilder`](crate::CacheBuilder) for L1 and on each
     /// [`Fallback`](crate::Fallback). The default is [`always`](Self::always).
+    ///
+    /// ```
+    /// use stratacache::{Cache, CacheEntry, Fallback, InsertPolicy, TierWriteResult};
+    ///
+    /// # futures::executor::block_on(async {
+    /// // Large values stay out of memory; L2 takes everything.
+    /// let small = InsertPolicy::when(|entry: &CacheEntry<Vec<u8>>| entry.value().len() <= 1024);
+    /// let cache: Cache<u64, Vec<u8>> = Cache::builder()
+    ///     .insert_policy(small)
+    ///     .fallback(Fallback::memory(|tier| tier))
+    ///     .build()?;
+    /// let outcome = cache.insert(1, vec![0; 4096]).await?;
+    /// assert!(matches!(outcome.tiers()[0].result(), TierWriteResult::Declined));
+    /// assert!(matches!(outcome.tiers()[1].result(), TierWriteResult::Stored));
+    /// assert_eq!(cache.get(&1).await?.map(|value| value.len()), Some(4096)); // from L2
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
     InsertPolicy,
     "store"
 );

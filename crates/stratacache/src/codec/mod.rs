@@ -15,6 +15,30 @@ use stratacache_tier::Error;
 ///
 /// One codec serves keys and values alike (it implements `Codec<K>` and `Codec<V>`).
 /// [`Postcard`] is the default.
+///
+/// ```
+/// use stratacache::{Codec, Error, ErrorKind};
+///
+/// /// Strings as their raw UTF-8 bytes.
+/// struct Utf8;
+///
+/// impl Codec<String> for Utf8 {
+///     fn encode(&self, value: &String, out: &mut Vec<u8>) -> Result<(), Error> {
+///         out.extend_from_slice(value.as_bytes());
+///         Ok(())
+///     }
+///     fn decode(&self, bytes: &[u8]) -> Result<String, Error> {
+///         String::from_utf8(bytes.to_vec()).map_err(|e| Error::from_source(ErrorKind::Codec, e))
+///     }
+/// }
+///
+/// let mut bytes = Vec::new();
+/// Utf8.encode(&"héllo".to_string(), &mut bytes)?;
+/// assert_eq!(Utf8.decode(&bytes)?, "héllo");
+/// assert_eq!(Utf8.decode(&[0xff]).unwrap_err().kind(), ErrorKind::Codec);
+/// // Then: `Remote::new(store).codec(Utf8)` for a `Cache<String, String>`.
+/// # Ok::<(), stratacache::Error>(())
+/// ```
 pub trait Codec<T>: Send + Sync + 'static {
     /// Appends the encoding of `value` to `out`.
     ///

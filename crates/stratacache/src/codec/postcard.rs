@@ -5,6 +5,19 @@ use stratacache_tier::{Error, ErrorKind};
 use super::Codec;
 
 /// The default codec: [postcard](https://docs.rs/postcard), compact and serde-based.
+///
+/// ```
+/// use stratacache::{Codec, Postcard};
+///
+/// let mut bytes = Vec::new();
+/// Postcard.encode(&(7_u32, "seven".to_string()), &mut bytes)?;
+/// let decoded: (u32, String) = Postcard.decode(&bytes)?;
+/// assert_eq!(decoded, (7, "seven".to_string()));
+///
+/// bytes.push(0); // trailing bytes are an error, never silently ignored
+/// assert!(Codec::<(u32, String)>::decode(&Postcard, &bytes).is_err());
+/// # Ok::<(), stratacache::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Postcard;
 

@@ -123,6 +123,46 @@ impl<S, C> fmt::Debug for Remote<S, C> {
 }
 
 /// The typed [`CacheTier`] a [`Remote`] becomes: see [`Remote::into_tier`].
+///
+/// ```
+/// use std::time::Duration;
+/// use stratacache::{CacheEntry, CacheTier, FrozenClock, Remote};
+/// # use std::collections::HashMap;
+/// # use std::sync::Mutex;
+/// # use bytes::Bytes;
+/// # use stratacache::{ByteStore, Error};
+/// # #[derive(Default)]
+/// # struct MapStore(Mutex<HashMap<String, Bytes>>);
+/// # impl ByteStore for MapStore {
+/// #     async fn get(&self, key: &str) -> Result<Option<Bytes>, Error> {
+/// #         Ok(self.0.lock().unwrap().get(key).cloned())
+/// #     }
+/// #     async fn set(&self, key: &str, value: Bytes, _: Option<Duration>) -> Result<(), Error> {
+/// #         self.0.lock().unwrap().insert(key.to_string(), value);
+/// #         Ok(())
+/// #     }
+/// #     async fn delete(&self, key: &str) -> Result<(), Error> {
+/// #         self.0.lock().unwrap().remove(key);
+/// #         Ok(())
+/// #     }
+/// #     async fn clear(&self) -> Result<(), Error> {
+/// #         self.0.lock().unwrap().clear();
+/// #         Ok(())
+/// #     }
+/// # }
+///
+/// # futures::executor::block_on(async {
+/// // `MapStore` is an in-memory `ByteStore` standing in for Redis.
+/// let tier = Remote::new(MapStore::default()).schema_version(1).into_tier::<u64, String>();
+/// let ttl = Duration::from_secs(60);
+/// let entry = CacheEntry::new("one".to_string(), FrozenClock::new().now(), Some(ttl));
+/// tier.insert(1, entry.clone(), Some(ttl)).await?;
+/// // The value, the time it was produced and its TTL all survive the bytes.
+/// assert_eq!(tier.get(&1).await?, Some(entry));
+/// assert_eq!(tier.get(&2).await?, None);
+/// # Ok::<(), stratacache::Error>(())
+/// # }).unwrap();
+/// ```
 pub struct SerializedTier<K, V, S, C = Postcard> {
     store: S,
     codec: C,

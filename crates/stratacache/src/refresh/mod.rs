@@ -78,6 +78,35 @@ impl<K, V> TimeToRefresh<K, V> {
     }
 
     /// Runs refreshes with `spawn` instead of tokio: any executor, or a test's queue.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// use stratacache::{Cache, Fallback, FrozenClock, RefreshTask, TimeToRefresh};
+    ///
+    /// # futures::executor::block_on(async {
+    /// // Refreshes wait in a queue until the test runs them.
+    /// let queue: Arc<Mutex<Vec<RefreshTask>>> = Arc::default();
+    /// let sink = Arc::clone(&queue);
+    /// let clock = FrozenClock::new();
+    /// let cache: Cache<u64, &str> = Cache::builder()
+    ///     .clock(&clock)
+    ///     .time_to_refresh(
+    ///         TimeToRefresh::new(Duration::from_secs(60))
+    ///             .spawner(move |task| sink.lock().unwrap().push(task)),
+    ///     )
+    ///     .fallback(Fallback::memory(|tier| tier))
+    ///     .build()?;
+    /// cache.insert(1, "v").await?;
+    /// clock.advance(Duration::from_secs(60));
+    /// cache.get(&1).await?; // stale: a refresh is queued
+    /// cache.get(&1).await?; // one at a time per key: no second one
+    /// let tasks: Vec<_> = queue.lock().unwrap().drain(..).collect();
+    /// assert_eq!(tasks.len(), 1);
+    /// futures::future::join_all(tasks).await;
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
     #[must_use]
     pub fn spawner(mut self, spawn: impl Fn(RefreshTask) + Send + Sync + 'static) -> Self {
         self.spawner = Arc::new(move |task| {

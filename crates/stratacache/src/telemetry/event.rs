@@ -5,6 +5,13 @@ use std::time::Duration;
 use stratacache_tier::ErrorKind;
 
 /// An operation of the cache, as events name it.
+///
+/// ```
+/// use stratacache::telemetry::Operation;
+///
+/// assert_eq!(Operation::GetOrInsert.as_str(), "get_or_insert");
+/// assert_eq!(Operation::Invalidate.to_string(), "invalidate");
+/// ```
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Operation {
@@ -56,6 +63,31 @@ impl fmt::Display for Operation {
 }
 
 /// What happened at one tier.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use stratacache::telemetry::TierOutcome;
+/// use stratacache::{Cache, CacheEvent, Fallback};
+///
+/// # futures::executor::block_on(async {
+/// let outcomes = Arc::new(Mutex::new(Vec::new()));
+/// let sink = Arc::clone(&outcomes);
+/// let cache: Cache<u64, &str> = Cache::builder()
+///     .fallback(Fallback::memory(|tier| tier))
+///     .event_handler(move |event| {
+///         if let CacheEvent::Tier(event) = event {
+///             sink.lock().unwrap().push((event.tier.to_string(), event.outcome));
+///         }
+///     })
+///     .build()?;
+/// cache.insert(1, "one").await?;
+/// // Writes go to the lowest tier first.
+/// let inserted = |tier: &str| (tier.to_string(), TierOutcome::Inserted);
+/// assert_eq!(*outcomes.lock().unwrap(), [inserted("l2"), inserted("l1")]);
+/// assert_eq!(TierOutcome::Inserted.as_str(), "inserted");
+/// # Ok::<(), stratacache::Error>(())
+/// # }).unwrap();
+/// ```
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TierOutcome {
@@ -104,6 +136,30 @@ impl TierOutcome {
 }
 
 /// How an operation ended.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use stratacache::telemetry::OperationOutcome;
+/// use stratacache::{Cache, CacheEvent};
+///
+/// # futures::executor::block_on(async {
+/// let outcomes = Arc::new(Mutex::new(Vec::new()));
+/// let sink = Arc::clone(&outcomes);
+/// let cache: Cache<u64, u64> = Cache::builder()
+///     .event_handler(move |event| {
+///         if let CacheEvent::Operation(event) = event {
+///             sink.lock().unwrap().push(event.outcome);
+///         }
+///     })
+///     .build()?;
+/// cache.get_or_insert(&1, || async { 10 }).await?;
+/// cache.get_or_insert(&1, || async { 10 }).await?;
+/// cache.optionally_get_or_insert(&2, || async { None }).await?;
+/// use OperationOutcome::{Hit, Loaded, LoadedNothing};
+/// assert_eq!(*outcomes.lock().unwrap(), [Loaded, Hit, LoadedNothing]);
+/// # Ok::<(), stratacache::Error>(())
+/// # }).unwrap();
+/// ```
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OperationOutcome {
@@ -137,6 +193,37 @@ impl OperationOutcome {
 }
 
 /// Something that happened at one tier during an operation.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+/// use stratacache::telemetry::TierEvent;
+/// use stratacache::telemetry::TierOutcome::{Expired, Hit, Promoted};
+/// use stratacache::{Cache, CacheEvent, Fallback, FrozenClock};
+///
+/// # futures::executor::block_on(async {
+/// let (clock, seen) = (FrozenClock::new(), Arc::new(Mutex::new(Vec::new())));
+/// let sink = Arc::clone(&seen);
+/// let cache: Cache<u64, &str> = Cache::builder()
+///     .clock(&clock)
+///     .ttl(Duration::from_secs(10))
+///     .fallback(Fallback::memory(|tier| tier).name("shared"))
+///     .event_handler(move |event| {
+///         if let CacheEvent::Tier(TierEvent { tier, outcome, .. }) = event {
+///             sink.lock().unwrap().push((tier.to_string(), *outcome));
+///         }
+///     })
+///     .build()?;
+/// cache.insert(1, "one").await?;
+/// clock.advance(Duration::from_secs(10));
+/// seen.lock().unwrap().clear();
+/// cache.get(&1).await?; // L1's copy expired; L2 has it and promotes it
+/// let at = |tier: &str, outcome| (tier.to_string(), outcome);
+/// let expected = [at("l1", Expired), at("shared", Hit), at("l1", Promoted)];
+/// assert_eq!(*seen.lock().unwrap(), expected);
+/// # Ok::<(), stratacache::Error>(())
+/// # }).unwrap();
+/// ```
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TierEvent {
@@ -155,6 +242,32 @@ pub struct TierEvent {
 }
 
 /// A completed operation.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use stratacache::telemetry::{Operation, OperationEvent, OperationOutcome};
+/// use stratacache::{Cache, CacheEvent};
+///
+/// # futures::executor::block_on(async {
+/// let operations = Arc::new(Mutex::new(Vec::<OperationEvent>::new()));
+/// let sink = Arc::clone(&operations);
+/// let cache: Cache<u64, u64> = Cache::builder()
+///     .name("users")
+///     .event_handler(move |event| {
+///         if let CacheEvent::Operation(event) = event {
+///             sink.lock().unwrap().push(event.clone());
+///         }
+///     })
+///     .build()?;
+/// cache.get(&1).await?;
+/// let operations = operations.lock().unwrap();
+/// let get = &operations[0];
+/// assert_eq!((&*get.cache, get.operation), ("users", Operation::Get));
+/// assert_eq!(get.outcome, OperationOutcome::Miss);
+/// assert!(!get.coalesced, "a caller alone is never coalesced");
+/// # Ok::<(), stratacache::Error>(())
+/// # }).unwrap();
+/// ```
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OperationEvent {
@@ -174,6 +287,27 @@ pub struct OperationEvent {
 }
 
 /// What a cache's [event handler](crate::CacheBuilder::event_handler) receives.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use stratacache::{Cache, CacheEvent, Fallback};
+///
+/// # futures::executor::block_on(async {
+/// let events = Arc::new(Mutex::new(Vec::new()));
+/// let sink = Arc::clone(&events);
+/// let cache: Cache<u64, u64> = Cache::builder()
+///     .fallback(Fallback::memory(|tier| tier))
+///     .event_handler(move |event: &CacheEvent| sink.lock().unwrap().push(event.clone()))
+///     .build()?;
+/// cache.get(&1).await?;
+/// let events = events.lock().unwrap();
+/// // One event per tier asked (L1, then L2), then the operation's own, last.
+/// assert_eq!(events.len(), 3);
+/// assert!(matches!(events[2], CacheEvent::Operation(_)));
+/// assert!(events.iter().all(|event| event.request_id() == events[0].request_id()));
+/// # Ok::<(), stratacache::Error>(())
+/// # }).unwrap();
+/// ```
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CacheEvent {

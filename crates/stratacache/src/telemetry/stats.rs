@@ -60,6 +60,24 @@ impl CacheCounter {
 }
 
 /// A snapshot of one tier's counters.
+///
+/// ```
+/// use stratacache::{Cache, Fallback};
+///
+/// # futures::executor::block_on(async {
+/// let cache: Cache<u64, &str> =
+///     Cache::builder().fallback(Fallback::memory(|tier| tier).name("shared")).build()?;
+/// cache.insert(1, "one").await?;
+/// cache.get(&1).await?; // an L1 hit: L2 is not asked
+/// cache.get(&2).await?; // a miss in both
+/// let stats = cache.stats();
+/// let (l1, l2) = (&stats.tiers[0], &stats.tiers[1]);
+/// assert_eq!((&*l1.name, l1.hits, l1.misses, l1.inserts), ("l1", 1, 1, 1));
+/// assert_eq!((&*l2.name, l2.hits, l2.misses, l2.inserts), ("shared", 0, 1, 1));
+/// assert!((l1.hit_ratio() - 0.5).abs() < f64::EPSILON);
+/// # Ok::<(), stratacache::Error>(())
+/// # }).unwrap();
+/// ```
 #[non_exhaustive]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TierStats {
@@ -116,6 +134,23 @@ impl TierStats {
 
 /// A snapshot of a cache's counters: one [`TierStats`] per tier, L1 first, and the
 /// cache-wide ones.
+///
+/// ```
+/// use stratacache::Cache;
+///
+/// # futures::executor::block_on(async {
+/// let cache: Cache<u64, String> = Cache::builder().build()?;
+/// cache.get_or_insert(&1, || async { "one".to_string() }).await?; // loads
+/// cache.get_or_insert(&1, || async { "one".to_string() }).await?; // hits
+/// let error = cache.try_get_or_insert(&2, || async { Err::<String, _>("db down") }).await;
+/// assert!(error.is_err());
+/// let stats = cache.stats();
+/// assert_eq!((stats.loads, stats.load_errors), (2, 1));
+/// assert_eq!(stats.tiers.len(), 1);
+/// assert!((stats.hit_ratio() - 1.0 / 3.0).abs() < 1e-9);
+/// # Ok::<(), stratacache::Error>(())
+/// # }).unwrap();
+/// ```
 #[non_exhaustive]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
