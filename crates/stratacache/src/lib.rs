@@ -79,7 +79,6 @@ mod generation;
 mod inner;
 mod key_lock;
 mod level;
-mod load;
 mod outcome;
 mod policy;
 mod refresh;

@@ -6,7 +6,7 @@ use std::hash::Hash;
 
 use stratacache_tier::{BoxError, Error, ErrorKind};
 
-use crate::Cache;
+use super::Cache;
 use crate::telemetry::Operation;
 
 impl<K, V> Cache<K, V>

@@ -1,0 +1,150 @@
+//! Lookups: `get` (whose hit is answered on the first poll), `get_entry`, `contains`.
+
+use std::borrow::Borrow;
+use std::future::Future;
+use std::hash::Hash;
+use std::task::Poll;
+
+use stratacache_tier::{CacheEntry, Error};
+
+use super::Cache;
+use crate::coalesce::Fetched;
+use crate::erased::BoxFuture;
+use crate::telemetry::{Op, Operation, OperationOutcome};
+use crate::walk::{FirstLook, Walk};
+
+impl<K, V> Cache<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// The value under `key`, if a tier holds a live one.
+    ///
+    /// # Errors
+    ///
+    /// Only with [`strict`](crate::CacheBuilder::strict): the first tier failure.
+    #[inline]
+    pub fn get<'a, Q>(
+        &'a self,
+        key: &'a Q,
+    ) -> impl Future<Output = Result<Option<V>, Error>> + Send + 'a
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + Sync + ?Sized,
+    {
+        self.hit_or_fetch(Operation::Get, key, no_loader::<V>())
+    }
+
+    /// The future of `get` and the loader family: its first poll answers an L1 hit in
+    /// place; only a miss builds (and boxes) the future of the miss path. So the future
+    /// a caller holds is a few words, not the whole state machine of fallback, loading
+    /// and coalescing, and a hit never allocates.
+    pub(crate) fn hit_or_fetch<'a, Q, F, Fut>(
+        &'a self,
+        operation: Operation,
+        key: &'a Q,
+        loader: Option<F>,
+    ) -> impl Future<Output = Result<Option<V>, Error>> + Send + 'a
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + Sync + ?Sized,
+        F: FnOnce() -> Fut + Send + 'a,
+        Fut: Future<Output = Result<Option<V>, Error>> + Send + 'a,
+    {
+        let mut loader = loader;
+        let mut miss: Option<BoxFuture<'a, Result<Option<V>, Error>>> = None;
+        std::future::poll_fn(move |context| {
+            if let Some(miss) = &mut miss {
+                return miss.as_mut().poll(context);
+            }
+            let inner = &self.inner;
+            let mut op = inner.telemetry.start(operation);
+            let look = inner.first_look(key, &op);
+            if let FirstLook::Hit(value) = look {
+                inner.telemetry.finish(&op, OperationOutcome::Hit);
+                return Poll::Ready(Ok(Some(value)));
+            }
+            let (key, start, loader) = (key.to_owned(), look.next_level(), loader.take());
+            let mut pending: BoxFuture<'a, _> = Box::pin(async move {
+                let fetched = inner.fetch(&key, start, loader, &mut op).await;
+                self.finish(&op, fetched)
+            });
+            let poll = pending.as_mut().poll(context);
+            miss = Some(pending);
+            poll
+        })
+    }
+
+    /// Ends an operation of the `get` and loader family from what the miss path found.
+    pub(crate) fn finish(
+        &self,
+        op: &Op,
+        fetched: Result<Fetched<V>, Error>,
+    ) -> Result<Option<V>, Error> {
+        let (outcome, result) = match fetched {
+            Ok(Fetched::Hit(value)) => (OperationOutcome::Hit, Ok(Some(value))),
+            Ok(Fetched::Loaded(value)) => (OperationOutcome::Loaded, Ok(Some(value))),
+            Ok(Fetched::Miss) => (OperationOutcome::Miss, Ok(None)),
+            Ok(Fetched::LoadedNothing) => (OperationOutcome::LoadedNothing, Ok(None)),
+            Err(error) => (OperationOutcome::Error(error.kind()), Err(error)),
+        };
+        self.inner.telemetry.finish(op, outcome);
+        result
+    }
+
+    /// The entry under `key` with its timestamps, if a tier holds a live one.
+    ///
+    /// # Errors
+    ///
+    /// Only with [`strict`](crate::CacheBuilder::strict): the first tier failure.
+    pub async fn get_entry<Q>(&self, key: &Q) -> Result<Option<CacheEntry<V>>, Error>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.look(Operation::Get, &key.to_owned(), Walk::Read).await
+    }
+
+    /// Whether a tier holds a live entry for `key`. Nothing is promoted or refreshed.
+    ///
+    /// # Errors
+    ///
+    /// Only with [`strict`](crate::CacheBuilder::strict): the first tier failure.
+    pub async fn contains<Q>(&self, key: &Q) -> Result<bool, Error>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let found = self
+            .look(Operation::Contains, &key.to_owned(), Walk::Peek)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// A walk down every tier as one operation, without a loader or coalescing.
+    async fn look(
+        &self,
+        operation: Operation,
+        key: &K,
+        mode: Walk,
+    ) -> Result<Option<CacheEntry<V>>, Error> {
+        let inner = &self.inner;
+        let op = inner.telemetry.start(operation);
+        let ticket = inner.generations.ticket(key);
+        let found = inner.walk(key, 0, ticket, &op, mode).await;
+        let outcome = match &found {
+            Ok(Some(_)) => OperationOutcome::Hit,
+            Ok(None) => OperationOutcome::Miss,
+            Err(error) => OperationOutcome::Error(error.kind()),
+        };
+        inner.telemetry.finish(&op, outcome);
+        found
+    }
+}
+
+/// The loader of a plain `get`: none.
+type NoLoader<V> = fn() -> std::future::Ready<Result<Option<V>, Error>>;
+
+const fn no_loader<V>() -> Option<NoLoader<V>> {
+    None
+}

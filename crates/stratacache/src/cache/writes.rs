@@ -1,0 +1,117 @@
+//! Writes: `insert`, `insert_with_ttl`, `invalidate`, `clear`, each returning what it did
+//! at every tier (the rules themselves are in `write`).
+
+use std::borrow::Borrow;
+use std::hash::Hash;
+use std::time::Duration;
+
+use stratacache_tier::{CacheEntry, Error};
+
+use super::Cache;
+use crate::outcome::WriteOutcome;
+use crate::telemetry::{Op, Operation, OperationOutcome};
+use crate::write::Change;
+
+impl<K, V> Cache<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Stores `value` under `key` in every tier, lowest first, each with its own TTL.
+    ///
+    /// Once it returns, no lookup that starts afterwards sees the value it replaced (see
+    /// the [semantics](Self#semantics)). A tier that fails the write makes the tiers above
+    /// it drop the key rather than hold a value it may lack.
+    ///
+    /// # Errors
+    ///
+    /// Only with [`strict`](crate::CacheBuilder::strict): the lowest tier that failed (the
+    /// tiers above it then hold no copy). Without it, failures are in the
+    /// [`WriteOutcome`].
+    pub async fn insert(&self, key: K, value: V) -> Result<WriteOutcome, Error> {
+        self.insert_entry(key, value, None).await
+    }
+
+    /// Like [`insert`](Self::insert), with a TTL for this entry that caps every tier's own.
+    ///
+    /// # Errors
+    ///
+    /// As [`insert`](Self::insert).
+    pub async fn insert_with_ttl(
+        &self,
+        key: K,
+        value: V,
+        ttl: Duration,
+    ) -> Result<WriteOutcome, Error> {
+        self.insert_entry(key, value, Some(ttl)).await
+    }
+
+    async fn insert_entry(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+    ) -> Result<WriteOutcome, Error> {
+        let entry = CacheEntry::new(value, self.inner.clock.now(), ttl);
+        self.write(Operation::Insert, &key, Change::Store(entry))
+            .await
+    }
+
+    /// Removes `key` from every tier, L1 first.
+    ///
+    /// Once it returns, no lookup that starts afterwards sees the removed value, unless
+    /// a tier failed to remove it (see the [`WriteOutcome`]).
+    ///
+    /// # Errors
+    ///
+    /// Only with [`strict`](crate::CacheBuilder::strict): the lowest tier that failed (every
+    /// tier is still tried).
+    pub async fn invalidate<Q>(&self, key: &Q) -> Result<WriteOutcome, Error>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.write(Operation::Invalidate, &key.to_owned(), Change::Remove)
+            .await
+    }
+
+    /// One write as one operation.
+    pub(crate) async fn write(
+        &self,
+        operation: Operation,
+        key: &K,
+        change: Change<V>,
+    ) -> Result<WriteOutcome, Error> {
+        let op = self.inner.telemetry.start(operation);
+        let result = self.inner.write(key, change, &op).await;
+        self.finish_write(&op, result)
+    }
+
+    /// Removes every entry of this cache from every tier, L1 first.
+    ///
+    /// # Errors
+    ///
+    /// Only with [`strict`](crate::CacheBuilder::strict): the lowest tier that failed (every
+    /// tier is still tried).
+    pub async fn clear(&self) -> Result<WriteOutcome, Error> {
+        let op = self.inner.telemetry.start(Operation::Clear);
+        let result = self.inner.clear_all(&op).await;
+        self.finish_write(&op, result)
+    }
+
+    fn finish_write(
+        &self,
+        op: &Op,
+        result: Result<WriteOutcome, Error>,
+    ) -> Result<WriteOutcome, Error> {
+        let outcome = match &result {
+            Ok(written) => match written.first_failure() {
+                None => OperationOutcome::Done,
+                Some(error) => OperationOutcome::Error(error.kind()),
+            },
+            Err(error) => OperationOutcome::Error(error.kind()),
+        };
+        self.inner.telemetry.finish(op, outcome);
+        result
+    }
+}
