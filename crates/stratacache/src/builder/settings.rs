@@ -1,0 +1,214 @@
+//! The settings of the whole cache: its name, clock, strictness, coalescing, refresh and
+//! telemetry. They exist only here, never on a `Fallback`, so they cannot be set where
+//! they would not apply.
+
+use std::hash::Hash;
+use std::sync::Arc;
+
+use stratacache_tier::Clock;
+
+use super::CacheBuilder;
+use crate::refresh::TimeToRefresh;
+use crate::telemetry::CacheEvent;
+
+impl<K, V> CacheBuilder<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Whether concurrent misses of one key are coalesced (off by default): one lookup of
+    /// the fallback tiers and one load run, and every waiting caller gets their result,
+    /// errors included. Hits never pay for it.
+    ///
+    /// ```
+    /// use stratacache::Cache;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), stratacache::Error> {
+    /// let cache: Cache<u64, String> = Cache::builder().stampede_protection(true).build()?;
+    /// let slow_load = || async {
+    ///     tokio::task::yield_now().await; // the database takes a while
+    ///     "row 1".to_string()
+    /// };
+    /// let (a, b) = tokio::join!(
+    ///     cache.get_or_insert(&1, slow_load),
+    ///     cache.get_or_insert(&1, slow_load),
+    /// );
+    /// assert_eq!(a?, b?);
+    /// let stats = cache.stats();
+    /// assert_eq!((stats.loads, stats.coalesced_waits), (1, 1), "one load, one waiter");
+    /// # Ok(()) }
+    /// ```
+    pub fn stampede_protection(mut self, enabled: bool) -> Self {
+        self.stampede_protection = enabled;
+        self
+    }
+
+    /// Refresh L1 entries in the background once they reach an age (see
+    /// [`TimeToRefresh`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stratacache::{Cache, FrozenClock, TimeToRefresh};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), stratacache::Error> {
+    /// let clock = FrozenClock::new();
+    /// let refresh = TimeToRefresh::new(Duration::from_secs(60))
+    ///     .loader(|_key: u64| async { Ok::<_, std::io::Error>(Some("fresh")) });
+    /// let cache: Cache<u64, &str> = Cache::builder()
+    ///     .clock(&clock)
+    ///     .ttl(Duration::from_secs(300))
+    ///     .time_to_refresh(refresh)
+    ///     .build()?;
+    /// cache.insert(1, "old").await?;
+    /// clock.advance(Duration::from_secs(61));
+    /// assert_eq!(cache.get(&1).await?, Some("old"), "stale: served at once, refresh started");
+    /// let mut now = None;
+    /// for _ in 0..100 {
+    ///     tokio::task::yield_now().await; // let the background refresh run
+    ///     now = cache.get(&1).await?;
+    ///     if now == Some("fresh") {
+    ///         break;
+    ///     }
+    /// }
+    /// assert_eq!(now, Some("fresh"));
+    /// # Ok(()) }
+    /// ```
+    pub fn time_to_refresh(mut self, time_to_refresh: TimeToRefresh<K, V>) -> Self {
+        self.time_to_refresh = Some(time_to_refresh);
+        self
+    }
+
+    /// Whether the cache counts and emits events (on by default). Off, [`Cache::stats`](crate::Cache::stats)
+    /// stays at zero and no event is emitted.
+    ///
+    /// ```
+    /// use stratacache::Cache;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let cache: Cache<u64, u64> = Cache::builder().telemetry(false).build()?;
+    /// cache.insert(1, 1).await?;
+    /// cache.get(&1).await?;
+    /// assert_eq!(cache.stats().tiers[0].hits, 0, "nothing is counted");
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn telemetry(mut self, enabled: bool) -> Self {
+        self.telemetry = enabled;
+        self
+    }
+
+    /// Count evictions of the memory tiers this builder creates, and emit their events.
+    ///
+    /// Off by default (and on whenever an [`event_handler`](Self::event_handler) is set):
+    /// it installs a moka removal listener, and moka then allocates once per
+    /// housekeeping pass (about one allocation per 128 reads), which would break the
+    /// allocation-free hit.
+    pub fn track_evictions(mut self, track: bool) -> Self {
+        self.track_evictions = track;
+        self
+    }
+
+    /// Receives every tier and operation event, with request ids correlating them. It is
+    /// called inline on the caller's task: keep it short and non-blocking.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// use stratacache::{Cache, CacheEvent};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let completed = Arc::new(AtomicU64::new(0));
+    /// let counter = Arc::clone(&completed);
+    /// let cache: Cache<u64, u64> = Cache::builder()
+    ///     .event_handler(move |event| {
+    ///         if let CacheEvent::Operation(_) = event {
+    ///             counter.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///     })
+    ///     .build()?;
+    /// cache.insert(1, 1).await?;
+    /// cache.get(&1).await?;
+    /// assert_eq!(completed.load(Ordering::Relaxed), 2);
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn event_handler(mut self, handler: impl Fn(&CacheEvent) + Send + Sync + 'static) -> Self {
+        self.handler = Some(Arc::new(handler));
+        self
+    }
+
+    /// The cache's name in stats and events (`"default"` if not set).
+    ///
+    /// ```
+    /// use stratacache::Cache;
+    ///
+    /// let cache: Cache<u64, u64> = Cache::builder().name("sessions").build()?;
+    /// assert_eq!(cache.name(), "sessions");
+    /// # Ok::<(), stratacache::Error>(())
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The clock every time-based decision reads, in every tier (the system clock by
+    /// default). Tests pass a [`FrozenClock`](crate::FrozenClock).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stratacache::{Cache, Fallback, FrozenClock};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let clock = FrozenClock::new();
+    /// let cache: Cache<u64, &str> = Cache::builder()
+    ///     .clock(&clock)
+    ///     .ttl(Duration::from_secs(10))
+    ///     .fallback(Fallback::memory(|tier| tier).ttl(Duration::from_secs(60)))
+    ///     .build()?;
+    /// cache.insert(1, "one").await?;
+    /// clock.advance(Duration::from_secs(10)); // L1's copy is gone, L2's is live
+    /// assert_eq!(cache.get(&1).await?, Some("one"));
+    /// clock.advance(Duration::from_secs(50)); // both are gone
+    /// assert_eq!(cache.get(&1).await?, None);
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn clock(mut self, clock: impl Into<Clock>) -> Self {
+        self.clock = clock.into();
+        self
+    }
+
+    /// Return tier failures to the caller instead of reading them as misses.
+    ///
+    /// ```
+    /// use stratacache::{Cache, ErrorKind, Fallback};
+    /// # use stratacache::{CacheEntry, CacheTier, Error};
+    /// # struct Down;
+    /// # fn down<T>() -> Result<T, Error> { Err(Error::new(ErrorKind::Unavailable, "refused")) }
+    /// # impl CacheTier<u64, u64> for Down {
+    /// #     async fn get(&self, _: &u64) -> Result<Option<CacheEntry<u64>>, Error> { down() }
+    /// #     async fn insert(&self, _: u64, _: CacheEntry<u64>, _: Option<std::time::Duration>)
+    /// #         -> Result<(), Error> { down() }
+    /// #     async fn invalidate(&self, _: &u64) -> Result<(), Error> { down() }
+    /// #     async fn clear(&self) -> Result<(), Error> { down() }
+    /// # }
+    ///
+    /// # futures::executor::block_on(async {
+    /// // `Down` is a tier whose every call fails, like a Redis server that is down.
+    /// let lenient: Cache<u64, u64> = Cache::builder().fallback(Fallback::tier(Down)).build()?;
+    /// assert_eq!(lenient.get(&1).await?, None, "a failure reads as a (counted) miss");
+    /// assert_eq!(lenient.stats().tiers[1].errors, 1);
+    ///
+    /// let strict: Cache<u64, u64> =
+    ///     Cache::builder().strict(true).fallback(Fallback::tier(Down)).build()?;
+    /// assert_eq!(strict.get(&1).await.unwrap_err().kind(), ErrorKind::Unavailable);
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+}
