@@ -103,3 +103,9 @@ pub use stratacache_tier::{
     BoxError, ByteStore, CacheEntry, CacheTier, Clock, Error, ErrorKind, FrozenClock,
 };
 pub use telemetry::{CacheEvent, CacheStats, TierStats};
+
+/// The README's code blocks, run as doctests so that the first code a newcomer copies
+/// always compiles and runs.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
