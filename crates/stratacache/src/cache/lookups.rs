@@ -23,6 +23,18 @@ where
     /// # Errors
     ///
     /// Only with [`strict`](crate::CacheBuilder::strict): the first tier failure.
+    ///
+    /// ```
+    /// use stratacache::Cache;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let cache: Cache<String, u64> = Cache::builder().build()?;
+    /// cache.insert("alice".to_string(), 1).await?;
+    /// assert_eq!(cache.get("alice").await?, Some(1)); // looked up by `&str`
+    /// assert_eq!(cache.get("bob").await?, None);
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
     #[inline]
     pub fn get<'a, Q>(
         &'a self,
@@ -97,6 +109,23 @@ where
     /// # Errors
     ///
     /// Only with [`strict`](crate::CacheBuilder::strict): the first tier failure.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stratacache::{Cache, FrozenClock};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let clock = FrozenClock::new();
+    /// let cache: Cache<u64, &str> = Cache::builder().clock(&clock).build()?;
+    /// let (ttl, inserted_at) = (Duration::from_secs(30), clock.now());
+    /// cache.insert_with_ttl(1, "one", ttl).await?;
+    /// clock.advance(Duration::from_secs(10));
+    /// let entry = cache.get_entry(&1).await?.expect("still live");
+    /// assert_eq!(*entry.value(), "one");
+    /// assert_eq!((entry.cached_at(), entry.ttl()), (inserted_at, Some(ttl)));
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn get_entry<Q>(&self, key: &Q) -> Result<Option<CacheEntry<V>>, Error>
     where
         K: Borrow<Q>,
@@ -110,6 +139,21 @@ where
     /// # Errors
     ///
     /// Only with [`strict`](crate::CacheBuilder::strict): the first tier failure.
+    ///
+    /// ```
+    /// use stratacache::{Cache, CacheEntry, Fallback, MemoryTier};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let l2 = MemoryTier::new(1_000);
+    /// let cache: Cache<u64, &str> =
+    ///     Cache::builder().fallback(Fallback::tier(l2.clone())).build()?;
+    /// l2.store(1, CacheEntry::new("one", cache.clock().now(), None), None);
+    /// assert!(cache.contains(&1).await?); // found in L2...
+    /// assert_eq!(cache.l1_len(), Some(0)); // ...and not promoted into L1
+    /// assert!(!cache.contains(&2).await?);
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn contains<Q>(&self, key: &Q) -> Result<bool, Error>
     where
         K: Borrow<Q>,

@@ -24,7 +24,7 @@ use crate::telemetry::{CacheStats, TierStats};
 /// # Semantics
 ///
 /// - **Consistency, per key.** Once [`insert`](Self::insert) or
-///   [`invalidate`](Self::invalidate) has returned a complete [`WriteOutcome`], no
+///   [`invalidate`](Self::invalidate) has returned a complete [`WriteOutcome`](crate::WriteOutcome), no
 ///   lookup that starts afterwards returns the value it replaced, whatever its path:
 ///   an L1 hit, a promotion from a lower tier, a coalesced flight, a load or a refresh.
 ///   Lookups that overlap the write may see either value.
@@ -36,7 +36,7 @@ use crate::telemetry::{CacheStats, TierStats};
 ///   lowest tier first. After a complete write, L1 holds nothing that the tiers below
 ///   lack or hold differently (except where a tier's insert policy declines a value).
 /// - **A failing tier.** When a tier fails a write, the tiers above it drop their copy
-///   of the key rather than keep a value it may lack, and the [`WriteOutcome`] says
+///   of the key rather than keep a value it may lack, and the [`WriteOutcome`](crate::WriteOutcome) says
 ///   which tiers failed; [`strict`](crate::CacheBuilder::strict) returns the lowest failure as
 ///   an error instead. Lookups read a failing tier as a counted miss (strict: an error).
 ///   A loaded value always reaches its caller, even when storing it failed.
@@ -79,6 +79,21 @@ where
     V: Clone + Send + Sync + 'static,
 {
     /// A snapshot of the cache's counters.
+    ///
+    /// ```
+    /// use stratacache::Cache;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let cache: Cache<u64, &str> = Cache::builder().build()?;
+    /// assert_eq!(cache.get(&1).await?, None); // a miss
+    /// cache.insert(1, "one").await?;
+    /// assert_eq!(cache.get(&1).await?, Some("one")); // a hit
+    /// let stats = cache.stats();
+    /// assert_eq!((stats.tiers[0].hits, stats.tiers[0].misses), (1, 1));
+    /// assert!((stats.hit_ratio() - 0.5).abs() < 1e-9);
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
     #[must_use]
     pub fn stats(&self) -> CacheStats {
         let tiers = self
@@ -91,6 +106,19 @@ where
     }
 
     /// How many entries L1 holds, when it can tell.
+    ///
+    /// ```
+    /// use stratacache::Cache;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let cache: Cache<u64, &str> = Cache::builder().build()?;
+    /// assert_eq!(cache.l1_len(), Some(0));
+    /// cache.insert(1, "one").await?;
+    /// cache.insert(2, "two").await?;
+    /// assert_eq!(cache.l1_len(), Some(2)); // a memory L1 can tell
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
     #[must_use]
     pub fn l1_len(&self) -> Option<u64> {
         self.inner.levels[0].len()
@@ -99,18 +127,51 @@ where
 
 impl<K, V> Cache<K, V> {
     /// The cache's name (`"default"` unless named).
+    ///
+    /// ```
+    /// use stratacache::Cache;
+    ///
+    /// let unnamed: Cache<u64, u64> = Cache::builder().build()?;
+    /// assert_eq!(unnamed.name(), "default");
+    /// let named: Cache<u64, u64> = Cache::builder().name("users").build()?;
+    /// assert_eq!(named.name(), "users");
+    /// # Ok::<(), stratacache::Error>(())
+    /// ```
     #[must_use]
     pub fn name(&self) -> &str {
         &self.inner.telemetry.cache
     }
 
     /// The clock the cache reads.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stratacache::{Cache, FrozenClock};
+    ///
+    /// let frozen = FrozenClock::new();
+    /// let cache: Cache<u64, u64> = Cache::builder().clock(&frozen).build()?;
+    /// assert_eq!(cache.clock().now(), frozen.now());
+    /// frozen.advance(Duration::from_secs(5));
+    /// assert_eq!(cache.clock().now(), frozen.now(), "the cache reads the same clock");
+    /// # Ok::<(), stratacache::Error>(())
+    /// ```
     #[must_use]
     pub fn clock(&self) -> &Clock {
         &self.inner.clock
     }
 
     /// The tiers' names, L1 first.
+    ///
+    /// ```
+    /// use stratacache::{Cache, Fallback};
+    ///
+    /// let cache: Cache<u64, u64> = Cache::builder()
+    ///     .fallback(Fallback::memory(|tier| tier)) // L2
+    ///     .fallback(Fallback::memory(|tier| tier).name("shared")) // L3, named
+    ///     .build()?;
+    /// assert_eq!(cache.tier_names(), ["l1", "l2", "shared"]);
+    /// # Ok::<(), stratacache::Error>(())
+    /// ```
     #[must_use]
     pub fn tier_names(&self) -> Vec<&str> {
         self.inner.levels.iter().map(|level| &*level.name).collect()

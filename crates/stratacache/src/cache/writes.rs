@@ -27,7 +27,22 @@ where
     ///
     /// Only with [`strict`](crate::CacheBuilder::strict): the lowest tier that failed (the
     /// tiers above it then hold no copy). Without it, failures are in the
-    /// [`WriteOutcome`].
+    /// [`WriteOutcome`](crate::WriteOutcome).
+    ///
+    /// ```
+    /// use stratacache::{Cache, Fallback};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let cache: Cache<u64, &str> =
+    ///     Cache::builder().fallback(Fallback::memory(|tier| tier)).build()?;
+    /// let outcome = cache.insert(1, "one").await?;
+    /// assert!(outcome.is_complete());
+    /// assert_eq!(outcome.tiers().len(), 2); // L1 and L2 both took it
+    /// cache.insert(1, "uno").await?; // replaces it in every tier
+    /// assert_eq!(cache.get(&1).await?, Some("uno"));
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn insert(&self, key: K, value: V) -> Result<WriteOutcome, Error> {
         self.insert_entry(key, value, None).await
     }
@@ -37,6 +52,23 @@ where
     /// # Errors
     ///
     /// As [`insert`](Self::insert).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stratacache::{Cache, FrozenClock};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let clock = FrozenClock::new();
+    /// let cache: Cache<u64, &str> =
+    ///     Cache::builder().clock(&clock).ttl(Duration::from_secs(600)).build()?;
+    /// cache.insert_with_ttl(1, "short-lived", Duration::from_secs(5)).await?;
+    /// cache.insert(2, "long-lived").await?;
+    /// clock.advance(Duration::from_secs(5));
+    /// assert_eq!(cache.get(&1).await?, None, "its own TTL caps L1's");
+    /// assert_eq!(cache.get(&2).await?, Some("long-lived"));
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn insert_with_ttl(
         &self,
         key: K,
@@ -60,12 +92,25 @@ where
     /// Removes `key` from every tier, L1 first.
     ///
     /// Once it returns, no lookup that starts afterwards sees the removed value, unless
-    /// a tier failed to remove it (see the [`WriteOutcome`]).
+    /// a tier failed to remove it (see the [`WriteOutcome`](crate::WriteOutcome)).
     ///
     /// # Errors
     ///
     /// Only with [`strict`](crate::CacheBuilder::strict): the lowest tier that failed (every
     /// tier is still tried).
+    ///
+    /// ```
+    /// use stratacache::{Cache, Fallback};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let cache: Cache<u64, &str> =
+    ///     Cache::builder().fallback(Fallback::memory(|tier| tier)).build()?;
+    /// cache.insert(1, "one").await?;
+    /// assert!(cache.invalidate(&1).await?.is_complete());
+    /// assert_eq!(cache.get(&1).await?, None, "gone from L1 and L2");
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn invalidate<Q>(&self, key: &Q) -> Result<WriteOutcome, Error>
     where
         K: Borrow<Q>,
@@ -93,6 +138,21 @@ where
     ///
     /// Only with [`strict`](crate::CacheBuilder::strict): the lowest tier that failed (every
     /// tier is still tried).
+    ///
+    /// ```
+    /// use stratacache::{Cache, Fallback};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let cache: Cache<u64, &str> =
+    ///     Cache::builder().fallback(Fallback::memory(|tier| tier)).build()?;
+    /// cache.insert(1, "one").await?;
+    /// cache.insert(2, "two").await?;
+    /// assert!(cache.clear().await?.is_complete());
+    /// assert!(!cache.contains(&1).await?);
+    /// assert!(!cache.contains(&2).await?);
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn clear(&self) -> Result<WriteOutcome, Error> {
         let op = self.inner.telemetry.start(Operation::Clear);
         let result = self.inner.clear_all(&op).await;
