@@ -80,7 +80,8 @@ where
         self
     }
 
-    /// Whether the cache counts and emits events (on by default). Off, [`Cache::stats`](crate::Cache::stats)
+    /// Whether the cache counts and emits events (on by default). Off,
+    /// [`Cache::stats`](crate::Cache::stats)
     /// stays at zero and no event is emitted.
     ///
     /// ```

@@ -23,8 +23,10 @@ use crate::telemetry::{CacheStats, TierStats};
 ///
 /// # Semantics
 ///
+/// [`WriteOutcome`]: crate::WriteOutcome
+///
 /// - **Consistency, per key.** Once [`insert`](Self::insert) or
-///   [`invalidate`](Self::invalidate) has returned a complete [`WriteOutcome`](crate::WriteOutcome), no
+///   [`invalidate`](Self::invalidate) has returned a complete [`WriteOutcome`], no
 ///   lookup that starts afterwards returns the value it replaced, whatever its path:
 ///   an L1 hit, a promotion from a lower tier, a coalesced flight, a load or a refresh.
 ///   Lookups that overlap the write may see either value.
@@ -36,7 +38,7 @@ use crate::telemetry::{CacheStats, TierStats};
 ///   lowest tier first. After a complete write, L1 holds nothing that the tiers below
 ///   lack or hold differently (except where a tier's insert policy declines a value).
 /// - **A failing tier.** When a tier fails a write, the tiers above it drop their copy
-///   of the key rather than keep a value it may lack, and the [`WriteOutcome`](crate::WriteOutcome) says
+///   of the key rather than keep a value it may lack, and the [`WriteOutcome`] says
 ///   which tiers failed; [`strict`](crate::CacheBuilder::strict) returns the lowest failure as
 ///   an error instead. Lookups read a failing tier as a counted miss (strict: an error).
 ///   A loaded value always reaches its caller, even when storing it failed.

@@ -27,7 +27,7 @@ where
     ///
     /// Only with [`strict`](crate::CacheBuilder::strict): the lowest tier that failed (the
     /// tiers above it then hold no copy). Without it, failures are in the
-    /// [`WriteOutcome`](crate::WriteOutcome).
+    /// [`WriteOutcome`].
     ///
     /// ```
     /// use stratacache::{Cache, Fallback};
@@ -92,7 +92,7 @@ where
     /// Removes `key` from every tier, L1 first.
     ///
     /// Once it returns, no lookup that starts afterwards sees the removed value, unless
-    /// a tier failed to remove it (see the [`WriteOutcome`](crate::WriteOutcome)).
+    /// a tier failed to remove it (see the [`WriteOutcome`]).
     ///
     /// # Errors
     ///
