@@ -9,21 +9,17 @@
 //! Locks exist only while someone holds or waits for them: the map holds one entry per
 //! key in use, removed by the last guard to leave.
 
-use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use tokio::sync::{
     Mutex as AsyncMutex, OwnedMutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
 
-const SHARDS: usize = 64;
-
-type Shard<K> = HashMap<K, Arc<AsyncMutex<()>>, ahash::RandomState>;
+use crate::sharded::ShardedMap;
 
 pub(crate) struct KeyLocks<K> {
-    shards: Box<[Mutex<Shard<K>>]>,
-    hasher: ahash::RandomState,
+    locks: ShardedMap<K, Arc<AsyncMutex<()>>>,
     /// Read by every key's holder, written by a clear.
     every_key: RwLock<()>,
 }
@@ -31,22 +27,9 @@ pub(crate) struct KeyLocks<K> {
 impl<K: Hash + Eq + Clone> KeyLocks<K> {
     pub(crate) fn new() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: ahash::RandomState::new(),
+            locks: ShardedMap::new(),
             every_key: RwLock::new(()),
         }
-    }
-
-    fn shard(&self, key: &K) -> MutexGuard<'_, Shard<K>> {
-        #[expect(
-            clippy::cast_possible_truncation,
-            reason = "only the low bits select a shard"
-        )]
-        let index = self.hasher.hash_one(key) as usize % SHARDS;
-        // The map is never left half-changed by a panic: every change is one call.
-        self.shards[index]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Waits until no one else holds `key` (nor every key), then holds it until the guard
@@ -82,7 +65,9 @@ impl<K: Hash + Eq + Clone> KeyLocks<K> {
         Slot {
             locks: self,
             key: key.clone(),
-            lock: Some(Arc::clone(self.shard(key).entry(key.clone()).or_default())),
+            lock: Some(Arc::clone(
+                self.locks.shard(key).entry(key.clone()).or_default(),
+            )),
         }
     }
 
@@ -115,7 +100,7 @@ impl<K: Hash + Eq + Clone> Slot<'_, K> {
 
 impl<K: Hash + Eq + Clone> Drop for Slot<'_, K> {
     fn drop(&mut self) {
-        let mut shard = self.locks.shard(&self.key);
+        let mut shard = self.locks.locks.shard(&self.key);
         if let Some(lock) = self.lock.take() {
             // Handles are cloned and dropped only under the shard's lock (the held guard's
             // own handle is gone by now), so two means: the map's and ours, no one else.
@@ -135,11 +120,7 @@ mod tests {
     use super::*;
 
     fn entries<K: Hash + Eq + Clone>(locks: &KeyLocks<K>) -> usize {
-        locks
-            .shards
-            .iter()
-            .map(|shard| shard.lock().unwrap().len())
-            .sum()
+        locks.locks.len()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -82,6 +82,7 @@ mod level;
 mod outcome;
 mod policy;
 mod refresh;
+mod sharded;
 mod spec;
 pub mod telemetry;
 mod tier_impl;

@@ -2,12 +2,10 @@
 //! nothing: at most one refresh per key at any time, and no storm after a fruitless one.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
-const SHARDS: usize = 64;
+use crate::sharded::ShardedMap;
 /// Resting keys a shard remembers before it forgets the ones whose rest is over (and,
 /// past that, all resting ones: at worst a key is refreshed early). Running keys are
 /// never forgotten; there are as many as refreshes in progress.
@@ -20,30 +18,14 @@ enum State {
 }
 
 pub(crate) struct Claims<K> {
-    shards: Box<[Mutex<HashMap<K, State, ahash::RandomState>>]>,
-    hasher: ahash::RandomState,
+    states: ShardedMap<K, State>,
 }
 
 impl<K: Hash + Eq> Claims<K> {
     pub(crate) fn new() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: ahash::RandomState::new(),
+            states: ShardedMap::new(),
         }
-    }
-
-    fn shard<Q: Hash + ?Sized>(
-        &self,
-        key: &Q,
-    ) -> MutexGuard<'_, HashMap<K, State, ahash::RandomState>> {
-        #[expect(
-            clippy::cast_possible_truncation,
-            reason = "only the low bits select a shard"
-        )]
-        let index = self.hasher.hash_one(key) as usize % SHARDS;
-        self.shards[index]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Claims the refresh of `key` at `now`: true for one caller while no refresh of the
@@ -53,7 +35,7 @@ impl<K: Hash + Eq> Claims<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let mut shard = self.shard(key);
+        let mut shard = self.states.shard(key);
         match shard.get(key) {
             Some(State::Running) => return false,
             Some(State::Resting { until }) if now < *until => return false,
@@ -78,7 +60,7 @@ impl<K: Hash + Eq> Claims<K> {
     where
         K: Clone,
     {
-        let mut shard = self.shard(key);
+        let mut shard = self.states.shard(key);
         match rest_until {
             Some(until) => {
                 shard.insert(key.clone(), State::Resting { until });
@@ -95,6 +77,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::sharded::SHARDS;
 
     const SEC: Duration = Duration::from_secs(1);
 
@@ -130,7 +113,6 @@ mod tests {
             !claims.claim(&u64::MAX, t0),
             "the running key is remembered"
         );
-        let remembered: usize = claims.shards.iter().map(|s| s.lock().unwrap().len()).sum();
-        assert!(remembered <= SHARDS * REMEMBERED_PER_SHARD + 1);
+        assert!(claims.states.len() <= SHARDS * REMEMBERED_PER_SHARD + 1);
     }
 }

@@ -18,6 +18,23 @@ pub(crate) enum Pause {
     Yield(u32),
 }
 
+impl Pause {
+    /// Waits a random time up to the bound.
+    pub(crate) async fn wait(self) {
+        match self {
+            Pause::Sleep(max) => {
+                let micros = fastrand::u64(0..=max.as_micros() as u64);
+                tokio::time::sleep(Duration::from_micros(micros)).await;
+            }
+            Pause::Yield(max) => {
+                for _ in 0..fastrand::u32(0..=max) {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct JitterTier {
     map: Arc<Mutex<HashMap<u64, CacheEntry<u64>>>>,
@@ -39,20 +56,6 @@ impl JitterTier {
         self.map.lock().unwrap().get(&key).map(|e| *e.value())
     }
 
-    async fn pause(&self) {
-        match self.pause {
-            Pause::Sleep(max) => {
-                let micros = fastrand::u64(0..=max.as_micros() as u64);
-                tokio::time::sleep(Duration::from_micros(micros)).await;
-            }
-            Pause::Yield(max) => {
-                for _ in 0..fastrand::u32(0..=max) {
-                    tokio::task::yield_now().await;
-                }
-            }
-        }
-    }
-
     fn fails(&self) -> bool {
         fastrand::u32(0..1_000) < self.failures_per_mille
     }
@@ -63,12 +66,12 @@ impl JitterTier {
         may_fail: bool,
         effect: impl FnOnce(&mut HashMap<u64, CacheEntry<u64>>) -> R,
     ) -> Result<R, Error> {
-        self.pause().await;
+        self.pause.wait().await;
         if may_fail && self.fails() {
             return Err(Error::new(ErrorKind::Unavailable, "jitter: failed before"));
         }
         let result = effect(&mut self.map.lock().unwrap());
-        self.pause().await;
+        self.pause.wait().await;
         if may_fail && self.fails() {
             return Err(Error::new(ErrorKind::Timeout, "jitter: timed out after"));
         }

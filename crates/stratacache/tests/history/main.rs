@@ -77,7 +77,7 @@ async fn one_op(cache: &Cache<u64, u64>, history: &Arc<History>, loader_pause: P
             let value = cache
                 .get_or_insert(&key, || async move {
                     let began = loader_history.now();
-                    pause(loader_pause).await;
+                    loader_pause.wait().await;
                     let value = loader_history.fresh_value();
                     *slot.lock().unwrap() = Some((value, began));
                     value
@@ -97,20 +97,6 @@ async fn one_op(cache: &Cache<u64, u64>, history: &Arc<History>, loader_pause: P
         _ => {
             let complete = cache.invalidate(&key).await.unwrap().is_complete();
             history.record(key, start, What::Invalidate { complete });
-        }
-    }
-}
-
-async fn pause(pause: Pause) {
-    match pause {
-        Pause::Sleep(max) => {
-            let micros = fastrand::u64(0..=max.as_micros() as u64);
-            tokio::time::sleep(Duration::from_micros(micros)).await;
-        }
-        Pause::Yield(max) => {
-            for _ in 0..fastrand::u32(0..=max) {
-                tokio::task::yield_now().await;
-            }
         }
     }
 }
