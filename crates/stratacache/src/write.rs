@@ -64,8 +64,8 @@ where
             Change::Store(entry) => {
                 let mut below_failed = false;
                 for (depth, level) in self.levels.iter().enumerate().rev() {
-                    let copy = (!below_failed && level.insert_policy.allows(entry))
-                        .then(|| level.copy_for(entry, now))
+                    let copy = (!below_failed)
+                        .then(|| self.copy_to_keep(level, entry, now, op))
                         .flatten();
                     results[depth].result = match copy {
                         Some(copy) => self.store_at(level, key, copy, &guard, op).await,
@@ -76,10 +76,7 @@ where
                                     TierWriteResult::Failed(error)
                                 }
                                 (_, true) => TierWriteResult::Dropped,
-                                (_, false) => {
-                                    self.report(op, level, TierOutcome::InsertRejected, None);
-                                    TierWriteResult::Declined
-                                }
+                                (_, false) => TierWriteResult::Declined,
                             }
                         }
                     };
@@ -251,11 +248,7 @@ where
                 self.publish_in_memory(level, memory, key, entry, ticket, stored, op);
                 continue;
             }
-            if !level.insert_policy.allows(entry) {
-                self.report(op, level, TierOutcome::InsertRejected, None);
-                continue;
-            }
-            let Some(copy) = level.copy_for(entry, self.clock.now()) else {
+            let Some(copy) = self.copy_to_keep(level, entry, self.clock.now(), op) else {
                 continue;
             };
             // Under the key's lock no write of this key can begin; a write of another key
@@ -288,11 +281,7 @@ where
         stored: TierOutcome,
         op: &Op,
     ) {
-        if !level.insert_policy.allows(entry) {
-            self.report(op, level, TierOutcome::InsertRejected, None);
-            return;
-        }
-        let Some(copy) = level.copy_for(entry, self.clock.now()) else {
+        let Some(copy) = self.copy_to_keep(level, entry, self.clock.now(), op) else {
             return;
         };
         let stopwatch = op.stopwatch();
@@ -301,5 +290,21 @@ where
         }) {
             self.report(op, level, stored, stopwatch);
         }
+    }
+
+    /// The copy `level` keeps of `entry` at `now`: none when its insert policy declines
+    /// the value (reported) or the copy would already be expired.
+    fn copy_to_keep(
+        &self,
+        level: &Level<K, V>,
+        entry: &CacheEntry<V>,
+        now: std::time::SystemTime,
+        op: &Op,
+    ) -> Option<Copy<V>> {
+        if !level.insert_policy.allows(entry) {
+            self.report(op, level, TierOutcome::InsertRejected, None);
+            return None;
+        }
+        level.copy_for(entry, now)
     }
 }
