@@ -10,7 +10,9 @@
 //! - A publish (promotion, load, refresh) stores only if no write to the key began since
 //!   its reader's ticket, checked under the key's lock (and, for L1, the stripe's lock)
 //!   right before it stores: never write first and undo later. It never waits for the
-//!   key: when someone holds it, the publish is skipped.
+//!   key: when someone holds it, the publish is skipped. A tier that fails a publish is
+//!   skipped, not the tiers above it: what a reader found or loaded is no older than
+//!   what the failing tier holds, and L1 keeps serving while Redis is down.
 
 use std::hash::Hash;
 use std::sync::Arc;
@@ -212,8 +214,10 @@ where
 
     /// Stores `entry`, found or produced by a reader holding `ticket`, into the levels
     /// above `depth` (all of them for a load), lowest first, unless a write to the key
-    /// began since the ticket was taken. A failing tier stops it: the tiers above keep
-    /// what they had, which the tiers below still agree with.
+    /// began since the ticket was taken. A tier that fails is skipped and the tiers above
+    /// still take the value: it came from the source (a load) or a live lower tier (a
+    /// promotion), so it is no older than what the failing tier holds, and L1 keeps
+    /// serving while a remote tier is down.
     pub(crate) async fn publish(
         &self,
         key: &K,
@@ -257,11 +261,10 @@ where
                 return;
             }
             let stopwatch = op.stopwatch();
-            if let Err(error) = level.insert(key.clone(), copy).await {
-                self.report(op, level, TierOutcome::Error(error.kind()), stopwatch);
-                return;
+            match level.insert(key.clone(), copy).await {
+                Ok(()) => self.report(op, level, stored, stopwatch),
+                Err(error) => self.report(op, level, TierOutcome::Error(error.kind()), stopwatch),
             }
-            self.report(op, level, stored, stopwatch);
         }
     }
 

@@ -120,6 +120,28 @@ async fn failed_invalidate_is_in_the_outcome() {
 }
 
 #[tokio::test]
+async fn l1_keeps_serving_loaded_values_while_l2_is_down() {
+    let clock = FrozenClock::new();
+    let l2 = MockTier::new();
+    let cache = cache(&clock, &l2, false);
+    l2.fail(TierOp::Get, ErrorKind::Unavailable);
+    l2.fail(TierOp::Insert, ErrorKind::Unavailable);
+    for _ in 0..5 {
+        let value = cache
+            .get_or_insert(&1, || async { "from the database".to_string() })
+            .await
+            .unwrap();
+        assert_eq!(value, "from the database");
+    }
+    assert_eq!(
+        cache.stats().loads,
+        1,
+        "one database read: the loaded value reached L1 though L2 failed to take it"
+    );
+    assert_eq!(l2.count(TierOp::Insert), 1);
+}
+
+#[tokio::test]
 async fn loaded_value_survives_a_failed_store_even_when_strict() {
     let clock = FrozenClock::new();
     let l2 = MockTier::new();

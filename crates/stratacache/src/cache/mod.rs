@@ -39,9 +39,10 @@ use crate::telemetry::{CacheStats, TierStats};
 ///   lack or hold differently (except where a tier's insert policy declines a value).
 /// - **A failing tier.** When a tier fails a write, the tiers above it drop their copy
 ///   of the key rather than keep a value it may lack, and the [`WriteOutcome`] says
-///   which tiers failed; [`strict`](crate::CacheBuilder::strict) returns the lowest failure as
-///   an error instead. Lookups read a failing tier as a counted miss (strict: an error).
-///   A loaded value always reaches its caller, even when storing it failed.
+///   which tiers failed; [`strict`](crate::CacheBuilder::strict) returns the lowest
+///   failure as an error instead. Lookups read a failing tier as a counted miss (strict:
+///   an error). A loaded or promoted value still reaches the tiers above a failing one,
+///   so L1 keeps serving while a remote tier is down; and it always reaches its caller.
 /// - **Expiry** is judged with the cache's [`Clock`] at every tier. An entry's age
 ///   counts from when its value was produced, so a value promoted from L2 keeps its age
 ///   and never outlives its remaining TTL. An entry stamped in the future by more than

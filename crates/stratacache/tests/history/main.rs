@@ -134,7 +134,15 @@ async fn jitter_run(label: &str, pause: Pause, failures_per_mille: u32, stampede
     let l2 = JitterTier::new(pause, failures_per_mille);
     let cache = cache(&l1, l2.clone(), stampede);
     let history = drive(&cache, total_ops(), pause).await;
-    assert_consistent(label, &history, diverged(&l1, |key| l2.peek(key)));
+    // L1 equals L2 at quiescence when every write reached L2. When L2 failed some, a
+    // loaded value may rightly sit in L1 alone (L1 keeps serving while L2 is down); the
+    // history must hold all the same.
+    let diverged = if failures_per_mille == 0 {
+        diverged(&l1, |key| l2.peek(key))
+    } else {
+        Vec::new()
+    };
+    assert_consistent(label, &history, diverged);
 }
 
 const SLEEP: Pause = Pause::Sleep(Duration::from_micros(300));
