@@ -42,6 +42,8 @@ pub(crate) struct History {
     ticks: AtomicU64,
     records: Mutex<Vec<Record>>,
     values: AtomicU64,
+    /// The longest any one call took, in wall-clock microseconds.
+    slowest_micros: AtomicU64,
 }
 
 impl History {
@@ -63,6 +65,17 @@ impl History {
             end,
             what,
         });
+    }
+
+    /// Notes how long one call took.
+    pub(crate) fn took(&self, elapsed: std::time::Duration) {
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.slowest_micros.fetch_max(micros, Ordering::Relaxed);
+    }
+
+    /// The longest any one call took.
+    pub(crate) fn slowest(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.slowest_micros.load(Ordering::Relaxed))
     }
 
     pub(crate) fn len(&self) -> usize {

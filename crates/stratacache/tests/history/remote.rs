@@ -5,7 +5,7 @@
 use stratacache::{ByteStore, Cache, CacheTier, Fallback, MemoryTier, Remote};
 use stratacache_memcached::{MemcachedConfig, MemcachedStore};
 use stratacache_redis::{RedisConfig, RedisStore};
-use stratacache_testkit::{MemcachedServer, RedisServer};
+use stratacache_testkit::{MemcachedServer, RedisServer, TcpProxy};
 
 use super::jitter::Pause;
 use super::{KEYS, assert_consistent, diverged, drive};
@@ -57,4 +57,78 @@ async fn no_read_returns_a_replaced_value_over_memcached() {
         let label = format!("memcached/stampede {namespace}");
         remote_run(&label, store, inspector, stampede).await;
     }
+}
+
+/// Redis is killed in the middle of a run and started again: every call still returns
+/// (within a few command timeouts, never a hang), and the history holds for the writes
+/// that completed. Writes during the outage report the failed tier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_killed_mid_run_neither_hangs_a_call_nor_breaks_the_history() {
+    let mut server = RedisServer::start().unwrap();
+    let redis = RedisStore::new(RedisConfig::from_url(server.url()).namespace("killed")).unwrap();
+    let l1 = MemoryTier::builder().build();
+    let cache: Cache<u64, u64> = Cache::builder()
+        .tier(l1.clone())
+        .fallback(Fallback::remote(redis))
+        .stampede_protection(true)
+        .build()
+        .unwrap();
+    let run = tokio::spawn({
+        let cache = cache.clone();
+        async move { drive(&cache, 40_000, Pause::Yield(4)).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!run.is_finished(), "the outage must fall inside the run");
+    server.stop();
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await; // an outage, in real time
+    server.restart().unwrap();
+    let history = run.await.unwrap();
+    assert!(
+        cache.stats().tiers[1].errors > 0,
+        "the run did meet the outage"
+    );
+    let slowest = history.slowest();
+    println!("killed mid-run: slowest call {slowest:?}");
+    assert!(
+        slowest < std::time::Duration::from_secs(5),
+        "a call took {slowest:?} during the outage"
+    );
+    assert_consistent("redis/killed", &history, Vec::new());
+}
+
+/// Redis's connection goes silent mid-run (a half-open socket: bytes accepted, no reply):
+/// calls time out and report it, the store replaces the connection, and the history
+/// holds throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_connection_stalled_mid_run_neither_hangs_a_call_nor_breaks_the_history() {
+    let server = RedisServer::start().unwrap();
+    let proxy = TcpProxy::start(([127, 0, 0, 1], server.port()).into()).unwrap();
+    let url = format!("redis://127.0.0.1:{}/", proxy.port());
+    let redis = RedisStore::new(RedisConfig::from_url(url).namespace("stalled")).unwrap();
+    let l1 = MemoryTier::builder().build();
+    let cache: Cache<u64, u64> = Cache::builder()
+        .tier(l1.clone())
+        .fallback(Fallback::remote(redis))
+        .stampede_protection(true)
+        .build()
+        .unwrap();
+    let run = tokio::spawn({
+        let cache = cache.clone();
+        async move { drive(&cache, 40_000, Pause::Yield(4)).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!run.is_finished(), "the stall must fall inside the run");
+    proxy.stall_open_connections();
+    let history = run.await.unwrap();
+    assert!(
+        cache.stats().tiers[1].errors > 0,
+        "the run did meet the stall"
+    );
+    let slowest = history.slowest();
+    println!("stalled mid-run: slowest call {slowest:?}");
+    assert!(
+        slowest < std::time::Duration::from_secs(5),
+        "a call took {slowest:?}"
+    );
+    assert_consistent("redis/stalled", &history, Vec::new());
 }
