@@ -375,3 +375,54 @@ async fn batches_are_pipelined_and_oversized_keys_are_safe() {
         .unwrap();
     assert_eq!(fresh.get(&hostile).await.unwrap().as_deref(), Some("ok"));
 }
+
+/// The common set-up (memory L1, Redis L2, one writer): Redis always holds a copy as old
+/// as L1's, so a refresh that only looks for a newer copy never refreshes. With a loader
+/// on the cache, time-to-refresh reads the source and both tiers get the new value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_to_refresh_over_redis_reads_through_the_cache_loader() {
+    let server = RedisServer::start().unwrap();
+    let clock = FrozenClock::new();
+    let version = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1));
+    let source = std::sync::Arc::clone(&version);
+    let cache: Cache<u64, String> = Cache::builder()
+        .clock(&clock)
+        .ttl(60 * SEC)
+        .loader(move |id: u64| {
+            let version = source.load(std::sync::atomic::Ordering::SeqCst);
+            async move { Ok::<_, std::io::Error>(Some(format!("{id} v{version}"))) }
+        })
+        .time_to_refresh(stratacache::TimeToRefresh::new(20 * SEC))
+        .fallback(Fallback::remote(tier(&server, "refresh")).ttl(600 * SEC))
+        .build()
+        .unwrap();
+    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("1 v1"));
+    version.store(2, std::sync::atomic::Ordering::SeqCst); // the source changes
+
+    clock.advance(20 * SEC);
+    assert_eq!(
+        cache.get(&1).await.unwrap().as_deref(),
+        Some("1 v1"),
+        "stale: served at once"
+    );
+    let mut seen = None;
+    for _ in 0..200 {
+        seen = cache.get(&1).await.unwrap();
+        if seen.as_deref() == Some("1 v2") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await; // the refresh runs on tokio
+    }
+    assert_eq!(
+        seen.as_deref(),
+        Some("1 v2"),
+        "refreshed through the loader"
+    );
+    let other = cache_on(&clock, tier(&server, "refresh"));
+    assert_eq!(
+        other.get(&1).await.unwrap().as_deref(),
+        Some("1 v2"),
+        "and Redis holds the refreshed value"
+    );
+    assert_eq!(cache.stats().loads, 2);
+}

@@ -16,6 +16,7 @@ use uniflight::{LeaderPanicked, Merger};
 
 use crate::generation::Ticket;
 use crate::inner::Inner;
+use crate::loader::Loaded;
 use crate::telemetry::{CacheCounter, Op};
 
 /// What the miss path found. Shared, cloned, by every caller of one flight.
@@ -73,7 +74,7 @@ where
     ) -> Flight<V>
     where
         F: FnOnce() -> Fut + Send,
-        Fut: Future<Output = Result<Option<V>, Error>> + Send,
+        Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send,
     {
         // Taken before any tier is read: a write from now on keeps what is read out of
         // the cache, and out of the hands of callers that come after the write.
@@ -143,7 +144,7 @@ where
     ) -> Flight<V>
     where
         F: FnOnce() -> Fut + Send,
-        Fut: Future<Output = Result<Option<V>, Error>> + Send,
+        Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send,
     {
         let key = &flight_key.0;
         let flight = merger.execute(flight_key, || async move {

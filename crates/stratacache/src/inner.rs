@@ -10,6 +10,7 @@ use crate::coalesce::Coalescer;
 use crate::generation::Generations;
 use crate::key_lock::KeyLocks;
 use crate::level::Level;
+use crate::loader::DynLoader;
 use crate::refresh::Refresher;
 use crate::telemetry::Telemetry;
 
@@ -29,5 +30,7 @@ pub(crate) struct Inner<K, V> {
     /// path skips a second clock read there. Any other clock is always consulted.
     pub(crate) l1_judges_expiry: bool,
     pub(crate) coalescer: Option<Coalescer<K, V>>,
+    /// What `get` loads through on a miss, when set.
+    pub(crate) loader: Option<DynLoader<K, V>>,
     pub(crate) refresher: Option<Refresher<K, V>>,
 }

@@ -79,6 +79,7 @@ mod generation;
 mod inner;
 mod key_lock;
 mod level;
+mod loader;
 mod outcome;
 mod policy;
 mod refresh;
@@ -94,6 +95,7 @@ pub use cache::Cache;
 #[cfg(feature = "serialize")]
 pub use codec::{Codec, Postcard, Remote, SerializedTier};
 pub use fallback::Fallback;
+pub use loader::{Loaded, Loader};
 pub use outcome::{TierWrite, TierWriteResult, WriteOutcome};
 pub use policy::{InsertPolicy, PromotionPolicy};
 pub use refresh::{RefreshTask, TimeToRefresh};

@@ -13,6 +13,7 @@ use crate::coalesce::{Fetched, Flight};
 use crate::generation::Ticket;
 use crate::inner::Inner;
 use crate::level::Level;
+use crate::loader::Loaded;
 use crate::telemetry::{CacheCounter, Op, TierOutcome};
 
 /// What the synchronous look at L1 found.
@@ -181,7 +182,7 @@ where
     ) -> Flight<V>
     where
         F: FnOnce() -> Fut + Send,
-        Fut: Future<Output = Result<Option<V>, Error>> + Send,
+        Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send,
     {
         if let Some(entry) = self.walk(key, start, ticket, op, Walk::Read).await? {
             return Ok(Fetched::Hit(entry.into_value()));
@@ -191,8 +192,8 @@ where
         };
         self.telemetry.count(CacheCounter::Loads);
         match loader().await {
-            Ok(Some(value)) => {
-                let entry = CacheEntry::new(value, self.clock.now(), None);
+            Ok(Some(loaded)) => {
+                let entry = CacheEntry::new(loaded.value, self.clock.now(), loaded.ttl);
                 let levels = self.levels.len();
                 self.publish(key, &entry, ticket, levels, TierOutcome::Inserted, op)
                     .await;

@@ -110,6 +110,14 @@ fn l1_hits_allocate_nothing() {
     runtime.block_on(protected.insert(1, 10)).unwrap();
     assert_hits_do_not_allocate(&protected, &1);
 
+    // A loading cache's hit path is the same: the loader is not touched on a hit.
+    let loading: Cache<String, u64> = Cache::builder()
+        .loader(|_name: String| async { Ok::<_, std::io::Error>(Some(7)) })
+        .build()
+        .unwrap();
+    assert_eq!(runtime.block_on(loading.get("bob")).unwrap(), Some(7));
+    assert_hits_do_not_allocate(&loading, "bob");
+
     // The loader family's hit path is the same.
     let allocations = allocations_during(|| {
         for _ in 0..READS {

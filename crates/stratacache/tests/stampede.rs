@@ -309,3 +309,39 @@ async fn waiting_callers_are_counted_as_they_join_not_when_the_load_ends() {
     }
     assert_eq!(cache.stats().coalesced_waits, 9, "and counted once each");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_loading_cache_runs_one_load_for_concurrent_gets() {
+    let loads = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&loads);
+    let cache: Cache<String, u64> = Cache::builder()
+        .stampede_protection(true)
+        .loader(move |_key: String| {
+            let counted = Arc::clone(&counted);
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok::<_, std::io::Error>(Some(42))
+            }
+        })
+        .build()
+        .unwrap();
+    let callers: Vec<_> = (0..100)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get("k").await })
+        })
+        .collect();
+    tokio::time::timeout(BOUND, async {
+        for caller in callers {
+            assert_eq!(caller.await.unwrap().unwrap(), Some(42));
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        1,
+        "one load for 100 concurrent gets"
+    );
+}

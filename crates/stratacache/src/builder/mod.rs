@@ -16,6 +16,7 @@ use crate::generation::Generations;
 use crate::inner::Inner;
 use crate::key_lock::KeyLocks;
 use crate::level::Level;
+use crate::loader::DynLoader;
 use crate::refresh::{Refresher, TimeToRefresh};
 use crate::spec::{LevelSpec, Storage};
 use crate::telemetry::{Handler, Telemetry};
@@ -70,6 +71,7 @@ pub struct CacheBuilder<K, V> {
     fallbacks: Vec<LevelSpec<K, V>>,
     stampede_protection: bool,
     time_to_refresh: Option<TimeToRefresh<K, V>>,
+    loader: Option<DynLoader<K, V>>,
     telemetry: bool,
     handler: Option<Handler>,
     track_evictions: bool,
@@ -89,6 +91,7 @@ where
             fallbacks: Vec::new(),
             stampede_protection: false,
             time_to_refresh: None,
+            loader: None,
             telemetry: true,
             handler: None,
             track_evictions: false,
@@ -125,7 +128,10 @@ where
             .map(|(depth, spec)| spec.build(depth, &telemetry, track_evictions))
             .collect::<Result<Box<[_]>, _>>()?;
         let refresher = match self.time_to_refresh {
-            Some(config) => Some(Refresher::new(check_refresh(config, &levels)?)),
+            Some(config) => {
+                let config = check_refresh(config, &levels, self.loader.is_some())?;
+                Some(Refresher::new(config, self.loader.clone()))
+            }
             None => None,
         };
         let l1_judges_expiry = !clock.is_system() || levels[0].memory().is_none();
@@ -140,6 +146,7 @@ where
             telemetry,
             l1_judges_expiry,
             coalescer: self.stampede_protection.then(Coalescer::new),
+            loader: self.loader,
             refresher,
         };
         Ok(Cache {
@@ -152,14 +159,17 @@ where
 fn check_refresh<K, V>(
     config: TimeToRefresh<K, V>,
     levels: &[Level<K, V>],
+    cache_loads: bool,
 ) -> Result<TimeToRefresh<K, V>, Error> {
     let invalid = |message: String| Err(Error::new(ErrorKind::Config, message));
     if config.after.is_zero() {
         return invalid("time_to_refresh is zero: every hit would start a refresh".into());
     }
-    if levels.len() < 2 && config.reload.is_none() {
+    if levels.len() < 2 && config.reload.is_none() && !cache_loads {
         return invalid(
-            "time_to_refresh needs a fallback tier or a refresh loader to refresh from".into(),
+            "time_to_refresh needs a loader (the cache's or its own) or a fallback tier to \
+             refresh from"
+                .into(),
         );
     }
     if let Some(ttl) = levels[0].ttl.filter(|ttl| *ttl <= config.after) {
@@ -181,6 +191,7 @@ impl<K, V> fmt::Debug for CacheBuilder<K, V> {
             .field("fallbacks", &self.fallbacks)
             .field("stampede_protection", &self.stampede_protection)
             .field("time_to_refresh", &self.time_to_refresh)
+            .field("loader", &self.loader.is_some())
             .field("telemetry", &self.telemetry)
             .field("event_handler", &self.handler.is_some())
             .field("track_evictions", &self.track_evictions)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use stratacache_tier::Clock;
 
 use super::CacheBuilder;
+use crate::loader::Loader;
 use crate::refresh::TimeToRefresh;
 use crate::telemetry::CacheEvent;
 
@@ -210,6 +211,29 @@ where
     /// ```
     pub fn strict(mut self, strict: bool) -> Self {
         self.strict = strict;
+        self
+    }
+
+    /// The source this cache reads through: on a miss, [`get`](crate::Cache::get) loads
+    /// the key from `loader` and stores what it finds (with the TTL it chooses), and
+    /// time-to-refresh refreshes through it. Closures given to the `get_or_insert`
+    /// family still load per call. See [`Loader`](crate::Loader).
+    ///
+    /// ```
+    /// use stratacache::Cache;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let cache: Cache<u64, String> = Cache::builder()
+    ///     .loader(|id: u64| async move { Ok::<_, std::io::Error>(Some(format!("row {id}"))) })
+    ///     .build()?;
+    /// assert_eq!(cache.get(&3).await?.as_deref(), Some("row 3"));
+    /// assert_eq!(cache.get(&3).await?.as_deref(), Some("row 3"));
+    /// assert_eq!(cache.stats().loads, 1, "the second get was a hit");
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn loader(mut self, loader: impl Loader<K, V>) -> Self {
+        self.loader = Some(crate::loader::erase(loader));
         self
     }
 }

@@ -7,6 +7,7 @@ use std::hash::Hash;
 use stratacache_tier::{BoxError, Error, ErrorKind};
 
 use super::Cache;
+use crate::loader::Loaded;
 use crate::telemetry::Operation;
 
 impl<K, V> Cache<K, V>
@@ -52,7 +53,7 @@ where
             .hit_or_fetch(
                 Operation::GetOrInsert,
                 key,
-                Some(|| async move { Ok(Some(loader().await)) }),
+                Some(|| async move { Ok(Some(Loaded::new(loader().await))) }),
             )
             .await?;
         loaded.ok_or_else(|| Error::new(ErrorKind::Other, "an infallible loader produced no value"))
@@ -97,7 +98,7 @@ where
                 key,
                 Some(|| async move {
                     match loader().await {
-                        Ok(value) => Ok(Some(value)),
+                        Ok(value) => Ok(Some(Loaded::new(value))),
                         Err(error) => Err(Error::from_source(ErrorKind::Loader, error)),
                     }
                 }),
@@ -142,7 +143,7 @@ where
         self.hit_or_fetch(
             Operation::OptionallyGetOrInsert,
             key,
-            Some(|| async move { Ok(loader().await) }),
+            Some(|| async move { Ok(loader().await.map(Loaded::new)) }),
         )
         .await
     }

@@ -10,6 +10,7 @@ use stratacache_tier::{CacheEntry, Error};
 use super::Cache;
 use crate::coalesce::Fetched;
 use crate::erased::BoxFuture;
+use crate::loader::Loaded;
 use crate::telemetry::{Op, Operation, OperationOutcome};
 use crate::walk::{FirstLook, Walk};
 
@@ -18,11 +19,13 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// The value under `key`, if a tier holds a live one.
+    /// The value under `key`, if a tier holds a live one; on a cache with a
+    /// [`loader`](crate::CacheBuilder::loader), else the one it loads.
     ///
     /// # Errors
     ///
-    /// Only with [`strict`](crate::CacheBuilder::strict): the first tier failure.
+    /// With [`strict`](crate::CacheBuilder::strict): the first tier failure. On a loading
+    /// cache, the loader's error ([`ErrorKind::Loader`](crate::ErrorKind::Loader)).
     ///
     /// ```
     /// use stratacache::Cache;
@@ -44,7 +47,13 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + Sync + ?Sized,
     {
-        self.hit_or_fetch(Operation::Get, key, no_loader::<V>())
+        // Only a reference to the loader and the key: building it costs a hit nothing.
+        let load = self
+            .inner
+            .loader
+            .as_ref()
+            .map(|load| move || load(key.to_owned()));
+        self.hit_or_fetch(Operation::Get, key, load)
     }
 
     /// The future of `get` and the loader family: its first poll answers an L1 hit in
@@ -61,7 +70,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + Sync + ?Sized,
         F: FnOnce() -> Fut + Send + 'a,
-        Fut: Future<Output = Result<Option<V>, Error>> + Send + 'a,
+        Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send + 'a,
     {
         let mut loader = loader;
         let mut miss: Option<BoxFuture<'a, Result<Option<V>, Error>>> = None;
@@ -184,11 +193,4 @@ where
         inner.telemetry.finish(&op, outcome);
         found
     }
-}
-
-/// The loader of a plain `get`: none.
-type NoLoader<V> = fn() -> std::future::Ready<Result<Option<V>, Error>>;
-
-const fn no_loader<V>() -> Option<NoLoader<V>> {
-    None
 }

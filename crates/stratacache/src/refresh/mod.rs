@@ -11,15 +11,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use stratacache_tier::{BoxError, Error, ErrorKind};
+use stratacache_tier::BoxError;
 
-use crate::erased::BoxFuture;
+use crate::loader::DynLoader;
 
 /// A future handed to a [spawner](TimeToRefresh::spawner).
 pub type RefreshTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 type Spawner = Arc<dyn Fn(RefreshTask) -> bool + Send + Sync>;
-type Reload<K, V> = Arc<dyn Fn(K) -> BoxFuture<'static, Result<Option<V>, Error>> + Send + Sync>;
 
 /// When entries count as stale, how refreshes run, and what they may reload from.
 ///
@@ -55,7 +54,7 @@ pub struct TimeToRefresh<K, V> {
     pub(crate) after: Duration,
     pub(crate) timeout: Option<Duration>,
     pub(crate) spawner: Spawner,
-    pub(crate) reload: Option<Reload<K, V>>,
+    pub(crate) reload: Option<DynLoader<K, V>>,
 }
 
 impl<K, V> TimeToRefresh<K, V> {
@@ -117,22 +116,20 @@ impl<K, V> TimeToRefresh<K, V> {
     }
 
     /// What a refresh runs when no fallback tier holds a newer entry: typically the same
-    /// database read the callers' loaders do. `Ok(None)` means "nothing new".
+    /// database read the callers' loaders do. `Ok(None)` means "nothing new". Without
+    /// it, a refresh runs the cache's [`loader`](crate::CacheBuilder::loader) if it has
+    /// one; with neither, a refresh can only take a *newer* copy from a fallback tier
+    /// (written there by another instance), which a single writer never produces.
     #[must_use]
     pub fn loader<F, Fut, E>(mut self, load: F) -> Self
     where
+        K: Clone + Send + Sync + 'static,
+        V: Send + 'static,
         F: Fn(K) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Option<V>, E>> + Send + 'static,
         E: Into<BoxError>,
     {
-        self.reload = Some(Arc::new(move |key| {
-            let loading = load(key);
-            Box::pin(async move {
-                loading
-                    .await
-                    .map_err(|error| Error::from_source(ErrorKind::Loader, error))
-            })
-        }));
+        self.reload = Some(crate::loader::erase(load));
         self
     }
 

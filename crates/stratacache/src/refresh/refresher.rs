@@ -9,8 +9,9 @@ use std::time::{Duration, SystemTime};
 use stratacache_tier::{CacheEntry, ErrorKind};
 
 use super::claims::Claims;
-use super::{Reload, Spawner, TimeToRefresh};
+use super::{Spawner, TimeToRefresh};
 use crate::inner::Inner;
+use crate::loader::DynLoader;
 use crate::telemetry::{CacheCounter, Op, Operation, OperationOutcome, TierOutcome};
 use crate::walk::Look;
 
@@ -18,7 +19,8 @@ pub(crate) struct Refresher<K, V> {
     pub(crate) after: Duration,
     timeout: Duration,
     spawner: Spawner,
-    pub(crate) reload: Option<Reload<K, V>>,
+    /// The refresh's own loader, else the cache's.
+    reload: Option<DynLoader<K, V>>,
     claims: Claims<K>,
 }
 
@@ -27,12 +29,12 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    pub(crate) fn new(config: TimeToRefresh<K, V>) -> Self {
+    pub(crate) fn new(config: TimeToRefresh<K, V>, cache_loader: Option<DynLoader<K, V>>) -> Self {
         Self {
             after: config.after,
             timeout: config.timeout.unwrap_or(config.after),
             spawner: config.spawner,
-            reload: config.reload,
+            reload: config.reload.or(cache_loader),
             claims: Claims::new(),
         }
     }
@@ -187,8 +189,8 @@ where
         };
         self.telemetry.count(CacheCounter::Loads);
         match reload(key.clone()).await {
-            Ok(Some(value)) => {
-                let entry = CacheEntry::new(value, self.clock.now(), None);
+            Ok(Some(loaded)) => {
+                let entry = CacheEntry::new(loaded.value, self.clock.now(), loaded.ttl);
                 let levels = self.levels.len();
                 self.publish(key, &entry, ticket, levels, TierOutcome::Inserted, op)
                     .await;

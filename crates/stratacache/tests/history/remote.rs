@@ -137,7 +137,10 @@ async fn a_redis_connection_stalled_mid_run_neither_hangs_a_call_nor_breaks_the_
 /// restarted memcached is): calls return within a bound, and the history holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_memcached_server_killed_mid_run_neither_hangs_a_call_nor_breaks_the_history() {
-    let mut servers = [MemcachedServer::start().unwrap(), MemcachedServer::start().unwrap()];
+    let mut servers = [
+        MemcachedServer::start().unwrap(),
+        MemcachedServer::start().unwrap(),
+    ];
     let addresses: Vec<_> = servers.iter().map(MemcachedServer::address).collect();
     let store = MemcachedStore::new(MemcachedConfig::new(addresses).namespace("killed")).unwrap();
     let cache: Cache<u64, u64> = Cache::builder()
@@ -155,9 +158,15 @@ async fn a_memcached_server_killed_mid_run_neither_hangs_a_call_nor_breaks_the_h
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     servers[0].restart().unwrap();
     let history = run.await.unwrap();
-    assert!(cache.stats().tiers[1].errors > 0, "the run did meet the outage");
+    assert!(
+        cache.stats().tiers[1].errors > 0,
+        "the run did meet the outage"
+    );
     let slowest = history.slowest();
     println!("memcached killed mid-run: slowest call {slowest:?}");
-    assert!(slowest < std::time::Duration::from_secs(5), "a call took {slowest:?}");
+    assert!(
+        slowest < std::time::Duration::from_secs(5),
+        "a call took {slowest:?}"
+    );
     assert_consistent("memcached/killed", &history, Vec::new());
 }
