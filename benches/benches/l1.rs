@@ -32,6 +32,15 @@ fn ours<V: Clone + Send + Sync + 'static>() -> Cache<u64, V> {
         .unwrap()
 }
 
+/// The same cache with a loader: a hit must cost what it costs without one.
+fn ours_loading<V: Clone + Send + Sync + 'static>() -> Cache<u64, V> {
+    Cache::builder()
+        .memory(|l1| l1.max_capacity(100_000))
+        .loader(|_key: u64| async { Ok::<Option<V>, std::io::Error>(None) })
+        .build()
+        .unwrap()
+}
+
 fn raw_moka<V: Clone + Send + Sync + 'static>() -> moka::sync::Cache<u64, V> {
     moka::sync::Cache::new(100_000)
 }
@@ -103,12 +112,14 @@ fn hit_group<V: Clone + Send + Sync + 'static>(
     value: impl Fn(u64) -> V,
 ) {
     let cache = ours::<V>();
+    let loading = ours_loading::<V>();
     let moka = raw_moka::<V>();
     let moka_ahash = raw_moka_ahash::<V>();
     let moka_expiry = raw_moka_expiry::<V>();
     let peer = cachet_cache::<V>(runtime);
     for key in 0..KEYS {
         now(cache.insert(key, value(key))).unwrap();
+        now(loading.insert(key, value(key))).unwrap();
         moka.insert(key, value(key));
         moka_ahash.insert(key, value(key));
         moka_expiry.insert(key, CacheEntry::new(value(key), SystemTime::now(), None));
@@ -119,6 +130,12 @@ fn hit_group<V: Clone + Send + Sync + 'static>(
         b.iter(|| {
             key = (key + 1) % KEYS;
             black_box(now(cache.get(black_box(&key))).unwrap())
+        });
+    });
+    group.bench_function("stratacache_loading", |b| {
+        b.iter(|| {
+            key = (key + 1) % KEYS;
+            black_box(now(loading.get(black_box(&key))).unwrap())
         });
     });
     group.bench_function("moka", |b| {
