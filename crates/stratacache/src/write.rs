@@ -26,6 +26,30 @@ use crate::level::{Copy, Level};
 use crate::outcome::{TierWrite, TierWriteResult, WriteOutcome};
 use crate::telemetry::{Op, TierOutcome};
 
+/// A write in progress; if it is dropped before it finishes, its key leaves the memory
+/// L1 (under the stripe's lock, like every writer's L1 change).
+struct Unfinished<'a, K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    l1: Option<&'a stratacache_memory::MemoryTier<K, V>>,
+    key: &'a K,
+    guard: &'a WriteGuard<'a>,
+}
+
+impl<K, V> Drop for Unfinished<'_, K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn drop(&mut self) {
+        if let Some(l1) = self.l1 {
+            self.guard.in_l1(|| l1.remove(self.key));
+        }
+    }
+}
+
 /// What a write does to a key.
 pub(crate) enum Change<V> {
     Store(CacheEntry<V>),
@@ -60,6 +84,13 @@ where
     ) -> Result<WriteOutcome, Error> {
         let _key = self.hold(key).await;
         let guard = self.generations.write(key);
+        // A write dropped half-way (its caller timed out, say) may have reached a remote
+        // tier and not L1: L1 then drops the key rather than keep what that tier replaced.
+        let mut unfinished = Unfinished {
+            l1: self.levels[0].memory(),
+            key,
+            guard: &guard,
+        };
         let now = self.clock.now();
         let mut results = self.blank_outcome();
         match &change {
@@ -91,6 +122,8 @@ where
                 }
             }
         }
+        unfinished.l1 = None;
+        drop(unfinished);
         drop(guard);
         self.conclude(results)
     }

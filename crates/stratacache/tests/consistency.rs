@@ -325,3 +325,59 @@ async fn slow_refreshes_of_one_key_never_overlap() {
         "and they do repeat"
     );
 }
+
+/// A remote tier that applies a write at once and answers late, as Redis does when the
+/// reply is slow.
+#[derive(Clone, Default)]
+struct AppliesThenWaits {
+    entries: Arc<std::sync::Mutex<std::collections::HashMap<u32, CacheEntry<String>>>>,
+    reply_after_ms: Arc<AtomicUsize>,
+}
+
+impl CacheTier<u32, String> for AppliesThenWaits {
+    async fn get(&self, key: &u32) -> Result<Option<CacheEntry<String>>, stratacache::Error> {
+        Ok(self.entries.lock().unwrap().get(key).cloned())
+    }
+    async fn insert(
+        &self,
+        key: u32,
+        entry: CacheEntry<String>,
+        _keep_for: Option<Duration>,
+    ) -> Result<(), stratacache::Error> {
+        self.entries.lock().unwrap().insert(key, entry);
+        let wait = self.reply_after_ms.load(Ordering::SeqCst) as u64;
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        Ok(())
+    }
+    async fn invalidate(&self, key: &u32) -> Result<(), stratacache::Error> {
+        self.entries.lock().unwrap().remove(key);
+        Ok(())
+    }
+    async fn clear(&self) -> Result<(), stratacache::Error> {
+        self.entries.lock().unwrap().clear();
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_cancelled_after_reaching_l2_leaves_no_stale_l1_copy() {
+    let clock = FrozenClock::new();
+    let l1 = stratacache::MemoryTier::new(100);
+    let l2 = AppliesThenWaits::default();
+    let cache: Cache<u32, String> = Cache::builder()
+        .clock(&clock)
+        .tier(l1.clone())
+        .fallback(Fallback::tier(l2.clone()))
+        .build()
+        .unwrap();
+    cache.insert(1, "old".into()).await.unwrap();
+    l2.reply_after_ms.store(100, Ordering::SeqCst);
+    let cancelled = tokio::time::timeout(10 * MS, cache.insert(1, "new".into())).await;
+    assert!(cancelled.is_err(), "the caller gave up on the write");
+    assert!(
+        l1.lookup(&1).is_none(),
+        "L1 must not keep \"old\" while L2 already holds \"new\""
+    );
+    l2.reply_after_ms.store(0, Ordering::SeqCst);
+    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("new"));
+}
