@@ -406,7 +406,7 @@ async fn time_to_refresh_over_redis_reads_through_the_cache_loader() {
         "stale: served at once"
     );
     let mut seen = None;
-    for _ in 0..200 {
+    for _ in 0..1_000 {
         seen = cache.get(&1).await.unwrap();
         if seen.as_deref() == Some("1 v2") {
             break;
