@@ -11,6 +11,7 @@ use crate::generation::Generations;
 use crate::key_lock::KeyLocks;
 use crate::level::Level;
 use crate::loader::DynLoader;
+use crate::not_found::NotFound;
 use crate::refresh::Refresher;
 use crate::telemetry::Telemetry;
 
@@ -32,5 +33,7 @@ pub(crate) struct Inner<K, V> {
     pub(crate) coalescer: Option<Coalescer<K, V>>,
     /// What `get` loads through on a miss, when set.
     pub(crate) loader: Option<DynLoader<K, V>>,
+    /// The loader's "not found" answers, remembered when the builder asked for it.
+    pub(crate) not_found: Option<NotFound<K>>,
     pub(crate) refresher: Option<Refresher<K, V>>,
 }

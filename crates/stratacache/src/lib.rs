@@ -80,6 +80,7 @@ mod inner;
 mod key_lock;
 mod level;
 mod loader;
+mod not_found;
 mod outcome;
 mod policy;
 mod refresh;

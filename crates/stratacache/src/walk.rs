@@ -14,7 +14,7 @@ use crate::generation::Ticket;
 use crate::inner::Inner;
 use crate::level::Level;
 use crate::loader::Loaded;
-use crate::telemetry::{CacheCounter, Op, TierOutcome};
+use crate::telemetry::{CacheCounter, Op, Operation, TierOutcome};
 
 /// What the synchronous look at L1 found.
 pub(crate) enum FirstLook<V> {
@@ -190,6 +190,18 @@ where
         let Some(loader) = loader else {
             return Ok(Fetched::Miss);
         };
+        // Remembered "not found" answers stand for the cache's own loader, which only
+        // `get` runs; a per-call closure always gets its turn.
+        let not_found = self
+            .not_found
+            .as_ref()
+            .filter(|_| op.operation == Operation::Get);
+        if let Some(not_found) = not_found
+            && not_found.holds(key, self.clock.now())
+        {
+            self.telemetry.count(CacheCounter::NotFoundHits);
+            return Ok(Fetched::LoadedNothing);
+        }
         self.telemetry.count(CacheCounter::Loads);
         match loader().await {
             Ok(Some(loaded)) => {
@@ -199,7 +211,15 @@ where
                     .await;
                 Ok(Fetched::Loaded(entry.into_value()))
             }
-            Ok(None) => Ok(Fetched::LoadedNothing),
+            Ok(None) => {
+                if let Some(not_found) = not_found {
+                    // Like any value a reader publishes: not if a write raced the load.
+                    let now = self.clock.now();
+                    self.generations
+                        .publish(ticket, || not_found.remember(key.clone(), now));
+                }
+                Ok(Fetched::LoadedNothing)
+            }
             Err(error) => {
                 self.telemetry.count(CacheCounter::LoadErrors);
                 Err(error)

@@ -122,6 +122,10 @@ where
                 }
             }
         }
+        if let Some(not_found) = &self.not_found {
+            // Any write replaces a remembered "not found".
+            guard.in_l1(|| not_found.forget(key));
+        }
         unfinished.l1 = None;
         drop(unfinished);
         drop(guard);
@@ -139,6 +143,9 @@ where
             None => None,
         };
         let guard = self.generations.write_all();
+        if let Some(not_found) = &self.not_found {
+            not_found.forget_all();
+        }
         let mut results = self.blank_outcome();
         for (depth, level) in self.levels.iter().enumerate() {
             let stopwatch = op.stopwatch();

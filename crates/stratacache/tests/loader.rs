@@ -173,3 +173,78 @@ async fn borrowed_keys_work_across_the_family() {
     cache.invalidate("a").await.unwrap();
     assert!(!cache.contains("a").await.unwrap());
 }
+
+mod loading_cache {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use stratacache::{Cache, FrozenClock};
+
+    const SEC: Duration = Duration::from_secs(1);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_not_found_answer_that_raced_a_write_is_not_remembered() {
+        let clock = FrozenClock::new();
+        let cache: Cache<u64, String> = Cache::builder()
+            .clock(&clock)
+            .loader(|_id: u64| async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok::<Option<String>, std::io::Error>(None)
+            })
+            .cache_not_found(60 * SEC)
+            .build()
+            .unwrap();
+        let reader = tokio::spawn({
+            let cache = cache.clone();
+            async move { cache.get(&1).await.unwrap() }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        cache.insert(1, "written".into()).await.unwrap();
+        cache.invalidate(&1).await.unwrap();
+        assert_eq!(reader.await.unwrap(), None, "it overlapped the writes");
+        let loads = cache.stats().loads;
+        assert_eq!(cache.get(&1).await.unwrap(), None);
+        assert_eq!(
+            cache.stats().loads,
+            loads + 1,
+            "the raced answer was not remembered: this get loaded"
+        );
+        assert_eq!(cache.stats().not_found_hits, 0);
+    }
+
+    #[tokio::test]
+    async fn per_call_loaders_still_run_for_a_key_remembered_as_not_found() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&runs);
+        let cache: Cache<u64, String> = Cache::builder()
+            .loader(move |_id: u64| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async { Ok::<Option<String>, std::io::Error>(None) }
+            })
+            .cache_not_found(60 * SEC)
+            .build()
+            .unwrap();
+        assert_eq!(cache.get(&1).await.unwrap(), None);
+        assert_eq!(cache.get(&1).await.unwrap(), None);
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        let made = cache
+            .get_or_insert(&1, || async { "made here".to_string() })
+            .await
+            .unwrap();
+        assert_eq!(
+            made, "made here",
+            "get_or_insert's closure always gets its turn"
+        );
+        assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("made here"));
+    }
+
+    #[test]
+    fn cache_not_found_without_a_loader_is_a_configuration_error() {
+        let error = Cache::<u64, String>::builder()
+            .cache_not_found(SEC)
+            .build()
+            .unwrap_err();
+        assert_eq!(error.kind(), stratacache::ErrorKind::Config);
+    }
+}

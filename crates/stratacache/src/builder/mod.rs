@@ -7,6 +7,7 @@ mod settings;
 use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
+use std::time::Duration;
 
 use stratacache_tier::{Clock, Error, ErrorKind};
 
@@ -17,6 +18,7 @@ use crate::inner::Inner;
 use crate::key_lock::KeyLocks;
 use crate::level::Level;
 use crate::loader::DynLoader;
+use crate::not_found::NotFound;
 use crate::refresh::{Refresher, TimeToRefresh};
 use crate::spec::{LevelSpec, Storage};
 use crate::telemetry::{Handler, Telemetry};
@@ -72,6 +74,7 @@ pub struct CacheBuilder<K, V> {
     stampede_protection: bool,
     time_to_refresh: Option<TimeToRefresh<K, V>>,
     loader: Option<DynLoader<K, V>>,
+    not_found_ttl: Option<Duration>,
     telemetry: bool,
     handler: Option<Handler>,
     track_evictions: bool,
@@ -92,6 +95,7 @@ where
             stampede_protection: false,
             time_to_refresh: None,
             loader: None,
+            not_found_ttl: None,
             telemetry: true,
             handler: None,
             track_evictions: false,
@@ -134,6 +138,16 @@ where
             }
             None => None,
         };
+        let not_found = match self.not_found_ttl {
+            None => None,
+            Some(ttl) if ttl.is_zero() || self.loader.is_none() => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    "cache_not_found needs a loader (CacheBuilder::loader) and a TTL above zero",
+                ));
+            }
+            Some(ttl) => Some(NotFound::new(ttl)),
+        };
         let l1_judges_expiry = !clock.is_system() || levels[0].memory().is_none();
         // A lone memory L1 changes atomically; anything else is serialized per key.
         let needs_key_locks = levels.len() > 1 || levels[0].memory().is_none();
@@ -147,6 +161,7 @@ where
             l1_judges_expiry,
             coalescer: self.stampede_protection.then(Coalescer::new),
             loader: self.loader,
+            not_found,
             refresher,
         };
         Ok(Cache {
@@ -192,6 +207,7 @@ impl<K, V> fmt::Debug for CacheBuilder<K, V> {
             .field("stampede_protection", &self.stampede_protection)
             .field("time_to_refresh", &self.time_to_refresh)
             .field("loader", &self.loader.is_some())
+            .field("not_found_ttl", &self.not_found_ttl)
             .field("telemetry", &self.telemetry)
             .field("event_handler", &self.handler.is_some())
             .field("track_evictions", &self.track_evictions)

@@ -4,6 +4,7 @@
 
 use std::hash::Hash;
 use std::sync::Arc;
+use std::time::Duration;
 
 use stratacache_tier::Clock;
 
@@ -234,6 +235,40 @@ where
     /// ```
     pub fn loader(mut self, loader: impl Loader<K, V>) -> Self {
         self.loader = Some(crate::loader::erase(loader));
+        self
+    }
+
+    /// Remembers the loader's "not found" (`Ok(None)`) for `ttl`: a `get` of such a key
+    /// answers `None` without loading again until then, counted as
+    /// [`not_found_hits`](crate::CacheStats::not_found_hits). Any write of the key
+    /// replaces the answer. The answers are kept in this instance's memory, on the
+    /// cache's clock; a value another instance writes to a shared tier is still found
+    /// there first. Per-call closures of the `get_or_insert` family always run.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stratacache::{Cache, FrozenClock};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let clock = FrozenClock::new();
+    /// let cache: Cache<u64, String> = Cache::builder()
+    ///     .clock(&clock)
+    ///     .loader(|_id: u64| async { Ok::<Option<String>, std::io::Error>(None) })
+    ///     .cache_not_found(Duration::from_secs(30))
+    ///     .build()?;
+    /// assert_eq!(cache.get(&404).await?, None); // loads: not found
+    /// assert_eq!(cache.get(&404).await?, None); // remembered
+    /// assert_eq!((cache.stats().loads, cache.stats().not_found_hits), (1, 1));
+    /// clock.advance(Duration::from_secs(30));
+    /// assert_eq!(cache.get(&404).await?, None); // forgotten: loads again
+    /// assert_eq!(cache.stats().loads, 2);
+    /// cache.insert(404, "created".into()).await?; // a write replaces the answer
+    /// assert_eq!(cache.get(&404).await?.as_deref(), Some("created"));
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn cache_not_found(mut self, ttl: Duration) -> Self {
+        self.not_found_ttl = Some(ttl);
         self
     }
 }

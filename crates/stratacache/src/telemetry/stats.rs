@@ -53,10 +53,11 @@ pub(crate) enum CacheCounter {
     CoalescedWaits,
     RefreshesStarted,
     RefreshesFailed,
+    NotFoundHits,
 }
 
 impl CacheCounter {
-    const COUNT: usize = Self::RefreshesFailed as usize + 1;
+    const COUNT: usize = Self::NotFoundHits as usize + 1;
 }
 
 /// A snapshot of one tier's counters.
@@ -166,6 +167,9 @@ pub struct CacheStats {
     pub refreshes_started: u64,
     /// Background refreshes that failed (the old value was kept).
     pub refreshes_failed: u64,
+    /// `get`s answered "not found" from a remembered answer of the loader, without
+    /// loading (see [`cache_not_found`](crate::CacheBuilder::cache_not_found)).
+    pub not_found_hits: u64,
 }
 
 impl CacheStats {
@@ -192,6 +196,7 @@ impl CacheStats {
             coalesced_waits: count(CacheCounter::CoalescedWaits),
             refreshes_started: count(CacheCounter::RefreshesStarted),
             refreshes_failed: count(CacheCounter::RefreshesFailed),
+            not_found_hits: count(CacheCounter::NotFoundHits),
         }
     }
 }
