@@ -6,7 +6,8 @@
 //!   readers which started before it or during it store nothing.
 //! - A value is written lowest tier first. A tier that fails makes every tier above it
 //!   drop the key: an upper tier never keeps a value the tiers below may lack or hold
-//!   differently. A tier whose insert policy declines the value drops its older copy.
+//!   differently. A tier whose insert policy declines the value drops its older copy, and
+//!   so does a tier that rejects it (too large, say).
 //! - A publish (promotion, load, refresh) stores only if no write to the key began since
 //!   its reader's ticket, checked under the key's lock (and, for L1, the stripe's lock)
 //!   right before it stores: never write first and undo later. It never waits for the
@@ -17,7 +18,7 @@
 use std::hash::Hash;
 use std::sync::Arc;
 
-use stratacache_tier::{CacheEntry, Error};
+use stratacache_tier::{CacheEntry, Error, ErrorKind};
 
 use crate::generation::{Ticket, WriteGuard};
 use crate::inner::Inner;
@@ -101,7 +102,17 @@ where
                         .then(|| self.copy_to_keep(level, entry, now, op))
                         .flatten();
                     results[depth].result = match copy {
-                        Some(copy) => self.store_at(level, key, copy, &guard, op).await,
+                        Some(copy) => match self.store_at(level, key, copy, &guard, op).await {
+                            // The tier is up but refuses this value (too large, say): it
+                            // must not keep serving the one this write replaces.
+                            TierWriteResult::Failed(error)
+                                if error.kind() == ErrorKind::Rejected =>
+                            {
+                                self.remove_at(level, key, &guard, op).await;
+                                TierWriteResult::Failed(error)
+                            }
+                            stored => stored,
+                        },
                         None => {
                             let removed = self.remove_at(level, key, &guard, op).await;
                             match (removed, below_failed) {

@@ -194,3 +194,19 @@ async fn slow_tier_is_only_as_slow_as_it_is() {
     assert_eq!(start.elapsed(), Duration::from_millis(200));
     assert_eq!(l2.count(TierOp::Get), 1);
 }
+
+#[tokio::test]
+async fn a_tier_that_rejects_a_value_drops_the_one_it_replaced() {
+    let clock = FrozenClock::new();
+    let l2 = MockTier::new();
+    let cache = cache(&clock, &l2, false);
+    cache.insert(1, "small".into()).await.unwrap();
+    l2.fail_times(TierOp::Insert, ErrorKind::Rejected, 1);
+    let outcome = cache.insert(1, "far too large".into()).await.unwrap();
+    assert!(matches!(
+        outcome.tiers()[1].result(),
+        TierWriteResult::Failed(e) if e.kind() == ErrorKind::Rejected
+    ));
+    assert!(l2.peek(&1).is_none(), "L2 must not keep serving \"small\"");
+    assert_eq!(cache.get(&1).await.unwrap(), None);
+}
