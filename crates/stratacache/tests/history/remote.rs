@@ -2,6 +2,9 @@
 //! memcached, on a multi-thread runtime. Every server is started by the test kit on a
 //! free loopback port.
 
+use std::future::Future;
+use std::time::Duration;
+
 use stratacache::{ByteStore, Cache, CacheTier, Fallback, MemoryTier, Remote};
 use stratacache_memcached::{MemcachedConfig, MemcachedStore};
 use stratacache_redis::{RedisConfig, RedisStore};
@@ -59,83 +62,71 @@ async fn no_read_returns_a_replaced_value_over_memcached() {
     }
 }
 
-/// Redis is killed in the middle of a run and started again: every call still returns
-/// (within a few command timeouts, never a hang), and the history holds for the writes
-/// that completed. Writes during the outage report the failed tier.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_redis_killed_mid_run_neither_hangs_a_call_nor_breaks_the_history() {
-    let mut server = RedisServer::start().unwrap();
-    let redis = RedisStore::new(RedisConfig::from_url(server.url()).namespace("killed")).unwrap();
-    let l1 = MemoryTier::builder().build();
-    let cache: Cache<u64, u64> = Cache::builder()
-        .tier(l1.clone())
-        .fallback(Fallback::remote(redis))
+/// A protected cache over `store`, for the outage runs.
+fn cache_over<S: ByteStore>(store: S) -> Cache<u64, u64> {
+    Cache::builder()
+        .fallback(Fallback::remote(store))
         .stampede_protection(true)
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// Drives 40,000 random operations on `cache` and runs `outage` 100 ms in: every call
+/// must still return within 5 s (a few timeouts, never a hang), the run must have met
+/// the outage, and the history must hold for the writes that completed.
+async fn through_an_outage(label: &str, cache: Cache<u64, u64>, outage: impl Future<Output = ()>) {
     let run = tokio::spawn({
         let cache = cache.clone();
         async move { drive(&cache, 40_000, Pause::Yield(4)).await }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    assert!(!run.is_finished(), "the outage must fall inside the run");
-    server.stop();
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await; // an outage, in real time
-    server.restart().unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !run.is_finished(),
+        "{label}: the outage must fall inside the run"
+    );
+    outage.await;
     let history = run.await.unwrap();
     assert!(
         cache.stats().tiers[1].errors > 0,
-        "the run did meet the outage"
+        "{label}: the run did meet the outage"
     );
     let slowest = history.slowest();
-    println!("killed mid-run: slowest call {slowest:?}");
+    println!("{label}: slowest call {slowest:?}");
     assert!(
-        slowest < std::time::Duration::from_secs(5),
-        "a call took {slowest:?} during the outage"
+        slowest < Duration::from_secs(5),
+        "{label}: a call took {slowest:?}"
     );
-    assert_consistent("redis/killed", &history, Vec::new());
+    assert_consistent(label, &history, Vec::new());
+}
+
+/// Redis is killed in the middle of a run and started again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_killed_mid_run_neither_hangs_a_call_nor_breaks_the_history() {
+    let mut server = RedisServer::start().unwrap();
+    let redis = RedisStore::new(RedisConfig::from_url(server.url()).namespace("killed")).unwrap();
+    let outage = async {
+        server.stop();
+        tokio::time::sleep(Duration::from_millis(700)).await; // an outage, in real time
+        server.restart().unwrap();
+    };
+    through_an_outage("redis/killed", cache_over(redis), outage).await;
 }
 
 /// Redis's connection goes silent mid-run (a half-open socket: bytes accepted, no reply):
-/// calls time out and report it, the store replaces the connection, and the history
-/// holds throughout.
+/// calls time out and report it, and the store replaces the connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redis_connection_stalled_mid_run_neither_hangs_a_call_nor_breaks_the_history() {
     let server = RedisServer::start().unwrap();
     let proxy = TcpProxy::start(([127, 0, 0, 1], server.port()).into()).unwrap();
     let url = format!("redis://127.0.0.1:{}/", proxy.port());
     let redis = RedisStore::new(RedisConfig::from_url(url).namespace("stalled")).unwrap();
-    let l1 = MemoryTier::builder().build();
-    let cache: Cache<u64, u64> = Cache::builder()
-        .tier(l1.clone())
-        .fallback(Fallback::remote(redis))
-        .stampede_protection(true)
-        .build()
-        .unwrap();
-    let run = tokio::spawn({
-        let cache = cache.clone();
-        async move { drive(&cache, 40_000, Pause::Yield(4)).await }
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    assert!(!run.is_finished(), "the stall must fall inside the run");
-    proxy.stall_open_connections();
-    let history = run.await.unwrap();
-    assert!(
-        cache.stats().tiers[1].errors > 0,
-        "the run did meet the stall"
-    );
-    let slowest = history.slowest();
-    println!("stalled mid-run: slowest call {slowest:?}");
-    assert!(
-        slowest < std::time::Duration::from_secs(5),
-        "a call took {slowest:?}"
-    );
-    assert_consistent("redis/stalled", &history, Vec::new());
+    let outage = async { proxy.stall_open_connections() };
+    through_an_outage("redis/stalled", cache_over(redis), outage).await;
 }
 
 /// Both memcached servers are killed mid-run and started again (empty, as a restarted
-/// memcached is): calls return within a bound, and the history holds. (Both: which keys
-/// land on which server depends on the servers' ports, so killing one may miss them all.)
+/// memcached is). Both: which keys land on which server depends on the servers' ports,
+/// so killing one may miss them all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memcached_servers_killed_mid_run_neither_hang_a_call_nor_break_the_history() {
     let mut servers = [
@@ -144,34 +135,14 @@ async fn memcached_servers_killed_mid_run_neither_hang_a_call_nor_break_the_hist
     ];
     let addresses: Vec<_> = servers.iter().map(MemcachedServer::address).collect();
     let store = MemcachedStore::new(MemcachedConfig::new(addresses).namespace("killed")).unwrap();
-    let cache: Cache<u64, u64> = Cache::builder()
-        .fallback(Fallback::remote(store))
-        .stampede_protection(true)
-        .build()
-        .unwrap();
-    let run = tokio::spawn({
-        let cache = cache.clone();
-        async move { drive(&cache, 40_000, Pause::Yield(4)).await }
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    assert!(!run.is_finished(), "the outage must fall inside the run");
-    for server in &mut servers {
-        server.stop();
-    }
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
-    for server in &mut servers {
-        server.restart().unwrap();
-    }
-    let history = run.await.unwrap();
-    assert!(
-        cache.stats().tiers[1].errors > 0,
-        "the run did meet the outage"
-    );
-    let slowest = history.slowest();
-    println!("memcached killed mid-run: slowest call {slowest:?}");
-    assert!(
-        slowest < std::time::Duration::from_secs(5),
-        "a call took {slowest:?}"
-    );
-    assert_consistent("memcached/killed", &history, Vec::new());
+    let outage = async {
+        for server in &mut servers {
+            server.stop();
+        }
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        for server in &mut servers {
+            server.restart().unwrap();
+        }
+    };
+    through_an_outage("memcached/killed", cache_over(store), outage).await;
 }
