@@ -11,7 +11,7 @@ use stratacache_redis::{RedisConfig, RedisStore};
 use stratacache_testkit::{MemcachedServer, RedisServer, TcpProxy};
 
 use super::jitter::Pause;
-use super::{KEYS, assert_consistent, diverged, drive};
+use super::{KEYS, assert_consistent, check, diverged, drive};
 
 /// Real servers are slower than the jitter tier: fewer operations by default.
 fn remote_ops() -> usize {
@@ -96,7 +96,9 @@ async fn through_an_outage(label: &str, cache: Cache<u64, u64>, outage: impl Fut
         slowest < Duration::from_secs(5),
         "{label}: a call took {slowest:?}"
     );
-    assert_consistent(label, &history, Vec::new());
+    // A restarted server comes back empty: a miss of what a completed insert wrote is a
+    // lost entry, not a stale read. Stale values are still violations.
+    check(label, &history, Vec::new(), true);
 }
 
 /// Redis is killed in the middle of a run and started again.
