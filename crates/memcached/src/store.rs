@@ -182,50 +182,6 @@ impl MemcachedStore {
             _ => None,
         })
     }
-
-    /// The values of many keys: one pipelined request per server, servers in parallel.
-    ///
-    /// # Errors
-    ///
-    /// The first server that fails.
-    pub async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, Error> {
-        let mut by_server: Vec<Vec<(usize, &str)>> =
-            (0..self.pools.len()).map(|_| Vec::new()).collect();
-        for (position, key) in keys.iter().enumerate() {
-            let server = self.route(key.as_bytes()).ok_or_else(all_down)?;
-            by_server[server].push((position, *key));
-        }
-        let batches = by_server
-            .iter()
-            .enumerate()
-            .filter(|(_, batch)| !batch.is_empty())
-            .map(|(server, batch)| async move {
-                // Each server's keys carry that server's generation.
-                let generation = self.generation(server, false).await?;
-                let mut request = Vec::new();
-                for (_, key) in batch {
-                    protocol::get(&mut request, &self.full_key(generation, key)?);
-                }
-                protocol::noop(&mut request);
-                let replies = self.exchange(server, &request, batch.len() + 1).await?;
-                Ok::<_, Error>(
-                    batch
-                        .iter()
-                        .map(|(position, _)| *position)
-                        .zip(replies)
-                        .collect::<Vec<_>>(),
-                )
-            });
-        let mut values = vec![None; keys.len()];
-        for batch in futures::future::try_join_all(batches).await? {
-            for (position, reply) in batch {
-                if let Reply::Value(bytes) = reply {
-                    values[position] = Some(bytes);
-                }
-            }
-        }
-        Ok(values)
-    }
 }
 
 impl ByteStore for MemcachedStore {
@@ -334,6 +290,50 @@ impl ByteStore for MemcachedStore {
 
     fn max_value_size(&self) -> Option<usize> {
         Some(self.config.max_value_size)
+    }
+
+    /// The values of many keys: one pipelined request per server, servers in parallel.
+    ///
+    /// # Errors
+    ///
+    /// The first server that fails.
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, Error> {
+        let mut by_server: Vec<Vec<(usize, &str)>> =
+            (0..self.pools.len()).map(|_| Vec::new()).collect();
+        for (position, key) in keys.iter().enumerate() {
+            let server = self.route(key.as_bytes()).ok_or_else(all_down)?;
+            by_server[server].push((position, *key));
+        }
+        let batches = by_server
+            .iter()
+            .enumerate()
+            .filter(|(_, batch)| !batch.is_empty())
+            .map(|(server, batch)| async move {
+                // Each server's keys carry that server's generation.
+                let generation = self.generation(server, false).await?;
+                let mut request = Vec::new();
+                for (_, key) in batch {
+                    protocol::get(&mut request, &self.full_key(generation, key)?);
+                }
+                protocol::noop(&mut request);
+                let replies = self.exchange(server, &request, batch.len() + 1).await?;
+                Ok::<_, Error>(
+                    batch
+                        .iter()
+                        .map(|(position, _)| *position)
+                        .zip(replies)
+                        .collect::<Vec<_>>(),
+                )
+            });
+        let mut values = vec![None; keys.len()];
+        for batch in futures::future::try_join_all(batches).await? {
+            for (position, reply) in batch {
+                if let Reply::Value(bytes) = reply {
+                    values[position] = Some(bytes);
+                }
+            }
+        }
+        Ok(values)
     }
 }
 

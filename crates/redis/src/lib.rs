@@ -16,8 +16,9 @@
 //! - TTLs are set on the server (`SET … PX`).
 //! - Keys are prefixed with the namespace; [`clear`](stratacache_tier::ByteStore::clear)
 //!   removes that namespace only (`SCAN MATCH` + `UNLINK`), never the whole database.
-//! - [`RedisStore::get_many`] and [`RedisStore::set_many`] pipeline batches (a single
-//!   node) or send them concurrently (a cluster).
+//! - Batches ([`get_many`](stratacache_tier::ByteStore::get_many),
+//!   [`set_many`](stratacache_tier::ByteStore::set_many)) are one pipelined round trip
+//!   on a single node, concurrent commands on a cluster.
 //!
 //! The connection is made lazily, so a service starts even while Redis is down.
 //!

@@ -53,53 +53,6 @@ impl RedisStore {
         self.config.command_timeout
     }
 
-    /// The values of many keys, in one pipelined round trip (concurrent commands in a
-    /// cluster, where a pipeline may not cross slots).
-    ///
-    /// # Errors
-    ///
-    /// As [`ByteStore::get`].
-    pub async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, Error> {
-        if self.connection.is_cluster() {
-            // A cluster pipeline must stay within one slot: ask concurrently instead.
-            return futures::future::try_join_all(keys.iter().map(|key| self.get(key))).await;
-        }
-        let mut pipeline = redis::pipe();
-        for key in keys {
-            pipeline.cmd("GET").arg(self.key(key));
-        }
-        let values: Vec<Option<Vec<u8>>> =
-            self.connection.pipeline(&pipeline, self.limit()).await?;
-        Ok(values
-            .into_iter()
-            .map(|value| value.map(Bytes::from))
-            .collect())
-    }
-
-    /// Stores many values, in one pipelined round trip (concurrent commands in a
-    /// cluster).
-    ///
-    /// # Errors
-    ///
-    /// As [`ByteStore::set`].
-    pub async fn set_many(&self, items: &[(&str, Bytes, Option<Duration>)]) -> Result<(), Error> {
-        if self.connection.is_cluster() {
-            let writes = items
-                .iter()
-                .map(|(key, value, ttl)| self.set(key, value.clone(), *ttl));
-            return futures::future::try_join_all(writes).await.map(drop);
-        }
-        let mut pipeline = redis::pipe();
-        for (key, value, ttl) in items {
-            let mut command = redis::cmd("SET");
-            set_command(&mut command, self.key(key), value, *ttl);
-            pipeline.add_command(command).ignore();
-        }
-        self.connection
-            .pipeline::<()>(&pipeline, self.limit())
-            .await
-    }
-
     /// The time-to-live Redis holds for `key`, in milliseconds (`PTTL`): `None` when
     /// the key is missing or has no expiry.
     ///
@@ -231,6 +184,53 @@ impl ByteStore for RedisStore {
     fn max_value_size(&self) -> Option<usize> {
         // Redis's own limit for a string value.
         Some(512 * 1024 * 1024)
+    }
+
+    /// The values of many keys, in one pipelined round trip (concurrent commands in a
+    /// cluster, where a pipeline may not cross slots).
+    ///
+    /// # Errors
+    ///
+    /// As [`ByteStore::get`].
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, Error> {
+        if self.connection.is_cluster() {
+            // A cluster pipeline must stay within one slot: ask concurrently instead.
+            return futures::future::try_join_all(keys.iter().map(|key| self.get(key))).await;
+        }
+        let mut pipeline = redis::pipe();
+        for key in keys {
+            pipeline.cmd("GET").arg(self.key(key));
+        }
+        let values: Vec<Option<Vec<u8>>> =
+            self.connection.pipeline(&pipeline, self.limit()).await?;
+        Ok(values
+            .into_iter()
+            .map(|value| value.map(Bytes::from))
+            .collect())
+    }
+
+    /// Stores many values, in one pipelined round trip (concurrent commands in a
+    /// cluster).
+    ///
+    /// # Errors
+    ///
+    /// As [`ByteStore::set`].
+    async fn set_many(&self, items: &[(&str, Bytes, Option<Duration>)]) -> Result<(), Error> {
+        if self.connection.is_cluster() {
+            let writes = items
+                .iter()
+                .map(|(key, value, ttl)| self.set(key, value.clone(), *ttl));
+            return futures::future::try_join_all(writes).await.map(drop);
+        }
+        let mut pipeline = redis::pipe();
+        for (key, value, ttl) in items {
+            let mut command = redis::cmd("SET");
+            set_command(&mut command, self.key(key), value, *ttl);
+            pipeline.add_command(command).ignore();
+        }
+        self.connection
+            .pipeline::<()>(&pipeline, self.limit())
+            .await
     }
 }
 

@@ -89,9 +89,98 @@ pub trait ByteStore: Send + Sync + 'static {
     /// As [`get`](Self::get).
     fn clear(&self) -> impl Future<Output = Result<(), Error>> + Send;
 
+    /// The bytes under each of `keys`, in the same order. The default asks one key at a
+    /// time; a store that can batch (a Redis pipeline, a memcached multi-get) overrides
+    /// it with one round trip.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get): the first failure.
+    fn get_many(
+        &self,
+        keys: &[&str],
+    ) -> impl Future<Output = Result<Vec<Option<Bytes>>, Error>> + Send {
+        async move {
+            let mut values = Vec::with_capacity(keys.len());
+            for key in keys {
+                values.push(self.get(key).await?);
+            }
+            Ok(values)
+        }
+    }
+
+    /// Stores each `(key, value, ttl)`. The default stores one at a time; a store that
+    /// can batch overrides it with one round trip.
+    ///
+    /// # Errors
+    ///
+    /// As [`set`](Self::set): the first failure.
+    fn set_many(
+        &self,
+        items: &[(&str, Bytes, Option<Duration>)],
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        async move {
+            for (key, value, ttl) in items {
+                self.set(key, value.clone(), *ttl).await?;
+            }
+            Ok(())
+        }
+    }
+
     /// The largest value the store accepts, when it has a limit; values over it are
     /// rejected before they are sent.
     fn max_value_size(&self) -> Option<usize> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A store with only the required methods: the batch defaults are what is tested.
+    #[derive(Default)]
+    struct Map(Mutex<HashMap<String, Bytes>>);
+
+    impl ByteStore for Map {
+        async fn get(&self, key: &str) -> Result<Option<Bytes>, Error> {
+            Ok(self.0.lock().unwrap().get(key).cloned())
+        }
+        async fn set(&self, key: &str, value: Bytes, _ttl: Option<Duration>) -> Result<(), Error> {
+            self.0.lock().unwrap().insert(key.to_string(), value);
+            Ok(())
+        }
+        async fn delete(&self, key: &str) -> Result<(), Error> {
+            self.0.lock().unwrap().remove(key);
+            Ok(())
+        }
+        async fn clear(&self) -> Result<(), Error> {
+            self.0.lock().unwrap().clear();
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn batch_defaults_answer_in_order_key_by_key() {
+        let store = Map::default();
+        futures::executor::block_on(async {
+            let items = [
+                ("a", Bytes::from_static(b"1"), None),
+                ("c", Bytes::from_static(b"3"), None),
+            ];
+            store.set_many(&items).await.unwrap();
+            let values = store.get_many(&["a", "b", "c"]).await.unwrap();
+            assert_eq!(
+                values,
+                vec![
+                    Some(Bytes::from_static(b"1")),
+                    None,
+                    Some(Bytes::from_static(b"3"))
+                ]
+            );
+        });
     }
 }
