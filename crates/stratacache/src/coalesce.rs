@@ -79,9 +79,31 @@ where
         // Taken before any tier is read: a write from now on keeps what is read out of
         // the cache, and out of the hands of callers that come after the write.
         let ticket = self.generations.ticket(key);
-        let Some(coalescer) = &self.coalescer else {
-            return self.fetch_alone(key, start, ticket, loader, op).await;
-        };
+        match &self.coalescer {
+            None => self.fetch_alone(key, start, ticket, loader, op).await,
+            // Boxed: the flights' futures are large, and every miss would otherwise carry
+            // their size, coalesced or not.
+            Some(coalescer) => {
+                Box::pin(self.fetch_coalesced(coalescer, key, start, ticket, loader, op)).await
+            }
+        }
+    }
+
+    /// The coalesced miss path: join the key's flight for this epoch, then (for a caller
+    /// with a loader whose flight ran none) its load.
+    async fn fetch_coalesced<F, Fut>(
+        self: &Arc<Self>,
+        coalescer: &Coalescer<K, V>,
+        key: &K,
+        start: usize,
+        ticket: Ticket,
+        loader: Option<F>,
+        op: &mut Op,
+    ) -> Flight<V>
+    where
+        F: FnOnce() -> Fut + Send,
+        Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send,
+    {
         let flight_key = (key.clone(), ticket.epoch());
         let wants_load = loader.is_some();
         let slot = LoaderSlot::new(loader);

@@ -203,7 +203,9 @@ where
             return Ok(Fetched::LoadedNothing);
         }
         self.telemetry.count(CacheCounter::Loads);
-        match loader().await {
+        // Boxed: a loader's future is the caller's, of any size, and a miss that does not
+        // load should not carry it.
+        match Box::pin(loader()).await {
             Ok(Some(loaded)) => {
                 let entry = CacheEntry::new(loaded.value, self.clock.now(), loaded.ttl);
                 let levels = self.levels.len();
