@@ -8,6 +8,8 @@
 //! - [`CacheRetry`]: a retry policy fit for caches: reads are retried on unavailable and
 //!   timeout errors, a bounded number of times with exponential backoff; codec and
 //!   rejected errors, and writes, never are.
+//! - [`CircuitBreakerLayer`]: after some timeouts in a row, a tier is skipped for a
+//!   cool-down (each call answers at once), then one probe decides.
 //!
 //! ```
 //! use std::time::Duration;
@@ -27,12 +29,14 @@
 //! # Ok(()) }
 //! ```
 
+mod breaker;
 mod error;
 mod request;
 mod retry;
 mod service_tier;
 mod tier_service;
 
+pub use breaker::{CircuitBreaker, CircuitBreakerLayer};
 pub use request::{CacheRequest, CacheResponse};
 pub use retry::CacheRetry;
 pub use service_tier::ServiceTier;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use stratacache::{ByteStore, Cache, Fallback, FrozenClock, Remote, TimeToRefresh};
 use stratacache_redis::{RedisConfig, RedisStore};
-use stratacache_service::{CacheRetry, ServiceTier, TierService};
+use stratacache_service::{CacheRetry, CircuitBreakerLayer, ServiceTier, TierService};
 use stratacache_testkit::RedisServer;
 use tower::ServiceBuilder;
 
@@ -142,4 +142,50 @@ async fn a_frozen_clock_cache_over_redis_behind_tower_expires_and_refreshes_by_t
         None,
         "expired by the frozen clock"
     );
+}
+
+/// Redis killed: without a breaker every L1 miss waits out the timeout; with one, after a
+/// few failures the tier is skipped and misses answer at once, until Redis is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_circuit_breaker_skips_a_dead_redis_at_once_and_uses_it_again_when_back() {
+    let mut server = RedisServer::start().unwrap();
+    let store = RedisStore::new(RedisConfig::from_url(server.url()).namespace("breaker")).unwrap();
+    let layers = ServiceBuilder::new()
+        .layer(CircuitBreakerLayer::new(3, Duration::from_millis(500)))
+        .timeout(Duration::from_millis(100));
+    let cache: Cache<u64, String> = Cache::builder()
+        .fallback(Fallback::tier(ServiceTier::layered(
+            Remote::new(store).into_tier(),
+            layers,
+        )))
+        .build()
+        .unwrap();
+    cache.insert(1, "before".into()).await.unwrap();
+
+    server.stop();
+    let mut slowest_once_open = Duration::ZERO;
+    for id in 0..50_u64 {
+        let started = Instant::now();
+        assert_eq!(cache.get(&(1_000 + id)).await.unwrap(), None);
+        if id >= 3 {
+            slowest_once_open = slowest_once_open.max(started.elapsed());
+        }
+    }
+    assert!(
+        slowest_once_open < Duration::from_millis(20),
+        "with the circuit open a miss answers at once: {slowest_once_open:?}"
+    );
+    assert!(cache.stats().tiers[1].errors >= 50);
+
+    server.restart().unwrap();
+    let mut back = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await; // the cool-down is real time
+        let written = cache.insert(2, "after".into()).await.unwrap();
+        if written.is_complete() {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "the probe found Redis back and the circuit closed");
 }
