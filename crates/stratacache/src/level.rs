@@ -113,11 +113,7 @@ where
     /// tier's TTL; with how long that leaves, for the tier to keep it. `None` when that
     /// copy would already be expired.
     pub(crate) fn copy_for(&self, entry: &CacheEntry<V>, now: SystemTime) -> Option<Copy<V>> {
-        let ttl = match (entry.ttl(), self.ttl) {
-            (own, None) => own,
-            (None, Some(tier)) => Some(entry.age(now).saturating_add(tier)),
-            (Some(own), Some(tier)) => Some(own.min(entry.age(now).saturating_add(tier))),
-        };
+        let ttl = capped_ttl(entry, self.ttl, now);
         let entry = CacheEntry::new(entry.value().clone(), entry.cached_at(), ttl);
         if entry.is_expired(now) {
             return None;
@@ -125,6 +121,20 @@ where
         let keep_for = entry.remaining_ttl(now);
         Some(Copy { entry, keep_for })
     }
+}
+
+/// `entry`'s TTL, cut so that it ends no later than `cap` after `now` (its age counts:
+/// the TTL still runs from when the value was produced).
+pub(crate) fn capped_ttl<V>(
+    entry: &CacheEntry<V>,
+    cap: Option<Duration>,
+    now: SystemTime,
+) -> Option<Duration> {
+    let Some(cap) = cap else {
+        return entry.ttl();
+    };
+    let until = entry.age(now).saturating_add(cap);
+    Some(entry.ttl().map_or(until, |own| own.min(until)))
 }
 
 #[cfg(test)]

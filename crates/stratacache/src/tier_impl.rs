@@ -6,6 +6,7 @@ use std::time::Duration;
 use stratacache_tier::{CacheEntry, CacheTier, Error};
 
 use crate::cache::Cache;
+use crate::level::capped_ttl;
 use crate::outcome::WriteOutcome;
 use crate::telemetry::Operation;
 use crate::write::Change;
@@ -35,14 +36,8 @@ where
         entry: CacheEntry<V>,
         keep_for: Option<Duration>,
     ) -> Result<(), Error> {
-        let entry = match keep_for {
-            Some(keep_for) => {
-                let until = entry.age(self.inner.clock.now()).saturating_add(keep_for);
-                let ttl = entry.ttl().map_or(until, |ttl| ttl.min(until));
-                entry.with_ttl(Some(ttl))
-            }
-            None => entry,
-        };
+        let ttl = capped_ttl(&entry, keep_for, self.inner.clock.now());
+        let entry = entry.with_ttl(ttl);
         let written = self
             .write(Operation::Insert, &key, Change::Store(entry))
             .await?;
