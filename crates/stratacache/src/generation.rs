@@ -191,10 +191,10 @@ mod loom_tests {
     const OLD: u64 = 1;
     const NEW: u64 = 2;
 
-    /// A writer changes L2 then L1 (as `insert`/`invalidate` do, under their guard); a
-    /// reader takes its ticket, reads L2 and publishes what it read into L1. Once both
-    /// are done, L1 must hold what the writer wrote.
-    fn writer_against_publisher(written: u64) {
+    /// A reader takes its ticket, reads L2 and publishes what it found into L1, while
+    /// `write` (returning what L1 must hold once it is done) changes the tiers. Every
+    /// interleaving must end with L1 holding what the writer left.
+    fn publisher_against(write: fn(&Generations, &AtomicU64, &AtomicU64) -> u64) {
         model(move || {
             let generations = Arc::new(Generations::new());
             let l1 = Arc::new(AtomicU64::new(EMPTY));
@@ -209,49 +209,43 @@ mod loom_tests {
                     }
                 })
             };
-            let guard = generations.write("k");
-            l2.store(written, Ordering::SeqCst);
-            guard.in_l1(|| l1.store(written, Ordering::SeqCst));
-            drop(guard);
+            let left = write(&generations, &l1, &l2);
             reader.join().unwrap();
-            assert_eq!(l1.load(Ordering::SeqCst), written);
+            assert_eq!(l1.load(Ordering::SeqCst), left);
         });
+    }
+
+    /// `insert` (of `NEW`) or `invalidate` (`EMPTY`): L2 then L1, under the key's guard.
+    fn write_key<const WRITTEN: u64>(
+        generations: &Generations,
+        l1: &AtomicU64,
+        l2: &AtomicU64,
+    ) -> u64 {
+        let guard = generations.write("k");
+        l2.store(WRITTEN, Ordering::SeqCst);
+        guard.in_l1(|| l1.store(WRITTEN, Ordering::SeqCst));
+        WRITTEN
     }
 
     #[test]
     fn loom_an_insert_is_never_overwritten_by_a_raced_promotion() {
-        writer_against_publisher(NEW);
+        publisher_against(write_key::<NEW>);
     }
 
     #[test]
     fn loom_an_invalidate_is_never_undone_by_a_raced_promotion() {
-        writer_against_publisher(EMPTY);
+        publisher_against(write_key::<EMPTY>);
     }
 
     /// A clear moves every stripe under its lock, then clears L1 and L2: a publish
     /// checked before the move has stored before the clear, one after it stores nothing.
     #[test]
     fn loom_a_clear_is_never_undone_by_a_raced_promotion() {
-        model(|| {
-            let generations = Arc::new(Generations::new());
-            let l1 = Arc::new(AtomicU64::new(EMPTY));
-            let l2 = Arc::new(AtomicU64::new(OLD));
-            let reader = {
-                let (generations, l1, l2) = (generations.clone(), l1.clone(), l2.clone());
-                loom::thread::spawn(move || {
-                    let ticket = generations.ticket("k");
-                    let found = l2.load(Ordering::SeqCst);
-                    if found != EMPTY {
-                        generations.publish(ticket, || l1.store(found, Ordering::SeqCst));
-                    }
-                })
-            };
-            let guard = generations.write_all();
+        publisher_against(|generations, l1, l2| {
+            let _guard = generations.write_all();
             l1.store(EMPTY, Ordering::SeqCst);
             l2.store(EMPTY, Ordering::SeqCst);
-            drop(guard);
-            reader.join().unwrap();
-            assert_eq!(l1.load(Ordering::SeqCst), EMPTY);
+            EMPTY
         });
     }
 
