@@ -7,6 +7,7 @@
 
 use std::future::{Future, poll_fn};
 use std::hash::Hash;
+use std::ops::Range;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -68,7 +69,8 @@ where
     pub(crate) async fn fetch<F, Fut>(
         self: &Arc<Self>,
         key: &K,
-        start: usize,
+        levels: Range<usize>,
+        from: usize,
         loader: Option<F>,
         op: &mut Op,
     ) -> Flight<V>
@@ -80,11 +82,15 @@ where
         // the cache, and out of the hands of callers that come after the write.
         let ticket = self.generations.ticket(key);
         match &self.coalescer {
-            None => self.fetch_alone(key, start, ticket, loader, op).await,
+            None => {
+                self.fetch_alone(key, levels, from, ticket, loader, op)
+                    .await
+            }
             // Boxed: the flights' futures are large, and every miss would otherwise carry
             // their size, coalesced or not.
             Some(coalescer) => {
-                Box::pin(self.fetch_coalesced(coalescer, key, start, ticket, loader, op)).await
+                let span = (levels, from);
+                Box::pin(self.fetch_coalesced(coalescer, key, span, ticket, loader, op)).await
             }
         }
     }
@@ -95,7 +101,7 @@ where
         self: &Arc<Self>,
         coalescer: &Coalescer<K, V>,
         key: &K,
-        start: usize,
+        (levels, from): (Range<usize>, usize),
         ticket: Ticket,
         loader: Option<F>,
         op: &mut Op,
@@ -112,7 +118,7 @@ where
                 &coalescer.flights,
                 &flight_key,
                 &slot,
-                start,
+                (levels.clone(), from),
                 ticket,
                 op,
                 false,
@@ -132,7 +138,7 @@ where
                 &coalescer.loads,
                 &flight_key,
                 &second,
-                0,
+                (levels.clone(), levels.start),
                 ticket,
                 op,
                 counted,
@@ -142,7 +148,9 @@ where
         // The load it waited on found nothing (an optional loader led it): this caller's
         // own loader still gets its turn.
         if let (Ok(Fetched::LoadedNothing), Some(loader)) = (&loaded, second.take()) {
-            return self.fetch_alone(key, 0, ticket, Some(loader), op).await;
+            return self
+                .fetch_alone(key, levels.clone(), levels.start, ticket, Some(loader), op)
+                .await;
         }
         loaded
     }
@@ -159,7 +167,7 @@ where
         merger: &Merger<(K, u64), Flight<V>>,
         flight_key: &(K, u64),
         slot: &LoaderSlot<F>,
-        start: usize,
+        (levels, from): (Range<usize>, usize),
         ticket: Ticket,
         op: &Op,
         counted: bool,
@@ -170,7 +178,8 @@ where
     {
         let key = &flight_key.0;
         let flight = merger.execute(flight_key, || async move {
-            self.fetch_alone(key, start, ticket, slot.lead(), op).await
+            self.fetch_alone(key, levels, from, ticket, slot.lead(), op)
+                .await
         });
         let mut flight = pin!(flight);
         // The leader's loader starts on its first poll; a caller that has not led by the

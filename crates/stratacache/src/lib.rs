@@ -81,6 +81,7 @@ mod key_lock;
 mod level;
 mod loader;
 mod not_found;
+mod options;
 mod outcome;
 mod policy;
 mod refresh;
@@ -92,11 +93,12 @@ mod walk;
 mod write;
 
 pub use builder::CacheBuilder;
-pub use cache::Cache;
+pub use cache::{Cache, WithOptions};
 #[cfg(feature = "serialize")]
 pub use codec::{Codec, Postcard, Remote, SerializedTier};
 pub use fallback::Fallback;
 pub use loader::{Loaded, Loader};
+pub use options::{Options, Strategy};
 pub use outcome::{TierWrite, TierWriteResult, WriteOutcome};
 pub use policy::{InsertPolicy, PromotionPolicy};
 pub use refresh::{RefreshTask, TimeToRefresh};

@@ -38,8 +38,9 @@ where
     ) -> Result<(), Error> {
         let ttl = capped_ttl(&entry, keep_for, self.inner.clock.now());
         let entry = entry.with_ttl(ttl);
+        let every_level = 0..self.inner.levels.len();
         let written = self
-            .write(Operation::Insert, &key, Change::Store(entry))
+            .write(Operation::Insert, &key, Change::Store(entry), every_level)
             .await?;
         complete(&written)
     }

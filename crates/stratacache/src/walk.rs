@@ -4,6 +4,7 @@
 use std::borrow::Borrow;
 use std::future::Future;
 use std::hash::Hash;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -133,9 +134,9 @@ where
         }
     }
 
-    /// Looks through the levels from `start` down. With [`Walk::Read`], a hit below L1 is
-    /// published into the levels above it (if its promotion policy allows and no write
-    /// raced with `ticket`), and a stale L1 hit starts a refresh.
+    /// Looks through `levels` from level `from` down. With [`Walk::Read`], a hit below L1
+    /// is published into the levels of `levels` above it (if its promotion policy allows
+    /// and no write raced with `ticket`), and a stale L1 hit starts a refresh.
     ///
     /// # Errors
     ///
@@ -143,12 +144,15 @@ where
     pub(crate) async fn walk(
         self: &Arc<Self>,
         key: &K,
-        start: usize,
+        levels: Range<usize>,
+        from: usize,
         ticket: Ticket,
         op: &Op,
         mode: Walk,
     ) -> Result<Option<CacheEntry<V>>, Error> {
-        for (depth, level) in self.levels.iter().enumerate().skip(start) {
+        let top = levels.start;
+        let unread = self.levels.iter().enumerate().take(levels.end);
+        for (depth, level) in unread.skip(from.max(top)) {
             match self.look_at(level, key, op).await {
                 Look::Live(entry, stopwatch) => {
                     self.report(op, level, TierOutcome::Hit, stopwatch);
@@ -156,8 +160,15 @@ where
                         if depth == 0 {
                             self.refresh_if_stale(key, &entry, self.clock.now());
                         } else if level.promotion.allows(&entry) {
-                            self.publish(key, &entry, ticket, depth, TierOutcome::Promoted, op)
-                                .await;
+                            self.publish(
+                                key,
+                                &entry,
+                                ticket,
+                                top..depth,
+                                TierOutcome::Promoted,
+                                op,
+                            )
+                            .await;
                         }
                     }
                     return Ok(Some(entry));
@@ -169,13 +180,14 @@ where
         Ok(None)
     }
 
-    /// The miss path for one caller (or one flight): the tiers from `start`, then the
-    /// loader if there is one. What it finds or loads is published only if no write to
-    /// the key began since `ticket` was taken.
+    /// The miss path for one caller (or one flight): the tiers of `levels` not looked at
+    /// yet (from `from`), then the loader if there is one. What it finds or loads is
+    /// published into `levels` only if no write to the key began since `ticket` was taken.
     pub(crate) async fn fetch_alone<F, Fut>(
         self: &Arc<Self>,
         key: &K,
-        start: usize,
+        levels: Range<usize>,
+        from: usize,
         ticket: Ticket,
         loader: Option<F>,
         op: &Op,
@@ -184,7 +196,10 @@ where
         F: FnOnce() -> Fut + Send,
         Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send,
     {
-        if let Some(entry) = self.walk(key, start, ticket, op, Walk::Read).await? {
+        if let Some(entry) = self
+            .walk(key, levels.clone(), from, ticket, op, Walk::Read)
+            .await?
+        {
             return Ok(Fetched::Hit(entry.into_value()));
         }
         let Some(loader) = loader else {
@@ -208,7 +223,6 @@ where
         match Box::pin(loader()).await {
             Ok(Some(loaded)) => {
                 let entry = CacheEntry::new(loaded.value, self.clock.now(), loaded.ttl);
-                let levels = self.levels.len();
                 self.publish(key, &entry, ticket, levels, TierOutcome::Inserted, op)
                     .await;
                 Ok(Fetched::Loaded(entry.into_value()))

@@ -16,6 +16,7 @@
 //!   what the failing tier holds, and L1 keeps serving while Redis is down.
 
 use std::hash::Hash;
+use std::ops::Range;
 use std::sync::Arc;
 
 use stratacache_tier::{CacheEntry, Error, ErrorKind};
@@ -71,7 +72,8 @@ where
         }
     }
 
-    /// Applies `change` to every tier (see the module docs for the order and rules).
+    /// Applies `change` to every tier (see the module docs for the order and rules). A
+    /// value is stored only in `levels`; the tiers outside drop their copy of the key.
     ///
     /// # Errors
     ///
@@ -81,6 +83,7 @@ where
         &self,
         key: &K,
         change: Change<V>,
+        levels: Range<usize>,
         op: &Op,
     ) -> Result<WriteOutcome, Error> {
         let _key = self.hold(key).await;
@@ -98,7 +101,7 @@ where
             Change::Store(entry) => {
                 let mut below_failed = false;
                 for (depth, level) in self.levels.iter().enumerate().rev() {
-                    let copy = (!below_failed)
+                    let copy = (!below_failed && levels.contains(&depth))
                         .then(|| self.copy_to_keep(level, entry, now, op))
                         .flatten();
                     results[depth].result = match copy {
@@ -264,7 +267,7 @@ where
     }
 
     /// Stores `entry`, found or produced by a reader holding `ticket`, into the levels
-    /// above `depth` (all of them for a load), lowest first, unless a write to the key
+    /// `into` (those above where it was found; all of them for a load), lowest first, unless a write to the key
     /// began since the ticket was taken. A tier that fails is skipped and the tiers above
     /// still take the value: it came from the source (a load) or a live lower tier (a
     /// promotion), so it is no older than what the failing tier holds, and L1 keeps
@@ -274,16 +277,16 @@ where
         key: &K,
         entry: &CacheEntry<V>,
         ticket: Ticket,
-        depth: usize,
+        into: Range<usize>,
         stored: TierOutcome,
         op: &Op,
     ) {
-        if depth == 0 || !self.generations.is_current(ticket) {
+        if into.is_empty() || !self.generations.is_current(ticket) {
             return;
         }
         // Only a memory L1 to fill: one check-and-store under the stripe's lock, no key
         // lock (the common promotion from L2 pays nothing more).
-        if depth == 1
+        if into == (0..1)
             && let Some(memory) = self.levels[0].memory()
         {
             self.publish_in_memory(&self.levels[0], memory, key, entry, ticket, stored, op);
@@ -298,7 +301,7 @@ where
             },
             None => None,
         };
-        for level in self.levels[..depth].iter().rev() {
+        for level in self.levels[into].iter().rev() {
             if let Some(memory) = level.memory() {
                 self.publish_in_memory(level, memory, key, entry, ticket, stored, op);
                 continue;

@@ -53,7 +53,8 @@ where
             .hit_or_fetch(
                 Operation::GetOrInsert,
                 key,
-                Some(|| async move { Ok(Some(Loaded::new(loader().await))) }),
+                Some(move || found(loader)),
+                0..self.inner.levels.len(),
             )
             .await?;
         loaded.ok_or_else(|| Error::new(ErrorKind::Other, "an infallible loader produced no value"))
@@ -96,12 +97,8 @@ where
             .hit_or_fetch(
                 Operation::TryGetOrInsert,
                 key,
-                Some(|| async move {
-                    match loader().await {
-                        Ok(value) => Ok(Some(Loaded::new(value))),
-                        Err(error) => Err(Error::from_source(ErrorKind::Loader, error)),
-                    }
-                }),
+                Some(move || found_or_failed(loader)),
+                0..self.inner.levels.len(),
             )
             .await?;
         loaded.ok_or_else(|| Error::new(ErrorKind::Other, "a successful loader produced no value"))
@@ -143,8 +140,39 @@ where
         self.hit_or_fetch(
             Operation::OptionallyGetOrInsert,
             key,
-            Some(|| async move { Ok(loader().await.map(Loaded::new)) }),
+            Some(move || maybe_found(loader)),
+            0..self.inner.levels.len(),
         )
         .await
     }
+}
+
+// What each member of the family's closure produces, in the loader's shape.
+
+pub(crate) async fn found<V, F, Fut>(loader: F) -> Result<Option<Loaded<V>>, Error>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = V>,
+{
+    Ok(Some(Loaded::new(loader().await)))
+}
+
+pub(crate) async fn found_or_failed<V, F, Fut, E>(loader: F) -> Result<Option<Loaded<V>>, Error>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<V, E>>,
+    E: Into<BoxError>,
+{
+    match loader().await {
+        Ok(value) => Ok(Some(Loaded::new(value))),
+        Err(error) => Err(Error::from_source(ErrorKind::Loader, error)),
+    }
+}
+
+pub(crate) async fn maybe_found<V, F, Fut>(loader: F) -> Result<Option<Loaded<V>>, Error>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Option<V>>,
+{
+    Ok(loader().await.map(Loaded::new))
 }

@@ -3,6 +3,7 @@
 use std::borrow::Borrow;
 use std::future::Future;
 use std::hash::Hash;
+use std::ops::Range;
 use std::task::Poll;
 
 use stratacache_tier::{CacheEntry, Error};
@@ -53,18 +54,19 @@ where
             .loader
             .as_ref()
             .map(|load| move || load(key.to_owned()));
-        self.hit_or_fetch(Operation::Get, key, load)
+        self.hit_or_fetch(Operation::Get, key, load, 0..self.inner.levels.len())
     }
 
-    /// The future of `get` and the loader family: its first poll answers an L1 hit in
-    /// place; only a miss builds (and boxes) the future of the miss path. So the future
-    /// a caller holds is a few words, not the whole state machine of fallback, loading
-    /// and coalescing, and a hit never allocates.
+    /// The future of `get` and the loader family, reading and filling `levels`: its first
+    /// poll answers an L1 hit in place; only a miss builds (and boxes) the future of the
+    /// miss path. So the future a caller holds is a few words, not the whole state
+    /// machine of fallback, loading and coalescing, and a hit never allocates.
     pub(crate) fn hit_or_fetch<'a, Q, F, Fut>(
         &'a self,
         operation: Operation,
         key: &'a Q,
         loader: Option<F>,
+        levels: Range<usize>,
     ) -> impl Future<Output = Result<Option<V>, Error>> + Send + 'a
     where
         K: Borrow<Q>,
@@ -72,22 +74,28 @@ where
         F: FnOnce() -> Fut + Send + 'a,
         Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send + 'a,
     {
-        let mut loader = loader;
+        let (mut loader, mut levels) = (loader, Some(levels));
         let mut miss: Option<BoxFuture<'a, Result<Option<V>, Error>>> = None;
         std::future::poll_fn(move |context| {
             if let Some(miss) = &mut miss {
                 return miss.as_mut().poll(context);
             }
             let inner = &self.inner;
+            let levels = levels.take().expect("taken once, on the first poll");
             let mut op = inner.telemetry.start(operation);
-            let look = inner.first_look(key, &op);
-            if let FirstLook::Hit(value) = look {
-                inner.telemetry.finish(&op, OperationOutcome::Hit);
-                return Poll::Ready(Ok(Some(value)));
-            }
-            let (key, start, loader) = (key.to_owned(), look.next_level(), loader.take());
+            let from = if levels.start == 0 {
+                let look = inner.first_look(key, &op);
+                if let FirstLook::Hit(value) = look {
+                    inner.telemetry.finish(&op, OperationOutcome::Hit);
+                    return Poll::Ready(Ok(Some(value)));
+                }
+                look.next_level()
+            } else {
+                levels.start
+            };
+            let (key, loader) = (key.to_owned(), loader.take());
             let mut pending: BoxFuture<'a, _> = Box::pin(async move {
-                let fetched = inner.fetch(&key, start, loader, &mut op).await;
+                let fetched = inner.fetch(&key, levels, from, loader, &mut op).await;
                 self.finish(&op, fetched)
             });
             let poll = pending.as_mut().poll(context);
@@ -184,7 +192,8 @@ where
         let inner = &self.inner;
         let op = inner.telemetry.start(operation);
         let ticket = inner.generations.ticket(key);
-        let found = inner.walk(key, 0, ticket, &op, mode).await;
+        let every_level = 0..inner.levels.len();
+        let found = inner.walk(key, every_level, 0, ticket, &op, mode).await;
         let outcome = match &found {
             Ok(Some(_)) => OperationOutcome::Hit,
             Ok(None) => OperationOutcome::Miss,

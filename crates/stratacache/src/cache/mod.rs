@@ -3,7 +3,10 @@
 
 mod loaders;
 mod lookups;
+mod with_options;
 mod writes;
+
+pub use with_options::WithOptions;
 
 use std::fmt;
 use std::hash::Hash;

@@ -3,6 +3,7 @@
 
 use std::borrow::Borrow;
 use std::hash::Hash;
+use std::ops::Range;
 use std::time::Duration;
 
 use stratacache_tier::{CacheEntry, Error};
@@ -85,7 +86,8 @@ where
         ttl: Option<Duration>,
     ) -> Result<WriteOutcome, Error> {
         let entry = CacheEntry::new(value, self.inner.clock.now(), ttl);
-        self.write(Operation::Insert, &key, Change::Store(entry))
+        let every_level = 0..self.inner.levels.len();
+        self.write(Operation::Insert, &key, Change::Store(entry), every_level)
             .await
     }
 
@@ -116,8 +118,14 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        self.write(Operation::Invalidate, &key.to_owned(), Change::Remove)
-            .await
+        let every_level = 0..self.inner.levels.len();
+        self.write(
+            Operation::Invalidate,
+            &key.to_owned(),
+            Change::Remove,
+            every_level,
+        )
+        .await
     }
 
     /// One write as one operation.
@@ -126,9 +134,10 @@ where
         operation: Operation,
         key: &K,
         change: Change<V>,
+        levels: Range<usize>,
     ) -> Result<WriteOutcome, Error> {
         let op = self.inner.telemetry.start(operation);
-        let result = self.inner.write(key, change, &op).await;
+        let result = self.inner.write(key, change, levels, &op).await;
         self.finish_write(&op, result)
     }
 

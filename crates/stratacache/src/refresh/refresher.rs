@@ -166,7 +166,7 @@ where
                 Look::Live(entry, stopwatch) => {
                     if entry.cached_at() > stale_since {
                         self.report(op, level, TierOutcome::RefreshHit, stopwatch);
-                        self.publish(key, &entry, ticket, depth, TierOutcome::Promoted, op)
+                        self.publish(key, &entry, ticket, 0..depth, TierOutcome::Promoted, op)
                             .await;
                         return Refreshed {
                             newer: true,
@@ -191,7 +191,7 @@ where
         match reload(key.clone()).await {
             Ok(Some(loaded)) => {
                 let entry = CacheEntry::new(loaded.value, self.clock.now(), loaded.ttl);
-                let levels = self.levels.len();
+                let levels = 0..self.levels.len();
                 self.publish(key, &entry, ticket, levels, TierOutcome::Inserted, op)
                     .await;
                 Refreshed {
