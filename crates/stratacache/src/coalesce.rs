@@ -42,7 +42,7 @@ pub(crate) type Flight<V> = Result<Fetched<V>, Error>;
 /// with a loader that joined a flight which ended without running one (a `get` led it)
 /// then joins the key's *load*, where one of them loads for all.
 pub(crate) struct Coalescer<K, V> {
-    flights: Merger<(K, u64), Flight<V>>,
+    pub(crate) flights: Merger<(K, u64), Flight<V>>,
     loads: Merger<(K, u64), Flight<V>>,
 }
 

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use stratacache_tier::{CacheEntry, CacheTier, Error};
+use stratacache_tier::{CacheEntry, CacheTier, Error, Lookup};
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -12,6 +12,7 @@ pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// comes this way (see `TierHandle`), so its hits don't.
 pub(crate) trait DynTier<K, V>: Send + Sync {
     fn get<'a>(&'a self, key: &'a K) -> BoxFuture<'a, Result<Option<CacheEntry<V>>, Error>>;
+    fn get_many<'a>(&'a self, keys: &'a [K]) -> BoxFuture<'a, Result<Vec<Lookup<V>>, Error>>;
     fn insert(
         &self,
         key: K,
@@ -31,6 +32,10 @@ where
 {
     fn get<'a>(&'a self, key: &'a K) -> BoxFuture<'a, Result<Option<CacheEntry<V>>, Error>> {
         Box::pin(CacheTier::get(self, key))
+    }
+
+    fn get_many<'a>(&'a self, keys: &'a [K]) -> BoxFuture<'a, Result<Vec<Lookup<V>>, Error>> {
+        Box::pin(CacheTier::get_many(self, keys))
     }
 
     fn insert(

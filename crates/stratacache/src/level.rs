@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use stratacache_memory::MemoryTier;
-use stratacache_tier::{CacheEntry, CacheTier, Error};
+use stratacache_tier::{CacheEntry, CacheTier, Error, Lookup};
 
 use crate::erased::DynTier;
 use crate::policy::{InsertPolicy, PromotionPolicy};
@@ -71,6 +71,16 @@ where
         match &self.tier {
             TierHandle::Memory(memory) => Ok(memory.lookup(key)),
             TierHandle::Dyn(tier) => tier.get(key).await,
+        }
+    }
+
+    /// What this tier holds under each of `keys`, in one batch where the tier can.
+    pub(crate) async fn get_many(&self, keys: &[K]) -> Result<Vec<Lookup<V>>, Error> {
+        match &self.tier {
+            TierHandle::Memory(memory) => {
+                Ok(keys.iter().map(|key| Ok(memory.lookup(key))).collect())
+            }
+            TierHandle::Dyn(tier) => tier.get_many(keys).await,
         }
     }
 

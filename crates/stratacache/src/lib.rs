@@ -68,6 +68,7 @@
 //! | `test-util` | [`mock::MockTier`] for fault injection in your own tests        |
 //! | `serialize` | the codec boundary: `Remote`, `Fallback::remote`, postcard codec |
 
+mod batch;
 mod builder;
 mod cache;
 mod coalesce;
@@ -97,7 +98,7 @@ pub use cache::{Cache, WithOptions};
 #[cfg(feature = "serialize")]
 pub use codec::{Codec, Postcard, Remote, SerializedTier};
 pub use fallback::Fallback;
-pub use loader::{Loaded, Loader};
+pub use loader::{LOAD_MANY_CONCURRENCY, Loaded, Loader};
 pub use options::{Options, Strategy};
 pub use outcome::{TierWrite, TierWriteResult, WriteOutcome};
 pub use policy::{InsertPolicy, PromotionPolicy};
@@ -106,7 +107,7 @@ pub use stratacache_memory::{EvictionCause, MemoryTier, MemoryTierBuilder};
 #[cfg(feature = "test-util")]
 pub use stratacache_tier::mock;
 pub use stratacache_tier::{
-    BoxError, ByteStore, CacheEntry, CacheTier, Clock, Error, ErrorKind, FrozenClock,
+    BoxError, ByteStore, CacheEntry, CacheTier, Clock, Error, ErrorKind, FrozenClock, Lookup,
 };
 pub use telemetry::{CacheEvent, CacheStats, TierStats};
 

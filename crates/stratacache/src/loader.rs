@@ -1,10 +1,13 @@
 //! The source a loading cache reads through: a [`Loader`] set on the builder.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use stratacache_tier::{BoxError, Error, ErrorKind};
 
 use crate::erased::BoxFuture;
@@ -55,7 +58,54 @@ pub trait Loader<K, V>: Send + Sync + 'static {
     /// Whatever the source fails with; the caller gets it as an
     /// [`ErrorKind::Loader`] error, and nothing is cached.
     fn load(&self, key: &K) -> impl Future<Output = Result<Option<Loaded<V>>, BoxError>> + Send;
+
+    /// Loads the values under `keys` (distinct keys, none held by any tier): the ones
+    /// found, by key; a key missing from the map is "not found". Batch reads
+    /// ([`Cache::get_many`](crate::Cache::get_many)) call it once for all the keys no
+    /// tier holds.
+    ///
+    /// The default runs [`load`](Self::load) for each key, at most
+    /// [`LOAD_MANY_CONCURRENCY`] at a time; a source that can answer many keys in one
+    /// query (`WHERE id = ANY($1)`) overrides it.
+    ///
+    /// # Errors
+    ///
+    /// The first failure: the whole batch fails, and nothing of it is cached.
+    fn load_many(
+        &self,
+        keys: &[K],
+    ) -> impl Future<Output = Result<HashMap<K, Loaded<V>>, BoxError>> + Send
+    where
+        K: Hash + Eq + Clone + Send + Sync,
+        V: Send,
+    {
+        async move {
+            // A plain loop rather than a stream of closures: the futures borrow `keys`.
+            let (mut waiting, mut running) = (keys.iter(), FuturesUnordered::new());
+            let mut found = HashMap::with_capacity(keys.len());
+            loop {
+                while running.len() < LOAD_MANY_CONCURRENCY {
+                    let Some(key) = waiting.next() else { break };
+                    running.push(keyed(key, self.load(key)));
+                }
+                let Some((key, loaded)) = running.next().await else {
+                    return Ok(found);
+                };
+                if let Some(loaded) = loaded? {
+                    found.insert(key.clone(), loaded);
+                }
+            }
+        }
+    }
 }
+
+/// A load's answer with its key.
+async fn keyed<K, T>(key: &K, load: impl Future<Output = T>) -> (&K, T) {
+    (key, load.await)
+}
+
+/// How many [`Loader::load`] calls the default [`Loader::load_many`] runs at once.
+pub const LOAD_MANY_CONCURRENCY: usize = 16;
 
 impl<K, V, F, Fut, E> Loader<K, V> for F
 where
@@ -119,23 +169,43 @@ impl<V: fmt::Debug> fmt::Debug for Loaded<V> {
 }
 
 /// A loader with its type erased: what the cache and its refresher keep.
-pub(crate) type DynLoader<K, V> =
-    Arc<dyn Fn(K) -> BoxFuture<'static, Result<Option<Loaded<V>>, Error>> + Send + Sync>;
+pub(crate) type DynLoader<K, V> = Arc<dyn DynLoad<K, V>>;
 
-/// Erases `loader`'s type; its errors become [`ErrorKind::Loader`] errors.
+/// The object-safe twin of [`Loader`], its errors turned into [`ErrorKind::Loader`]
+/// errors and its futures owning what they need.
+pub(crate) trait DynLoad<K, V>: Send + Sync {
+    fn load(&self, key: K) -> BoxFuture<'static, Result<Option<Loaded<V>>, Error>>;
+    fn load_many(&self, keys: Vec<K>) -> BoxFuture<'static, Result<HashMap<K, Loaded<V>>, Error>>;
+}
+
+struct Erased<L>(Arc<L>);
+
+impl<K, V, L> DynLoad<K, V> for Erased<L>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Send + 'static,
+    L: Loader<K, V>,
+{
+    fn load(&self, key: K) -> BoxFuture<'static, Result<Option<Loaded<V>>, Error>> {
+        let loader = Arc::clone(&self.0);
+        Box::pin(async move { loader.load(&key).await.map_err(failed) })
+    }
+
+    fn load_many(&self, keys: Vec<K>) -> BoxFuture<'static, Result<HashMap<K, Loaded<V>>, Error>> {
+        let loader = Arc::clone(&self.0);
+        Box::pin(async move { loader.load_many(&keys).await.map_err(failed) })
+    }
+}
+
+fn failed(error: BoxError) -> Error {
+    Error::from_source(ErrorKind::Loader, error)
+}
+
+/// Erases `loader`'s type.
 pub(crate) fn erase<K, V>(loader: impl Loader<K, V>) -> DynLoader<K, V>
 where
-    K: Send + Sync + 'static,
+    K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Send + 'static,
 {
-    let loader = Arc::new(loader);
-    Arc::new(move |key: K| {
-        let loader = Arc::clone(&loader);
-        Box::pin(async move {
-            loader
-                .load(&key)
-                .await
-                .map_err(|error| Error::from_source(ErrorKind::Loader, error))
-        })
-    })
+    Arc::new(Erased(Arc::new(loader)))
 }

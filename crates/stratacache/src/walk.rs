@@ -8,14 +8,14 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use stratacache_tier::{CacheEntry, Error, ErrorKind};
+use stratacache_tier::{CacheEntry, Error, ErrorKind, Lookup};
 
 use crate::coalesce::{Fetched, Flight};
 use crate::generation::Ticket;
 use crate::inner::Inner;
 use crate::level::Level;
 use crate::loader::Loaded;
-use crate::telemetry::{CacheCounter, Op, Operation, TierOutcome};
+use crate::telemetry::{CacheCounter, Op, TierOutcome};
 
 /// What the synchronous look at L1 found.
 pub(crate) enum FirstLook<V> {
@@ -100,7 +100,21 @@ where
     /// delete sent now could land after a newer write of the key and remove that.
     pub(crate) async fn look_at(&self, level: &Level<K, V>, key: &K, op: &Op) -> Look<V> {
         let stopwatch = op.stopwatch();
-        match level.get(key).await {
+        let answer = level.get(key).await;
+        self.judge(level, key, answer, op, stopwatch)
+    }
+
+    /// Judges what `level` answered for `key` (see [`look_at`](Self::look_at)), reporting
+    /// all but a live entry.
+    pub(crate) fn judge(
+        &self,
+        level: &Level<K, V>,
+        key: &K,
+        answer: Lookup<V>,
+        op: &Op,
+        stopwatch: Option<Instant>,
+    ) -> Look<V> {
+        match answer {
             Ok(Some(entry)) => {
                 let now = self.clock.now();
                 if !entry.is_expired(now) {
@@ -207,10 +221,7 @@ where
         };
         // Remembered "not found" answers stand for the cache's own loader, which only
         // `get` runs; a per-call closure always gets its turn.
-        let not_found = self
-            .not_found
-            .as_ref()
-            .filter(|_| op.operation == Operation::Get);
+        let not_found = self.remembers_not_found(op);
         if let Some(not_found) = not_found
             && not_found.holds(key, self.clock.now())
         {

@@ -47,4 +47,4 @@ pub use clock::{Clock, FrozenClock};
 pub use entry::{CacheEntry, MAX_CLOCK_SKEW};
 pub use error::{BoxError, Error, ErrorKind};
 pub use store::ByteStore;
-pub use tier::CacheTier;
+pub use tier::{CacheTier, Lookup};

@@ -4,6 +4,10 @@ use std::time::Duration;
 use crate::entry::CacheEntry;
 use crate::error::Error;
 
+/// What a tier answers for one key: the entry stored under it (expired or not), `None`
+/// when there is none, or why it could not answer.
+pub type Lookup<V> = Result<Option<CacheEntry<V>>, Error>;
+
 /// One storage level of a cache: it stores and fetches [`CacheEntry`] values.
 ///
 /// A tier is small on purpose. It does not judge expiry, promote, refresh or coalesce:
@@ -84,6 +88,28 @@ pub trait CacheTier<K, V>: Send + Sync + 'static {
     ///
     /// When the tier cannot be reached.
     fn clear(&self) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// The entry under each of `keys`, in the same order, each answered as
+    /// [`get`](Self::get) answers it (a key whose bytes cannot be decoded fails alone).
+    /// The default asks one key at a time; a tier that can batch (a Redis pipeline, a
+    /// memcached multi-get) overrides it with one round trip.
+    ///
+    /// # Errors
+    ///
+    /// When the tier cannot answer at all: the batch failed as a whole.
+    fn get_many(&self, keys: &[K]) -> impl Future<Output = Result<Vec<Lookup<V>>, Error>> + Send
+    where
+        K: Sync,
+        V: Send,
+    {
+        async move {
+            let mut found = Vec::with_capacity(keys.len());
+            for key in keys {
+                found.push(self.get(key).await);
+            }
+            Ok(found)
+        }
+    }
 
     /// How many entries the tier holds, when it can tell cheaply; `None` otherwise.
     fn len(&self) -> Option<u64> {

@@ -53,7 +53,7 @@ where
             .inner
             .loader
             .as_ref()
-            .map(|load| move || load(key.to_owned()));
+            .map(|load| move || load.load(key.to_owned()));
         self.hit_or_fetch(Operation::Get, key, load, 0..self.inner.levels.len())
     }
 

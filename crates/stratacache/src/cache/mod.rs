@@ -1,6 +1,7 @@
 //! The `Cache` type: its contract, and what it tells about itself. Its operations are
 //! grouped by kind in the files beside this one.
 
+mod batches;
 mod loaders;
 mod lookups;
 mod with_options;

@@ -92,7 +92,7 @@ where
             .inner
             .loader
             .as_ref()
-            .map(|load| move || load(key.to_owned()));
+            .map(|load| move || load.load(key.to_owned()));
         self.read(Operation::Get, key, load).await
     }
 

@@ -6,7 +6,7 @@ use std::hash::Hash;
 use std::ops::Range;
 use std::time::Duration;
 
-use stratacache_tier::{CacheEntry, Error};
+use stratacache_tier::{CacheEntry, Error, ErrorKind};
 
 use super::Cache;
 use crate::outcome::WriteOutcome;
@@ -168,19 +168,37 @@ where
         self.finish_write(&op, result)
     }
 
-    fn finish_write(
+    pub(crate) fn finish_write<W: Written>(
         &self,
         op: &Op,
-        result: Result<WriteOutcome, Error>,
-    ) -> Result<WriteOutcome, Error> {
+        result: Result<W, Error>,
+    ) -> Result<W, Error> {
         let outcome = match &result {
-            Ok(written) => match written.first_failure() {
+            Ok(written) => match written.failure() {
                 None => OperationOutcome::Done,
-                Some(error) => OperationOutcome::Error(error.kind()),
+                Some(kind) => OperationOutcome::Error(kind),
             },
             Err(error) => OperationOutcome::Error(error.kind()),
         };
         self.inner.telemetry.finish(op, outcome);
         result
+    }
+}
+
+/// What a write operation returns: one outcome, or one per key of a batch.
+pub(crate) trait Written {
+    /// The kind of the first failure it holds.
+    fn failure(&self) -> Option<ErrorKind>;
+}
+
+impl Written for WriteOutcome {
+    fn failure(&self) -> Option<ErrorKind> {
+        self.first_failure().map(Error::kind)
+    }
+}
+
+impl Written for Vec<WriteOutcome> {
+    fn failure(&self) -> Option<ErrorKind> {
+        self.iter().find_map(Written::failure)
     }
 }

@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 use bytes::Bytes;
 use std::time::Duration;
 
-use stratacache_tier::{ByteStore, CacheEntry, CacheTier, Error, ErrorKind};
+use stratacache_tier::{ByteStore, CacheEntry, CacheTier, Error, ErrorKind, Lookup};
 
 use super::envelope::{self, Header};
 use super::key::{StoreKey, store_key};
@@ -180,6 +180,19 @@ where
         Ok(store_key(encoded))
     }
 
+    /// Decodes `bytes`; bad bytes never heal, so they are removed and the next lookup
+    /// reloads.
+    async fn decode_or_delete(&self, key: &StoreKey, bytes: &[u8]) -> Lookup<V>
+    where
+        S: ByteStore,
+    {
+        let decoded = self.decode(key, bytes);
+        if decoded.is_err() {
+            let _ = self.store.delete(&key.text).await;
+        }
+        decoded
+    }
+
     fn decode(&self, key: &StoreKey, bytes: &[u8]) -> Result<Option<CacheEntry<V>>, Error> {
         let (header, payload) = envelope::read(bytes)?;
         if header.schema_version != self.schema_version {
@@ -212,14 +225,29 @@ where
         let Some(bytes) = self.store.get(&key.text).await? else {
             return Ok(None);
         };
-        match self.decode(&key, &bytes) {
-            Ok(entry) => Ok(entry),
-            Err(error) => {
-                // Bad bytes never heal: remove them so the next lookup reloads.
-                let _ = self.store.delete(&key.text).await;
-                Err(error)
-            }
+        self.decode_or_delete(&key, &bytes).await
+    }
+
+    /// One [`ByteStore::get_many`] for every key (one pipelined round trip on Redis, one
+    /// multi-get on memcached); bad bytes fail their own key alone, and are deleted.
+    async fn get_many(&self, keys: &[K]) -> Result<Vec<Lookup<V>>, Error>
+    where
+        K: Sync,
+    {
+        let store_keys = keys
+            .iter()
+            .map(|key| self.key(key))
+            .collect::<Result<Vec<_>, _>>()?;
+        let texts: Vec<&str> = store_keys.iter().map(|key| key.text.as_str()).collect();
+        let answers = self.store.get_many(&texts).await?;
+        let mut found = Vec::with_capacity(answers.len());
+        for (key, bytes) in store_keys.iter().zip(answers) {
+            found.push(match bytes {
+                None => Ok(None),
+                Some(bytes) => self.decode_or_delete(key, &bytes).await,
+            });
         }
+        Ok(found)
     }
 
     async fn insert(

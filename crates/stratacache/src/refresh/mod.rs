@@ -123,7 +123,7 @@ impl<K, V> TimeToRefresh<K, V> {
     #[must_use]
     pub fn loader<F, Fut, E>(mut self, load: F) -> Self
     where
-        K: Clone + Send + Sync + 'static,
+        K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
         V: Send + 'static,
         F: Fn(K) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Option<V>, E>> + Send + 'static,

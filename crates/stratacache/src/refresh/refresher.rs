@@ -188,7 +188,7 @@ where
             };
         };
         self.telemetry.count(CacheCounter::Loads);
-        match reload(key.clone()).await {
+        match reload.load(key.clone()).await {
             Ok(Some(loaded)) => {
                 let entry = CacheEntry::new(loaded.value, self.clock.now(), loaded.ttl);
                 let levels = 0..self.levels.len();

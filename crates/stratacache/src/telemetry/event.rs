@@ -31,6 +31,14 @@ pub enum Operation {
     TryGetOrInsert,
     /// [`Cache::optionally_get_or_insert`](crate::Cache::optionally_get_or_insert).
     OptionallyGetOrInsert,
+    /// [`Cache::get_many`](crate::Cache::get_many).
+    GetMany,
+    /// [`Cache::get_or_insert_many`](crate::Cache::get_or_insert_many).
+    GetOrInsertMany,
+    /// [`Cache::insert_many`](crate::Cache::insert_many).
+    InsertMany,
+    /// [`Cache::invalidate_many`](crate::Cache::invalidate_many).
+    InvalidateMany,
     /// A background refresh of a stale entry.
     Refresh,
     /// Housekeeping of a tier on its own (evictions).
@@ -50,6 +58,10 @@ impl Operation {
             Self::GetOrInsert => "get_or_insert",
             Self::TryGetOrInsert => "try_get_or_insert",
             Self::OptionallyGetOrInsert => "optionally_get_or_insert",
+            Self::GetMany => "get_many",
+            Self::GetOrInsertMany => "get_or_insert_many",
+            Self::InsertMany => "insert_many",
+            Self::InvalidateMany => "invalidate_many",
             Self::Refresh => "refresh",
             Self::Housekeeping => "housekeeping",
         }
