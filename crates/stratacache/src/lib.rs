@@ -94,7 +94,7 @@ mod walk;
 mod write;
 
 pub use builder::CacheBuilder;
-pub use cache::{Cache, WithOptions};
+pub use cache::{Cache, EntryInfo, WithOptions};
 #[cfg(feature = "serialize")]
 pub use codec::{Codec, Postcard, Remote, SerializedTier};
 pub use fallback::Fallback;

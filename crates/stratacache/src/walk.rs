@@ -150,7 +150,8 @@ where
 
     /// Looks through `levels` from level `from` down. With [`Walk::Read`], a hit below L1
     /// is published into the levels of `levels` above it (if its promotion policy allows
-    /// and no write raced with `ticket`), and a stale L1 hit starts a refresh.
+    /// and no write raced with `ticket`), and a stale L1 hit starts a refresh. Returns
+    /// the entry found with the level it was found at.
     ///
     /// # Errors
     ///
@@ -163,7 +164,7 @@ where
         ticket: Ticket,
         op: &Op,
         mode: Walk,
-    ) -> Result<Option<CacheEntry<V>>, Error> {
+    ) -> Result<Option<(usize, CacheEntry<V>)>, Error> {
         let top = levels.start;
         let unread = self.levels.iter().enumerate().take(levels.end);
         for (depth, level) in unread.skip(from.max(top)) {
@@ -185,7 +186,7 @@ where
                             .await;
                         }
                     }
-                    return Ok(Some(entry));
+                    return Ok(Some((depth, entry)));
                 }
                 Look::Absent => {}
                 Look::Failed(error) => self.tolerate(error)?,
@@ -210,7 +211,7 @@ where
         F: FnOnce() -> Fut + Send,
         Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send,
     {
-        if let Some(entry) = self
+        if let Some((_, entry)) = self
             .walk(key, levels.clone(), from, ticket, op, Walk::Read)
             .await?
         {

@@ -95,7 +95,9 @@ impl Loader<u64, String> for Rows {
         if let Some(gate) = &self.gate {
             gate.pass().await;
         }
-        Ok(key.is_multiple_of(2).then(|| Loaded::new(format!("row {key}"))))
+        Ok(key
+            .is_multiple_of(2)
+            .then(|| Loaded::new(format!("row {key}"))))
     }
 
     async fn load_many(&self, keys: &[u64]) -> Result<HashMap<u64, Loaded<String>>, BoxError> {
@@ -162,6 +164,10 @@ async fn partial_hits_across_l1_l2_and_the_loader() {
     // Loaded rows reached both tiers; L2's hit was promoted; 5 is remembered as absent.
     assert_eq!(l2.memory.lookup(&4).map(CacheEntry::into_value), row(4));
     assert_eq!(cache.l1_len(), Some(4));
+    let tiers = cache.stats().tiers;
+    assert_eq!((tiers[0].entries, tiers[1].entries), (Some(4), None));
+    let info = cache.inspect(&3).await.unwrap().expect("promoted");
+    assert_eq!((info.tier(), info.remaining_ttl()), ("l1", Some(Duration::from_secs(60))));
     assert_eq!(cache.get_many(&[1, 2, 3, 4, 5]).await.unwrap()[4], None);
     assert_eq!(
         l2.batches.lock().unwrap().len(),

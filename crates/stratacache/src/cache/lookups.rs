@@ -4,7 +4,9 @@ use std::borrow::Borrow;
 use std::future::Future;
 use std::hash::Hash;
 use std::ops::Range;
+use std::sync::Arc;
 use std::task::Poll;
+use std::time::{Duration, SystemTime};
 
 use stratacache_tier::{CacheEntry, Error};
 
@@ -148,7 +150,10 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        self.look(Operation::Get, &key.to_owned(), Walk::Read).await
+        let found = self
+            .look(Operation::Get, &key.to_owned(), Walk::Read)
+            .await?;
+        Ok(found.map(|(_, entry)| entry))
     }
 
     /// Whether a tier holds a live entry for `key`. Nothing is promoted or refreshed.
@@ -182,13 +187,60 @@ where
         Ok(found.is_some())
     }
 
+    /// Where `key` lives: the first tier holding a live entry for it, with the entry's
+    /// timestamps and how long it has left there. Nothing is promoted or refreshed.
+    ///
+    /// # Errors
+    ///
+    /// Only with [`strict`](crate::CacheBuilder::strict): the first tier failure.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stratacache::{Cache, Fallback, FrozenClock, Options};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let clock = FrozenClock::new();
+    /// let cache: Cache<u64, &str> = Cache::builder()
+    ///     .clock(&clock)
+    ///     .fallback(Fallback::memory(|tier| tier).name("shared"))
+    ///     .build()?;
+    /// cache.with(Options::new().skip_l1()).insert(1, "one").await?;
+    /// cache.insert_with_ttl(2, "two", Duration::from_secs(30)).await?;
+    /// clock.advance(Duration::from_secs(10));
+    ///
+    /// let one = cache.inspect(&1).await?.expect("in L2");
+    /// assert_eq!((one.tier(), one.remaining_ttl()), ("shared", None)); // no TTL
+    /// let two = cache.inspect(&2).await?.expect("in L1");
+    /// assert_eq!(two.tier(), "l1");
+    /// assert_eq!(two.remaining_ttl(), Some(Duration::from_secs(20)));
+    /// assert!(cache.inspect(&3).await?.is_none());
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn inspect<Q>(&self, key: &Q) -> Result<Option<EntryInfo>, Error>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let found = self
+            .look(Operation::Inspect, &key.to_owned(), Walk::Peek)
+            .await?;
+        let now = self.inner.clock.now();
+        Ok(found.map(|(depth, entry)| EntryInfo {
+            tier: Arc::clone(&self.inner.levels[depth].name),
+            cached_at: entry.cached_at(),
+            ttl: entry.ttl(),
+            remaining_ttl: entry.remaining_ttl(now),
+        }))
+    }
+
     /// A walk down every tier as one operation, without a loader or coalescing.
     async fn look(
         &self,
         operation: Operation,
         key: &K,
         mode: Walk,
-    ) -> Result<Option<CacheEntry<V>>, Error> {
+    ) -> Result<Option<(usize, CacheEntry<V>)>, Error> {
         let inner = &self.inner;
         let op = inner.telemetry.start(operation);
         let ticket = inner.generations.ticket(key);
@@ -201,5 +253,41 @@ where
         };
         inner.telemetry.finish(&op, outcome);
         found
+    }
+}
+
+/// Where a key lives, from [`Cache::inspect`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryInfo {
+    tier: Arc<str>,
+    cached_at: SystemTime,
+    ttl: Option<Duration>,
+    remaining_ttl: Option<Duration>,
+}
+
+impl EntryInfo {
+    /// The name of the first tier holding a live entry.
+    #[must_use]
+    pub fn tier(&self) -> &str {
+        &self.tier
+    }
+
+    /// When the value was produced.
+    #[must_use]
+    pub const fn cached_at(&self) -> SystemTime {
+        self.cached_at
+    }
+
+    /// The entry's TTL in that tier (from `cached_at`), `None` for no limit.
+    #[must_use]
+    pub const fn ttl(&self) -> Option<Duration> {
+        self.ttl
+    }
+
+    /// How long the entry has left in that tier, by the cache's clock; `None` for no
+    /// limit.
+    #[must_use]
+    pub const fn remaining_ttl(&self) -> Option<Duration> {
+        self.remaining_ttl
     }
 }

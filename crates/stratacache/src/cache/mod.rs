@@ -7,6 +7,7 @@ mod lookups;
 mod with_options;
 mod writes;
 
+pub use lookups::EntryInfo;
 pub use with_options::WithOptions;
 
 use std::fmt;
@@ -107,7 +108,7 @@ where
             .inner
             .levels
             .iter()
-            .map(|level| TierStats::read(&level.name, &level.counters))
+            .map(|level| TierStats::read(&level.name, &level.counters, level.len()))
             .collect();
         CacheStats::read(tiers, &self.inner.telemetry.counters)
     }

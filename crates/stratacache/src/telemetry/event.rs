@@ -31,6 +31,8 @@ pub enum Operation {
     TryGetOrInsert,
     /// [`Cache::optionally_get_or_insert`](crate::Cache::optionally_get_or_insert).
     OptionallyGetOrInsert,
+    /// [`Cache::inspect`](crate::Cache::inspect).
+    Inspect,
     /// [`Cache::get_many`](crate::Cache::get_many).
     GetMany,
     /// [`Cache::get_or_insert_many`](crate::Cache::get_or_insert_many).
@@ -58,6 +60,7 @@ impl Operation {
             Self::GetOrInsert => "get_or_insert",
             Self::TryGetOrInsert => "try_get_or_insert",
             Self::OptionallyGetOrInsert => "optionally_get_or_insert",
+            Self::Inspect => "inspect",
             Self::GetMany => "get_many",
             Self::GetOrInsertMany => "get_or_insert_many",
             Self::InsertMany => "insert_many",

@@ -105,6 +105,9 @@ pub struct TierStats {
     pub evictions: u64,
     /// Calls that failed.
     pub errors: u64,
+    /// How many entries the tier holds now, when it can tell cheaply (a memory tier;
+    /// `None` for a remote one). Expired entries not yet reclaimed may count.
+    pub entries: Option<u64>,
 }
 
 impl TierStats {
@@ -114,7 +117,7 @@ impl TierStats {
         ratio(self.hits, self.hits + self.misses + self.expired)
     }
 
-    pub(crate) fn read(name: &Arc<str>, counters: &TierCounters) -> Self {
+    pub(crate) fn read(name: &Arc<str>, counters: &TierCounters, entries: Option<u64>) -> Self {
         let counts = counters.read();
         let count = |counter: TierCounter| counts[counter as usize];
         Self {
@@ -129,6 +132,7 @@ impl TierStats {
             invalidations: count(TierCounter::Invalidations),
             evictions: count(TierCounter::Evictions),
             errors: count(TierCounter::Errors),
+            entries,
         }
     }
 }
