@@ -1,5 +1,6 @@
 //! An L1-miss / Redis-hit `get` through stratacache beside a raw redis-rs `GET` of the
-//! same key, on the same server, in one run.
+//! same key, on the same server, in one run; and a batch of 100 such keys beside one
+//! `get` and beside 100 sequential `get`s.
 //!
 //! Uses `REDIS_URL` when set, otherwise starts a `redis-server` with the test kit.
 //! `benches/redis-benchmark.sh` prints `redis-benchmark`'s ceiling beside these figures.
@@ -59,11 +60,90 @@ fn redis_get(c: &mut Criterion) {
     drop(server);
 }
 
+/// A batch of 100 keys, all in Redis with L1 cold, beside one single get and beside 100
+/// sequential gets of the same keys.
+fn redis_batch(c: &mut Criterion) {
+    let (server, url) = stratacache_benches::redis();
+    let runtime = stratacache_benches::runtime();
+    let _inside = runtime.enter();
+
+    let tier = RedisStore::new(RedisConfig::from_url(&url).namespace("batch")).unwrap();
+    let cache: Cache<u64, String> = Cache::builder()
+        .insert_policy(InsertPolicy::never())
+        .fallback(Fallback::remote(Remote::new(tier)))
+        .build()
+        .unwrap();
+    let keys: Vec<u64> = (0..100).collect();
+    let value = "v".repeat(100);
+    runtime
+        .block_on(cache.insert_many(keys.iter().map(|key| (*key, value.clone()))))
+        .unwrap();
+    let unreachable = |_: Vec<u64>| async {
+        unreachable!("every key is in Redis");
+        #[expect(unreachable_code, reason = "the loader's type")]
+        Ok::<std::collections::HashMap<u64, String>, std::io::Error>(Default::default())
+    };
+
+    // The floor: a raw redis-rs MGET of the same 100 stored keys.
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let raw = runtime
+        .block_on(redis::aio::ConnectionManager::new(client))
+        .unwrap();
+    let stored: Vec<String> = runtime
+        .block_on(
+            redis::cmd("KEYS")
+                .arg("batch:*")
+                .query_async(&mut raw.clone()),
+        )
+        .unwrap();
+    assert_eq!(stored.len(), 100);
+
+    let mut group = c.benchmark_group("redis_batch");
+    group.bench_function("raw_mget_100", |b| {
+        b.iter(|| {
+            let mut connection = raw.clone();
+            let found: Vec<Option<Vec<u8>>> = runtime
+                .block_on(
+                    redis::cmd("MGET")
+                        .arg(black_box(&stored))
+                        .query_async(&mut connection),
+                )
+                .unwrap();
+            assert!(found.iter().all(Option::is_some));
+        });
+    });
+    group.bench_function("get_one", |b| {
+        b.iter(|| {
+            let found = runtime.block_on(cache.get(black_box(&1))).unwrap();
+            assert!(found.is_some());
+        });
+    });
+    group.bench_function("get_or_insert_many_100", |b| {
+        b.iter(|| {
+            let found = runtime
+                .block_on(cache.get_or_insert_many(black_box(&keys), unreachable))
+                .unwrap();
+            assert!(found.iter().all(Option::is_some));
+        });
+    });
+    group.bench_function("sequential_get_100", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                for key in &keys {
+                    assert!(cache.get(black_box(key)).await.unwrap().is_some());
+                }
+            });
+        });
+    });
+    group.finish();
+    drop(server);
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(3));
-    targets = redis_get
+    targets = redis_get, redis_batch
 }
 criterion_main!(benches);

@@ -186,8 +186,8 @@ impl ByteStore for RedisStore {
         Some(512 * 1024 * 1024)
     }
 
-    /// The values of many keys, in one pipelined round trip (concurrent commands in a
-    /// cluster, where a pipeline may not cross slots).
+    /// The values of many keys, in one `MGET` round trip (concurrent `GET`s in a
+    /// cluster, where one command may not cross slots).
     ///
     /// # Errors
     ///
@@ -197,12 +197,31 @@ impl ByteStore for RedisStore {
             // A cluster pipeline must stay within one slot: ask concurrently instead.
             return futures::future::try_join_all(keys.iter().map(|key| self.get(key))).await;
         }
-        let mut pipeline = redis::pipe();
-        for key in keys {
-            pipeline.cmd("GET").arg(self.key(key));
+        if keys.is_empty() {
+            return Ok(Vec::new());
         }
-        let values: Vec<Option<Vec<u8>>> =
-            self.connection.pipeline(&pipeline, self.limit()).await?;
+        // One MGET: one command for the server to parse and one reply, where a
+        // pipeline of GETs costs the server a command per key.
+        let mut command = redis::cmd("MGET");
+        // One buffer for every prefixed key: `arg` copies it into the command.
+        let mut full = String::with_capacity(self.prefix.len() + 64);
+        for key in keys {
+            full.clear();
+            full.push_str(&self.prefix);
+            full.push_str(key);
+            command.arg(full.as_str());
+        }
+        let values: Vec<Option<Vec<u8>>> = self.connection.query(&command, self.limit()).await?;
+        if values.len() != keys.len() {
+            return Err(Error::new(
+                ErrorKind::Codec,
+                format!(
+                    "MGET answered {} values for {} keys",
+                    values.len(),
+                    keys.len()
+                ),
+            ));
+        }
         Ok(values
             .into_iter()
             .map(|value| value.map(Bytes::from))

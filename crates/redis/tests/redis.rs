@@ -355,10 +355,15 @@ async fn batches_are_pipelined_and_oversized_keys_are_safe() {
         .map(|(k, _, _)| k.as_str())
         .chain(["missing"])
         .collect();
+    server.cli(&["CONFIG", "RESETSTAT"]).unwrap();
     let values = redis.get_many(&keys).await.unwrap();
     assert_eq!(values.len(), 101);
     assert_eq!(values[42].as_deref(), Some(&b"v42"[..]));
     assert_eq!(values[100], None);
+    // One command for the whole batch, not one per key.
+    let stats = server.cli(&["INFO", "commandstats"]).unwrap();
+    assert!(stats.contains("cmdstat_mget:calls=1,"), "{stats}");
+    assert!(!stats.contains("cmdstat_get:"), "{stats}");
 
     let clock = FrozenClock::new();
     let cache: Cache<String, String> = Cache::builder()

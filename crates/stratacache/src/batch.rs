@@ -150,13 +150,12 @@ where
         let now = self.clock.now();
         for (pending, answer) in pending.into_iter().zip(answers) {
             let key = &keys[pending.index];
-            match self.judge(level, key, answer, op, stopwatch) {
+            match self.judge(level, key, answer, now, op, stopwatch) {
                 Look::Live(entry, stopwatch) => {
                     self.report(op, level, TierOutcome::Hit, stopwatch);
                     if depth == 0 {
                         self.refresh_if_stale(key, &entry, now);
                     } else if level.promotion.allows(&entry) {
-                        found[pending.index] = Fetched::Hit(entry.value().clone());
                         promotions.push((pending, entry));
                         continue;
                     }
@@ -169,20 +168,25 @@ where
                 }
             }
         }
-        let mut publishes = Vec::with_capacity(promotions.len());
-        for (pending, entry) in &promotions {
-            let key = &keys[pending.index];
-            let into = 0..depth;
-            publishes.push(self.publish(
-                key,
-                entry,
-                pending.ticket,
-                into,
-                TierOutcome::Promoted,
-                op,
-            ));
+        if depth == 1 {
+            // Into L1 alone: a memory L1 takes each at once, with nothing to await.
+            for (pending, entry) in &promotions {
+                let key = &keys[pending.index];
+                self.publish(key, entry, pending.ticket, 0..1, TierOutcome::Promoted, op)
+                    .await;
+            }
+        } else {
+            let mut publishes = Vec::with_capacity(promotions.len());
+            for (pending, entry) in &promotions {
+                let (key, into) = (&keys[pending.index], 0..depth);
+                let promoted = TierOutcome::Promoted;
+                publishes.push(self.publish(key, entry, pending.ticket, into, promoted, op));
+            }
+            join_all(publishes).await;
         }
-        join_all(publishes).await;
+        for (pending, entry) in promotions {
+            found[pending.index] = Fetched::Hit(entry.into_value());
+        }
         Ok(missing)
     }
 

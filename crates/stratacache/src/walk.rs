@@ -6,7 +6,7 @@ use std::future::Future;
 use std::hash::Hash;
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use stratacache_tier::{CacheEntry, Error, ErrorKind, Lookup};
 
@@ -101,22 +101,22 @@ where
     pub(crate) async fn look_at(&self, level: &Level<K, V>, key: &K, op: &Op) -> Look<V> {
         let stopwatch = op.stopwatch();
         let answer = level.get(key).await;
-        self.judge(level, key, answer, op, stopwatch)
+        self.judge(level, key, answer, self.clock.now(), op, stopwatch)
     }
 
-    /// Judges what `level` answered for `key` (see [`look_at`](Self::look_at)), reporting
-    /// all but a live entry.
+    /// Judges what `level` answered for `key` at `now` (see [`look_at`](Self::look_at)),
+    /// reporting all but a live entry.
     pub(crate) fn judge(
         &self,
         level: &Level<K, V>,
         key: &K,
         answer: Lookup<V>,
+        now: SystemTime,
         op: &Op,
         stopwatch: Option<Instant>,
     ) -> Look<V> {
         match answer {
             Ok(Some(entry)) => {
-                let now = self.clock.now();
                 if !entry.is_expired(now) {
                     return Look::Live(entry, stopwatch);
                 }

@@ -167,7 +167,10 @@ async fn partial_hits_across_l1_l2_and_the_loader() {
     let tiers = cache.stats().tiers;
     assert_eq!((tiers[0].entries, tiers[1].entries), (Some(4), None));
     let info = cache.inspect(&3).await.unwrap().expect("promoted");
-    assert_eq!((info.tier(), info.remaining_ttl()), ("l1", Some(Duration::from_secs(60))));
+    assert_eq!(
+        (info.tier(), info.remaining_ttl()),
+        ("l1", Some(Duration::from_secs(60)))
+    );
     assert_eq!(cache.get_many(&[1, 2, 3, 4, 5]).await.unwrap()[4], None);
     assert_eq!(
         l2.batches.lock().unwrap().len(),

@@ -118,12 +118,27 @@ where
             Ok(found) => batch_outcome(found),
         };
         self.inner.telemetry.finish(&op, outcome);
-        let found = found?;
+        let mut values: Vec<Option<V>> = found?
+            .into_iter()
+            .map(|fetched| match fetched {
+                Fetched::Hit(value) | Fetched::Loaded(value) => Some(value),
+                Fetched::Miss | Fetched::LoadedNothing => None,
+            })
+            .collect();
+        // A key asked once (the common case) hands its value over; only repeats clone.
+        let mut uses = vec![0_usize; values.len()];
+        for position in &positions {
+            uses[*position] += 1;
+        }
         Ok(positions
             .into_iter()
-            .map(|position| match &found[position] {
-                Fetched::Hit(value) | Fetched::Loaded(value) => Some(value.clone()),
-                Fetched::Miss | Fetched::LoadedNothing => None,
+            .map(|position| {
+                uses[position] -= 1;
+                if uses[position] == 0 {
+                    values[position].take()
+                } else {
+                    values[position].clone()
+                }
             })
             .collect())
     }
