@@ -1,13 +1,14 @@
 //! A loading cache in front of a repository: `get` reads through it on a miss, a user
-//! the table lacks is remembered as "not found" for a while, and each row chooses how
-//! long it stays cached. `cargo run --example repository`.
+//! the table lacks is remembered as "not found" for a while, each row chooses how long
+//! it stays cached, a batch reads many users with one query for the missing ones, and
+//! per-call options refresh or bypass the cache. `cargo run --example repository`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use stratacache::{BoxError, Cache, Fallback, Loaded, Loader};
+use stratacache::{BoxError, Cache, Fallback, Loaded, Loader, Options, Strategy};
 
 #[derive(Clone, Debug)]
 struct User {
@@ -23,20 +24,31 @@ struct Users {
     reads: Arc<AtomicUsize>,
 }
 
+impl Users {
+    /// `SELECT * FROM users WHERE id = ANY($1)`: one read for any number of ids.
+    fn select(&self, ids: &[u64]) -> Result<HashMap<u64, Loaded<User>>, BoxError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        let rows = self.rows.lock().map_err(|_| "table lock poisoned")?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| Some((*id, entry(rows.get(id)?.clone()))))
+            .collect())
+    }
+}
+
+/// Admins' rights change often: their entries live a minute, others an hour.
+fn entry(user: User) -> Loaded<User> {
+    let ttl = if user.admin { 60 } else { 3_600 };
+    Loaded::new(user).ttl(Duration::from_secs(ttl))
+}
+
 impl Loader<u64, User> for Users {
     async fn load(&self, id: &u64) -> Result<Option<Loaded<User>>, BoxError> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        let row = self
-            .rows
-            .lock()
-            .map_err(|_| "table lock poisoned")?
-            .get(id)
-            .cloned();
-        Ok(row.map(|user| {
-            // Admins' rights change often: their entries live a minute, others an hour.
-            let ttl = if user.admin { 60 } else { 3_600 };
-            Loaded::new(user).ttl(Duration::from_secs(ttl))
-        }))
+        Ok(self.select(&[*id])?.remove(id))
+    }
+
+    async fn load_many(&self, ids: &[u64]) -> Result<HashMap<u64, Loaded<User>>, BoxError> {
+        self.select(ids)
     }
 }
 
@@ -54,6 +66,13 @@ async fn main() -> Result<(), stratacache::Error> {
             2,
             User {
                 name: "grace".into(),
+                admin: false,
+            },
+        ),
+        (
+            4,
+            User {
+                name: "alan".into(),
                 admin: false,
             },
         ),
@@ -79,6 +98,36 @@ async fn main() -> Result<(), stratacache::Error> {
         let ttl = cache.get_entry(&id).await?.and_then(|entry| entry.ttl());
         println!("user {id} is cached for {ttl:?}, as its row chose");
     }
+
+    // A batch: 1 and 2 are cached, 3 is remembered as absent, 4 and 5 take one query.
+    let reads = users.reads.load(Ordering::SeqCst);
+    let names: Vec<_> = cache
+        .get_many(&[1, 2, 3, 4, 5])
+        .await?
+        .into_iter()
+        .map(|user| user.map(|user| user.name))
+        .collect();
+    let queries = users.reads.load(Ordering::SeqCst) - reads;
+    println!("get_many([1, 2, 3, 4, 5]) -> {names:?} with {queries} table read");
+
+    // Per call: the row changed behind the cache's back; refresh it, or bypass the cache.
+    if let Ok(mut rows) = users.rows.lock()
+        && let Some(ada) = rows.get_mut(&1)
+    {
+        ada.name = "ada lovelace".into();
+    }
+    let cached = cache.get(&1).await?.map(|user| user.name);
+    let refresh = Options::new().strategy(Strategy::Refresh);
+    let refreshed = cache.with(refresh).get(&1).await?.map(|user| user.name);
+    println!("user 1: cached {cached:?}, refreshed {refreshed:?}");
+    if let Some(info) = cache.inspect(&1).await? {
+        println!(
+            "user 1 lives in {} for {:?} more",
+            info.tier(),
+            info.remaining_ttl()
+        );
+    }
+
     let stats = cache.stats();
     println!(
         "table reads {}, loads {}, remembered not-found answers {}",
