@@ -4,11 +4,11 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use stratacache_tier::{BoxError, Error, ErrorKind};
+use stratacache_tier::{Admission, BoxError, Circuit, CircuitState, Error, ErrorKind};
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
@@ -16,9 +16,10 @@ use crate::error::kind_of;
 
 /// A `tower::Layer` that opens a circuit after `failures` transient failures in a row
 /// (timeouts, unavailable), skips the inner service for `cool_down` (every call fails
-/// at once with [`ErrorKind::Unavailable`]: the cache reads a miss, a write reports the
+/// at once with [`ErrorKind::CircuitOpen`]: the cache reads a miss, a write reports the
 /// tier), then lets one call through as a probe: success closes the circuit, failure
-/// opens it again. Other errors (bad bytes, a rejected value) say nothing about the
+/// opens it again. The state machine is [`stratacache_tier::Circuit`], the one the
+/// cache's own per-tier breaker runs. Other errors (bad bytes, a rejected value) say nothing about the
 /// tier's health and leave the count alone.
 ///
 /// Put it outside the timeout, so a timed-out call counts as a failure. With it, an
@@ -72,9 +73,8 @@ impl<S> Layer<S> for CircuitBreakerLayer {
     fn layer(&self, inner: S) -> Self::Service {
         CircuitBreaker {
             inner,
-            failures: self.failures,
             cool_down: self.cool_down,
-            state: Arc::new(Mutex::new(State::Closed { failures: 0 })),
+            circuit: Arc::new(Circuit::new(self.failures)),
         }
     }
 }
@@ -82,101 +82,58 @@ impl<S> Layer<S> for CircuitBreakerLayer {
 /// The service a [`CircuitBreakerLayer`] makes. Clones share one circuit.
 pub struct CircuitBreaker<S> {
     inner: S,
-    failures: u32,
     cool_down: Duration,
-    state: Arc<Mutex<State>>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    Closed {
-        failures: u32,
-    },
-    Open {
-        until: Instant,
-    },
-    /// One probe is out; everyone else is turned away until it answers.
-    Probing,
+    circuit: Arc<Circuit<Instant>>,
 }
 
 impl<S: Clone> Clone for CircuitBreaker<S> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            failures: self.failures,
             cool_down: self.cool_down,
-            state: Arc::clone(&self.state),
+            circuit: Arc::clone(&self.circuit),
         }
+    }
+}
+
+impl<S> CircuitBreaker<S> {
+    /// Where the circuit stands now.
+    #[must_use]
+    pub fn state(&self) -> CircuitState {
+        self.circuit.state()
     }
 }
 
 impl<S> fmt::Debug for CircuitBreaker<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreaker")
-            .field("failures", &self.failures)
             .field("cool_down", &self.cool_down)
-            .field("state", &*lock(&self.state))
+            .field("circuit", &self.circuit)
             .finish_non_exhaustive()
     }
 }
 
-fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
-    // Every change of the state is one assignment: a panic leaves it whole.
-    state.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// What the circuit lets a call do.
-enum Admission {
-    Call,
-    Probe,
-    TurnAway,
-}
-
-impl<S> CircuitBreaker<S> {
-    fn admit(&self) -> Admission {
-        let mut state = lock(&self.state);
-        match *state {
-            State::Closed { .. } => Admission::Call,
-            State::Open { until } if Instant::now() >= until => {
-                *state = State::Probing;
-                Admission::Probe
-            }
-            State::Open { .. } | State::Probing => Admission::TurnAway,
-        }
-    }
-}
-
-/// Records how a call that went through ended.
+/// Records how a call that went through ended; a probe dropped unanswered (its caller
+/// gave up) reopens the circuit rather than leave it half-open forever.
 struct Verdict {
-    state: Arc<Mutex<State>>,
-    failures: u32,
+    circuit: Arc<Circuit<Instant>>,
     cool_down: Duration,
     probe: bool,
+    recorded: bool,
 }
 
 impl Verdict {
-    fn record(&self, transient_failure: bool) {
-        let mut state = lock(&self.state);
-        *state = match (transient_failure, *state) {
-            (false, _) => State::Closed { failures: 0 },
-            (true, State::Closed { failures }) if failures + 1 < self.failures && !self.probe => {
-                State::Closed {
-                    failures: failures + 1,
-                }
-            }
-            (true, _) => State::Open {
-                until: Instant::now() + self.cool_down,
-            },
-        };
+    fn record(mut self, transient_failure: bool) {
+        self.recorded = true;
+        let reopen = Instant::now() + self.cool_down;
+        self.circuit.record(self.probe, transient_failure, reopen);
     }
 }
 
 impl Drop for Verdict {
     fn drop(&mut self) {
-        // A probe dropped unanswered (its caller gave up) must not leave the circuit
-        // probing forever: it counts as a failure.
-        if self.probe && *lock(&self.state) == State::Probing {
-            self.record(true);
+        if self.probe && !self.recorded {
+            self.circuit.abandon_probe(Instant::now() + self.cool_down);
         }
     }
 }
@@ -197,19 +154,19 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let probe = match self.admit() {
+        let probe = match self.circuit.admit(Instant::now()) {
             Admission::Call => false,
             Admission::Probe => true,
             Admission::TurnAway => {
-                let open = Error::new(ErrorKind::Unavailable, "circuit open: tier skipped");
+                let open = Error::new(ErrorKind::CircuitOpen, "circuit open: tier skipped");
                 return Box::pin(std::future::ready(Err(open.into())));
             }
         };
         let verdict = Verdict {
-            state: Arc::clone(&self.state),
-            failures: self.failures,
+            circuit: Arc::clone(&self.circuit),
             cool_down: self.cool_down,
             probe,
+            recorded: false,
         };
         let call = self.inner.call(request);
         Box::pin(async move {
@@ -226,37 +183,5 @@ where
             }
             result
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn verdict(state: &Arc<Mutex<State>>, probe: bool) -> Verdict {
-        Verdict {
-            state: Arc::clone(state),
-            failures: 2,
-            cool_down: Duration::from_secs(1),
-            probe,
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn opens_after_failures_in_a_row_and_a_success_resets_the_count() {
-        let state = Arc::new(Mutex::new(State::Closed { failures: 0 }));
-        verdict(&state, false).record(true);
-        verdict(&state, false).record(false);
-        verdict(&state, false).record(true);
-        assert_eq!(*lock(&state), State::Closed { failures: 1 });
-        verdict(&state, false).record(true);
-        assert!(matches!(*lock(&state), State::Open { .. }));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_probe_dropped_unanswered_reopens_the_circuit() {
-        let state = Arc::new(Mutex::new(State::Probing));
-        drop(verdict(&state, true));
-        assert!(matches!(*lock(&state), State::Open { .. }));
     }
 }

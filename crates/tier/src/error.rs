@@ -41,6 +41,8 @@ pub enum ErrorKind {
     Rejected,
     /// The caller's loader failed; [`Error::source`](StdError::source) holds its error.
     Loader,
+    /// The tier was not called: its circuit breaker is open after repeated failures.
+    CircuitOpen,
     /// A cache or tier was configured inconsistently (reported by `build`).
     Config,
     /// Anything else.
@@ -64,6 +66,7 @@ impl ErrorKind {
             Self::Codec => "codec",
             Self::Rejected => "rejected",
             Self::Loader => "loader",
+            Self::CircuitOpen => "circuit_open",
             Self::Config => "config",
             Self::Other => "other",
         }

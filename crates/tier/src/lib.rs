@@ -10,6 +10,8 @@
 //! - [`CacheEntry`]: a value with the time it was produced and its time-to-live.
 //! - [`Error`] and [`ErrorKind`]: one error type whose kind callers can match.
 //! - [`Clock`] and [`FrozenClock`]: the injectable clock every time-based decision reads.
+//! - [`Circuit`]: the circuit breaker's state machine, shared by the facade and the
+//!   service crate.
 //! - [`ByteStore`]: the bytes-level contract of remote stores (Redis, memcached), which
 //!   the facade's codec boundary turns into a typed tier.
 //! - [`mock::MockTier`] (feature `test-util`): a tier that records calls and injects faults.
@@ -34,6 +36,7 @@
 //! |-------------|----------------------------------------------------------------|
 //! | `test-util` | [`mock::MockTier`], a tier with fault and latency injection     |
 
+mod circuit;
 mod clock;
 mod entry;
 mod error;
@@ -43,6 +46,7 @@ mod tier;
 #[cfg(feature = "test-util")]
 pub mod mock;
 
+pub use circuit::{Admission, Circuit, CircuitState};
 pub use clock::{Clock, FrozenClock};
 pub use entry::{CacheEntry, MAX_CLOCK_SKEW};
 pub use error::{BoxError, Error, ErrorKind};

@@ -1,0 +1,184 @@
+//! The circuit breaker's state machine, shared by the facade's per-tier breaker and the
+//! service crate's `tower` layer: after some transient failures in a row it turns calls
+//! away for a cool-down, then lets one probe decide.
+
+use std::fmt;
+use std::sync::{Mutex, PoisonError};
+
+/// Where a [`Circuit`] stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CircuitState {
+    /// Calls go through.
+    Closed,
+    /// Calls are turned away until the cool-down ends.
+    Open,
+    /// One probe is out; other calls are turned away until it answers.
+    HalfOpen,
+}
+
+impl CircuitState {
+    /// A short, stable, lower-case name for logs and metrics labels.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
+        }
+    }
+}
+
+/// What a [`Circuit`] lets a call do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Go ahead.
+    Call,
+    /// Go ahead as the probe: its answer closes or reopens the circuit.
+    Probe,
+    /// Don't call; answer at once (with [`ErrorKind::CircuitOpen`](crate::ErrorKind::CircuitOpen)).
+    TurnAway,
+}
+
+/// A circuit: closed until `failures` transient failures in a row, then open until a
+/// time the caller chose, then half-open for one probe. `T` is the caller's notion of
+/// time (a `SystemTime` from the cache's clock, tokio's `Instant`).
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use stratacache_tier::{Admission, Circuit, CircuitState};
+///
+/// let circuit = Circuit::new(2);
+/// let (start, cool_down) = (SystemTime::UNIX_EPOCH, Duration::from_secs(5));
+/// for _ in 0..2 {
+///     assert_eq!(circuit.admit(start), Admission::Call);
+///     circuit.record(false, true, start + cool_down); // a timeout
+/// }
+/// assert_eq!(circuit.state(), CircuitState::Open);
+/// assert_eq!(circuit.admit(start), Admission::TurnAway);
+/// let later = start + cool_down;
+/// assert_eq!(circuit.admit(later), Admission::Probe);
+/// assert_eq!(circuit.admit(later), Admission::TurnAway, "one probe at a time");
+/// circuit.record(true, false, later + cool_down); // the probe succeeded
+/// assert_eq!(circuit.state(), CircuitState::Closed);
+/// ```
+pub struct Circuit<T> {
+    failures: u32,
+    state: Mutex<State<T>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State<T> {
+    Closed { failures: u32 },
+    Open { until: T },
+    Probing,
+}
+
+impl<T: Copy + Ord> Circuit<T> {
+    /// A closed circuit that opens after `failures` (at least 1) transient failures in a
+    /// row.
+    #[must_use]
+    pub fn new(failures: u32) -> Self {
+        Self {
+            failures: failures.max(1),
+            state: Mutex::new(State::Closed { failures: 0 }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
+        // Every change of the state is one assignment: a panic leaves it whole.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a call may go through at `now`; the first call after the cool-down is
+    /// the probe.
+    pub fn admit(&self, now: T) -> Admission {
+        let mut state = self.lock();
+        match *state {
+            State::Closed { .. } => Admission::Call,
+            State::Open { until } if now >= until => {
+                *state = State::Probing;
+                Admission::Probe
+            }
+            State::Open { .. } | State::Probing => Admission::TurnAway,
+        }
+    }
+
+    /// Records how an admitted call ended: a transient failure (timeout, unavailable)
+    /// counts toward opening, until `reopen_until` if it opens; anything else (success,
+    /// or an answer that proves the tier is up) closes the circuit. A probe's failure
+    /// reopens it at once.
+    pub fn record(&self, probe: bool, transient_failure: bool, reopen_until: T) {
+        let mut state = self.lock();
+        *state = match (transient_failure, *state) {
+            (false, _) => State::Closed { failures: 0 },
+            (true, State::Closed { failures }) if failures + 1 < self.failures && !probe => {
+                State::Closed {
+                    failures: failures + 1,
+                }
+            }
+            (true, _) => State::Open {
+                until: reopen_until,
+            },
+        };
+    }
+
+    /// A probe dropped before it answered (its caller gave up): the circuit reopens
+    /// rather than stay half-open forever.
+    pub fn abandon_probe(&self, reopen_until: T) {
+        let mut state = self.lock();
+        if *state == State::Probing {
+            *state = State::Open {
+                until: reopen_until,
+            };
+        }
+    }
+
+    /// Where the circuit stands now.
+    #[must_use]
+    pub fn state(&self) -> CircuitState {
+        match *self.lock() {
+            State::Closed { .. } => CircuitState::Closed,
+            State::Open { .. } => CircuitState::Open,
+            State::Probing => CircuitState::HalfOpen,
+        }
+    }
+}
+
+impl<T: Copy + Ord> fmt::Debug for Circuit<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Circuit")
+            .field("failures", &self.failures)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_success_resets_the_count() {
+        let circuit = Circuit::new(2);
+        circuit.record(false, true, 10);
+        circuit.record(false, false, 10);
+        circuit.record(false, true, 10);
+        assert_eq!(circuit.state(), CircuitState::Closed);
+        circuit.record(false, true, 10);
+        assert_eq!(circuit.state(), CircuitState::Open);
+    }
+
+    #[test]
+    fn a_failed_or_abandoned_probe_reopens() {
+        let circuit = Circuit::new(1);
+        circuit.record(false, true, 10);
+        assert_eq!(circuit.admit(10), Admission::Probe);
+        circuit.record(true, true, 20);
+        assert_eq!(circuit.admit(15), Admission::TurnAway);
+        assert_eq!(circuit.admit(20), Admission::Probe);
+        circuit.abandon_probe(30);
+        assert_eq!(circuit.state(), CircuitState::Open);
+        assert_eq!(circuit.admit(29), Admission::TurnAway);
+    }
+}
