@@ -111,6 +111,45 @@ where
         self.spec.promotion = policy;
         self
     }
+
+    /// A circuit breaker for this tier: after `failures` (at least 1) transient failures
+    /// in a row (timeouts, unavailable), the tier is not called for `cool_down` on the
+    /// cache's clock. Its reads are misses and its writes report
+    /// [`ErrorKind::CircuitOpen`](crate::ErrorKind::CircuitOpen) at once, instead of each
+    /// waiting out a timeout; then one call probes it, and a success closes the circuit.
+    /// The state is in [`TierStats::circuit`](crate::TierStats::circuit); turned-away
+    /// calls are counted in [`TierStats::short_circuits`](crate::TierStats::short_circuits).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stratacache::mock::{MockTier, TierOp};
+    /// use stratacache::{Cache, CircuitState, ErrorKind, Fallback, FrozenClock};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let (clock, redis) = (FrozenClock::new(), MockTier::<u64, String>::new());
+    /// let cache: Cache<u64, String> = Cache::builder()
+    ///     .clock(&clock)
+    ///     .fallback(Fallback::tier(redis.clone()).circuit_breaker(3, Duration::from_secs(5)))
+    ///     .build()?;
+    /// redis.fail(TierOp::Get, ErrorKind::Timeout);
+    /// for id in 0..10 {
+    ///     assert_eq!(cache.get(&id).await?, None, "a failing tier reads as a miss");
+    /// }
+    /// assert_eq!(redis.count(TierOp::Get), 3, "not called once the circuit opened");
+    /// let l2 = &cache.stats().tiers[1];
+    /// assert_eq!((l2.circuit, l2.errors, l2.short_circuits), (Some(CircuitState::Open), 3, 7));
+    ///
+    /// redis.heal();
+    /// clock.advance(Duration::from_secs(5));
+    /// cache.get(&1).await?; // the probe
+    /// assert_eq!(cache.stats().tiers[1].circuit, Some(CircuitState::Closed));
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn circuit_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
+        self.spec.breaker = Some((failures.max(1), cool_down));
+        self
+    }
 }
 
 impl<K, V> fmt::Debug for Fallback<K, V> {

@@ -1,6 +1,7 @@
 //! One tier of a built cache, with the settings that belong to it.
 
 use std::any::Any;
+use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -8,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use stratacache_memory::MemoryTier;
 use stratacache_tier::{CacheEntry, CacheTier, Error, Lookup};
 
+use crate::breaker::Breaker;
 use crate::erased::DynTier;
 use crate::policy::{InsertPolicy, PromotionPolicy};
 use crate::telemetry::TierCounters;
@@ -44,6 +46,8 @@ pub(crate) struct Copy<V> {
 }
 
 pub(crate) struct Level<K, V> {
+    /// Its place: 0 for L1.
+    pub(crate) index: usize,
     pub(crate) name: Arc<str>,
     pub(crate) tier: TierHandle<K, V>,
     /// How long this tier keeps a copy after storing it.
@@ -52,6 +56,8 @@ pub(crate) struct Level<K, V> {
     /// Whether hits here are copied into the levels above (unused on L1).
     pub(crate) promotion: PromotionPolicy<V>,
     pub(crate) counters: Arc<TierCounters>,
+    /// Skips the tier after repeated failures, when set.
+    pub(crate) breaker: Option<Breaker>,
 }
 
 impl<K, V> Level<K, V>
@@ -70,7 +76,15 @@ where
     pub(crate) async fn get(&self, key: &K) -> Result<Option<CacheEntry<V>>, Error> {
         match &self.tier {
             TierHandle::Memory(memory) => Ok(memory.lookup(key)),
-            TierHandle::Dyn(tier) => tier.get(key).await,
+            TierHandle::Dyn(tier) => self.guarded(tier.get(key)).await,
+        }
+    }
+
+    /// `call` through the tier's circuit breaker, if it has one.
+    async fn guarded<T>(&self, call: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+        match &self.breaker {
+            Some(breaker) => breaker.guard(call).await,
+            None => call.await,
         }
     }
 
@@ -80,7 +94,7 @@ where
             TierHandle::Memory(memory) => {
                 Ok(keys.iter().map(|key| Ok(memory.lookup(key))).collect())
             }
-            TierHandle::Dyn(tier) => tier.get_many(keys).await,
+            TierHandle::Dyn(tier) => self.guarded(tier.get_many(keys)).await,
         }
     }
 
@@ -90,7 +104,10 @@ where
                 memory.store(key, copy.entry, copy.keep_for);
                 Ok(())
             }
-            TierHandle::Dyn(tier) => tier.insert(key, copy.entry, copy.keep_for).await,
+            TierHandle::Dyn(tier) => {
+                self.guarded(tier.insert(key, copy.entry, copy.keep_for))
+                    .await
+            }
         }
     }
 
@@ -100,14 +117,14 @@ where
                 memory.remove(key);
                 Ok(())
             }
-            TierHandle::Dyn(tier) => tier.invalidate(key).await,
+            TierHandle::Dyn(tier) => self.guarded(tier.invalidate(key)).await,
         }
     }
 
     pub(crate) async fn clear(&self) -> Result<(), Error> {
         match &self.tier {
             TierHandle::Memory(memory) => stratacache_tier::CacheTier::clear(memory).await,
-            TierHandle::Dyn(tier) => tier.clear().await,
+            TierHandle::Dyn(tier) => self.guarded(tier.clear()).await,
         }
     }
 
@@ -153,12 +170,14 @@ mod tests {
 
     fn level(ttl: Option<Duration>) -> Level<u8, u8> {
         Level {
+            index: 0,
             name: "l".into(),
             tier: TierHandle::Memory(MemoryTier::new(10)),
             ttl,
             insert_policy: InsertPolicy::always(),
             promotion: PromotionPolicy::always(),
             counters: Arc::default(),
+            breaker: None,
         }
     }
 

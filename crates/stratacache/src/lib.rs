@@ -69,6 +69,7 @@
 //! | `serialize` | the codec boundary: `Remote`, `Fallback::remote`, postcard codec |
 
 mod batch;
+mod breaker;
 mod builder;
 mod cache;
 mod coalesce;
@@ -107,7 +108,8 @@ pub use stratacache_memory::{EvictionCause, MemoryTier, MemoryTierBuilder};
 #[cfg(feature = "test-util")]
 pub use stratacache_tier::mock;
 pub use stratacache_tier::{
-    BoxError, ByteStore, CacheEntry, CacheTier, Clock, Error, ErrorKind, FrozenClock, Lookup,
+    BoxError, ByteStore, CacheEntry, CacheTier, CircuitState, Clock, Error, ErrorKind, FrozenClock,
+    Lookup,
 };
 pub use telemetry::{CacheEvent, CacheStats, TierStats};
 

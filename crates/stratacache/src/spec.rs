@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stratacache_memory::{EvictionCause, MemoryTier, MemoryTierBuilder};
-use stratacache_tier::{CacheTier, Error, ErrorKind};
+use stratacache_tier::{CacheTier, Clock, Error, ErrorKind};
 
+use crate::breaker::Breaker;
 use crate::level::{Level, TierHandle};
 use crate::policy::{InsertPolicy, PromotionPolicy};
 use crate::telemetry::{Telemetry, TierCounters};
@@ -76,6 +77,8 @@ pub(crate) struct LevelSpec<K, V> {
     pub(crate) ttl: Option<Duration>,
     pub(crate) insert_policy: InsertPolicy<V>,
     pub(crate) promotion: PromotionPolicy<V>,
+    /// Transient failures in a row that open the tier's circuit, and for how long.
+    pub(crate) breaker: Option<(u32, Duration)>,
 }
 
 impl<K, V> LevelSpec<K, V>
@@ -90,12 +93,14 @@ where
             ttl: None,
             insert_policy: InsertPolicy::always(),
             promotion: PromotionPolicy::always(),
+            breaker: None,
         }
     }
 
     pub(crate) fn build(
         self,
         depth: usize,
+        clock: &Clock,
         telemetry: &Arc<Telemetry>,
         track_evictions: bool,
     ) -> Result<Level<K, V>, Error> {
@@ -110,7 +115,16 @@ where
             ));
         }
         let counters = Arc::default();
+        let breaker = self.breaker.map(|settings| {
+            Breaker::new(
+                settings,
+                clock.clone(),
+                Arc::clone(telemetry),
+                Arc::clone(&name),
+            )
+        });
         Ok(Level {
+            index: depth,
             tier: self
                 .storage
                 .build(&name, &counters, telemetry, track_evictions),
@@ -119,6 +133,7 @@ where
             insert_policy: self.insert_policy,
             promotion: self.promotion,
             counters,
+            breaker,
         })
     }
 }
@@ -135,6 +150,7 @@ impl<K, V> fmt::Debug for LevelSpec<K, V> {
             .field("ttl", &self.ttl)
             .field("insert_policy", &self.insert_policy)
             .field("promotion", &self.promotion)
+            .field("breaker", &self.breaker)
             .finish()
     }
 }

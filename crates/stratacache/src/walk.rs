@@ -264,6 +264,11 @@ where
         outcome: TierOutcome,
         stopwatch: Option<Instant>,
     ) {
+        if let TierOutcome::Error(kind) = outcome
+            && (kind.is_transient() || kind == ErrorKind::CircuitOpen)
+        {
+            op.mark_unreachable(level.index);
+        }
         self.telemetry
             .tier(op, &level.name, &level.counters, outcome, stopwatch);
     }

@@ -302,6 +302,10 @@ where
             None => None,
         };
         for level in self.levels[into].iter().rev() {
+            if op.is_unreachable(level.index) {
+                // It failed this operation already: one timeout per tier is the budget.
+                continue;
+            }
             if let Some(memory) = level.memory() {
                 self.publish_in_memory(level, memory, key, entry, ticket, stored, op);
                 continue;

@@ -108,8 +108,16 @@ impl<T: Copy + Ord> Circuit<T> {
     /// counts toward opening, until `reopen_until` if it opens; anything else (success,
     /// or an answer that proves the tier is up) closes the circuit. A probe's failure
     /// reopens it at once.
-    pub fn record(&self, probe: bool, transient_failure: bool, reopen_until: T) {
+    ///
+    /// Returns the circuit's new state when this changed it (it opened or closed).
+    pub fn record(
+        &self,
+        probe: bool,
+        transient_failure: bool,
+        reopen_until: T,
+    ) -> Option<CircuitState> {
         let mut state = self.lock();
+        let before = public(&state);
         *state = match (transient_failure, *state) {
             (false, _) => State::Closed { failures: 0 },
             (true, State::Closed { failures }) if failures + 1 < self.failures && !probe => {
@@ -121,6 +129,8 @@ impl<T: Copy + Ord> Circuit<T> {
                 until: reopen_until,
             },
         };
+        let after = public(&state);
+        (after != before).then_some(after)
     }
 
     /// A probe dropped before it answered (its caller gave up): the circuit reopens
@@ -137,11 +147,15 @@ impl<T: Copy + Ord> Circuit<T> {
     /// Where the circuit stands now.
     #[must_use]
     pub fn state(&self) -> CircuitState {
-        match *self.lock() {
-            State::Closed { .. } => CircuitState::Closed,
-            State::Open { .. } => CircuitState::Open,
-            State::Probing => CircuitState::HalfOpen,
-        }
+        public(&self.lock())
+    }
+}
+
+fn public<T>(state: &State<T>) -> CircuitState {
+    match state {
+        State::Closed { .. } => CircuitState::Closed,
+        State::Open { .. } => CircuitState::Open,
+        State::Probing => CircuitState::HalfOpen,
     }
 }
 

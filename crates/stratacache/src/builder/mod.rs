@@ -129,7 +129,7 @@ where
         let levels = std::iter::once(self.l1)
             .chain(self.fallbacks)
             .enumerate()
-            .map(|(depth, spec)| spec.build(depth, &telemetry, track_evictions))
+            .map(|(depth, spec)| spec.build(depth, &clock, &telemetry, track_evictions))
             .collect::<Result<Box<[_]>, _>>()?;
         let refresher = match self.time_to_refresh {
             Some(config) => {

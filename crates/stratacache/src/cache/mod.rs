@@ -108,7 +108,10 @@ where
             .inner
             .levels
             .iter()
-            .map(|level| TierStats::read(&level.name, &level.counters, level.len()))
+            .map(|level| {
+                let circuit = level.breaker.as_ref().map(crate::breaker::Breaker::state);
+                TierStats::read(&level.name, &level.counters, level.len(), circuit)
+            })
             .collect();
         CacheStats::read(tiers, &self.inner.telemetry.counters)
     }

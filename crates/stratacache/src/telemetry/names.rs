@@ -31,6 +31,10 @@ pub const TIER_EVICTED: &str = "stratacache.tier.evicted";
 pub const TIER_ERROR: &str = "stratacache.tier.error";
 /// An operation of the cache completed.
 pub const OPERATION: &str = "stratacache.operation";
+/// A tier's circuit breaker opened (`WARN`), with `cache` and `tier`.
+pub const CIRCUIT_OPENED: &str = "stratacache.circuit.opened";
+/// A tier's circuit breaker closed again after a probe succeeded (`INFO`).
+pub const CIRCUIT_CLOSED: &str = "stratacache.circuit.closed";
 
 /// Field: the cache's name.
 pub const FIELD_CACHE: &str = "cache";

@@ -2,9 +2,10 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use stratacache_tier::{CircuitState, ErrorKind};
 use tracing::Level;
 
 use super::event::{
@@ -33,9 +34,28 @@ pub(crate) struct Op {
     pub(crate) request_id: u64,
     started: Option<Instant>,
     pub(crate) coalesced: bool,
+    /// The levels (by index, below 32) that failed this operation with a timeout, an
+    /// outage or an open circuit: the operation does not call them again (its time
+    /// budget is one timeout per tier).
+    unreachable: AtomicU32,
 }
 
 impl Op {
+    /// Remembers that level `index` failed this operation transiently.
+    pub(crate) fn mark_unreachable(&self, index: usize) {
+        if let Some(bit) = u32::try_from(index).ok().and_then(|i| 1_u32.checked_shl(i)) {
+            self.unreachable.fetch_or(bit, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether level `index` failed this operation transiently.
+    #[inline]
+    pub(crate) fn is_unreachable(&self, index: usize) -> bool {
+        let bits = self.unreachable.load(Ordering::Relaxed);
+        bits != 0
+            && u32::try_from(index).is_ok_and(|i| bits & 1_u32.checked_shl(i).unwrap_or(0) != 0)
+    }
+
     #[inline]
     pub(crate) fn listening(&self) -> bool {
         self.started.is_some()
@@ -92,6 +112,7 @@ impl Telemetry {
                 request_id: self.next_request.fetch_add(1, Ordering::Relaxed),
                 started: Some(Instant::now()),
                 coalesced: false,
+                unreachable: AtomicU32::new(0),
             }
         } else {
             Op {
@@ -99,6 +120,7 @@ impl Telemetry {
                 request_id: 0,
                 started: None,
                 coalesced: false,
+                unreachable: AtomicU32::new(0),
             }
         }
     }
@@ -125,7 +147,10 @@ impl Telemetry {
             return;
         }
         counters.bump(TierCounter::of(outcome) as usize);
-        if op.listening() || matches!(outcome, TierOutcome::Error(_)) {
+        // A failure is worth a warning even with no listener; a call its circuit breaker
+        // turned away is not (there is one per call while a tier is down).
+        let failed = matches!(outcome, TierOutcome::Error(kind) if kind != ErrorKind::CircuitOpen);
+        if op.listening() || failed {
             self.observe_tier(op, tier, outcome, stopwatch);
         }
     }
@@ -181,6 +206,14 @@ impl Telemetry {
             TierOutcome::Evicted => {
                 tier_event!(super::names::TIER_EVICTED, Level::DEBUG, event);
             }
+            TierOutcome::Error(ErrorKind::CircuitOpen) => {
+                tier_event!(
+                    super::names::TIER_ERROR,
+                    Level::DEBUG,
+                    event,
+                    error_kind = ErrorKind::CircuitOpen.as_str()
+                );
+            }
             TierOutcome::Error(kind) => {
                 tier_event!(
                     super::names::TIER_ERROR,
@@ -192,6 +225,29 @@ impl Telemetry {
         }
         if let Some(handler) = &self.handler {
             handler(&CacheEvent::Tier(event));
+        }
+    }
+
+    /// Reports a tier's circuit breaker opening or closing.
+    #[cold]
+    pub(crate) fn circuit(&self, tier: &str, state: CircuitState) {
+        match state {
+            CircuitState::Open => tracing::event!(
+                name: super::names::CIRCUIT_OPENED,
+                target: TARGET,
+                Level::WARN,
+                cache = &*self.cache,
+                tier,
+                "circuit opened: tier skipped"
+            ),
+            _ => tracing::event!(
+                name: super::names::CIRCUIT_CLOSED,
+                target: TARGET,
+                Level::INFO,
+                cache = &*self.cache,
+                tier,
+                "circuit closed"
+            ),
         }
     }
 

@@ -1,5 +1,7 @@
 use std::sync::Arc;
 
+use stratacache_tier::{CircuitState, ErrorKind};
+
 use super::counters::Counters;
 use super::event::TierOutcome;
 
@@ -21,6 +23,7 @@ pub(crate) enum TierCounter {
     InsertRejections,
     Invalidations,
     Evictions,
+    ShortCircuits,
     Errors,
 }
 
@@ -40,6 +43,7 @@ impl TierCounter {
             TierOutcome::InsertRejected => Self::InsertRejections,
             TierOutcome::Invalidated => Self::Invalidations,
             TierOutcome::Evicted => Self::Evictions,
+            TierOutcome::Error(ErrorKind::CircuitOpen) => Self::ShortCircuits,
             TierOutcome::Error(_) => Self::Errors,
         }
     }
@@ -103,8 +107,12 @@ pub struct TierStats {
     /// Entries the tier dropped on its own (capacity or expiry): memory tiers built by
     /// the cache, with [`track_evictions`](crate::CacheBuilder::track_evictions).
     pub evictions: u64,
-    /// Calls that failed.
+    /// Calls that failed (not counting those its circuit breaker turned away).
     pub errors: u64,
+    /// Calls its [circuit breaker](crate::Fallback::circuit_breaker) turned away.
+    pub short_circuits: u64,
+    /// Where its circuit breaker stands, when it has one.
+    pub circuit: Option<CircuitState>,
     /// How many entries the tier holds now, when it can tell cheaply (a memory tier;
     /// `None` for a remote one). Expired entries not yet reclaimed may count.
     pub entries: Option<u64>,
@@ -117,7 +125,12 @@ impl TierStats {
         ratio(self.hits, self.hits + self.misses + self.expired)
     }
 
-    pub(crate) fn read(name: &Arc<str>, counters: &TierCounters, entries: Option<u64>) -> Self {
+    pub(crate) fn read(
+        name: &Arc<str>,
+        counters: &TierCounters,
+        entries: Option<u64>,
+        circuit: Option<CircuitState>,
+    ) -> Self {
         let counts = counters.read();
         let count = |counter: TierCounter| counts[counter as usize];
         Self {
@@ -132,6 +145,8 @@ impl TierStats {
             invalidations: count(TierCounter::Invalidations),
             evictions: count(TierCounter::Evictions),
             errors: count(TierCounter::Errors),
+            short_circuits: count(TierCounter::ShortCircuits),
+            circuit,
             entries,
         }
     }
