@@ -161,7 +161,8 @@ where
                     }
                     found[pending.index] = Fetched::Hit(entry.into_value());
                 }
-                Look::Absent => missing.push(pending),
+                // Fail-safe does not serve stale values in batches (yet).
+                Look::Stale(_) | Look::Absent => missing.push(pending),
                 Look::Failed(error) => {
                     self.tolerate(error)?;
                     missing.push(pending);

@@ -31,6 +31,8 @@ pub(crate) enum Fetched<V> {
     Loaded(V),
     /// A loader ran and found nothing.
     LoadedNothing,
+    /// The source failed and fail-safe served this value past its TTL.
+    Stale(V),
 }
 
 pub(crate) type Flight<V> = Result<Fetched<V>, Error>;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use stratacache_tier::Clock;
 
 use crate::coalesce::Coalescer;
+use crate::fail_safe::FailSafe;
 use crate::generation::Generations;
 use crate::key_lock::KeyLocks;
 use crate::level::Level;
@@ -35,5 +36,7 @@ pub(crate) struct Inner<K, V> {
     pub(crate) loader: Option<DynLoader<K, V>>,
     /// The loader's "not found" answers, remembered when the builder asked for it.
     pub(crate) not_found: Option<NotFound<K>>,
+    /// Serving stale values when the source fails, when set.
+    pub(crate) fail_safe: Option<FailSafe>,
     pub(crate) refresher: Option<Refresher<K, V>>,
 }

@@ -76,6 +76,7 @@ mod coalesce;
 #[cfg(feature = "serialize")]
 mod codec;
 mod erased;
+mod fail_safe;
 mod fallback;
 mod generation;
 mod inner;
@@ -98,6 +99,7 @@ pub use builder::CacheBuilder;
 pub use cache::{Cache, EntryInfo, WithOptions};
 #[cfg(feature = "serialize")]
 pub use codec::{Codec, Postcard, Remote, SerializedTier};
+pub use fail_safe::FailSafe;
 pub use fallback::Fallback;
 pub use loader::{LOAD_MANY_CONCURRENCY, Loaded, Loader};
 pub use options::{Options, Strategy};

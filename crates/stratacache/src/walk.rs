@@ -22,7 +22,8 @@ pub(crate) enum FirstLook<V> {
     Hit(V),
     /// Nothing usable in L1 (missing or expired, and already counted): go on from L2.
     Miss,
-    /// L1 cannot answer without awaiting: take the async path from L1.
+    /// L1 cannot answer without awaiting, or holds a stale entry fail-safe may need:
+    /// take the async path from L1.
     Deferred,
 }
 
@@ -40,10 +41,23 @@ impl<V> FirstLook<V> {
 pub(crate) enum Look<V> {
     /// A live entry. Its hit is not reported yet: what it counts as is the caller's call.
     Live(CacheEntry<V>, Option<Instant>),
+    /// An expired entry that fail-safe may still serve if the source fails (reported
+    /// as expired).
+    Stale(CacheEntry<V>),
     /// Nothing, or an expired entry (reported).
     Absent,
     /// The tier failed (reported).
     Failed(Error),
+}
+
+/// What a walk down the tiers found.
+pub(crate) struct Walked<V> {
+    /// A live entry, with the level it was found at.
+    pub(crate) live: Option<(usize, CacheEntry<V>)>,
+    /// The first entry past its TTL that fail-safe may serve.
+    pub(crate) stale: Option<CacheEntry<V>>,
+    /// Whether a tier failed (and the failure was tolerated).
+    pub(crate) failed: bool,
 }
 
 /// Whether a walk copies what it finds into the tiers above and refreshes stale hits.
@@ -82,6 +96,10 @@ where
         }
         let now = self.clock.now();
         if entry.is_expired(now) {
+            if self.may_serve_stale(&entry, now) {
+                // Kept for fail-safe: the miss path reads it again and keeps it at hand.
+                return FirstLook::Deferred;
+            }
             self.report(op, l1, TierOutcome::Expired, stopwatch);
             // Reclaim now rather than waiting for moka's timer wheel, unless a fresh
             // value was stored since the lookup.
@@ -121,6 +139,9 @@ where
                     return Look::Live(entry, stopwatch);
                 }
                 self.report(op, level, TierOutcome::Expired, stopwatch);
+                if self.may_serve_stale(&entry, now) {
+                    return Look::Stale(entry);
+                }
                 if let Some(memory) = level.memory() {
                     memory.remove_if(key, |found| found.is_expired(now));
                 }
@@ -164,7 +185,12 @@ where
         ticket: Ticket,
         op: &Op,
         mode: Walk,
-    ) -> Result<Option<(usize, CacheEntry<V>)>, Error> {
+    ) -> Result<Walked<V>, Error> {
+        let mut walked = Walked {
+            live: None,
+            stale: None,
+            failed: false,
+        };
         let top = levels.start;
         let unread = self.levels.iter().enumerate().take(levels.end);
         for (depth, level) in unread.skip(from.max(top)) {
@@ -186,13 +212,20 @@ where
                             .await;
                         }
                     }
-                    return Ok(Some((depth, entry)));
+                    walked.live = Some((depth, entry));
+                    return Ok(walked);
+                }
+                Look::Stale(entry) => {
+                    walked.stale.get_or_insert(entry);
                 }
                 Look::Absent => {}
-                Look::Failed(error) => self.tolerate(error)?,
+                Look::Failed(error) => {
+                    self.tolerate(error)?;
+                    walked.failed = true;
+                }
             }
         }
-        Ok(None)
+        Ok(walked)
     }
 
     /// The miss path for one caller (or one flight): the tiers of `levels` not looked at
@@ -211,14 +244,21 @@ where
         F: FnOnce() -> Fut + Send,
         Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send,
     {
-        if let Some((_, entry)) = self
+        let walked = self
             .walk(key, levels.clone(), from, ticket, op, Walk::Read)
-            .await?
-        {
+            .await?;
+        if let Some((_, entry)) = walked.live {
             return Ok(Fetched::Hit(entry.into_value()));
         }
+        // Fail-safe: what to answer instead of a failure.
+        let stale = walked.stale;
         let Some(loader) = loader else {
-            return Ok(Fetched::Miss);
+            return Ok(match stale {
+                Some(stale) if walked.failed => {
+                    Fetched::Stale(self.serve_stale(key, stale, ticket))
+                }
+                _ => Fetched::Miss,
+            });
         };
         // Remembered "not found" answers stand for the cache's own loader, which only
         // `get` runs; a per-call closure always gets its turn.
@@ -250,7 +290,10 @@ where
             }
             Err(error) => {
                 self.telemetry.count(CacheCounter::LoadErrors);
-                Err(error)
+                match stale {
+                    Some(stale) => Ok(Fetched::Stale(self.serve_stale(key, stale, ticket))),
+                    None => Err(error),
+                }
             }
         }
     }

@@ -366,6 +366,15 @@ where
             self.report(op, level, TierOutcome::InsertRejected, None);
             return None;
         }
-        level.copy_for(entry, now)
+        let copy = level.copy_for(entry, now)?;
+        // With fail-safe, a copy outlives its TTL by the stale age, to be served if the
+        // source fails.
+        Some(match (self.stale_age(), copy.keep_for) {
+            (Some(stale_age), Some(keep_for)) => Copy {
+                keep_for: Some(keep_for.saturating_add(stale_age)),
+                ..copy
+            },
+            _ => copy,
+        })
     }
 }

@@ -1,10 +1,15 @@
-//! Keep serving when a tier breaks: the per-tier circuit breaker, and the time budget of
-//! one failure per tier per operation.
+//! Keep serving when a tier or the source breaks: the per-tier circuit breaker, the time
+//! budget of one failure per tier per operation, fail-safe.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use stratacache::mock::{MockTier, TierOp};
-use stratacache::{Cache, CircuitState, ErrorKind, Fallback, FrozenClock, TierWriteResult};
+use stratacache::{
+    Cache, CacheEntry, CircuitState, ErrorKind, FailSafe, Fallback, FrozenClock, MemoryTier,
+    TierWriteResult,
+};
 
 fn guarded(clock: &FrozenClock, l2: &MockTier<u64, String>) -> Cache<u64, String> {
     Cache::builder()
@@ -28,8 +33,14 @@ async fn an_open_circuit_skips_reads_and_writes_until_a_probe_succeeds() {
     // Open: neither reads nor writes reach the tier; a write says so and drops L1's copy.
     let outcome = cache.insert(3, "three".into()).await.unwrap();
     let failure = outcome.failures().next().expect("L2 reported");
-    assert_eq!((failure.0, failure.1.kind()), ("l2", ErrorKind::CircuitOpen));
-    assert!(matches!(outcome.tiers()[0].result(), TierWriteResult::Dropped));
+    assert_eq!(
+        (failure.0, failure.1.kind()),
+        ("l2", ErrorKind::CircuitOpen)
+    );
+    assert!(matches!(
+        outcome.tiers()[0].result(),
+        TierWriteResult::Dropped
+    ));
     assert_eq!(cache.get(&3).await.unwrap(), None);
     assert_eq!((l2.count(TierOp::Get), l2.count(TierOp::Insert)), (2, 0));
     let stats = &cache.stats().tiers[1];
@@ -81,7 +92,11 @@ async fn a_load_after_a_timed_out_read_does_not_wait_on_the_tier_again() {
         .await
         .unwrap();
     assert_eq!(value, "loaded");
-    assert_eq!(l2.count(TierOp::Insert), 0, "one timeout per tier per operation");
+    assert_eq!(
+        l2.count(TierOp::Insert),
+        0,
+        "one timeout per tier per operation"
+    );
     assert_eq!(cache.l1_len(), Some(1), "L1 still serves it");
 
     // A tier that answers is filled as before.
@@ -96,10 +111,152 @@ async fn a_load_after_a_timed_out_read_does_not_wait_on_the_tier_again() {
     l2.fail(TierOp::Get, ErrorKind::Unavailable);
     let loaded = cache
         .get_or_insert_many(&[3, 4], |keys| async move {
-            Ok::<_, std::io::Error>(keys.into_iter().map(|key| (key, format!("{key}"))).collect())
+            Ok::<_, std::io::Error>(
+                keys.into_iter()
+                    .map(|key| (key, format!("{key}")))
+                    .collect(),
+            )
         })
         .await
         .unwrap();
     assert_eq!(loaded, [Some("3".into()), Some("4".into())]);
     assert_eq!(l2.count(TierOp::Insert), 1);
+}
+
+/// A loading cache over an L2, with fail-safe: an hour of stale age, a 10 s throttle.
+/// The loader fails while `down` is set, and counts its calls.
+struct FailSafeSetup {
+    clock: FrozenClock,
+    l2: MemoryTier<u64, String>,
+    down: Arc<AtomicBool>,
+    loads: Arc<AtomicUsize>,
+    cache: Cache<u64, String>,
+}
+
+fn fail_safe_setup() -> FailSafeSetup {
+    let (clock, l2) = (FrozenClock::new(), MemoryTier::new(100));
+    let (down, loads) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let (is_down, counted) = (Arc::clone(&down), Arc::clone(&loads));
+    let cache = Cache::builder()
+        .clock(&clock)
+        .ttl(Duration::from_secs(60))
+        .fallback(Fallback::tier(l2.clone()).ttl(Duration::from_secs(60)))
+        .loader(move |id: u64| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let down = is_down.load(Ordering::SeqCst);
+            async move {
+                if down {
+                    Err(std::io::Error::other("database down"))
+                } else {
+                    Ok(Some(format!("row {id}")))
+                }
+            }
+        })
+        .fail_safe(FailSafe::new(Duration::from_secs(3_600)).throttle(Duration::from_secs(10)))
+        .build()
+        .unwrap();
+    FailSafeSetup {
+        clock,
+        l2,
+        down,
+        loads,
+        cache,
+    }
+}
+
+#[tokio::test]
+async fn fail_safe_serves_the_stale_value_throttles_the_source_and_gives_up_at_the_max_age() {
+    let s = fail_safe_setup();
+    assert_eq!(s.cache.get(&1).await.unwrap().as_deref(), Some("row 1"));
+    s.down.store(true, Ordering::SeqCst);
+    s.clock.advance(Duration::from_secs(61));
+
+    assert_eq!(s.cache.get(&1).await.unwrap().as_deref(), Some("row 1"));
+    assert_eq!(s.loads.load(Ordering::SeqCst), 2, "the source was tried");
+    let entry = s.cache.get_entry(&1).await.unwrap().expect("kept in L1");
+    assert!(entry.is_stale());
+
+    // Throttled: within 10 s nobody asks the failing source again.
+    for _ in 0..5 {
+        assert_eq!(s.cache.get(&1).await.unwrap().as_deref(), Some("row 1"));
+    }
+    assert_eq!(s.loads.load(Ordering::SeqCst), 2);
+    s.clock.advance(Duration::from_secs(10));
+    assert_eq!(s.cache.get(&1).await.unwrap().as_deref(), Some("row 1"));
+    assert_eq!(
+        s.loads.load(Ordering::SeqCst),
+        3,
+        "tried again after the throttle"
+    );
+    assert_eq!(s.cache.stats().stale_served, 2);
+
+    // Past its TTL plus the stale age, the error comes through.
+    s.clock.advance(Duration::from_secs(3_600));
+    let error = s.cache.get(&1).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Loader);
+
+    // The source back: a fresh value, no longer stale.
+    s.down.store(false, Ordering::SeqCst);
+    assert_eq!(s.cache.get(&1).await.unwrap().as_deref(), Some("row 1"));
+    assert!(!s.cache.get_entry(&1).await.unwrap().unwrap().is_stale());
+}
+
+#[tokio::test]
+async fn fail_safe_falls_back_on_a_lower_tier_and_never_on_a_replaced_value() {
+    let s = fail_safe_setup();
+    s.cache.get(&1).await.unwrap();
+    s.cache.get(&2).await.unwrap();
+    s.down.store(true, Ordering::SeqCst);
+    s.clock.advance(Duration::from_secs(61));
+
+    // L1 lost its copy (evicted, or another instance wrote L2): L2's stale copy serves.
+    let l1_only = stratacache::Options::new().skip_remote();
+    s.cache
+        .with(l1_only)
+        .insert(1, "l1 copy".into())
+        .await
+        .unwrap();
+    s.cache.invalidate(&1).await.unwrap();
+    let expired = CacheEntry::new(
+        "from l2".to_string(),
+        s.clock.now() - Duration::from_secs(61),
+        Some(Duration::from_secs(60)),
+    );
+    s.l2.store(1, expired, None);
+    assert_eq!(s.cache.get(&1).await.unwrap().as_deref(), Some("from l2"));
+
+    // An invalidated key has nothing to fall back on: the failure comes through.
+    s.cache.invalidate(&2).await.unwrap();
+    assert_eq!(s.cache.get(&2).await.unwrap_err().kind(), ErrorKind::Loader);
+}
+
+#[tokio::test]
+async fn fail_safe_without_a_loader_answers_stale_when_a_tier_fails() {
+    let (clock, l2) = (FrozenClock::new(), MockTier::new());
+    let cache: Cache<u64, String> = Cache::builder()
+        .clock(&clock)
+        .ttl(Duration::from_secs(60))
+        .fallback(Fallback::tier(l2.clone()).ttl(Duration::from_secs(60)))
+        .fail_safe(FailSafe::new(Duration::from_secs(600)))
+        .build()
+        .unwrap();
+    cache.insert(1, "one".into()).await.unwrap();
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(
+        cache.get(&1).await.unwrap(),
+        None,
+        "L2 answered: expired is a miss"
+    );
+    cache.insert(1, "one".into()).await.unwrap();
+    clock.advance(Duration::from_secs(61));
+    l2.fail(TierOp::Get, ErrorKind::Timeout);
+    assert_eq!(
+        cache.get(&1).await.unwrap().as_deref(),
+        Some("one"),
+        "L2 down: stale"
+    );
+    assert_eq!(cache.stats().stale_served, 1);
 }

@@ -36,6 +36,8 @@ pub struct CacheEntry<V> {
     value: V,
     cached_at: SystemTime,
     ttl: Option<Duration>,
+    /// When marked stale: the time after which it may not be served at all.
+    stale_until: Option<SystemTime>,
 }
 
 impl<V> CacheEntry<V> {
@@ -46,6 +48,60 @@ impl<V> CacheEntry<V> {
             value,
             cached_at,
             ttl,
+            stale_until: None,
+        }
+    }
+
+    /// Whether this is a stale value served by fail-safe: its source failed, and the
+    /// cache kept answering with the last value it had, past that value's TTL.
+    #[must_use]
+    pub const fn is_stale(&self) -> bool {
+        self.stale_until.is_some()
+    }
+
+    /// When a [stale](Self::is_stale) entry stops being served at all.
+    #[must_use]
+    pub const fn stale_until(&self) -> Option<SystemTime> {
+        self.stale_until
+    }
+
+    /// This entry, marked [stale](Self::is_stale): a value kept past its source's TTL,
+    /// never to be served after `until` (however its own TTL reads).
+    #[must_use]
+    pub fn into_stale(self, until: SystemTime) -> Self {
+        Self {
+            stale_until: Some(until),
+            ..self
+        }
+    }
+
+    /// Whether the entry has expired at `now` but by less than `grace` (and, when it is
+    /// [stale](Self::is_stale), before its end): a value that fail-safe may still serve
+    /// when its source fails. An entry stamped in the future is never usable.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use stratacache_tier::CacheEntry;
+    ///
+    /// let (t0, secs) = (SystemTime::UNIX_EPOCH, Duration::from_secs);
+    /// let entry = CacheEntry::new("v", t0, Some(secs(10)));
+    /// assert!(!entry.is_expired_within(t0 + secs(5), secs(60)), "still fresh");
+    /// assert!(entry.is_expired_within(t0 + secs(30), secs(60)));
+    /// assert!(!entry.is_expired_within(t0 + secs(70), secs(60)), "too old even for that");
+    /// let stale = entry.into_stale(t0 + secs(40));
+    /// assert!(!stale.is_expired_within(t0 + secs(45), secs(60)), "past its stale end");
+    /// ```
+    #[must_use]
+    pub fn is_expired_within(&self, now: SystemTime, grace: Duration) -> bool {
+        let Some(ttl) = self.ttl else {
+            return false;
+        };
+        if self.stale_until.is_some_and(|until| now >= until) {
+            return false;
+        }
+        match now.duration_since(self.cached_at) {
+            Ok(age) => age >= ttl && age < ttl.saturating_add(grace),
+            Err(_) => false,
         }
     }
 
@@ -201,6 +257,7 @@ impl<V> CacheEntry<V> {
             value: f(self.value),
             cached_at: self.cached_at,
             ttl: self.ttl,
+            stale_until: self.stale_until,
         }
     }
 }

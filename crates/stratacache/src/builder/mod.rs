@@ -13,6 +13,7 @@ use stratacache_tier::{Clock, Error, ErrorKind};
 
 use crate::cache::Cache;
 use crate::coalesce::Coalescer;
+use crate::fail_safe::FailSafe;
 use crate::generation::Generations;
 use crate::inner::Inner;
 use crate::key_lock::KeyLocks;
@@ -75,6 +76,7 @@ pub struct CacheBuilder<K, V> {
     time_to_refresh: Option<TimeToRefresh<K, V>>,
     loader: Option<DynLoader<K, V>>,
     not_found_ttl: Option<Duration>,
+    fail_safe: Option<FailSafe>,
     telemetry: bool,
     handler: Option<Handler>,
     track_evictions: bool,
@@ -96,6 +98,7 @@ where
             time_to_refresh: None,
             loader: None,
             not_found_ttl: None,
+            fail_safe: None,
             telemetry: true,
             handler: None,
             track_evictions: false,
@@ -148,7 +151,9 @@ where
             }
             Some(ttl) => Some(NotFound::new(ttl)),
         };
-        let l1_judges_expiry = !clock.is_system() || levels[0].memory().is_none();
+        // With fail-safe, a memory L1 keeps entries past their TTL: only the cache knows.
+        let l1_judges_expiry =
+            !clock.is_system() || levels[0].memory().is_none() || self.fail_safe.is_some();
         // A lone memory L1 changes atomically; anything else is serialized per key.
         let needs_key_locks = levels.len() > 1 || levels[0].memory().is_none();
         let inner = Inner {
@@ -162,6 +167,7 @@ where
             coalescer: self.stampede_protection.then(Coalescer::new),
             loader: self.loader,
             not_found,
+            fail_safe: self.fail_safe,
             refresher,
         };
         Ok(Cache {
@@ -208,6 +214,7 @@ impl<K, V> fmt::Debug for CacheBuilder<K, V> {
             .field("time_to_refresh", &self.time_to_refresh)
             .field("loader", &self.loader.is_some())
             .field("not_found_ttl", &self.not_found_ttl)
+            .field("fail_safe", &self.fail_safe)
             .field("telemetry", &self.telemetry)
             .field("event_handler", &self.handler.is_some())
             .field("track_evictions", &self.track_evictions)

@@ -9,6 +9,7 @@ use std::time::Duration;
 use stratacache_tier::Clock;
 
 use super::CacheBuilder;
+use crate::fail_safe::FailSafe;
 use crate::loader::Loader;
 use crate::refresh::TimeToRefresh;
 use crate::telemetry::CacheEvent;
@@ -269,6 +270,46 @@ where
     /// ```
     pub fn cache_not_found(mut self, ttl: Duration) -> Self {
         self.not_found_ttl = Some(ttl);
+        self
+    }
+
+    /// Fail-safe: keep entries past their TTL and serve them when the source fails (see
+    /// [`FailSafe`]). Off by default.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::time::Duration;
+    /// use stratacache::{Cache, FailSafe, FrozenClock};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let clock = FrozenClock::new();
+    /// let database_up = Arc::new(AtomicBool::new(true));
+    /// let up = Arc::clone(&database_up);
+    /// let cache: Cache<u64, String> = Cache::builder()
+    ///     .clock(&clock)
+    ///     .ttl(Duration::from_secs(60))
+    ///     .loader(move |id: u64| {
+    ///         let up = up.load(Ordering::SeqCst);
+    ///         async move {
+    ///             if up { Ok(Some(format!("row {id}"))) } else { Err(std::io::Error::other("down")) }
+    ///         }
+    ///     })
+    ///     .fail_safe(FailSafe::new(Duration::from_secs(3_600)))
+    ///     .build()?;
+    /// assert_eq!(cache.get(&1).await?.as_deref(), Some("row 1"));
+    ///
+    /// database_up.store(false, Ordering::SeqCst);
+    /// clock.advance(Duration::from_secs(61)); // expired, and the database is down
+    /// assert_eq!(cache.get(&1).await?.as_deref(), Some("row 1"), "the stale value");
+    /// assert!(cache.get_entry(&1).await?.unwrap().is_stale());
+    /// assert_eq!(cache.stats().stale_served, 1);
+    /// assert!(cache.get(&2).await.is_err(), "nothing to fall back on");
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn fail_safe(mut self, fail_safe: FailSafe) -> Self {
+        self.fail_safe = Some(fail_safe);
         self
     }
 }

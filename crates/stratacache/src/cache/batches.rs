@@ -121,7 +121,7 @@ where
         let mut values: Vec<Option<V>> = found?
             .into_iter()
             .map(|fetched| match fetched {
-                Fetched::Hit(value) | Fetched::Loaded(value) => Some(value),
+                Fetched::Hit(value) | Fetched::Loaded(value) | Fetched::Stale(value) => Some(value),
                 Fetched::Miss | Fetched::LoadedNothing => None,
             })
             .collect();
@@ -271,6 +271,8 @@ fn batch_outcome<V>(found: &[Fetched<V>]) -> OperationOutcome {
         .all(|fetched| matches!(fetched, Fetched::Hit(_)))
     {
         OperationOutcome::Hit
+    } else if any(|fetched| matches!(fetched, Fetched::Stale(_))) {
+        OperationOutcome::Stale
     } else if any(|fetched| matches!(fetched, Fetched::Loaded(_))) {
         OperationOutcome::Loaded
     } else if any(|fetched| matches!(fetched, Fetched::LoadedNothing)) {

@@ -117,6 +117,7 @@ where
             Ok(Fetched::Loaded(value)) => (OperationOutcome::Loaded, Ok(Some(value))),
             Ok(Fetched::Miss) => (OperationOutcome::Miss, Ok(None)),
             Ok(Fetched::LoadedNothing) => (OperationOutcome::LoadedNothing, Ok(None)),
+            Ok(Fetched::Stale(value)) => (OperationOutcome::Stale, Ok(Some(value))),
             Err(error) => (OperationOutcome::Error(error.kind()), Err(error)),
         };
         self.inner.telemetry.finish(op, outcome);
@@ -245,7 +246,8 @@ where
         let op = inner.telemetry.start(operation);
         let ticket = inner.generations.ticket(key);
         let every_level = 0..inner.levels.len();
-        let found = inner.walk(key, every_level, 0, ticket, &op, mode).await;
+        let walked = inner.walk(key, every_level, 0, ticket, &op, mode).await;
+        let found = walked.map(|walked| walked.live);
         let outcome = match &found {
             Ok(Some(_)) => OperationOutcome::Hit,
             Ok(None) => OperationOutcome::Miss,

@@ -177,7 +177,7 @@ where
                     self.report(op, level, TierOutcome::RefreshMiss, stopwatch);
                     break;
                 }
-                Look::Absent => {}
+                Look::Stale(_) | Look::Absent => {}
                 Look::Failed(error) => failure = Some(error.kind()),
             }
         }

@@ -186,6 +186,8 @@ pub enum OperationOutcome {
     Loaded,
     /// The loader found nothing.
     LoadedNothing,
+    /// The source failed, and fail-safe served a value past its TTL.
+    Stale,
     /// A write, invalidation or clear finished.
     Done,
     /// The operation failed.
@@ -201,6 +203,7 @@ impl OperationOutcome {
             Self::Miss => "miss",
             Self::Loaded => "loaded",
             Self::LoadedNothing => "loaded_nothing",
+            Self::Stale => "stale",
             Self::Done => "done",
             Self::Error(_) => "error",
         }

@@ -58,10 +58,11 @@ pub(crate) enum CacheCounter {
     RefreshesStarted,
     RefreshesFailed,
     NotFoundHits,
+    StaleServed,
 }
 
 impl CacheCounter {
-    const COUNT: usize = Self::NotFoundHits as usize + 1;
+    const COUNT: usize = Self::StaleServed as usize + 1;
 }
 
 /// A snapshot of one tier's counters.
@@ -189,6 +190,9 @@ pub struct CacheStats {
     /// `get`s answered "not found" from a remembered answer of the loader, without
     /// loading (see [`cache_not_found`](crate::CacheBuilder::cache_not_found)).
     pub not_found_hits: u64,
+    /// Values served past their TTL because their source failed (see
+    /// [`fail_safe`](crate::CacheBuilder::fail_safe)).
+    pub stale_served: u64,
 }
 
 impl CacheStats {
@@ -216,6 +220,7 @@ impl CacheStats {
             refreshes_started: count(CacheCounter::RefreshesStarted),
             refreshes_failed: count(CacheCounter::RefreshesFailed),
             not_found_hits: count(CacheCounter::NotFoundHits),
+            stale_served: count(CacheCounter::StaleServed),
         }
     }
 }
