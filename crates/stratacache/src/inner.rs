@@ -36,6 +36,8 @@ pub(crate) struct Inner<K, V> {
     pub(crate) loader: Option<DynLoader<K, V>>,
     /// The loader's "not found" answers, remembered when the builder asked for it.
     pub(crate) not_found: Option<NotFound<K>>,
+    /// How much shorter than its TTL a stored copy may live, at random.
+    pub(crate) ttl_jitter: Option<std::time::Duration>,
     /// Serving stale values when the source fails, when set.
     pub(crate) fail_safe: Option<FailSafe>,
     pub(crate) refresher: Option<Refresher<K, V>>,

@@ -353,6 +353,26 @@ where
         }
     }
 
+    /// `copy`, shortened by a random part of the cache's TTL jitter (at most half of
+    /// what it has left), so that copies written together by many instances do not
+    /// expire together. A copy never outlives its TTL: jitter only shortens.
+    fn jittered(&self, copy: Copy<V>) -> Copy<V> {
+        let (Some(jitter), Some(keep_for)) = (self.ttl_jitter, copy.keep_for) else {
+            return copy;
+        };
+        let most = jitter.min(keep_for / 2);
+        let nanos = u64::try_from(most.as_nanos()).unwrap_or(u64::MAX);
+        if nanos == 0 {
+            return copy;
+        }
+        let cut = std::time::Duration::from_nanos(fastrand::u64(0..=nanos));
+        let ttl = copy.entry.ttl().map(|ttl| ttl.saturating_sub(cut));
+        Copy {
+            entry: copy.entry.with_ttl(ttl),
+            keep_for: Some(keep_for - cut),
+        }
+    }
+
     /// The copy `level` keeps of `entry` at `now`: none when its insert policy declines
     /// the value (reported) or the copy would already be expired.
     fn copy_to_keep(
@@ -366,7 +386,7 @@ where
             self.report(op, level, TierOutcome::InsertRejected, None);
             return None;
         }
-        let copy = level.copy_for(entry, now)?;
+        let copy = self.jittered(level.copy_for(entry, now)?);
         // With fail-safe, a copy outlives its TTL by the stale age, to be served if the
         // source fails.
         Some(match (self.stale_age(), copy.keep_for) {

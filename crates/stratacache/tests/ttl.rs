@@ -115,3 +115,49 @@ fn zero_ttl_is_a_configuration_error() {
         .unwrap_err();
     assert!(err.to_string().contains("l2"), "{err}");
 }
+
+#[tokio::test]
+async fn ttl_jitter_spreads_expiry_and_never_lengthens_it() {
+    let clock = FrozenClock::new();
+    let l2 = MemoryTier::new(1_000);
+    let cache: Cache<u64, u64> = Cache::builder()
+        .clock(&clock)
+        .ttl(Duration::from_secs(60))
+        .ttl_jitter(Duration::from_secs(20))
+        .fallback(Fallback::tier(l2.clone()).ttl(Duration::from_secs(600)))
+        .build()
+        .unwrap();
+    cache
+        .insert_many((0..200).map(|key| (key, key)))
+        .await
+        .unwrap();
+    let mut l1_ttls = std::collections::BTreeSet::new();
+    for key in 0..200 {
+        let l1 = cache.get_entry(&key).await.unwrap().unwrap().ttl().unwrap();
+        assert!(
+            l1 >= Duration::from_secs(40) && l1 <= Duration::from_secs(60),
+            "{l1:?}"
+        );
+        l1_ttls.insert(l1);
+        let l2 = l2.lookup(&key).unwrap().ttl().unwrap();
+        assert!(
+            l2 >= Duration::from_secs(580) && l2 <= Duration::from_secs(600),
+            "{l2:?}"
+        );
+    }
+    assert!(
+        l1_ttls.len() > 100,
+        "spread: {} distinct TTLs",
+        l1_ttls.len()
+    );
+    // By the TTL itself, every L1 copy has expired.
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(
+        cache
+            .with(stratacache::Options::new().skip_remote())
+            .get(&7)
+            .await
+            .unwrap(),
+        None
+    );
+}

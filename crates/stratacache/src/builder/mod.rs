@@ -77,6 +77,7 @@ pub struct CacheBuilder<K, V> {
     loader: Option<DynLoader<K, V>>,
     not_found_ttl: Option<Duration>,
     fail_safe: Option<FailSafe>,
+    ttl_jitter: Option<Duration>,
     telemetry: bool,
     handler: Option<Handler>,
     track_evictions: bool,
@@ -99,6 +100,7 @@ where
             loader: None,
             not_found_ttl: None,
             fail_safe: None,
+            ttl_jitter: None,
             telemetry: true,
             handler: None,
             track_evictions: false,
@@ -168,6 +170,7 @@ where
             loader: self.loader,
             not_found,
             fail_safe: self.fail_safe,
+            ttl_jitter: self.ttl_jitter.filter(|jitter| !jitter.is_zero()),
             refresher,
         };
         Ok(Cache {
@@ -215,6 +218,7 @@ impl<K, V> fmt::Debug for CacheBuilder<K, V> {
             .field("loader", &self.loader.is_some())
             .field("not_found_ttl", &self.not_found_ttl)
             .field("fail_safe", &self.fail_safe)
+            .field("ttl_jitter", &self.ttl_jitter)
             .field("telemetry", &self.telemetry)
             .field("event_handler", &self.handler.is_some())
             .field("track_evictions", &self.track_evictions)

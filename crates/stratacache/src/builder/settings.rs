@@ -312,4 +312,30 @@ where
         self.fail_safe = Some(fail_safe);
         self
     }
+
+    /// Shortens every stored copy's TTL by a random part of `jitter` (at most half of
+    /// its remaining life), so that entries many instances wrote at the same moment do
+    /// not all expire, and reload, at the same moment. Copies never outlive their TTL.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stratacache::{Cache, FrozenClock};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let clock = FrozenClock::new();
+    /// let cache: Cache<u64, u64> = Cache::builder()
+    ///     .clock(&clock)
+    ///     .ttl(Duration::from_secs(60))
+    ///     .ttl_jitter(Duration::from_secs(10))
+    ///     .build()?;
+    /// cache.insert(1, 1).await?;
+    /// let ttl = cache.get_entry(&1).await?.unwrap().ttl().unwrap();
+    /// assert!(ttl >= Duration::from_secs(50) && ttl <= Duration::from_secs(60));
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn ttl_jitter(mut self, jitter: Duration) -> Self {
+        self.ttl_jitter = Some(jitter);
+        self
+    }
 }
