@@ -150,6 +150,25 @@ where
         self.spec.breaker = Some((failures.max(1), cool_down));
         self
     }
+
+    /// How many changes (writes, invalidations) this tier could not take may wait for
+    /// it to answer again, latest per key; `0` turns auto-recovery off. On by default
+    /// for a remote tier (10 000), off for a memory tier.
+    ///
+    /// When the tier fails a write because it is down (a timeout, unreachable, its
+    /// circuit open), the change waits: the write reports it as
+    /// [`TierWriteResult::Queued`](crate::TierWriteResult::Queued), the cache reads the
+    /// key in that tier as the change says (the new value, or nothing: a replaced value
+    /// is not promoted back), and the first call the tier answers again starts a replay
+    /// in the background (on the tokio runtime). A change is dropped at replay if the
+    /// tier already holds something newer (another instance wrote it). A full queue
+    /// drops new changes, counted in
+    /// [`CacheStats::recovery_dropped`](crate::CacheStats::recovery_dropped). Strict
+    /// caches return the failure instead.
+    pub fn auto_recovery(mut self, capacity: usize) -> Self {
+        self.spec.recovery = Some(capacity);
+        self
+    }
 }
 
 impl<K, V> fmt::Debug for Fallback<K, V> {

@@ -2,7 +2,7 @@
 //! they implement: the walk down the tiers in `walk`, the write rules in `write`, flights
 //! in `coalesce`, refreshes in `refresh`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use stratacache_tier::Clock;
 
@@ -17,6 +17,8 @@ use crate::refresh::Refresher;
 use crate::telemetry::Telemetry;
 
 pub(crate) struct Inner<K, V> {
+    /// Itself, for the background work it starts (recovery replays).
+    pub(crate) me: Weak<Self>,
     pub(crate) clock: Clock,
     pub(crate) strict: bool,
     /// L1 first. Never empty.

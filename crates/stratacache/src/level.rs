@@ -12,6 +12,7 @@ use stratacache_tier::{CacheEntry, CacheTier, Error, Lookup};
 use crate::breaker::Breaker;
 use crate::erased::DynTier;
 use crate::policy::{InsertPolicy, PromotionPolicy};
+use crate::recovery::Recovery;
 use crate::telemetry::TierCounters;
 
 /// The storage of a level. The memory tier is known by type so that a hit can be looked
@@ -58,11 +59,13 @@ pub(crate) struct Level<K, V> {
     pub(crate) counters: Arc<TierCounters>,
     /// Skips the tier after repeated failures, when set.
     pub(crate) breaker: Option<Breaker>,
+    /// Changes the tier could not take, waiting for it to answer again (remote tiers).
+    pub(crate) recovery: Option<Recovery<K, V>>,
 }
 
 impl<K, V> Level<K, V>
 where
-    K: Hash + Eq + Send + Sync + 'static,
+    K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
     /// The memory tier, when this level is one: its operations need no awaiting.
@@ -73,7 +76,17 @@ where
         }
     }
 
+    /// What the tier holds under `key`, or what a change of it waiting for the tier
+    /// says it will hold.
     pub(crate) async fn get(&self, key: &K) -> Result<Option<CacheEntry<V>>, Error> {
+        if let Some(waiting) = self.recovery.as_ref().and_then(|r| r.answer(key)) {
+            return Ok(waiting);
+        }
+        self.get_stored(key).await
+    }
+
+    /// What the tier holds under `key`.
+    pub(crate) async fn get_stored(&self, key: &K) -> Result<Option<CacheEntry<V>>, Error> {
         match &self.tier {
             TierHandle::Memory(memory) => Ok(memory.lookup(key)),
             TierHandle::Dyn(tier) => self.guarded(tier.get(key)).await,
@@ -90,6 +103,28 @@ where
 
     /// What this tier holds under each of `keys`, in one batch where the tier can.
     pub(crate) async fn get_many(&self, keys: &[K]) -> Result<Vec<Lookup<V>>, Error> {
+        let Some(recovery) = self.recovery.as_ref().filter(|r| !r.is_empty()) else {
+            return self.get_many_stored(keys).await;
+        };
+        // Keys with a change waiting answer as it; the tier is asked for the others.
+        let waiting: Vec<_> = keys.iter().map(|key| recovery.answer(key)).collect();
+        let asked: Vec<K> = keys
+            .iter()
+            .zip(&waiting)
+            .filter(|(_, waiting)| waiting.is_none())
+            .map(|(key, _)| key.clone())
+            .collect();
+        let mut stored = self.get_many_stored(&asked).await?.into_iter();
+        Ok(waiting
+            .into_iter()
+            .map(|waiting| match waiting {
+                Some(answer) => Ok(answer),
+                None => stored.next().unwrap_or(Ok(None)),
+            })
+            .collect())
+    }
+
+    async fn get_many_stored(&self, keys: &[K]) -> Result<Vec<Lookup<V>>, Error> {
         match &self.tier {
             TierHandle::Memory(memory) => {
                 Ok(keys.iter().map(|key| Ok(memory.lookup(key))).collect())
@@ -178,6 +213,7 @@ mod tests {
             promotion: PromotionPolicy::always(),
             counters: Arc::default(),
             breaker: None,
+            recovery: None,
         }
     }
 

@@ -87,6 +87,7 @@ mod not_found;
 mod options;
 mod outcome;
 mod policy;
+mod recovery;
 mod refresh;
 mod sharded;
 mod spec;

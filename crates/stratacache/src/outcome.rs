@@ -51,7 +51,9 @@ impl WriteOutcome {
     /// The tiers that failed, with their errors, L1 first.
     pub fn failures(&self) -> impl Iterator<Item = (&str, &Error)> {
         self.tiers.iter().filter_map(|tier| match &tier.result {
-            TierWriteResult::Failed(error) => Some((&*tier.tier, error)),
+            TierWriteResult::Failed(error) | TierWriteResult::Queued(error) => {
+                Some((&*tier.tier, error))
+            }
             _ => None,
         })
     }
@@ -136,4 +138,8 @@ pub enum TierWriteResult {
     Dropped,
     /// The tier failed; what it holds now is unknown.
     Failed(Error),
+    /// The tier is down (this error says how); the change waits in the tier's
+    /// [recovery queue](crate::Fallback::auto_recovery) and is replayed when it answers
+    /// again. Meanwhile the cache reads the key there as the change says.
+    Queued(Error),
 }

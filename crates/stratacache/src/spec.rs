@@ -12,10 +12,14 @@ use stratacache_tier::{CacheTier, Clock, Error, ErrorKind};
 use crate::breaker::Breaker;
 use crate::level::{Level, TierHandle};
 use crate::policy::{InsertPolicy, PromotionPolicy};
+use crate::recovery::Recovery;
 use crate::telemetry::{Telemetry, TierCounters};
 
 type ConfigureMemory<K, V> =
     Box<dyn FnOnce(MemoryTierBuilder<K, V>) -> MemoryTierBuilder<K, V> + Send>;
+
+/// How many changes may wait for a remote tier to recover, unless set.
+pub(crate) const DEFAULT_RECOVERY_CAPACITY: usize = 10_000;
 
 /// Where a level keeps its entries, before the cache is built.
 pub(crate) enum Storage<K, V> {
@@ -79,6 +83,9 @@ pub(crate) struct LevelSpec<K, V> {
     pub(crate) promotion: PromotionPolicy<V>,
     /// Transient failures in a row that open the tier's circuit, and for how long.
     pub(crate) breaker: Option<(u32, Duration)>,
+    /// How many changes may wait for the tier to recover; `None`: the default (a queue
+    /// for a remote tier, none for a memory tier).
+    pub(crate) recovery: Option<usize>,
 }
 
 impl<K, V> LevelSpec<K, V>
@@ -94,6 +101,7 @@ where
             insert_policy: InsertPolicy::always(),
             promotion: PromotionPolicy::always(),
             breaker: None,
+            recovery: None,
         }
     }
 
@@ -115,6 +123,13 @@ where
             ));
         }
         let counters = Arc::default();
+        let remote = matches!(self.storage, Storage::Tier(TierHandle::Dyn(_)));
+        let recovery = match self.recovery {
+            Some(capacity) => capacity,
+            None if remote => DEFAULT_RECOVERY_CAPACITY,
+            None => 0,
+        };
+        let recovery = (recovery > 0 && depth > 0).then(|| Recovery::new(recovery));
         let breaker = self.breaker.map(|settings| {
             Breaker::new(
                 settings,
@@ -134,6 +149,7 @@ where
             promotion: self.promotion,
             counters,
             breaker,
+            recovery,
         })
     }
 }
@@ -151,6 +167,7 @@ impl<K, V> fmt::Debug for LevelSpec<K, V> {
             .field("insert_policy", &self.insert_policy)
             .field("promotion", &self.promotion)
             .field("breaker", &self.breaker)
+            .field("recovery", &self.recovery)
             .finish()
     }
 }

@@ -15,6 +15,7 @@ use crate::generation::Ticket;
 use crate::inner::Inner;
 use crate::level::Level;
 use crate::loader::Loaded;
+use crate::recovery::is_outage;
 use crate::telemetry::{CacheCounter, Op, TierOutcome};
 
 /// What the synchronous look at L1 found.
@@ -307,10 +308,13 @@ where
         outcome: TierOutcome,
         stopwatch: Option<Instant>,
     ) {
-        if let TierOutcome::Error(kind) = outcome
-            && (kind.is_transient() || kind == ErrorKind::CircuitOpen)
-        {
-            op.mark_unreachable(level.index);
+        if let TierOutcome::Error(kind) = outcome {
+            if is_outage(kind) {
+                op.mark_unreachable(level.index);
+            }
+        } else if level.recovery.as_ref().is_some_and(|r| !r.is_empty()) {
+            // The tier answers: what waited for it can be replayed.
+            self.recover(level.index);
         }
         self.telemetry
             .tier(op, &level.name, &level.counters, outcome, stopwatch);

@@ -26,7 +26,8 @@ use crate::inner::Inner;
 use crate::key_lock::KeyGuard;
 use crate::level::{Copy, Level};
 use crate::outcome::{TierWrite, TierWriteResult, WriteOutcome};
-use crate::telemetry::{Op, TierOutcome};
+use crate::recovery::{Pending, is_outage};
+use crate::telemetry::{CacheCounter, Op, TierOutcome};
 
 /// A write in progress; if it is dropped before it finishes, its key leaves the memory
 /// L1 (under the stripe's lock, like every writer's L1 change).
@@ -104,7 +105,8 @@ where
                     let copy = (!below_failed && levels.contains(&depth))
                         .then(|| self.copy_to_keep(level, entry, now, op))
                         .flatten();
-                    results[depth].result = match copy {
+                    let stores = copy.is_some();
+                    let result = match copy {
                         Some(copy) => match self.store_at(level, key, copy, &guard, op).await {
                             // The tier is up but refuses this value (too large, say): it
                             // must not keep serving the one this write replaces.
@@ -127,12 +129,20 @@ where
                             }
                         }
                     };
-                    below_failed |= matches!(results[depth].result, TierWriteResult::Failed(_));
+                    let result = self.recover_later(level, key, result, || match stores {
+                        true => Pending::Store(entry.clone()),
+                        false => Pending::Remove { at: now },
+                    });
+                    // A change queued for recovery counts as made: the tier reads as it.
+                    below_failed |= matches!(result, TierWriteResult::Failed(_));
+                    results[depth].result = result;
                 }
             }
             Change::Remove => {
                 for (depth, level) in self.levels.iter().enumerate() {
-                    results[depth].result = self.remove_at(level, key, &guard, op).await;
+                    let removed = self.remove_at(level, key, &guard, op).await;
+                    results[depth].result =
+                        self.recover_later(level, key, removed, || Pending::Remove { at: now });
                 }
             }
         }
@@ -144,6 +154,37 @@ where
         drop(unfinished);
         drop(guard);
         self.conclude(results)
+    }
+
+    /// Settles `level`'s recovery queue for `key` after a write's `result` there: a
+    /// change the tier took replaces any waiting one; a change it could not take because
+    /// it is down waits (not in strict mode, where the error is the caller's).
+    fn recover_later(
+        &self,
+        level: &Level<K, V>,
+        key: &K,
+        result: TierWriteResult,
+        change: impl FnOnce() -> Pending<V>,
+    ) -> TierWriteResult {
+        let Some(recovery) = &level.recovery else {
+            return result;
+        };
+        match result {
+            TierWriteResult::Failed(error) if is_outage(error.kind()) && !self.strict => {
+                if recovery.queue(key.clone(), change()) {
+                    self.telemetry.count(CacheCounter::RecoveryQueued);
+                    TierWriteResult::Queued(error)
+                } else {
+                    self.telemetry.count(CacheCounter::RecoveryDropped);
+                    TierWriteResult::Failed(error)
+                }
+            }
+            TierWriteResult::Failed(error) => TierWriteResult::Failed(error),
+            done => {
+                recovery.settle(key);
+                done
+            }
+        }
     }
 
     /// Removes every entry of this cache from every tier, L1 first.
@@ -162,6 +203,10 @@ where
         }
         let mut results = self.blank_outcome();
         for (depth, level) in self.levels.iter().enumerate() {
+            if let Some(recovery) = &level.recovery {
+                // What waited is older than the clear.
+                recovery.clear();
+            }
             let stopwatch = op.stopwatch();
             if let Err(error) = level.clear().await {
                 self.report(op, level, TierOutcome::Error(error.kind()), stopwatch);
@@ -320,7 +365,13 @@ where
             }
             let stopwatch = op.stopwatch();
             match level.insert(key.clone(), copy).await {
-                Ok(()) => self.report(op, level, stored, stopwatch),
+                Ok(()) => {
+                    // What a reader found since a waiting change is newer than it.
+                    if let Some(recovery) = &level.recovery {
+                        recovery.settle(key);
+                    }
+                    self.report(op, level, stored, stopwatch);
+                }
                 Err(error) => self.report(op, level, TierOutcome::Error(error.kind()), stopwatch),
             }
         }
@@ -375,7 +426,7 @@ where
 
     /// The copy `level` keeps of `entry` at `now`: none when its insert policy declines
     /// the value (reported) or the copy would already be expired.
-    fn copy_to_keep(
+    pub(crate) fn copy_to_keep(
         &self,
         level: &Level<K, V>,
         entry: &CacheEntry<V>,

@@ -69,7 +69,11 @@ async fn l1_serves_while_l2_is_down() {
 async fn failed_l2_write_is_in_the_outcome_and_l1_drops_its_copy() {
     let clock = FrozenClock::new();
     let l2 = MockTier::new();
-    let cache = cache(&clock, &l2, false);
+    let cache: Cache<u32, String> = Cache::builder()
+        .clock(&clock)
+        .fallback(Fallback::tier(l2.clone()).auto_recovery(0))
+        .build()
+        .unwrap();
     cache.insert(1, "old".into()).await.unwrap();
     l2.fail(TierOp::Insert, ErrorKind::Unavailable);
     let outcome = cache.insert(1, "new".into()).await.unwrap();
@@ -82,11 +86,40 @@ async fn failed_l2_write_is_in_the_outcome_and_l1_drops_its_copy() {
         outcome.tiers()[0].result(),
         TierWriteResult::Dropped
     ));
-    // L1 holds neither the new value (L2 may lack it) nor the old one (L2 may differ):
-    // the next read asks L2, which still holds "old".
+    // Without a recovery queue, L1 holds neither the new value (L2 may lack it) nor the
+    // old one (L2 may differ): the next read asks L2, which still holds "old".
     assert_eq!(cache.stats().tiers[1].errors, 1);
     assert_eq!(cache.l1_len(), Some(0));
     assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("old"));
+}
+
+#[tokio::test]
+async fn a_write_l2_could_not_take_waits_for_it_and_is_what_reads_see() {
+    let clock = FrozenClock::new();
+    let l2 = MockTier::new();
+    let cache = cache(&clock, &l2, false);
+    cache.insert(1, "old".into()).await.unwrap();
+    l2.fail(TierOp::Insert, ErrorKind::Unavailable);
+    let outcome = cache.insert(1, "new".into()).await.unwrap();
+    assert!(!outcome.is_complete(), "not yet in L2");
+    assert!(
+        matches!(outcome.tiers()[1].result(), TierWriteResult::Queued(e) if e.kind() == ErrorKind::Unavailable)
+    );
+    assert!(matches!(
+        outcome.tiers()[0].result(),
+        TierWriteResult::Stored
+    ));
+    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("new"));
+    let below = cache.with(stratacache::Options::new().skip_l1());
+    let read = below.get(&1).await.unwrap();
+    assert_eq!(read.as_deref(), Some("new"), "L2 reads as the queued write");
+    let stored = l2.peek(&1).map(CacheEntry::into_value);
+    assert_eq!(
+        stored.as_deref(),
+        Some("old"),
+        "which L2 itself has not taken yet"
+    );
+    assert_eq!(cache.stats().recovery_queued, 1);
 }
 
 #[tokio::test]
@@ -115,7 +148,12 @@ async fn failed_invalidate_is_in_the_outcome() {
         TierWriteResult::Removed
     ));
     assert!(
-        matches!(outcome.tiers()[1].result(), TierWriteResult::Failed(e) if e.kind() == ErrorKind::Timeout)
+        matches!(outcome.tiers()[1].result(), TierWriteResult::Queued(e) if e.kind() == ErrorKind::Timeout)
+    );
+    assert_eq!(
+        cache.get(&1).await.unwrap(),
+        None,
+        "L2 reads as the queued invalidation"
     );
 }
 

@@ -30,7 +30,8 @@ async fn an_open_circuit_skips_reads_and_writes_until_a_probe_succeeds() {
     assert_eq!(cache.get(&2).await.unwrap(), None);
     assert_eq!(cache.stats().tiers[1].circuit, Some(CircuitState::Open));
 
-    // Open: neither reads nor writes reach the tier; a write says so and drops L1's copy.
+    // Open: neither reads nor writes reach the tier; a write waits for it to recover,
+    // and L1 serves the new value meanwhile.
     let outcome = cache.insert(3, "three".into()).await.unwrap();
     let failure = outcome.failures().next().expect("L2 reported");
     assert_eq!(
@@ -38,13 +39,17 @@ async fn an_open_circuit_skips_reads_and_writes_until_a_probe_succeeds() {
         ("l2", ErrorKind::CircuitOpen)
     );
     assert!(matches!(
-        outcome.tiers()[0].result(),
-        TierWriteResult::Dropped
+        outcome.tiers()[1].result(),
+        TierWriteResult::Queued(_)
     ));
-    assert_eq!(cache.get(&3).await.unwrap(), None);
+    assert!(matches!(
+        outcome.tiers()[0].result(),
+        TierWriteResult::Stored
+    ));
+    assert_eq!(cache.get(&3).await.unwrap().as_deref(), Some("three"));
     assert_eq!((l2.count(TierOp::Get), l2.count(TierOp::Insert)), (2, 0));
     let stats = &cache.stats().tiers[1];
-    assert_eq!((stats.errors, stats.short_circuits), (2, 2));
+    assert_eq!((stats.errors, stats.short_circuits), (2, 1));
 
     // Still open just before the cool-down ends; then one probe, which fails: open again.
     clock.advance(Duration::from_secs(9));
@@ -62,8 +67,20 @@ async fn an_open_circuit_skips_reads_and_writes_until_a_probe_succeeds() {
     clock.advance(Duration::from_secs(10));
     cache.insert(6, "six".into()).await.unwrap();
     assert_eq!(cache.stats().tiers[1].circuit, Some(CircuitState::Closed));
-    assert_eq!(l2.count(TierOp::Insert), 1);
     assert_eq!(cache.get(&6).await.unwrap().as_deref(), Some("six"));
+
+    // The tier answered: the write it missed is replayed in the background.
+    let replayed = async {
+        while cache.stats().recovery_replayed == 0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), replayed)
+        .await
+        .expect("replayed");
+    assert_eq!(l2.count(TierOp::Insert), 2);
+    let stored = l2.peek(&3).map(CacheEntry::into_value);
+    assert_eq!(stored.as_deref(), Some("three"));
 }
 
 #[tokio::test]

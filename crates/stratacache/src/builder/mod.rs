@@ -158,7 +158,8 @@ where
             !clock.is_system() || levels[0].memory().is_none() || self.fail_safe.is_some();
         // A lone memory L1 changes atomically; anything else is serialized per key.
         let needs_key_locks = levels.len() > 1 || levels[0].memory().is_none();
-        let inner = Inner {
+        let inner = |me: &std::sync::Weak<Inner<K, V>>| Inner {
+            me: me.clone(),
             clock,
             strict: self.strict,
             levels,
@@ -174,7 +175,7 @@ where
             refresher,
         };
         Ok(Cache {
-            inner: Arc::new(inner),
+            inner: Arc::new_cyclic(inner),
         })
     }
 }

@@ -43,6 +43,8 @@ pub enum Operation {
     InvalidateMany,
     /// A background refresh of a stale entry.
     Refresh,
+    /// A background replay of changes a tier could not take.
+    Recovery,
     /// Housekeeping of a tier on its own (evictions).
     Housekeeping,
 }
@@ -66,6 +68,7 @@ impl Operation {
             Self::InsertMany => "insert_many",
             Self::InvalidateMany => "invalidate_many",
             Self::Refresh => "refresh",
+            Self::Recovery => "recovery",
             Self::Housekeeping => "housekeeping",
         }
     }

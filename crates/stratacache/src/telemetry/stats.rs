@@ -59,10 +59,13 @@ pub(crate) enum CacheCounter {
     RefreshesFailed,
     NotFoundHits,
     StaleServed,
+    RecoveryQueued,
+    RecoveryReplayed,
+    RecoveryDropped,
 }
 
 impl CacheCounter {
-    const COUNT: usize = Self::StaleServed as usize + 1;
+    const COUNT: usize = Self::RecoveryDropped as usize + 1;
 }
 
 /// A snapshot of one tier's counters.
@@ -193,6 +196,14 @@ pub struct CacheStats {
     /// Values served past their TTL because their source failed (see
     /// [`fail_safe`](crate::CacheBuilder::fail_safe)).
     pub stale_served: u64,
+    /// Changes a remote tier could not take, queued for its recovery (see
+    /// [`auto_recovery`](crate::Fallback::auto_recovery)).
+    pub recovery_queued: u64,
+    /// Queued changes replayed into their recovered tier.
+    pub recovery_replayed: u64,
+    /// Changes dropped: the queue was full, or at replay the tier held something newer
+    /// or refused them.
+    pub recovery_dropped: u64,
 }
 
 impl CacheStats {
@@ -221,6 +232,9 @@ impl CacheStats {
             refreshes_failed: count(CacheCounter::RefreshesFailed),
             not_found_hits: count(CacheCounter::NotFoundHits),
             stale_served: count(CacheCounter::StaleServed),
+            recovery_queued: count(CacheCounter::RecoveryQueued),
+            recovery_replayed: count(CacheCounter::RecoveryReplayed),
+            recovery_dropped: count(CacheCounter::RecoveryDropped),
         }
     }
 }

@@ -1,0 +1,221 @@
+//! Auto-recovery: writes and invalidations a remote tier could not take wait, latest
+//! per key, and are replayed when the tier answers again.
+//!
+//! While a change waits, the tier's lookups of that key answer what the change says (the
+//! new value, or nothing), not what the tier still holds: a replaced value is not
+//! promoted back while Redis is down or flapping. A change is settled (forgotten) when a
+//! later write of the key reaches the tier, or a reader stores a newer value there; it is
+//! dropped at replay when the tier already holds an entry newer than it (another instance
+//! wrote since). Changes are queued, settled and replayed under the key's lock.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use stratacache_tier::{CacheEntry, ErrorKind};
+
+use crate::inner::Inner;
+use crate::telemetry::{CacheCounter, Operation, TierOutcome};
+
+/// A change waiting for its tier.
+#[derive(Clone)]
+pub(crate) enum Pending<V> {
+    Store(CacheEntry<V>),
+    Remove { at: SystemTime },
+}
+
+/// One tier's waiting changes.
+pub(crate) struct Recovery<K, V> {
+    pending: Mutex<HashMap<K, Pending<V>>>,
+    /// How many changes wait: lookups skip the lock while it is zero.
+    len: AtomicUsize,
+    capacity: usize,
+    replaying: AtomicBool,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Recovery<K, V> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            pending: Mutex::new(HashMap::new()),
+            len: AtomicUsize::new(0),
+            capacity,
+            replaying: AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<K, Pending<V>>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len.load(Ordering::Acquire) == 0
+    }
+
+    /// What a lookup of `key` at this tier answers while a change of it waits.
+    #[inline]
+    pub(crate) fn answer(&self, key: &K) -> Option<Option<CacheEntry<V>>> {
+        if self.is_empty() {
+            return None;
+        }
+        self.lock().get(key).map(|pending| match pending {
+            Pending::Store(entry) => Some(entry.clone()),
+            Pending::Remove { .. } => None,
+        })
+    }
+
+    /// Queues `change` of `key`, replacing an older one; false when the queue is full.
+    pub(crate) fn queue(&self, key: K, change: Pending<V>) -> bool {
+        let mut pending = self.lock();
+        if pending.len() >= self.capacity && !pending.contains_key(&key) {
+            return false;
+        }
+        pending.insert(key, change);
+        self.len.store(pending.len(), Ordering::Release);
+        true
+    }
+
+    /// Forgets the change of `key`: the tier took a newer one.
+    pub(crate) fn settle(&self, key: &K) {
+        if self.is_empty() {
+            return;
+        }
+        let mut pending = self.lock();
+        pending.remove(key);
+        self.len.store(pending.len(), Ordering::Release);
+    }
+
+    /// Forgets every change: the tier was cleared.
+    pub(crate) fn clear(&self) {
+        let mut pending = self.lock();
+        pending.clear();
+        self.len.store(0, Ordering::Release);
+    }
+
+    fn waiting(&self, key: &K) -> Option<Pending<V>> {
+        self.lock().get(key).cloned()
+    }
+
+    fn some_keys(&self, count: usize) -> Vec<K> {
+        self.lock().keys().take(count).cloned().collect()
+    }
+}
+
+/// How a replayed change ended.
+enum Replayed {
+    /// The tier took it.
+    Applied,
+    /// Not needed any more (expired, or the tier holds something newer), or refused.
+    Dropped,
+    /// The tier failed again: stop until it answers.
+    Failed,
+}
+
+impl<K, V> Inner<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Starts a replay of level `depth`'s waiting changes in the background (on the
+    /// current tokio runtime), unless one runs already.
+    pub(crate) fn recover(&self, depth: usize) {
+        let Some(recovery) = &self.levels[depth].recovery else {
+            return;
+        };
+        if recovery.is_empty() || recovery.replaying.load(Ordering::Acquire) {
+            return;
+        }
+        let (Ok(runtime), Some(inner)) = (tokio::runtime::Handle::try_current(), self.me.upgrade())
+        else {
+            return;
+        };
+        if !recovery.replaying.swap(true, Ordering::AcqRel) {
+            runtime.spawn(async move {
+                inner.replay(depth).await;
+                if let Some(recovery) = &inner.levels[depth].recovery {
+                    recovery.replaying.store(false, Ordering::Release);
+                }
+            });
+        }
+    }
+
+    /// Replays level `depth`'s waiting changes until none is left or the tier fails.
+    async fn replay(self: &Arc<Self>, depth: usize) {
+        let Some(recovery) = &self.levels[depth].recovery else {
+            return;
+        };
+        loop {
+            let keys = recovery.some_keys(64);
+            if keys.is_empty() {
+                return;
+            }
+            for key in keys {
+                let _key = match &self.key_locks {
+                    Some(locks) => Some(locks.lock(&key).await),
+                    None => None,
+                };
+                let Some(change) = recovery.waiting(&key) else {
+                    continue;
+                };
+                match self.replay_one(depth, &key, change).await {
+                    Replayed::Applied => {
+                        recovery.settle(&key);
+                        self.telemetry.count(CacheCounter::RecoveryReplayed);
+                    }
+                    Replayed::Dropped => {
+                        recovery.settle(&key);
+                        self.telemetry.count(CacheCounter::RecoveryDropped);
+                    }
+                    Replayed::Failed => return,
+                }
+            }
+        }
+    }
+
+    /// Applies one waiting change, unless the tier already holds something newer.
+    async fn replay_one(&self, depth: usize, key: &K, change: Pending<V>) -> Replayed {
+        let level = &self.levels[depth];
+        let op = self.telemetry.start(Operation::Recovery);
+        let newer_than = match &change {
+            Pending::Store(entry) => entry.cached_at(),
+            Pending::Remove { at } => *at,
+        };
+        match level.get_stored(key).await {
+            Ok(Some(theirs)) if theirs.cached_at() > newer_than => return Replayed::Dropped,
+            Err(error) if is_outage(error.kind()) => return Replayed::Failed,
+            _ => {}
+        }
+        let stopwatch = op.stopwatch();
+        let (applied, outcome) = match change {
+            Pending::Store(entry) => {
+                let Some(copy) = self.copy_to_keep(level, &entry, self.clock.now(), &op) else {
+                    return Replayed::Dropped;
+                };
+                (level.insert(key.clone(), copy).await, TierOutcome::Inserted)
+            }
+            Pending::Remove { .. } => (level.invalidate(key).await, TierOutcome::Invalidated),
+        };
+        match applied {
+            Ok(()) => {
+                self.report(&op, level, outcome, stopwatch);
+                Replayed::Applied
+            }
+            Err(error) => {
+                self.report(&op, level, TierOutcome::Error(error.kind()), stopwatch);
+                if is_outage(error.kind()) {
+                    Replayed::Failed
+                } else {
+                    Replayed::Dropped
+                }
+            }
+        }
+    }
+}
+
+/// Whether a tier's error says it is down (so a change should wait) rather than that
+/// it refused the change.
+pub(crate) fn is_outage(kind: ErrorKind) -> bool {
+    kind.is_transient() || kind == ErrorKind::CircuitOpen
+}

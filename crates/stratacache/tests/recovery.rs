@@ -1,0 +1,179 @@
+//! Auto-recovery: changes a remote tier could not take wait for it, are what reads of it
+//! see meanwhile, and are replayed when it answers again, unless something newer is
+//! already there.
+
+use std::time::Duration;
+
+use stratacache::mock::{MockTier, TierOp};
+use stratacache::{
+    Cache, CacheEntry, CacheTier, ErrorKind, Fallback, FrozenClock, Options, TierWriteResult,
+};
+use stratacache_redis::{RedisConfig, RedisStore};
+use stratacache_testkit::RedisServer;
+
+fn cache(clock: &FrozenClock, l2: &MockTier<u64, String>, capacity: usize) -> Cache<u64, String> {
+    Cache::builder()
+        .clock(clock)
+        .fallback(Fallback::tier(l2.clone()).auto_recovery(capacity))
+        .build()
+        .unwrap()
+}
+
+fn in_l2(l2: &MockTier<u64, String>, key: u64) -> Option<String> {
+    l2.peek(&key).map(CacheEntry::into_value)
+}
+
+/// Answers once `done` holds, waiting on the background replay (bounded).
+async fn until(done: impl Fn() -> bool) {
+    let wait = async {
+        while !done() {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .expect("the replay finished");
+}
+
+#[tokio::test]
+async fn a_queued_invalidation_hides_the_old_value_and_is_replayed() {
+    let (clock, l2) = (FrozenClock::new(), MockTier::new());
+    let cache = cache(&clock, &l2, 100);
+    cache.insert(1, "old".into()).await.unwrap();
+    l2.fail(TierOp::Invalidate, ErrorKind::Timeout);
+    let outcome = cache.invalidate(&1).await.unwrap();
+    assert!(matches!(
+        outcome.tiers()[1].result(),
+        TierWriteResult::Queued(_)
+    ));
+
+    // L2 still holds "old", but no read gets it back.
+    assert_eq!(in_l2(&l2, 1).as_deref(), Some("old"));
+    assert_eq!(cache.get(&1).await.unwrap(), None);
+    let below = cache.with(Options::new().skip_l1());
+    assert_eq!(below.get(&1).await.unwrap(), None);
+    assert_eq!(cache.get_many(&[1]).await.unwrap(), [None]);
+
+    l2.heal();
+    cache.get(&99).await.unwrap(); // L2 answers: the replay starts
+    until(|| cache.stats().recovery_replayed == 1).await;
+    assert_eq!(in_l2(&l2, 1), None);
+}
+
+#[tokio::test]
+async fn the_latest_change_wins_and_a_later_write_settles_it() {
+    let (clock, l2) = (FrozenClock::new(), MockTier::new());
+    let cache = cache(&clock, &l2, 100);
+    l2.fail(TierOp::Insert, ErrorKind::Unavailable);
+    cache.insert(1, "v1".into()).await.unwrap();
+    cache.insert(1, "v2".into()).await.unwrap();
+    cache.insert(2, "queued".into()).await.unwrap();
+    assert_eq!(cache.stats().recovery_queued, 3);
+    l2.heal();
+    cache.insert(2, "written".into()).await.unwrap(); // reaches L2: 2's change is settled
+    until(|| cache.stats().recovery_replayed == 1).await;
+    assert_eq!(
+        in_l2(&l2, 1).as_deref(),
+        Some("v2"),
+        "only the latest change of 1"
+    );
+    assert_eq!(in_l2(&l2, 2).as_deref(), Some("written"));
+    assert_eq!(l2.count(TierOp::Insert), 5, "three failed, then 2's insert and 1's replay");
+}
+
+#[tokio::test]
+async fn a_change_older_than_what_the_tier_holds_is_dropped() {
+    let (clock, l2) = (FrozenClock::new(), MockTier::new());
+    let cache = cache(&clock, &l2, 100);
+    l2.fail(TierOp::Insert, ErrorKind::Timeout);
+    cache.insert(1, "ours".into()).await.unwrap();
+    // Meanwhile another instance, whose connection works, writes a newer value.
+    clock.advance(Duration::from_secs(1));
+    l2.heal();
+    let theirs = CacheEntry::new("theirs".to_string(), clock.now(), None);
+    l2.insert(1, theirs, None).await.unwrap();
+    cache.get(&99).await.unwrap();
+    until(|| cache.stats().recovery_dropped == 1).await;
+    assert_eq!(in_l2(&l2, 1).as_deref(), Some("theirs"));
+    assert_eq!(cache.stats().recovery_replayed, 0);
+}
+
+#[tokio::test]
+async fn a_full_queue_drops_the_change_and_falls_back_to_dropping_the_copies_above() {
+    let (clock, l2) = (FrozenClock::new(), MockTier::new());
+    let cache = cache(&clock, &l2, 1);
+    l2.fail(TierOp::Insert, ErrorKind::Unavailable);
+    cache.insert(1, "one".into()).await.unwrap();
+    let outcome = cache.insert(2, "two".into()).await.unwrap();
+    assert!(matches!(
+        outcome.tiers()[1].result(),
+        TierWriteResult::Failed(_)
+    ));
+    assert!(matches!(
+        outcome.tiers()[0].result(),
+        TierWriteResult::Dropped
+    ));
+    let stats = cache.stats();
+    assert_eq!((stats.recovery_queued, stats.recovery_dropped), (1, 1));
+}
+
+#[tokio::test]
+async fn strict_and_memory_tiers_queue_nothing() {
+    let (clock, l2) = (FrozenClock::new(), MockTier::new());
+    let strict: Cache<u64, String> = Cache::builder()
+        .clock(&clock)
+        .strict(true)
+        .fallback(Fallback::tier(l2.clone()))
+        .build()
+        .unwrap();
+    l2.fail(TierOp::Insert, ErrorKind::Timeout);
+    let error = strict.insert(1, "one".into()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Timeout);
+    assert_eq!(strict.stats().recovery_queued, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_during_a_redis_outage_reach_it_after_a_restart() {
+    let mut server = RedisServer::start().unwrap();
+    let config = RedisConfig::from_url(server.url())
+        .namespace("recovery")
+        .command_timeout(Duration::from_millis(200));
+    let store = RedisStore::new(config.clone()).unwrap();
+    let cache: Cache<u64, String> = Cache::builder()
+        .fallback(Fallback::remote(stratacache::Remote::new(store)))
+        .build()
+        .unwrap();
+    cache.insert(1, "before".into()).await.unwrap();
+    cache.insert(2, "kept".into()).await.unwrap();
+
+    server.stop();
+    let outcome = cache.insert(1, "during".into()).await.unwrap();
+    assert!(matches!(
+        outcome.tiers()[1].result(),
+        TierWriteResult::Queued(_)
+    ));
+    cache.invalidate(&2).await.unwrap();
+    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("during"));
+
+    server.restart().unwrap(); // an empty Redis on the same port
+    let started = std::time::Instant::now();
+    while cache.stats().recovery_replayed < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never replayed"
+        );
+        // Any call Redis answers starts the replay; real time: the server is restarting.
+        let _ = cache.get(&99).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let replayed_in = started.elapsed();
+    let other: Cache<u64, String> = Cache::builder()
+        .fallback(Fallback::remote(stratacache::Remote::new(
+            RedisStore::new(config).unwrap(),
+        )))
+        .build()
+        .unwrap();
+    assert_eq!(other.get(&1).await.unwrap().as_deref(), Some("during"));
+    assert_eq!(other.get(&2).await.unwrap(), None);
+    assert!(replayed_in < Duration::from_secs(5), "{replayed_in:?}");
+}
