@@ -78,7 +78,11 @@ async fn the_latest_change_wins_and_a_later_write_settles_it() {
         "only the latest change of 1"
     );
     assert_eq!(in_l2(&l2, 2).as_deref(), Some("written"));
-    assert_eq!(l2.count(TierOp::Insert), 5, "three failed, then 2's insert and 1's replay");
+    assert_eq!(
+        l2.count(TierOp::Insert),
+        5,
+        "three failed, then 2's insert and 1's replay"
+    );
 }
 
 #[tokio::test]
