@@ -15,6 +15,7 @@ use crate::loader::DynLoader;
 use crate::not_found::NotFound;
 use crate::refresh::Refresher;
 use crate::telemetry::Telemetry;
+use crate::timeouts::LoadTimeouts;
 
 pub(crate) struct Inner<K, V> {
     /// Itself, for the background work it starts (recovery replays).
@@ -40,6 +41,8 @@ pub(crate) struct Inner<K, V> {
     pub(crate) not_found: Option<NotFound<K>>,
     /// How much shorter than its TTL a stored copy may live, at random.
     pub(crate) ttl_jitter: Option<std::time::Duration>,
+    /// Soft and hard limits on loads, when set.
+    pub(crate) load_timeouts: Option<LoadTimeouts>,
     /// Serving stale values when the source fails, when set.
     pub(crate) fail_safe: Option<FailSafe>,
     pub(crate) refresher: Option<Refresher<K, V>>,

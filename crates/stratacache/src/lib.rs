@@ -93,6 +93,7 @@ mod sharded;
 mod spec;
 pub mod telemetry;
 mod tier_impl;
+mod timeouts;
 mod walk;
 mod write;
 
@@ -115,6 +116,7 @@ pub use stratacache_tier::{
     Lookup,
 };
 pub use telemetry::{CacheEvent, CacheStats, TierStats};
+pub use timeouts::LoadTimeouts;
 
 /// The README's code blocks, run as doctests so that the first code a newcomer copies
 /// always compiles and runs.

@@ -17,6 +17,7 @@ use crate::level::Level;
 use crate::loader::Loaded;
 use crate::recovery::is_outage;
 use crate::telemetry::{CacheCounter, Op, TierOutcome};
+use crate::timeouts::Overdue;
 
 /// What the synchronous look at L1 found.
 pub(crate) enum FirstLook<V> {
@@ -271,9 +272,14 @@ where
             return Ok(Fetched::LoadedNothing);
         }
         self.telemetry.count(CacheCounter::Loads);
-        // Boxed: a loader's future is the caller's, of any size, and a miss that does not
-        // load should not carry it.
-        match Box::pin(loader()).await {
+        let loaded = match self.timed_load(loader(), stale.is_some()).await {
+            Ok(loaded) => loaded,
+            Err(Overdue::Soft) => match stale {
+                Some(stale) => return Ok(Fetched::Stale(self.serve_stale(key, stale, ticket))),
+                None => unreachable!("a soft timeout applies only with a stale value at hand"),
+            },
+        };
+        match loaded {
             Ok(Some(loaded)) => {
                 let entry = CacheEntry::new(loaded.value, self.clock.now(), loaded.ttl);
                 self.publish(key, &entry, ticket, levels, TierOutcome::Inserted, op)

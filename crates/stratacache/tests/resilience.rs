@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use stratacache::mock::{MockTier, TierOp};
 use stratacache::{
-    Cache, CacheEntry, CircuitState, ErrorKind, FailSafe, Fallback, FrozenClock, MemoryTier,
-    TierWriteResult,
+    Cache, CacheEntry, CircuitState, ErrorKind, FailSafe, Fallback, FrozenClock, LoadTimeouts,
+    MemoryTier, TierWriteResult,
 };
 
 fn guarded(clock: &FrozenClock, l2: &MockTier<u64, String>) -> Cache<u64, String> {
@@ -276,4 +276,96 @@ async fn fail_safe_without_a_loader_answers_stale_when_a_tier_fails() {
         "L2 down: stale"
     );
     assert_eq!(cache.stats().stale_served, 1);
+}
+
+/// A loading cache whose loader answers `"v{n}"` for its n-th call, after `slow` from
+/// the second call on (tokio's paused clock: the tests don't wait).
+fn timed_cache(clock: &FrozenClock, slow: Duration, timeouts: LoadTimeouts) -> Cache<u64, String> {
+    let calls = Arc::new(AtomicUsize::new(0));
+    Cache::builder()
+        .clock(clock)
+        .ttl(Duration::from_secs(60))
+        .loader(move |_id: u64| {
+            let call = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                if call > 1 {
+                    tokio::time::sleep(slow).await;
+                }
+                Ok::<_, std::io::Error>(Some(format!("v{call}")))
+            }
+        })
+        .fail_safe(FailSafe::new(Duration::from_secs(3_600)))
+        .load_timeouts(timeouts)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_soft_timeout_answers_stale_and_the_load_lands_in_the_background() {
+    let clock = FrozenClock::new();
+    let timeouts = LoadTimeouts::new()
+        .soft(Duration::from_millis(100))
+        .hard(Duration::from_secs(30));
+    let cache = timed_cache(&clock, Duration::from_secs(5), timeouts);
+    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("v1"));
+    clock.advance(Duration::from_secs(61));
+
+    let started = tokio::time::Instant::now();
+    assert_eq!(
+        cache.get(&1).await.unwrap().as_deref(),
+        Some("v1"),
+        "stale, at once"
+    );
+    assert_eq!(started.elapsed(), Duration::from_millis(100));
+    assert_eq!(cache.stats().soft_timeouts, 1);
+
+    tokio::time::sleep(Duration::from_secs(5)).await; // the load ends
+    let wait = async {
+        while cache.stats().background_loads == 0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), wait)
+        .await
+        .unwrap();
+    let entry = cache.get_entry(&1).await.unwrap().unwrap();
+    assert_eq!((entry.value().as_str(), entry.is_stale()), ("v2", false));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_soft_timeout_needs_a_stale_value_and_a_hard_one_fails_the_load() {
+    let clock = FrozenClock::new();
+    let timeouts = LoadTimeouts::new()
+        .soft(Duration::from_millis(100))
+        .hard(Duration::from_secs(2));
+    let cache = timed_cache(&clock, Duration::from_secs(1), timeouts);
+    cache.get(&1).await.unwrap(); // the first call is quick
+
+    // Nothing stale at hand: the soft timeout does not apply, the load is waited for.
+    let started = tokio::time::Instant::now();
+    assert_eq!(cache.get(&2).await.unwrap().as_deref(), Some("v2"));
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    assert_eq!(cache.stats().soft_timeouts, 0);
+
+    let slow = timed_cache(&clock, Duration::from_secs(5), timeouts);
+    slow.get(&1).await.unwrap();
+    let error = slow.get(&2).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Timeout);
+    assert_eq!(slow.stats().load_errors, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_background_load_never_overwrites_a_later_write() {
+    let clock = FrozenClock::new();
+    let timeouts = LoadTimeouts::new().soft(Duration::from_millis(100));
+    let cache = timed_cache(&clock, Duration::from_secs(5), timeouts);
+    cache.get(&1).await.unwrap();
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("v1"), "stale");
+    cache.insert(1, "written".into()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await; // the background load ends
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("written"));
 }

@@ -23,6 +23,7 @@ use crate::not_found::NotFound;
 use crate::refresh::{Refresher, TimeToRefresh};
 use crate::spec::{LevelSpec, Storage};
 use crate::telemetry::{Handler, Telemetry};
+use crate::timeouts::LoadTimeouts;
 
 impl<K, V> Cache<K, V>
 where
@@ -78,6 +79,7 @@ pub struct CacheBuilder<K, V> {
     not_found_ttl: Option<Duration>,
     fail_safe: Option<FailSafe>,
     ttl_jitter: Option<Duration>,
+    load_timeouts: Option<LoadTimeouts>,
     telemetry: bool,
     handler: Option<Handler>,
     track_evictions: bool,
@@ -101,6 +103,7 @@ where
             not_found_ttl: None,
             fail_safe: None,
             ttl_jitter: None,
+            load_timeouts: None,
             telemetry: true,
             handler: None,
             track_evictions: false,
@@ -172,6 +175,7 @@ where
             not_found,
             fail_safe: self.fail_safe,
             ttl_jitter: self.ttl_jitter.filter(|jitter| !jitter.is_zero()),
+            load_timeouts: self.load_timeouts,
             refresher,
         };
         Ok(Cache {
@@ -220,6 +224,7 @@ impl<K, V> fmt::Debug for CacheBuilder<K, V> {
             .field("not_found_ttl", &self.not_found_ttl)
             .field("fail_safe", &self.fail_safe)
             .field("ttl_jitter", &self.ttl_jitter)
+            .field("load_timeouts", &self.load_timeouts)
             .field("telemetry", &self.telemetry)
             .field("event_handler", &self.handler.is_some())
             .field("track_evictions", &self.track_evictions)

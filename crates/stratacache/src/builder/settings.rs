@@ -13,6 +13,7 @@ use crate::fail_safe::FailSafe;
 use crate::loader::Loader;
 use crate::refresh::TimeToRefresh;
 use crate::telemetry::CacheEvent;
+use crate::timeouts::LoadTimeouts;
 
 impl<K, V> CacheBuilder<K, V>
 where
@@ -336,6 +337,12 @@ where
     /// ```
     pub fn ttl_jitter(mut self, jitter: Duration) -> Self {
         self.ttl_jitter = Some(jitter);
+        self
+    }
+
+    /// Soft and hard limits on how long a load may take (see [`LoadTimeouts`]).
+    pub fn load_timeouts(mut self, timeouts: LoadTimeouts) -> Self {
+        self.load_timeouts = Some(timeouts);
         self
     }
 }

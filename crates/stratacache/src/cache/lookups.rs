@@ -13,7 +13,7 @@ use stratacache_tier::{CacheEntry, Error};
 use super::Cache;
 use crate::coalesce::Fetched;
 use crate::erased::BoxFuture;
-use crate::loader::Loaded;
+use crate::loader::{DynLoader, Loaded};
 use crate::telemetry::{Op, Operation, OperationOutcome};
 use crate::walk::{FirstLook, Walk};
 
@@ -55,8 +55,30 @@ where
             .inner
             .loader
             .as_ref()
-            .map(|load| move || load.load(key.to_owned()));
+            .map(|load| move || self.load_through(load, key));
         self.hit_or_fetch(Operation::Get, key, load, 0..self.inner.levels.len())
+    }
+
+    /// A load through the cache's own loader: one that can outlive its caller when a
+    /// soft timeout is set (see [`LoadTimeouts`](crate::LoadTimeouts)).
+    pub(crate) fn load_through<Q>(
+        &self,
+        loader: &DynLoader<K, V>,
+        key: &Q,
+    ) -> BoxFuture<'static, Result<Option<Loaded<V>>, Error>>
+    where
+        K: Borrow<Q>,
+        Q: ToOwned<Owned = K> + ?Sized,
+    {
+        let soft = self
+            .inner
+            .load_timeouts
+            .is_some_and(|t| t.get_soft().is_some());
+        if soft {
+            Box::pin(Arc::clone(&self.inner).load_outliving_caller(key.to_owned()))
+        } else {
+            loader.load(key.to_owned())
+        }
     }
 
     /// The future of `get` and the loader family, reading and filling `levels`: its first

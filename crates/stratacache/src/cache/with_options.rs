@@ -92,7 +92,7 @@ where
             .inner
             .loader
             .as_ref()
-            .map(|load| move || load.load(key.to_owned()));
+            .map(|load| move || self.cache.load_through(load, key));
         self.read(Operation::Get, key, load).await
     }
 

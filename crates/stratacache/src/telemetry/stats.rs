@@ -62,10 +62,12 @@ pub(crate) enum CacheCounter {
     RecoveryQueued,
     RecoveryReplayed,
     RecoveryDropped,
+    SoftTimeouts,
+    BackgroundLoads,
 }
 
 impl CacheCounter {
-    const COUNT: usize = Self::RecoveryDropped as usize + 1;
+    const COUNT: usize = Self::BackgroundLoads as usize + 1;
 }
 
 /// A snapshot of one tier's counters.
@@ -204,6 +206,11 @@ pub struct CacheStats {
     /// Changes dropped: the queue was full, or at replay the tier held something newer
     /// or refused them.
     pub recovery_dropped: u64,
+    /// Loads that ran past the soft timeout, answered with a stale value (see
+    /// [`LoadTimeouts`](crate::LoadTimeouts)).
+    pub soft_timeouts: u64,
+    /// Loads that went on after their caller was answered, and stored their value.
+    pub background_loads: u64,
 }
 
 impl CacheStats {
@@ -235,6 +242,8 @@ impl CacheStats {
             recovery_queued: count(CacheCounter::RecoveryQueued),
             recovery_replayed: count(CacheCounter::RecoveryReplayed),
             recovery_dropped: count(CacheCounter::RecoveryDropped),
+            soft_timeouts: count(CacheCounter::SoftTimeouts),
+            background_loads: count(CacheCounter::BackgroundLoads),
         }
     }
 }
