@@ -1,6 +1,7 @@
 //! Redis killed under load: a memory L1 over Redis with a circuit breaker and fail-safe,
 //! driven by 16 tasks through three phases (healthy, Redis killed, Redis back). Prints
-//! throughput, the slowest call once the circuit opened, and what the cache counted.
+//! throughput, errors, stale serves and the slowest call each second, then what the
+//! cache counted.
 //!
 //! `cargo run --release --example resilience` starts its own `redis-server` (it must be
 //! installed: `./scripts/test.sh` installs it); with `REDIS_URL` set it cannot kill
@@ -87,27 +88,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }));
     }
 
+    // Runs a phase for `seconds`, printing each second; answers its calls per second.
     let run = |name: &'static str, seconds: u64| {
-        let phase = Arc::clone(&phase);
+        let (phase, cache) = (Arc::clone(&phase), cache.clone());
         async move {
-            let fresh = Arc::new(Phase::default());
-            *phase.lock().unwrap() = Arc::clone(&fresh);
-            tokio::time::sleep(Duration::from_secs(seconds)).await;
-            let calls = fresh.calls.load(Ordering::Relaxed);
-            let per_second = calls / seconds;
-            println!(
-                "{name:<22} {per_second:>8} calls/s  errors {:>4}  slowest {:>7.1} ms",
-                fresh.errors.load(Ordering::Relaxed),
-                fresh.slowest_us.load(Ordering::Relaxed) as f64 / 1_000.0
-            );
-            per_second
+            let mut total = 0;
+            for second in 1..=seconds {
+                let fresh = Arc::new(Phase::default());
+                *phase.lock().unwrap() = Arc::clone(&fresh);
+                let stale_before = cache.stats().stale_served;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let calls = fresh.calls.load(Ordering::Relaxed);
+                total += calls;
+                println!(
+                    "{name:<14} {second}s {calls:>8} calls/s  errors {:>4}  stale {:>4}  \
+                     slowest {:>6.1} ms",
+                    fresh.errors.load(Ordering::Relaxed),
+                    cache.stats().stale_served - stale_before,
+                    fresh.slowest_us.load(Ordering::Relaxed) as f64 / 1_000.0
+                );
+            }
+            total / seconds
         }
     };
 
+    run("warming up", 2).await;
     let healthy = run("healthy", 3).await;
     server.stop();
-    let first_second = run("killed: first second", 1).await;
-    let outage = run("killed: circuit open", 3).await;
+    let first_second = run("redis killed", 1).await;
+    let outage = run("circuit open", 3).await;
     // Deletes while Redis is down: they wait for it in the recovery queue.
     for id in 0..100 {
         cache.invalidate(&id).await?;

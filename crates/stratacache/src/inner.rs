@@ -43,6 +43,8 @@ pub(crate) struct Inner<K, V> {
     pub(crate) ttl_jitter: Option<std::time::Duration>,
     /// Soft and hard limits on loads, when set.
     pub(crate) load_timeouts: Option<LoadTimeouts>,
+    /// Loads running as tasks that may outlive their callers (bounded).
+    pub(crate) load_tasks: std::sync::atomic::AtomicUsize,
     /// Serving stale values when the source fails, when set.
     pub(crate) fail_safe: Option<FailSafe>,
     pub(crate) refresher: Option<Refresher<K, V>>,

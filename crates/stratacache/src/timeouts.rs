@@ -22,7 +22,8 @@ use crate::telemetry::{CacheCounter, Operation, TierOutcome};
 ///   A load through the cache's own [`loader`](crate::CacheBuilder::loader) goes on in
 ///   the background and stores its value when it ends (counted in
 ///   [`background_loads`](crate::CacheStats::background_loads)), unless a write of the
-///   key came first; a per-call closure is cancelled.
+///   key came first; a per-call closure is cancelled. At most 1 024 such loads run at
+///   once; past that a load is cancelled with its caller too.
 /// - **Hard**: any load that takes longer fails with [`ErrorKind::Timeout`] (and then
 ///   fail-safe, if on, answers with a stale value).
 ///
@@ -149,12 +150,17 @@ where
         let (Some(_), Some(runtime)) = (soft, runtime) else {
             return loader.load(key).await;
         };
+        // Bounded: past the limit a load runs in its caller and is cancelled with it.
+        let Some(slot) = TaskSlot::take(&self) else {
+            return loader.load(key).await;
+        };
         // A load that began after a write sees that write's value at the source.
         let ticket = self.generations.ticket(&key);
         let abandoned = Arc::new(AtomicBool::new(false));
         let task = runtime.spawn({
             let (inner, abandoned) = (Arc::clone(&self), Arc::clone(&abandoned));
             async move {
+                let _slot = slot;
                 let loaded = loader.load(key.clone()).await;
                 if abandoned.load(Ordering::Acquire)
                     && let Ok(Some(found)) = &loaded
@@ -186,6 +192,29 @@ where
         });
         waiting.0 = None;
         loaded
+    }
+}
+
+/// At most this many loads run as tasks able to outlive their callers at once.
+pub(crate) const MAX_LOAD_TASKS: usize = 1_024;
+
+/// One of the [`MAX_LOAD_TASKS`], held by a load task while it runs.
+struct TaskSlot<K, V>(Arc<Inner<K, V>>);
+
+impl<K, V> TaskSlot<K, V> {
+    fn take(inner: &Arc<Inner<K, V>>) -> Option<Self> {
+        let running = inner.load_tasks.fetch_add(1, Ordering::AcqRel);
+        if running >= MAX_LOAD_TASKS {
+            inner.load_tasks.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Self(Arc::clone(inner)))
+    }
+}
+
+impl<K, V> Drop for TaskSlot<K, V> {
+    fn drop(&mut self) {
+        self.0.load_tasks.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -252,3 +252,39 @@ async fn a_refresh_task_its_spawner_dropped_releases_its_key() {
     cache.get(&1).await.unwrap();
     assert_eq!(queue.len(), 1, "claimed again after its rest");
 }
+
+#[tokio::test]
+async fn refresh_jitter_spreads_refreshes_before_their_time() {
+    let (clock, queue) = (FrozenClock::new(), Queue::default());
+    let sink = queue.clone();
+    let cache: Cache<u32, String> = Cache::builder()
+        .clock(&clock)
+        .time_to_refresh(
+            TimeToRefresh::new(60 * SEC)
+                .jitter(30 * SEC)
+                .spawner(move |task| sink.0.lock().unwrap().push(task)),
+        )
+        .fallback(Fallback::memory(|tier| tier))
+        .build()
+        .unwrap();
+    for key in 0..100 {
+        cache.insert(key, "v".into()).await.unwrap();
+        clock.advance(Duration::from_millis(7)); // produced at slightly different times
+    }
+    clock.advance(29 * SEC);
+    for key in 0..100 {
+        cache.get(&key).await.unwrap();
+    }
+    assert_eq!(queue.len(), 0, "none before after - jitter");
+    clock.advance(16 * SEC); // ages 45 s to 45.7 s: halfway into the jitter
+    for key in 0..100 {
+        cache.get(&key).await.unwrap();
+    }
+    let early = queue.len();
+    assert!((15..=85).contains(&early), "about half due: {early}");
+    clock.advance(15 * SEC); // every entry past 60 s
+    for key in 0..100 {
+        cache.get(&key).await.unwrap();
+    }
+    assert_eq!(queue.len(), 100, "all due by `after`");
+}

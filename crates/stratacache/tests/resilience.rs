@@ -369,3 +369,28 @@ async fn a_background_load_never_overwrites_a_later_write() {
     }
     assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("written"));
 }
+
+#[tokio::test]
+async fn a_failing_loader_is_asked_once_per_throttle_window_per_key() {
+    let s = fail_safe_setup(); // throttle: 10 s
+    for key in 0..10 {
+        s.cache.get(&key).await.unwrap();
+    }
+    s.down.store(true, Ordering::SeqCst);
+    s.clock.advance(Duration::from_secs(61));
+    let loads_before = s.loads.load(Ordering::SeqCst);
+    // 30 s of failures, a request for every key every 100 ms.
+    for _ in 0..300 {
+        for key in 0..10 {
+            let value = s.cache.get(&key).await.unwrap();
+            assert_eq!(
+                value,
+                Some(format!("row {key}")),
+                "every request gets the value"
+            );
+        }
+        s.clock.advance(Duration::from_millis(100));
+    }
+    let loads = s.loads.load(Ordering::SeqCst) - loads_before;
+    assert_eq!(loads, 10 * 3, "one load per key per 10 s throttle window");
+}

@@ -117,6 +117,17 @@ impl Server {
         }
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, …) to the process.
+    pub(crate) fn signal(&self, signal: &str) -> Result<(), Error> {
+        let Some(child) = &self.child else {
+            return Err(Error::NotReady("the process is not running".into()));
+        };
+        run(Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string()))
+        .map(drop)
+    }
+
     pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

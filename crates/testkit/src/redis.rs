@@ -94,6 +94,35 @@ impl RedisServer {
         Ok(())
     }
 
+    /// Freezes the server (`SIGSTOP`): connections stay open and nothing answers, as
+    /// with a stalled host.
+    ///
+    /// # Errors
+    ///
+    /// When the signal cannot be sent.
+    pub fn pause(&self) -> Result<(), Error> {
+        self.server.signal("STOP")
+    }
+
+    /// Lets a [paused](Self::pause) server run again (`SIGCONT`).
+    ///
+    /// # Errors
+    ///
+    /// When the signal cannot be sent.
+    pub fn resume(&self) -> Result<(), Error> {
+        self.server.signal("CONT")
+    }
+
+    /// Writes the data to disk (`SAVE`), so that a [`restart`](Self::restart) after a
+    /// [`stop`](Self::stop) comes back with it, as a server with persistence would.
+    ///
+    /// # Errors
+    ///
+    /// When `redis-cli` is missing or the save fails.
+    pub fn save(&self) -> Result<(), Error> {
+        self.cli(&["SAVE"]).map(drop)
+    }
+
     /// Runs `redis-cli` against this server with `args` and returns its output.
     ///
     /// # Errors

@@ -176,6 +176,7 @@ where
             fail_safe: self.fail_safe,
             ttl_jitter: self.ttl_jitter.filter(|jitter| !jitter.is_zero()),
             load_timeouts: self.load_timeouts,
+            load_tasks: std::sync::atomic::AtomicUsize::new(0),
             refresher,
         };
         Ok(Cache {

@@ -52,6 +52,7 @@ type Spawner = Arc<dyn Fn(RefreshTask) -> bool + Send + Sync>;
 /// ```
 pub struct TimeToRefresh<K, V> {
     pub(crate) after: Duration,
+    pub(crate) jitter: Duration,
     pub(crate) timeout: Option<Duration>,
     pub(crate) spawner: Spawner,
     pub(crate) reload: Option<DynLoader<K, V>>,
@@ -64,6 +65,7 @@ impl<K, V> TimeToRefresh<K, V> {
     pub fn new(after: Duration) -> Self {
         Self {
             after,
+            jitter: Duration::ZERO,
             timeout: None,
             spawner: Arc::new(|task| match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
@@ -74,6 +76,24 @@ impl<K, V> TimeToRefresh<K, V> {
             }),
             reload: None,
         }
+    }
+
+    /// Spreads refreshes: each entry is refreshed up to `jitter` before `after` (an
+    /// amount fixed per entry, from when its value was produced), so that entries many
+    /// instances loaded together are not all refreshed together.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stratacache::TimeToRefresh;
+    ///
+    /// let ttr: TimeToRefresh<u64, String> =
+    ///     TimeToRefresh::new(Duration::from_secs(60)).jitter(Duration::from_secs(10));
+    /// # let _ = ttr;
+    /// ```
+    #[must_use]
+    pub fn jitter(mut self, jitter: Duration) -> Self {
+        self.jitter = jitter.min(self.after);
+        self
     }
 
     /// Runs refreshes with `spawn` instead of tokio: any executor, or a test's queue.
@@ -154,6 +174,7 @@ impl<K, V> fmt::Debug for TimeToRefresh<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TimeToRefresh")
             .field("after", &self.after)
+            .field("jitter", &self.jitter)
             .field("timeout", &self.timeout)
             .field("loader", &self.reload.is_some())
             .finish_non_exhaustive()

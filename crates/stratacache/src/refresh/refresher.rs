@@ -17,6 +17,7 @@ use crate::walk::Look;
 
 pub(crate) struct Refresher<K, V> {
     pub(crate) after: Duration,
+    jitter: Duration,
     timeout: Duration,
     spawner: Spawner,
     /// The refresh's own loader, else the cache's.
@@ -32,11 +33,30 @@ where
     pub(crate) fn new(config: TimeToRefresh<K, V>, cache_loader: Option<DynLoader<K, V>>) -> Self {
         Self {
             after: config.after,
+            jitter: config.jitter,
             timeout: config.timeout.unwrap_or(config.after),
             spawner: config.spawner,
             reload: config.reload.or(cache_loader),
             claims: Claims::new(),
         }
+    }
+}
+
+impl<K, V> Refresher<K, V> {
+    /// The age at which `entry` is due for a refresh: `after`, less a part of the jitter
+    /// fixed by when the entry's value was produced.
+    fn due<T>(&self, entry: &CacheEntry<T>) -> Duration {
+        let jitter = u64::try_from(self.jitter.as_nanos()).unwrap_or(u64::MAX);
+        if jitter == 0 {
+            return self.after;
+        }
+        let produced = entry
+            .cached_at()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| since.subsec_nanos() ^ (since.as_secs() as u32));
+        // A multiplicative hash spreads nearby timestamps across the jitter.
+        let spread = u64::from(produced).wrapping_mul(0x9E37_79B9_7F4A_7C15) % jitter;
+        self.after.saturating_sub(Duration::from_nanos(spread))
     }
 }
 
@@ -139,7 +159,11 @@ where
         let Some(refresher) = &self.refresher else {
             return;
         };
-        if entry.age(now) < refresher.after || !refresher.claims.claim(key, now) {
+        let age = entry.age(now);
+        if age < refresher.after.saturating_sub(refresher.jitter)
+            || age < refresher.due(entry)
+            || !refresher.claims.claim(key, now)
+        {
             return;
         }
         // Until the refresh ends well, the claim rests: a task that never runs or never
