@@ -19,7 +19,7 @@ use futures::task::AtomicWaker;
 use stratacache_tier::{CacheEntry, Error, ErrorKind};
 use tokio::sync::oneshot;
 
-use crate::coalesce::{Coalescer, Fetched, Flight, panicked};
+use crate::coalesce::{Coalescer, Fetched, Flight, flight_key, panicked};
 use crate::generation::Ticket;
 use crate::inner::Inner;
 use crate::loader::Loaded;
@@ -290,6 +290,7 @@ where
                 *pending_key,
                 &leading,
                 pending.len(),
+                op,
             ));
         }
         let drive = self.drive_batch_load(keys, &leading, pending.len(), loader, op);
@@ -313,8 +314,9 @@ where
         pending: Pending,
         leading: &Leading<V>,
         count: usize,
+        op: &Op,
     ) -> Flight<V> {
-        let flight_key = (key.clone(), pending.ticket.epoch());
+        let flight_key = flight_key(key, pending.ticket, op);
         let flight = coalescer.flights.execute(&flight_key, || async move {
             let (answer, answered) = oneshot::channel();
             lock(&leading.led).push((pending, answer));

@@ -112,7 +112,7 @@ where
         F: FnOnce() -> Fut + Send,
         Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send,
     {
-        let flight_key = (key.clone(), ticket.epoch());
+        let flight_key = flight_key(key, ticket, op);
         let wants_load = loader.is_some();
         let slot = LoaderSlot::new(loader);
         let flight = self
@@ -234,6 +234,13 @@ impl<F> LoaderSlot<F> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()
     }
+}
+
+/// The key of `key`'s flight for a caller holding `ticket`: its epoch, and whether the
+/// caller takes stale values (those that refuse them never share a flight with those
+/// that take them).
+pub(crate) fn flight_key<K: Clone>(key: &K, ticket: Ticket, op: &Op) -> (K, u64) {
+    (key.clone(), ticket.epoch() << 1 | u64::from(!op.fail_safe))
 }
 
 /// A panic in the caller that ran the load reaches every waiter as a loader error.

@@ -8,7 +8,7 @@ use stratacache_tier::CacheEntry;
 
 use crate::generation::Ticket;
 use crate::inner::Inner;
-use crate::telemetry::CacheCounter;
+use crate::telemetry::{CacheCounter, Op};
 
 /// Fail-safe settings, for [`CacheBuilder::fail_safe`](crate::CacheBuilder::fail_safe).
 ///
@@ -66,14 +66,26 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// Whether `entry`, expired at `now`, may still be served by fail-safe.
+    /// Whether `entry`, expired at `now`, may still be served by fail-safe in `op`.
     pub(crate) fn may_serve_stale(
         &self,
         entry: &CacheEntry<V>,
         now: std::time::SystemTime,
+        op: &Op,
     ) -> bool {
-        self.fail_safe
-            .is_some_and(|fail_safe| entry.is_expired_within(now, fail_safe.max_stale_age))
+        op.fail_safe
+            && self
+                .fail_safe
+                .is_some_and(|fail_safe| entry.is_expired_within(now, fail_safe.max_stale_age))
+    }
+
+    /// Whether an expired `entry` can go at `now`: fail-safe keeps it for its stale age,
+    /// whether or not the call that found it takes stale values.
+    pub(crate) fn reclaims(&self, entry: &CacheEntry<V>, now: std::time::SystemTime) -> bool {
+        entry.is_expired(now)
+            && !self
+                .fail_safe
+                .is_some_and(|fail_safe| entry.is_expired_within(now, fail_safe.max_stale_age))
     }
 
     /// Serves `stale` because its source failed: counted, and kept in a memory L1 as

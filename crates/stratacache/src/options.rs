@@ -30,6 +30,7 @@ pub enum Strategy {
 ///   [`insert`](crate::WithOptions::insert), a skipped tier *drops* its copy of the key
 ///   instead of storing the new value (as a tier whose insert policy declines a value
 ///   does): a tier never keeps the value a write replaced.
+/// - **Fail-safe** can be refused per call ([`without_fail_safe`](Self::without_fail_safe)).
 /// - **The TTL** caps the entry stored by this call (an insert, or a load), as
 ///   [`Loaded::ttl`](crate::Loaded::ttl) and
 ///   [`insert_with_ttl`](crate::Cache::insert_with_ttl) do.
@@ -50,6 +51,7 @@ pub struct Options {
     skip_l1: bool,
     skip_remote: bool,
     ttl: Option<Duration>,
+    no_fail_safe: bool,
 }
 
 impl Options {
@@ -59,6 +61,7 @@ impl Options {
         skip_l1: false,
         skip_remote: false,
         ttl: None,
+        no_fail_safe: false,
     };
 
     /// The default options.
@@ -93,6 +96,20 @@ impl Options {
     pub const fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self
+    }
+
+    /// Never answer with a stale value, even on a cache with
+    /// [fail-safe](crate::CacheBuilder::fail_safe): a failed load is this call's error.
+    #[must_use]
+    pub const fn without_fail_safe(mut self) -> Self {
+        self.no_fail_safe = true;
+        self
+    }
+
+    /// Whether the call may be answered with a stale value (if the cache has fail-safe).
+    #[must_use]
+    pub const fn takes_stale(&self) -> bool {
+        !self.no_fail_safe
     }
 
     /// The call's strategy.

@@ -98,14 +98,14 @@ where
         }
         let now = self.clock.now();
         if entry.is_expired(now) {
-            if self.may_serve_stale(&entry, now) {
+            if self.may_serve_stale(&entry, now, op) {
                 // Kept for fail-safe: the miss path reads it again and keeps it at hand.
                 return FirstLook::Deferred;
             }
             self.report(op, l1, TierOutcome::Expired, stopwatch);
             // Reclaim now rather than waiting for moka's timer wheel, unless a fresh
-            // value was stored since the lookup.
-            memory.remove_if(key, |found| found.is_expired(now));
+            // value was stored since the lookup, or fail-safe keeps it for others.
+            memory.remove_if(key, |found| self.reclaims(found, now));
             return FirstLook::Miss;
         }
         self.report(op, l1, TierOutcome::Hit, stopwatch);
@@ -141,11 +141,11 @@ where
                     return Look::Live(entry, stopwatch);
                 }
                 self.report(op, level, TierOutcome::Expired, stopwatch);
-                if self.may_serve_stale(&entry, now) {
+                if self.may_serve_stale(&entry, now, op) {
                     return Look::Stale(entry);
                 }
                 if let Some(memory) = level.memory() {
-                    memory.remove_if(key, |found| found.is_expired(now));
+                    memory.remove_if(key, |found| self.reclaims(found, now));
                 }
                 Look::Absent
             }

@@ -394,3 +394,38 @@ async fn a_failing_loader_is_asked_once_per_throttle_window_per_key() {
     let loads = s.loads.load(Ordering::SeqCst) - loads_before;
     assert_eq!(loads, 10 * 3, "one load per key per 10 s throttle window");
 }
+
+#[tokio::test]
+async fn a_call_can_refuse_stale_values_or_bring_its_own_default() {
+    let s = fail_safe_setup();
+    s.cache.get(&1).await.unwrap();
+    s.down.store(true, Ordering::SeqCst);
+    s.clock.advance(Duration::from_secs(61));
+    let fresh_only = s
+        .cache
+        .with(stratacache::Options::new().without_fail_safe());
+    assert_eq!(
+        fresh_only.get(&1).await.unwrap_err().kind(),
+        ErrorKind::Loader
+    );
+    assert_eq!(s.cache.stats().stale_served, 0);
+    assert_eq!(
+        s.cache.get(&1).await.unwrap().as_deref(),
+        Some("row 1"),
+        "others may"
+    );
+    assert_eq!(s.cache.stats().stale_served, 1);
+
+    // Nothing stale for key 2: the call's default is the last resort.
+    let guest = s
+        .cache
+        .with(stratacache::Options::new())
+        .fail_safe_default("guest".into());
+    assert_eq!(guest.get(&2).await.unwrap().as_deref(), Some("guest"));
+    assert_eq!(s.cache.stats().defaults_served, 1);
+    assert_eq!(
+        s.cache.get(&2).await.unwrap_err().kind(),
+        ErrorKind::Loader,
+        "not stored"
+    );
+}

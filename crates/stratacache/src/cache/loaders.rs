@@ -8,6 +8,7 @@ use stratacache_tier::{BoxError, Error, ErrorKind};
 
 use super::Cache;
 use crate::loader::Loaded;
+use crate::options::Options;
 use crate::telemetry::Operation;
 
 impl<K, V> Cache<K, V>
@@ -54,7 +55,7 @@ where
                 Operation::GetOrInsert,
                 key,
                 Some(move || found(loader)),
-                0..self.inner.levels.len(),
+                Options::DEFAULT,
             )
             .await?;
         loaded.ok_or_else(|| Error::new(ErrorKind::Other, "an infallible loader produced no value"))
@@ -98,7 +99,7 @@ where
                 Operation::TryGetOrInsert,
                 key,
                 Some(move || found_or_failed(loader)),
-                0..self.inner.levels.len(),
+                Options::DEFAULT,
             )
             .await?;
         loaded.ok_or_else(|| Error::new(ErrorKind::Other, "a successful loader produced no value"))
@@ -141,7 +142,7 @@ where
             Operation::OptionallyGetOrInsert,
             key,
             Some(move || maybe_found(loader)),
-            0..self.inner.levels.len(),
+            Options::DEFAULT,
         )
         .await
     }

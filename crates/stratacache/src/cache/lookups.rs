@@ -3,7 +3,6 @@
 use std::borrow::Borrow;
 use std::future::Future;
 use std::hash::Hash;
-use std::ops::Range;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
@@ -14,6 +13,7 @@ use super::Cache;
 use crate::coalesce::Fetched;
 use crate::erased::BoxFuture;
 use crate::loader::{DynLoader, Loaded};
+use crate::options::Options;
 use crate::telemetry::{Op, Operation, OperationOutcome};
 use crate::walk::{FirstLook, Walk};
 
@@ -56,7 +56,7 @@ where
             .loader
             .as_ref()
             .map(|load| move || self.load_through(load, key));
-        self.hit_or_fetch(Operation::Get, key, load, 0..self.inner.levels.len())
+        self.hit_or_fetch(Operation::Get, key, load, Options::DEFAULT)
     }
 
     /// A load through the cache's own loader: one that can outlive its caller when a
@@ -81,7 +81,7 @@ where
         }
     }
 
-    /// The future of `get` and the loader family, reading and filling `levels`: its first
+    /// The future of `get` and the loader family, under `options`' tiers and fail-safe: its first
     /// poll answers an L1 hit in place; only a miss builds (and boxes) the future of the
     /// miss path. So the future a caller holds is a few words, not the whole state
     /// machine of fallback, loading and coalescing, and a hit never allocates.
@@ -90,7 +90,7 @@ where
         operation: Operation,
         key: &'a Q,
         loader: Option<F>,
-        levels: Range<usize>,
+        options: Options,
     ) -> impl Future<Output = Result<Option<V>, Error>> + Send + 'a
     where
         K: Borrow<Q>,
@@ -98,15 +98,16 @@ where
         F: FnOnce() -> Fut + Send + 'a,
         Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send + 'a,
     {
-        let (mut loader, mut levels) = (loader, Some(levels));
+        let mut loader = loader;
         let mut miss: Option<BoxFuture<'a, Result<Option<V>, Error>>> = None;
         std::future::poll_fn(move |context| {
             if let Some(miss) = &mut miss {
                 return miss.as_mut().poll(context);
             }
             let inner = &self.inner;
-            let levels = levels.take().expect("taken once, on the first poll");
+            let levels = options.levels(inner.levels.len());
             let mut op = inner.telemetry.start(operation);
+            op.fail_safe = options.takes_stale();
             let from = if levels.start == 0 {
                 let look = inner.first_look(key, &op);
                 if let FirstLook::Hit(value) = look {

@@ -24,6 +24,7 @@ use crate::write::Change;
 pub struct WithOptions<'a, K, V> {
     cache: &'a Cache<K, V>,
     options: Options,
+    default: Option<V>,
 }
 
 impl<K, V> Cache<K, V>
@@ -66,6 +67,7 @@ where
         WithOptions {
             cache: self,
             options,
+            default: None,
         }
     }
 }
@@ -75,6 +77,30 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
+    /// The last resort of these calls' lookups: when the load fails (its error, or its
+    /// hard timeout) and fail-safe has no stale value to offer, they answer `value`
+    /// instead of the error (counted in
+    /// [`CacheStats::defaults_served`](crate::CacheStats::defaults_served); nothing is
+    /// stored).
+    ///
+    /// ```
+    /// use stratacache::{Cache, Options};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let cache: Cache<u64, String> = Cache::builder().build()?;
+    /// let down = || async { Err::<String, _>(std::io::Error::other("database down")) };
+    /// let read = cache.with(Options::new()).fail_safe_default("guest".to_string());
+    /// assert_eq!(read.try_get_or_insert(&7, down).await?.as_deref(), Some("guest"));
+    /// assert!(!cache.contains(&7).await?, "the default is not cached");
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
+    #[must_use]
+    pub fn fail_safe_default(mut self, value: V) -> Self {
+        self.default = Some(value);
+        self
+    }
+
     /// [`Cache::get`] with these options: the cache's [`loader`](crate::CacheBuilder::loader)
     /// is the source, if it has one.
     ///
@@ -197,7 +223,6 @@ where
         Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send,
     {
         let options = self.options;
-        let levels = options.levels(self.cache.inner.levels.len());
         let loader = loader
             .filter(|_| options.get_strategy() != Strategy::CacheOnly)
             .map(|load| {
@@ -209,16 +234,16 @@ where
                     }))
                 }
             });
-        match options.get_strategy() {
+        let read = match options.get_strategy() {
             Strategy::ReadThrough | Strategy::CacheOnly => {
                 self.cache
-                    .hit_or_fetch(operation, key, loader, levels)
+                    .hit_or_fetch(operation, key, loader, options)
                     .await
             }
             Strategy::InvalidateThenLoad => {
                 self.cache.invalidate(key).await?;
                 self.cache
-                    .hit_or_fetch(operation, key, loader, levels)
+                    .hit_or_fetch(operation, key, loader, options)
                     .await
             }
             Strategy::Refresh | Strategy::Bypass => {
@@ -230,6 +255,17 @@ where
                 };
                 self.reload(operation, &key.to_owned(), loader).await
             }
+        };
+        match (read, &self.default) {
+            // The last resort: the source failed and nothing stale was at hand.
+            (Err(error), Some(default)) if is_source_failure(&error) => {
+                self.cache
+                    .inner
+                    .telemetry
+                    .count(CacheCounter::DefaultsServed);
+                Ok(Some(default.clone()))
+            }
+            (read, _) => read,
         }
     }
 
@@ -272,4 +308,9 @@ where
         };
         self.cache.finish(&op, fetched)
     }
+}
+
+/// Whether `error` says the source failed (rather than a tier, or the call's settings).
+fn is_source_failure(error: &Error) -> bool {
+    matches!(error.kind(), ErrorKind::Loader | ErrorKind::Timeout)
 }

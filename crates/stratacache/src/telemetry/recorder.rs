@@ -34,6 +34,9 @@ pub(crate) struct Op {
     pub(crate) request_id: u64,
     started: Option<Instant>,
     pub(crate) coalesced: bool,
+    /// Whether this call lets fail-safe answer with a stale value (when the cache has
+    /// fail-safe on).
+    pub(crate) fail_safe: bool,
     /// The levels (by index, below 32) that failed this operation with a timeout, an
     /// outage or an open circuit: the operation does not call them again (its time
     /// budget is one timeout per tier).
@@ -112,6 +115,7 @@ impl Telemetry {
                 request_id: self.next_request.fetch_add(1, Ordering::Relaxed),
                 started: Some(Instant::now()),
                 coalesced: false,
+                fail_safe: true,
                 unreachable: AtomicU32::new(0),
             }
         } else {
@@ -120,6 +124,7 @@ impl Telemetry {
                 request_id: 0,
                 started: None,
                 coalesced: false,
+                fail_safe: true,
                 unreachable: AtomicU32::new(0),
             }
         }

@@ -64,10 +64,11 @@ pub(crate) enum CacheCounter {
     RecoveryDropped,
     SoftTimeouts,
     BackgroundLoads,
+    DefaultsServed,
 }
 
 impl CacheCounter {
-    const COUNT: usize = Self::BackgroundLoads as usize + 1;
+    const COUNT: usize = Self::DefaultsServed as usize + 1;
 }
 
 /// A snapshot of one tier's counters.
@@ -211,6 +212,10 @@ pub struct CacheStats {
     pub soft_timeouts: u64,
     /// Loads that went on after their caller was answered, and stored their value.
     pub background_loads: u64,
+    /// Lookups answered with their call's
+    /// [`fail_safe_default`](crate::WithOptions::fail_safe_default) after the source
+    /// failed.
+    pub defaults_served: u64,
 }
 
 impl CacheStats {
@@ -244,6 +249,7 @@ impl CacheStats {
             recovery_dropped: count(CacheCounter::RecoveryDropped),
             soft_timeouts: count(CacheCounter::SoftTimeouts),
             background_loads: count(CacheCounter::BackgroundLoads),
+            defaults_served: count(CacheCounter::DefaultsServed),
         }
     }
 }
