@@ -124,6 +124,12 @@ impl Options {
         self.ttl
     }
 
+    /// Whether the call reads L1.
+    #[inline]
+    pub(crate) const fn reads_l1(&self) -> bool {
+        !self.skip_l1
+    }
+
     /// The levels (L1 is 0) of a cache with `count` levels this call reads and fills.
     pub(crate) fn levels(&self, count: usize) -> Range<usize> {
         let start = usize::from(self.skip_l1);

@@ -105,10 +105,9 @@ where
                 return miss.as_mut().poll(context);
             }
             let inner = &self.inner;
-            let levels = options.levels(inner.levels.len());
             let mut op = inner.telemetry.start(operation);
             op.fail_safe = options.takes_stale();
-            let from = if levels.start == 0 {
+            let from = if options.reads_l1() {
                 let look = inner.first_look(key, &op);
                 if let FirstLook::Hit(value) = look {
                     inner.telemetry.finish(&op, OperationOutcome::Hit);
@@ -116,17 +115,46 @@ where
                 }
                 look.next_level()
             } else {
-                levels.start
+                1
             };
-            let (key, loader) = (key.to_owned(), loader.take());
-            let mut pending: BoxFuture<'a, _> = Box::pin(async move {
-                let fetched = inner.fetch(&key, levels, from, loader, &mut op).await;
-                self.finish(&op, fetched)
-            });
+            let Some(mut pending) = self.miss_path(key, op, from, options, loader.take()) else {
+                return Poll::Ready(Ok(None));
+            };
             let poll = pending.as_mut().poll(context);
             miss = Some(pending);
             poll
         })
+    }
+
+    /// The miss path of [`hit_or_fetch`](Self::hit_or_fetch), from level `from`: `None`
+    /// when there is nothing left to read and nothing to load (a miss, reported, without
+    /// allocating); else its future, boxed.
+    #[inline(never)]
+    fn miss_path<'a, Q, F, Fut>(
+        &'a self,
+        key: &'a Q,
+        mut op: Op,
+        from: usize,
+        options: Options,
+        loader: Option<F>,
+    ) -> Option<BoxFuture<'a, Result<Option<V>, Error>>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + Sync + ?Sized,
+        F: FnOnce() -> Fut + Send + 'a,
+        Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send + 'a,
+    {
+        let inner = &self.inner;
+        let levels = options.levels(inner.levels.len());
+        if from >= levels.end && loader.is_none() {
+            inner.telemetry.finish(&op, OperationOutcome::Miss);
+            return None;
+        }
+        let key = key.to_owned();
+        Some(Box::pin(async move {
+            let fetched = inner.fetch(&key, levels, from, loader, &mut op).await;
+            self.finish(&op, fetched)
+        }))
     }
 
     /// Ends an operation of the `get` and loader family from what the miss path found.
