@@ -125,6 +125,30 @@ fn cache_over(l2: &CountingTier, rows: &Rows, clock: &FrozenClock) -> Cache<u64,
         .unwrap()
 }
 
+/// A cache whose loads wait at a gate the test opens.
+struct Gated {
+    gate: Arc<Gate>,
+    rows: Rows,
+    l2: CountingTier,
+    cache: Cache<u64, String>,
+}
+
+fn gated() -> Gated {
+    let gate = Arc::new(Gate::default());
+    let rows = Rows {
+        gate: Some(Arc::clone(&gate)),
+        ..Rows::default()
+    };
+    let l2 = CountingTier::new();
+    let cache = cache_over(&l2, &rows, &FrozenClock::new());
+    Gated {
+        gate,
+        rows,
+        l2,
+        cache,
+    }
+}
+
 fn row(key: u64) -> Option<String> {
     Some(format!("row {key}"))
 }
@@ -249,13 +273,9 @@ async fn the_default_load_many_runs_load_per_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_lookup_joins_the_batch_load() {
-    let gate = Arc::new(Gate::default());
-    let rows = Rows {
-        gate: Some(Arc::clone(&gate)),
-        ..Rows::default()
-    };
-    let (clock, l2) = (FrozenClock::new(), CountingTier::new());
-    let cache = cache_over(&l2, &rows, &clock);
+    let Gated {
+        gate, rows, cache, ..
+    } = gated();
     let batch = tokio::spawn({
         let cache = cache.clone();
         async move { cache.get_many(&[2, 4]).await }
@@ -283,13 +303,9 @@ async fn a_single_lookup_joins_the_batch_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_waits_on_a_single_lookup_already_loading() {
-    let gate = Arc::new(Gate::default());
-    let rows = Rows {
-        gate: Some(Arc::clone(&gate)),
-        ..Rows::default()
-    };
-    let (clock, l2) = (FrozenClock::new(), CountingTier::new());
-    let cache = cache_over(&l2, &rows, &clock);
+    let Gated {
+        gate, rows, cache, ..
+    } = gated();
     let single = tokio::spawn({
         let cache = cache.clone();
         async move { cache.get(&2).await }
@@ -313,13 +329,9 @@ async fn a_batch_waits_on_a_single_lookup_already_loading() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_during_a_batch_load_is_not_overwritten() {
-    let gate = Arc::new(Gate::default());
-    let rows = Rows {
-        gate: Some(Arc::clone(&gate)),
-        ..Rows::default()
-    };
-    let (clock, l2) = (FrozenClock::new(), CountingTier::new());
-    let cache = cache_over(&l2, &rows, &clock);
+    let Gated {
+        gate, l2, cache, ..
+    } = gated();
     let batch = tokio::spawn({
         let cache = cache.clone();
         async move { cache.get_many(&[2]).await }
