@@ -82,7 +82,7 @@ impl Connection {
 }
 
 #[cfg(feature = "tls")]
-fn open(url: &str, config: &RedisConfig) -> Result<redis::Client, Error> {
+pub(crate) fn open(url: &str, config: &RedisConfig) -> Result<redis::Client, Error> {
     match &config.root_certificate {
         Some(root) => redis::Client::build_with_tls(
             url,
@@ -97,6 +97,6 @@ fn open(url: &str, config: &RedisConfig) -> Result<redis::Client, Error> {
 }
 
 #[cfg(not(feature = "tls"))]
-fn open(url: &str, _config: &RedisConfig) -> Result<redis::Client, Error> {
+pub(crate) fn open(url: &str, _config: &RedisConfig) -> Result<redis::Client, Error> {
     redis::Client::open(url).map_err(config_error)
 }

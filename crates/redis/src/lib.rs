@@ -40,6 +40,7 @@
 //! | `cluster` | Redis Cluster via [`RedisConfig::cluster`] |
 //! | `tls`     | `rediss://` URLs (rustls), `RedisConfig::tls_root_certificate` |
 
+mod backplane;
 #[cfg(feature = "cluster")]
 mod cluster;
 mod config;
@@ -48,5 +49,6 @@ mod errors;
 mod single;
 mod store;
 
+pub use backplane::RedisBackplane;
 pub use config::RedisConfig;
 pub use store::RedisStore;

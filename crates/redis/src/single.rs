@@ -48,13 +48,24 @@ impl SingleNode {
 
     /// Runs `call` on the current manager within `limit`, and replaces the manager when
     /// this is the `reconnect_after`-th timeout in a row.
+    ///
+    /// A call that finds the connection broken (the server restarted since the last
+    /// command: the manager learns it only now, and reconnects) is made once more within
+    /// what is left of `limit`: every command this crate sends is idempotent.
     pub(crate) async fn run<T, F, Fut>(&self, limit: Duration, call: F) -> Result<T, Error>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
+        let started = std::time::Instant::now();
         let Generation { number, manager } = self.current().clone();
-        let result = crate::errors::within(limit, call(manager)).await;
+        let mut result = crate::errors::within(limit, call(manager.clone())).await;
+        if let Err(error) = &result
+            && error.kind() == ErrorKind::Unavailable
+            && let Some(left) = limit.checked_sub(started.elapsed())
+        {
+            result = crate::errors::within(left, call(manager)).await;
+        }
         match &result {
             // Timeouts of a connection already replaced say nothing of the new one.
             Err(error) if error.kind() == ErrorKind::Timeout => {

@@ -6,6 +6,7 @@ use std::sync::{Arc, Weak};
 
 use stratacache_tier::Clock;
 
+use crate::backplane::Link;
 use crate::coalesce::Coalescer;
 use crate::fail_safe::FailSafe;
 use crate::generation::Generations;
@@ -45,6 +46,8 @@ pub(crate) struct Inner<K, V> {
     pub(crate) load_timeouts: Option<LoadTimeouts>,
     /// Loads running as tasks that may outlive their callers (bounded).
     pub(crate) load_tasks: std::sync::atomic::AtomicUsize,
+    /// The channel to the cache's other instances, when set.
+    pub(crate) backplane: Option<Link<K>>,
     /// Serving stale values when the source fails, when set.
     pub(crate) fail_safe: Option<FailSafe>,
     pub(crate) refresher: Option<Refresher<K, V>>,

@@ -68,6 +68,7 @@
 //! | `test-util` | [`mock::MockTier`] for fault injection in your own tests        |
 //! | `serialize` | the codec boundary: `Remote`, `Fallback::remote`, postcard codec |
 
+mod backplane;
 mod batch;
 mod breaker;
 mod builder;
@@ -112,8 +113,8 @@ pub use stratacache_memory::{EvictionCause, MemoryTier, MemoryTierBuilder};
 #[cfg(feature = "test-util")]
 pub use stratacache_tier::mock;
 pub use stratacache_tier::{
-    BoxError, ByteStore, CacheEntry, CacheTier, CircuitState, Clock, Error, ErrorKind, FrozenClock,
-    Lookup,
+    Backplane, BoxError, ByteStore, CacheEntry, CacheTier, CircuitState, Clock, Error, ErrorKind,
+    FrozenClock, Lookup, Subscription,
 };
 pub use telemetry::{CacheEvent, CacheStats, TierStats};
 pub use timeouts::LoadTimeouts;

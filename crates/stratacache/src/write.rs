@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use stratacache_tier::{CacheEntry, Error, ErrorKind};
 
+use crate::backplane::Action;
 use crate::generation::{Ticket, WriteGuard};
 use crate::inner::Inner;
 use crate::key_lock::KeyGuard;
@@ -153,6 +154,11 @@ where
         unfinished.l1 = None;
         drop(unfinished);
         drop(guard);
+        let action = match change {
+            Change::Store(_) => Action::Written,
+            Change::Remove => Action::Invalidated,
+        };
+        self.announce(action, Some(key)).await;
         self.conclude(results)
     }
 
@@ -214,6 +220,7 @@ where
             }
         }
         drop(guard);
+        self.announce(Action::Cleared, None).await;
         self.conclude(results)
     }
 

@@ -10,6 +10,7 @@
 //! - [`CacheEntry`]: a value with the time it was produced and its time-to-live.
 //! - [`Error`] and [`ErrorKind`]: one error type whose kind callers can match.
 //! - [`Clock`] and [`FrozenClock`]: the injectable clock every time-based decision reads.
+//! - [`Backplane`]: the publish/subscribe contract instances of a cache share.
 //! - [`Circuit`]: the circuit breaker's state machine, shared by the facade and the
 //!   service crate.
 //! - [`ByteStore`]: the bytes-level contract of remote stores (Redis, memcached), which
@@ -36,6 +37,7 @@
 //! |-------------|----------------------------------------------------------------|
 //! | `test-util` | [`mock::MockTier`], a tier with fault and latency injection     |
 
+mod backplane;
 mod circuit;
 mod clock;
 mod entry;
@@ -46,6 +48,7 @@ mod tier;
 #[cfg(feature = "test-util")]
 pub mod mock;
 
+pub use backplane::{Backplane, BoxFuture, Subscription};
 pub use circuit::{Admission, Circuit, CircuitState};
 pub use clock::{Clock, FrozenClock};
 pub use entry::{CacheEntry, MAX_CLOCK_SKEW};

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use stratacache_tier::{Clock, Error, ErrorKind};
 
+use crate::backplane::Link;
 use crate::cache::Cache;
 use crate::coalesce::Coalescer;
 use crate::fail_safe::FailSafe;
@@ -80,6 +81,7 @@ pub struct CacheBuilder<K, V> {
     fail_safe: Option<FailSafe>,
     ttl_jitter: Option<Duration>,
     load_timeouts: Option<LoadTimeouts>,
+    pub(crate) backplane: Option<Link<K>>,
     telemetry: bool,
     handler: Option<Handler>,
     track_evictions: bool,
@@ -104,6 +106,7 @@ where
             fail_safe: None,
             ttl_jitter: None,
             load_timeouts: None,
+            backplane: None,
             telemetry: true,
             handler: None,
             track_evictions: false,
@@ -176,12 +179,13 @@ where
             fail_safe: self.fail_safe,
             ttl_jitter: self.ttl_jitter.filter(|jitter| !jitter.is_zero()),
             load_timeouts: self.load_timeouts,
+            backplane: self.backplane,
             load_tasks: std::sync::atomic::AtomicUsize::new(0),
             refresher,
         };
-        Ok(Cache {
-            inner: Arc::new_cyclic(inner),
-        })
+        let inner = Arc::new_cyclic(inner);
+        inner.listen()?;
+        Ok(Cache { inner })
     }
 }
 
@@ -226,6 +230,7 @@ impl<K, V> fmt::Debug for CacheBuilder<K, V> {
             .field("fail_safe", &self.fail_safe)
             .field("ttl_jitter", &self.ttl_jitter)
             .field("load_timeouts", &self.load_timeouts)
+            .field("backplane", &self.backplane.is_some())
             .field("telemetry", &self.telemetry)
             .field("event_handler", &self.handler.is_some())
             .field("track_evictions", &self.track_evictions)

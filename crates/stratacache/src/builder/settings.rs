@@ -346,3 +346,63 @@ where
         self
     }
 }
+
+#[cfg(feature = "serialize")]
+impl<K, V> CacheBuilder<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static + serde::Serialize + serde::de::DeserializeOwned,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Keeps this instance's L1 coherent with the cache's other instances (the replicas
+    /// of a service, over one Redis) through `backplane`, a publish/subscribe channel:
+    /// every `insert`, `invalidate` and `clear` is announced once it is done, and what
+    /// the others announce drops this instance's L1 copy of the key, so the next read
+    /// takes the shared tier's. Messages carry the key (postcard-encoded), never values.
+    ///
+    /// Nothing is lost silently: when the subscription is lost, this instance drops its
+    /// whole L1, subscribes again with backoff (50 ms to 5 s), and drops L1 once more
+    /// when it is back ([`CacheStats::backplane_gaps`](crate::CacheStats::backplane_gaps)).
+    /// An announcement that fails is counted
+    /// ([`backplane_errors`](crate::CacheStats::backplane_errors)); the write stands.
+    ///
+    /// The cache must be built inside a tokio runtime: it subscribes and listens on a
+    /// task of its own, which ends with the cache. Until that first subscription holds,
+    /// announcements go unheard; what L1 took in meanwhile is dropped when it does.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stratacache::mock::MockBackplane;
+    /// use stratacache::{Cache, Fallback, MemoryTier};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), stratacache::Error> {
+    /// let (redis, backplane) = (MemoryTier::new(1_000), MockBackplane::new()); // in production: Redis for both
+    /// let replica = || {
+    ///     Cache::<u64, String>::builder()
+    ///         .fallback(Fallback::tier(redis.clone()))
+    ///         .backplane(backplane.clone())
+    ///         .build()
+    /// };
+    /// let (a, b) = (replica()?, replica()?);
+    /// tokio::task::yield_now().await; // both subscribe
+    /// a.insert(1, "old".into()).await?;
+    /// assert_eq!(b.get(&1).await?.as_deref(), Some("old")); // now in b's L1 too
+    /// a.insert(1, "new".into()).await?;
+    /// while b.stats().backplane_received == 0 {
+    ///     tokio::task::yield_now().await; // the message crosses over
+    /// }
+    /// assert_eq!(b.get(&1).await?.as_deref(), Some("new"));
+    /// # Ok(()) }
+    /// ```
+    pub fn backplane(mut self, backplane: impl crate::Backplane) -> Self {
+        use crate::codec::{Codec, Postcard};
+        let encode = Box::new(|key: &K| {
+            let mut encoded = Vec::new();
+            Codec::<K>::encode(&Postcard, key, &mut encoded)?;
+            Ok(encoded)
+        });
+        let decode = Box::new(|bytes: &[u8]| Codec::<K>::decode(&Postcard, bytes));
+        self.backplane = Some(crate::backplane::Link::new(backplane, encode, decode));
+        self
+    }
+}

@@ -65,10 +65,14 @@ pub(crate) enum CacheCounter {
     SoftTimeouts,
     BackgroundLoads,
     DefaultsServed,
+    BackplaneSent,
+    BackplaneReceived,
+    BackplaneErrors,
+    BackplaneGaps,
 }
 
 impl CacheCounter {
-    const COUNT: usize = Self::DefaultsServed as usize + 1;
+    const COUNT: usize = Self::BackplaneGaps as usize + 1;
 }
 
 /// A snapshot of one tier's counters.
@@ -216,6 +220,16 @@ pub struct CacheStats {
     /// [`fail_safe_default`](crate::WithOptions::fail_safe_default) after the source
     /// failed.
     pub defaults_served: u64,
+    /// Changes announced to the other instances (see
+    /// [`backplane`](crate::CacheBuilder::backplane)).
+    pub backplane_sent: u64,
+    /// Changes other instances announced, acted on.
+    pub backplane_received: u64,
+    /// Announcements that could not be sent, and messages that could not be read.
+    pub backplane_errors: u64,
+    /// Times the subscription was lost and all of L1 dropped, for what may have been
+    /// missed.
+    pub backplane_gaps: u64,
 }
 
 impl CacheStats {
@@ -250,6 +264,10 @@ impl CacheStats {
             soft_timeouts: count(CacheCounter::SoftTimeouts),
             background_loads: count(CacheCounter::BackgroundLoads),
             defaults_served: count(CacheCounter::DefaultsServed),
+            backplane_sent: count(CacheCounter::BackplaneSent),
+            backplane_received: count(CacheCounter::BackplaneReceived),
+            backplane_errors: count(CacheCounter::BackplaneErrors),
+            backplane_gaps: count(CacheCounter::BackplaneGaps),
         }
     }
 }

@@ -1,0 +1,316 @@
+//! The backplane link: every write is announced to the cache's other instances, and what
+//! they announce drops this instance's L1 copy of the key, so the next read takes the
+//! shared tier's.
+//!
+//! Messages carry no values: a version, the action, the sending instance's id, and the
+//! key as its codec encodes it. An instance skips its own messages. Nothing is lost
+//! silently: when the subscription ends (the connection dropped, it lagged), this
+//! instance distrusts its whole L1 (drops it), subscribes again with backoff, and drops
+//! L1 once more when subscribed, for what it may have missed in between. The first
+//! subscription, made in the background after the cache is built, drops L1 too. An
+//! announcement the backplane does not take waits (one per key; past 10 000, one
+//! "cleared" for all) and is sent after the next one it takes.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::{Either, select};
+use stratacache_tier::{Backplane, Error, ErrorKind};
+use tokio::sync::oneshot;
+
+use crate::inner::Inner;
+use crate::telemetry::CacheCounter;
+
+const VERSION: u8 = 1;
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const LAST_BACKOFF: Duration = Duration::from_secs(5);
+
+type EncodeKey<K> = Box<dyn Fn(&K) -> Result<Vec<u8>, Error> + Send + Sync>;
+type DecodeKey<K> = Box<dyn Fn(&[u8]) -> Result<K, Error> + Send + Sync>;
+
+/// What a message says happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    Written = 1,
+    Invalidated = 2,
+    Cleared = 3,
+}
+
+/// A cache's link to its backplane.
+pub(crate) struct Link<K> {
+    transport: Arc<dyn Backplane>,
+    /// This instance's id: its own messages come back, and are skipped.
+    origin: u64,
+    encode: EncodeKey<K>,
+    decode: DecodeKey<K>,
+    /// Dropped with the cache: the listening task then ends.
+    shutdown: Mutex<Option<oneshot::Sender<()>>>,
+    /// Announcements the backplane did not take, sent again after the next one it does.
+    unsent: Mutex<Unsent>,
+}
+
+/// Announcements waiting to be sent again: one per key (each says "drop your copy"),
+/// or, past [`MAX_UNSENT`], one that says "drop everything".
+#[derive(Default)]
+struct Unsent {
+    keys: HashMap<Vec<u8>, Bytes>,
+    everything: Option<Bytes>,
+}
+
+/// How many keys' announcements wait before they are folded into one "cleared".
+const MAX_UNSENT: usize = 10_000;
+
+impl<K> Link<K> {
+    pub(crate) fn new(
+        transport: impl Backplane,
+        encode: EncodeKey<K>,
+        decode: DecodeKey<K>,
+    ) -> Self {
+        Self {
+            transport: Arc::new(transport),
+            origin: fastrand::u64(..),
+            encode,
+            decode,
+            shutdown: Mutex::new(None),
+            unsent: Mutex::new(Unsent::default()),
+        }
+    }
+
+    fn message(&self, action: Action, key: Option<&[u8]>) -> Bytes {
+        let mut message = vec![VERSION, action as u8];
+        message.extend_from_slice(&self.origin.to_le_bytes());
+        message.extend_from_slice(key.unwrap_or_default());
+        Bytes::from(message)
+    }
+
+    /// Keeps an announcement the backplane did not take.
+    fn keep(&self, key: Option<Vec<u8>>, message: Bytes) {
+        let mut unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
+        match key {
+            Some(key) if unsent.everything.is_none() && unsent.keys.len() < MAX_UNSENT => {
+                unsent.keys.insert(key, message);
+            }
+            _ => {
+                unsent.keys.clear();
+                unsent.everything = Some(self.message(Action::Cleared, None));
+            }
+        }
+    }
+
+    /// Sends what waits, once the backplane takes announcements again; keeps what it
+    /// still refuses.
+    async fn resend(&self) -> usize {
+        let waiting =
+            std::mem::take(&mut *self.unsent.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut sent = 0;
+        let all = waiting
+            .everything
+            .into_iter()
+            .map(|message| (None, message));
+        for (key, message) in all.chain(waiting.keys.into_iter().map(|(k, m)| (Some(k), m))) {
+            match self.transport.publish(message.clone()).await {
+                Ok(()) => sent += 1,
+                Err(_) => self.keep(key, message),
+            }
+        }
+        sent
+    }
+
+    fn has_unsent(&self) -> bool {
+        let unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
+        unsent.everything.is_some() || !unsent.keys.is_empty()
+    }
+}
+
+/// A message from another instance, decoded.
+enum Heard<K> {
+    Changed(K),
+    Cleared,
+}
+
+impl<K, V> Inner<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Tells the other instances that `key` (all keys for [`Action::Cleared`]) changed.
+    /// A failure is counted; the write it follows stands.
+    pub(crate) async fn announce(&self, action: Action, key: Option<&K>) {
+        let Some(link) = &self.backplane else {
+            return;
+        };
+        let key = match key.map(|key| (link.encode)(key)).transpose() {
+            Ok(key) => key,
+            Err(_) => {
+                self.telemetry.count(CacheCounter::BackplaneErrors);
+                return;
+            }
+        };
+        let message = link.message(action, key.as_deref());
+        match link.transport.publish(message.clone()).await {
+            Ok(()) => {
+                self.telemetry.count(CacheCounter::BackplaneSent);
+                if link.has_unsent() {
+                    for _ in 0..link.resend().await {
+                        self.telemetry.count(CacheCounter::BackplaneSent);
+                    }
+                }
+            }
+            Err(_) => {
+                self.telemetry.count(CacheCounter::BackplaneErrors);
+                link.keep(key, message);
+            }
+        }
+    }
+
+    /// Starts listening to the backplane, on the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] outside a tokio runtime.
+    pub(crate) fn listen(self: &Arc<Self>) -> Result<(), Error> {
+        let Some(link) = &self.backplane else {
+            return Ok(());
+        };
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::new(
+                ErrorKind::Config,
+                "a backplane listens on a tokio runtime: build the cache inside one",
+            )
+        })?;
+        let (stop, stopped) = oneshot::channel();
+        *link.shutdown.lock().unwrap_or_else(PoisonError::into_inner) = Some(stop);
+        let transport = Arc::clone(&link.transport);
+        runtime.spawn(listen(Arc::downgrade(self), transport, stopped));
+        Ok(())
+    }
+
+    /// Acts on a message from the backplane.
+    fn hear(&self, message: &[u8]) {
+        let Some(link) = &self.backplane else {
+            return;
+        };
+        let heard = match decode(link, message) {
+            Ok(Some(heard)) => heard,
+            Ok(None) => return, // our own
+            Err(_) => {
+                self.telemetry.count(CacheCounter::BackplaneErrors);
+                return;
+            }
+        };
+        self.telemetry.count(CacheCounter::BackplaneReceived);
+        match heard {
+            Heard::Changed(key) => self.forget_in_l1(&key),
+            Heard::Cleared => self.distrust_l1(),
+        }
+    }
+
+    /// Drops L1's copy of `key`, as a write does: readers that started before it do not
+    /// put what they read back.
+    fn forget_in_l1(&self, key: &K) {
+        let guard = self.generations.write(key);
+        if let Some(memory) = self.levels[0].memory() {
+            guard.in_l1(|| memory.remove(key));
+        }
+        if let Some(not_found) = &self.not_found {
+            guard.in_l1(|| not_found.forget(key));
+        }
+    }
+
+    /// Drops all of L1: what another instance said may have been missed.
+    fn distrust_l1(&self) {
+        let guard = self.generations.write_all();
+        if let Some(memory) = self.levels[0].memory() {
+            guard.in_l1(|| memory.remove_all());
+        }
+        if let Some(not_found) = &self.not_found {
+            not_found.forget_all();
+        }
+    }
+}
+
+/// Decodes a message: `None` for one of this instance's own.
+fn decode<K>(link: &Link<K>, message: &[u8]) -> Result<Option<Heard<K>>, Error> {
+    let corrupt = || Error::new(ErrorKind::Codec, "not a stratacache backplane message");
+    let (&[version, action], rest) = message.split_first_chunk::<2>().ok_or_else(corrupt)?;
+    let (origin, key) = rest.split_first_chunk::<8>().ok_or_else(corrupt)?;
+    if version != VERSION {
+        return Err(corrupt());
+    }
+    if u64::from_le_bytes(*origin) == link.origin {
+        return Ok(None);
+    }
+    match action {
+        1 | 2 => Ok(Some(Heard::Changed((link.decode)(key)?))),
+        3 => Ok(Some(Heard::Cleared)),
+        _ => Err(corrupt()),
+    }
+}
+
+/// The listening task: subscribes, acts on every message, and on a lost subscription
+/// drops L1 and subscribes again with backoff. Ends with the cache.
+async fn listen<K, V>(
+    cache: Weak<Inner<K, V>>,
+    transport: Arc<dyn Backplane>,
+    mut stopped: oneshot::Receiver<()>,
+) where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    let mut backoff = FIRST_BACKOFF;
+    // Until the first subscription holds, announcements go unheard: what L1 takes in
+    // meanwhile is dropped once it does.
+    let mut missed = true;
+    loop {
+        let subscribed = match select(transport.subscribe(), &mut stopped).await {
+            Either::Left((subscribed, _)) => subscribed,
+            Either::Right(_) => return,
+        };
+        let Some(inner) = cache.upgrade() else {
+            return;
+        };
+        let mut subscription = match subscribed {
+            Ok(subscription) => subscription,
+            Err(_) => {
+                if !std::mem::replace(&mut missed, true) {
+                    inner.telemetry.count(CacheCounter::BackplaneGaps);
+                    inner.distrust_l1();
+                }
+                drop(inner);
+                let pause = Box::pin(tokio::time::sleep(backoff));
+                if let Either::Right(_) = select(pause, &mut stopped).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(LAST_BACKOFF);
+                continue;
+            }
+        };
+        if std::mem::take(&mut missed) {
+            // Subscribed again: whatever was said meanwhile is lost.
+            inner.distrust_l1();
+        }
+        backoff = FIRST_BACKOFF;
+        drop(inner);
+        loop {
+            let message = match select(subscription.next(), &mut stopped).await {
+                Either::Left((message, _)) => message,
+                Either::Right(_) => return,
+            };
+            let Some(inner) = cache.upgrade() else {
+                return;
+            };
+            match message {
+                Some(message) => inner.hear(&message),
+                None => {
+                    inner.telemetry.count(CacheCounter::BackplaneGaps);
+                    inner.distrust_l1();
+                    missed = true;
+                    break;
+                }
+            }
+        }
+    }
+}

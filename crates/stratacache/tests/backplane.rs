@@ -1,0 +1,180 @@
+//! Many instances, one truth: writes announced on a backplane drop the other instances'
+//! L1 copies; a lost subscription drops all of L1. In process (the mock backplane, for
+//! fault injection) and over a real Redis.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use stratacache::mock::MockBackplane;
+use stratacache::{Backplane, Cache, Fallback, MemoryTier, Remote};
+use stratacache_redis::{RedisBackplane, RedisConfig, RedisStore};
+use stratacache_testkit::RedisServer;
+
+/// Two instances over one shared L2 and one backplane.
+fn replicas(l2: &MemoryTier<u64, String>, backplane: &MockBackplane) -> [Cache<u64, String>; 2] {
+    let replica = || {
+        Cache::builder()
+            .fallback(Fallback::tier(l2.clone()))
+            .backplane(backplane.clone())
+            .build()
+            .unwrap()
+    };
+    [replica(), replica()]
+}
+
+/// Waits (bounded) until `done` holds, letting the listening tasks run.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let wait = async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
+}
+
+#[tokio::test]
+async fn a_write_on_one_instance_drops_the_others_copy() {
+    let (l2, backplane) = (MemoryTier::new(100), MockBackplane::new());
+    let [a, b] = replicas(&l2, &backplane);
+    tokio::task::yield_now().await; // both subscribe
+    a.insert(1, "old".into()).await.unwrap();
+    assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("old"));
+
+    a.insert(1, "new".into()).await.unwrap();
+    until("b heard the write", || b.stats().backplane_received == 2).await;
+    assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("new"));
+
+    a.invalidate(&1).await.unwrap();
+    until("b heard the invalidation", || {
+        b.stats().backplane_received == 3
+    })
+    .await;
+    assert_eq!(b.get(&1).await.unwrap(), None);
+
+    // An instance ignores its own announcements: a keeps its L1.
+    assert_eq!(a.stats().backplane_received, 0);
+    assert_eq!(a.stats().backplane_sent, 3);
+}
+
+#[tokio::test]
+async fn a_clear_on_one_instance_empties_the_others_l1() {
+    let (l2, backplane) = (MemoryTier::new(100), MockBackplane::new());
+    let [a, b] = replicas(&l2, &backplane);
+    tokio::task::yield_now().await;
+    b.insert(1, "one".into()).await.unwrap();
+    b.insert(2, "two".into()).await.unwrap();
+    a.clear().await.unwrap();
+    until("b heard the clear", || b.stats().backplane_received == 1).await;
+    assert_eq!(b.l1_len(), Some(0));
+}
+
+#[tokio::test]
+async fn a_lost_subscription_drops_l1_and_resubscribes() {
+    let (l2, backplane) = (MemoryTier::new(100), MockBackplane::new());
+    let [a, b] = replicas(&l2, &backplane);
+    tokio::task::yield_now().await;
+    b.insert(1, "one".into()).await.unwrap();
+    assert_eq!(b.l1_len(), Some(1));
+
+    backplane.cut();
+    until("b noticed the gap", || b.stats().backplane_gaps == 1).await;
+    assert_eq!(b.l1_len(), Some(0), "what may have been missed is dropped");
+
+    // Subscribed again: announcements flow.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    b.get(&1).await.unwrap();
+    a.insert(1, "after".into()).await.unwrap();
+    until("b heard the write", || b.stats().backplane_received == 1).await;
+    assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("after"));
+}
+
+#[tokio::test]
+async fn a_failed_announcement_or_a_foreign_message_is_counted_not_fatal() {
+    let (l2, backplane) = (MemoryTier::new(100), MockBackplane::new());
+    let [a, b] = replicas(&l2, &backplane);
+    tokio::task::yield_now().await;
+    backplane.set_down(true);
+    let outcome = a.insert(1, "one".into()).await.unwrap();
+    assert!(outcome.is_complete(), "the write stands");
+    assert_eq!(a.stats().backplane_errors, 1);
+    backplane.set_down(false);
+    // The next announcement the backplane takes brings the one it refused along.
+    a.insert(2, "two".into()).await.unwrap();
+    until("b heard both", || b.stats().backplane_received == 2).await;
+    assert_eq!(a.stats().backplane_sent, 2);
+
+    for garbage in [
+        &b""[..],
+        b"\x01",
+        b"\x09\x01garbage!",
+        b"\x01\x07\0\0\0\0\0\0\0\0",
+    ] {
+        backplane
+            .publish(Bytes::copy_from_slice(garbage))
+            .await
+            .unwrap();
+    }
+    until("b read them", || b.stats().backplane_errors == 4).await;
+    assert_eq!(b.stats().backplane_received, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_over_redis_stay_coherent_and_survive_a_restart() {
+    let mut server = RedisServer::start().unwrap();
+    let config = RedisConfig::from_url(server.url())
+        .namespace("replicas")
+        .command_timeout(Duration::from_millis(200));
+    let replica = || {
+        Cache::<u64, String>::builder()
+            .fallback(Fallback::remote(Remote::new(
+                RedisStore::new(config.clone()).unwrap(),
+            )))
+            .backplane(RedisBackplane::new(config.clone()).unwrap())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (replica(), replica());
+    // Until b's subscription holds, announcements go unheard: wait for it.
+    let subscribed = || {
+        server
+            .cli(&["PUBSUB", "NUMSUB", "replicas:backplane"])
+            .unwrap()
+    };
+    until("both subscribed", || {
+        subscribed().lines().nth(1) == Some("2")
+    })
+    .await;
+
+    a.insert(1, "old".into()).await.unwrap();
+    assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("old"));
+    let heard = b.stats().backplane_received;
+    a.insert(1, "new".into()).await.unwrap();
+    until("b heard the write", || b.stats().backplane_received > heard).await;
+    assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("new"));
+
+    server.stop();
+    until("b noticed the gap", || b.stats().backplane_gaps >= 1).await;
+    assert_eq!(b.l1_len(), Some(0));
+    server.restart().unwrap();
+    until("both subscribed again", || {
+        server
+            .cli(&["PUBSUB", "NUMSUB", "replicas:backplane"])
+            .is_ok_and(|answer| answer.lines().nth(1) == Some("2"))
+    })
+    .await;
+    b.insert(2, "b's".into()).await.unwrap();
+    assert_eq!(b.get(&2).await.unwrap().as_deref(), Some("b's"));
+    let heard = b.stats().backplane_received;
+    let outcome = a.insert(2, "a's".into()).await.unwrap();
+    assert!(
+        outcome.is_complete(),
+        "the first command after the restart is retried"
+    );
+    until("b heard the write after the restart", || {
+        b.stats().backplane_received > heard
+    })
+    .await;
+    assert_eq!(b.get(&2).await.unwrap().as_deref(), Some("a's"));
+}

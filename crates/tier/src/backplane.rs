@@ -1,0 +1,41 @@
+//! The contract of a backplane: the channel the instances of one cache use to tell each
+//! other which keys changed, so that each drops its in-memory copy.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+
+use crate::Error;
+
+/// A boxed, sendable future: what the object-safe backplane contract returns.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A publish/subscribe channel shared by every instance of one cache (a Redis channel,
+/// say). Messages are opaque bytes to it; the cache encodes and decodes them.
+///
+/// It must not lose messages *silently*: a subscription that may have missed some (its
+/// connection dropped, it lagged) ends, and the cache then distrusts its memory tier
+/// and subscribes again.
+pub trait Backplane: Send + Sync + 'static {
+    /// Sends `message` to every subscribed instance (this one included).
+    ///
+    /// # Errors
+    ///
+    /// When the channel cannot be reached in time.
+    fn publish(&self, message: Bytes) -> BoxFuture<'_, Result<(), Error>>;
+
+    /// Subscribes to the channel.
+    ///
+    /// # Errors
+    ///
+    /// When the channel cannot be reached in time.
+    fn subscribe(&self) -> BoxFuture<'_, Result<Box<dyn Subscription>, Error>>;
+}
+
+/// A live subscription to a [`Backplane`].
+pub trait Subscription: Send {
+    /// The next message; `None` once the subscription is lost, when messages may have
+    /// been missed.
+    fn next(&mut self) -> BoxFuture<'_, Option<Bytes>>;
+}
