@@ -5,10 +5,6 @@ use std::time::Duration;
 #[must_use]
 pub struct RedisConfig {
     pub(crate) nodes: Vec<String>,
-    #[cfg_attr(
-        not(feature = "cluster"),
-        expect(dead_code, reason = "read by the cluster client only")
-    )]
     pub(crate) cluster: bool,
     pub(crate) namespace: String,
     pub(crate) connect_timeout: Duration,
