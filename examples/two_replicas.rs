@@ -12,7 +12,9 @@ use stratacache_testkit::RedisServer;
 fn replica(config: &RedisConfig) -> Result<Cache<u64, String>, stratacache::Error> {
     Cache::builder()
         .ttl(Duration::from_secs(300)) // long: without the backplane, replaced values would live that long
-        .fallback(Fallback::remote(Remote::new(RedisStore::new(config.clone())?)))
+        .fallback(Fallback::remote(Remote::new(RedisStore::new(
+            config.clone(),
+        )?)))
         .backplane(RedisBackplane::new(config.clone())?)
         .build()
 }

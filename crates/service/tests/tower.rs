@@ -194,3 +194,36 @@ async fn a_stacked_service_plugs_back_in_as_a_fallback() {
     let stats = cache.stats();
     assert_eq!(stats.tiers[1].errors, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn retry_retries_timeouts_and_leaves_rejections_and_bad_bytes_alone() {
+    let flaky = MockTier::<u32, String>::new();
+    flaky.insert(1, entry("v"), None).await.unwrap();
+    let tier = ServiceTier::new(
+        ServiceBuilder::new()
+            .retry(CacheRetry::new(3))
+            .service(TierService::new(flaky.clone())),
+    );
+    flaky.reset_calls();
+    flaky.fail_times(TierOp::Get, ErrorKind::Timeout, 1);
+    assert!(
+        tier.get(&1).await.unwrap().is_some(),
+        "a timeout is retried"
+    );
+    assert_eq!(flaky.count(TierOp::Get), 2);
+
+    for kind in [
+        ErrorKind::Rejected,
+        ErrorKind::Codec,
+        ErrorKind::CircuitOpen,
+    ] {
+        flaky.reset_calls();
+        flaky.fail_times(TierOp::Get, kind, 1);
+        assert_eq!(
+            tier.get(&1).await.unwrap_err().kind(),
+            kind,
+            "{kind:?} is final"
+        );
+        assert_eq!(flaky.count(TierOp::Get), 1, "{kind:?} is not retried");
+    }
+}

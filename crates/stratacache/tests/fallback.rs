@@ -263,3 +263,62 @@ async fn invalidate_during_a_slow_l2_read_is_not_undone_by_promotion() {
     assert_eq!(cache.get(&1).await.unwrap(), None);
     assert_eq!(cache.l1_len(), Some(0));
 }
+
+/// A tier that writes each change it receives into a log shared by every tier.
+#[derive(Clone)]
+struct Logged {
+    name: &'static str,
+    inner: MockTier<u32, String>,
+    log: std::sync::Arc<std::sync::Mutex<Vec<(&'static str, &'static str)>>>,
+}
+
+impl Logged {
+    fn note(&self, op: &'static str) {
+        self.log.lock().unwrap().push((self.name, op));
+    }
+}
+
+impl CacheTier<u32, String> for Logged {
+    async fn get(&self, key: &u32) -> Result<Option<CacheEntry<String>>, stratacache::Error> {
+        self.inner.get(key).await
+    }
+    async fn insert(
+        &self,
+        key: u32,
+        entry: CacheEntry<String>,
+        keep_for: Option<Duration>,
+    ) -> Result<(), stratacache::Error> {
+        self.note("insert");
+        self.inner.insert(key, entry, keep_for).await
+    }
+    async fn invalidate(&self, key: &u32) -> Result<(), stratacache::Error> {
+        self.note("invalidate");
+        self.inner.invalidate(key).await
+    }
+    async fn clear(&self) -> Result<(), stratacache::Error> {
+        self.note("clear");
+        self.inner.clear().await
+    }
+}
+
+#[tokio::test]
+async fn writes_go_lowest_first_and_removals_l1_first_across_tiers() {
+    let log = std::sync::Arc::default();
+    let tier = |name| Logged {
+        name,
+        inner: MockTier::new(),
+        log: std::sync::Arc::clone(&log),
+    };
+    let cache: Cache<u32, String> = Cache::builder()
+        .tier(tier("l1"))
+        .fallback(Fallback::tier(tier("l2")))
+        .build()
+        .unwrap();
+    let take = || std::mem::take(&mut *log.lock().unwrap());
+    cache.insert(1, "a".into()).await.unwrap();
+    assert_eq!(take(), [("l2", "insert"), ("l1", "insert")]);
+    cache.invalidate(&1).await.unwrap();
+    assert_eq!(take(), [("l1", "invalidate"), ("l2", "invalidate")]);
+    cache.clear().await.unwrap();
+    assert_eq!(take(), [("l1", "clear"), ("l2", "clear")]);
+}

@@ -345,3 +345,42 @@ async fn a_loading_cache_runs_one_load_for_concurrent_gets() {
         "one load for 100 concurrent gets"
     );
 }
+
+#[tokio::test]
+async fn waiters_of_a_successful_load_take_its_value_without_looking_again() {
+    let l2 = MockTier::<String, u64>::new();
+    let cache: Cache<String, u64> = Cache::builder()
+        .stampede_protection(true)
+        .fallback(Fallback::tier(l2.clone()))
+        .build()
+        .unwrap();
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let loads = Arc::new(AtomicUsize::new(0));
+    let mut callers: Vec<_> = (0..10)
+        .map(|_| {
+            let (gate, loads) = (Arc::clone(&gate), Arc::clone(&loads));
+            Box::pin(cache.get_or_insert("k", move || async move {
+                loads.fetch_add(1, Ordering::SeqCst);
+                gate.notified().await;
+                7
+            }))
+        })
+        .collect();
+    for caller in &mut callers {
+        assert!(poll!(caller).is_pending(), "all join the one flight");
+    }
+    gate.notify_one();
+    for caller in callers {
+        assert_eq!(caller.await.unwrap(), 7);
+    }
+    assert_eq!(loads.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        l2.count(TierOp::Get),
+        1,
+        "one lookup of L2 for all ten callers"
+    );
+    assert_eq!(
+        cache.stats().tiers[1].hits + cache.stats().tiers[1].misses,
+        1
+    );
+}
