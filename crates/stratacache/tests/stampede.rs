@@ -226,7 +226,7 @@ async fn get_and_get_or_insert_of_one_key_coalesce() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn loaders_waiting_on_a_plain_get_still_load_once() {
     let l2 = MockTier::<String, u64>::new();
     l2.delay(TierOp::Get, Duration::from_millis(10));
