@@ -30,8 +30,8 @@
 //! 1. L1: a hit in a memory L1 is answered synchronously, without allocating.
 //! 2. Each [`Fallback`] tier in turn. A hit is promoted into the tiers above it (see
 //!    [`PromotionPolicy`]), keeping the time its value was produced.
-//! 3. The loader, for the `get_or_insert` family. Its value is written to every tier,
-//!    lowest first.
+//! 3. The loader (the cache's, or the call's). Its value is written to every tier,
+//!    lowest first. With fail-safe, a failed load answers with the last value.
 //!
 //! Expiry is judged with the cache's [`Clock`] at every step; tier failures are counted
 //! and read as misses unless the cache is [`strict`](CacheBuilder::strict).
@@ -47,12 +47,22 @@
 //! | memcached below (`serialize`) | `Fallback::remote(stratacache_memcached::MemcachedStore)` |
 //! | any [`CacheTier`] below | [`Fallback::tier`] |
 //! | tower layers (timeout, retry, limit) on a tier | `stratacache_service::ServiceTier::layered` |
-//! | a loader on a miss | [`get_or_insert`], [`try_get_or_insert`], [`optionally_get_or_insert`] |
+//! | a repository the cache reads through | [`CacheBuilder::loader`] ([`Loader`]) |
+//! | a loader per call | [`get_or_insert`], [`try_get_or_insert`], [`optionally_get_or_insert`] |
+//! | many keys at once | [`Cache::get_many`], [`Cache::get_or_insert_many`], [`Cache::insert_many`], [`Cache::invalidate_many`] |
+//! | per-call strategy, skipped tiers, TTL | [`Cache::with`]`(`[`Options`]`)` |
+//! | "not found" remembered | [`CacheBuilder::cache_not_found`] |
+//! | a tier that is down skipped at once | [`Fallback::circuit_breaker`] |
+//! | writes a dead tier missed, replayed | [`Fallback::auto_recovery`] (on for remote tiers) |
+//! | the last value when the source fails | [`CacheBuilder::fail_safe`] ([`FailSafe`]) |
+//! | slow loads answered from stale, or cut | [`CacheBuilder::load_timeouts`] ([`LoadTimeouts`]) |
+//! | expiry spread across instances | [`CacheBuilder::ttl_jitter`], [`TimeToRefresh::jitter`] |
+//! | instances that drop each other's stale L1 copies (`serialize`) | `CacheBuilder::backplane(stratacache_redis::RedisBackplane)` |
 //! | background refresh | [`CacheBuilder::time_to_refresh`] |
 //! | one load for concurrent misses (coalescing) | [`stampede_protection(true)`][stampede] |
 //! | tier failures as errors, not misses | [`strict(true)`](CacheBuilder::strict) |
 //! | tests that move time | [`clock`](CacheBuilder::clock)`(`[`FrozenClock`]`)` |
-//! | fault injection in tests | `mock::MockTier` (`test-util`) |
+//! | fault injection in tests | `mock::MockTier`, `mock::MockBackplane` (`test-util`) |
 //!
 //! A name in parentheses is a [feature](#features) to switch on.
 //!
