@@ -34,7 +34,9 @@ impl Connection {
         let client = open(url, config)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.command_timeout))
+            // No response timeout of its own: every command is bounded once, by
+            // `SingleNode::run`, so a call arms one timer, not two.
+            .set_response_timeout(None)
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
         // Lazy: the first command connects, so a service starts while Redis is down.
