@@ -46,9 +46,11 @@ mod cluster;
 mod config;
 mod connection;
 mod errors;
+mod lock;
 mod single;
 mod store;
 
 pub use backplane::RedisBackplane;
 pub use config::RedisConfig;
+pub use lock::RedisLock;
 pub use store::RedisStore;

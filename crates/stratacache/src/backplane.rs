@@ -37,6 +37,8 @@ pub(crate) enum Action {
     Written = 1,
     Invalidated = 2,
     Cleared = 3,
+    /// A distributed stampede lock was released (the key is the lock's name).
+    Released = 4,
 }
 
 /// A cache's link to its backplane.
@@ -64,6 +66,13 @@ struct Unsent {
 const MAX_UNSENT: usize = 10_000;
 
 impl<K> Link<K> {
+    #[cfg_attr(
+        not(feature = "serialize"),
+        expect(
+            dead_code,
+            reason = "made by a builder method of the `serialize` feature"
+        )
+    )]
     pub(crate) fn new(
         transport: impl Backplane,
         encode: EncodeKey<K>,
@@ -129,6 +138,7 @@ impl<K> Link<K> {
 enum Heard<K> {
     Changed(K),
     Cleared,
+    Released(Vec<u8>),
 }
 
 impl<K, V> Inner<K, V>
@@ -137,7 +147,8 @@ where
     V: Clone + Send + Sync + 'static,
 {
     /// Tells the other instances that `key` (all keys for [`Action::Cleared`]) changed.
-    /// A failure is counted; the write it follows stands.
+    /// A failure is counted, and the announcement sent again after the next one the
+    /// backplane takes; the write it follows stands.
     pub(crate) async fn announce(&self, action: Action, key: Option<&K>) {
         let Some(link) = &self.backplane else {
             return;
@@ -150,7 +161,22 @@ where
             }
         };
         let message = link.message(action, key.as_deref());
-        match link.transport.publish(message.clone()).await {
+        if !self.send(link, message.clone()).await {
+            link.keep(key, message);
+        }
+    }
+
+    /// Tells the other instances something about `name` (a lock's release) that is
+    /// worth nothing late: not sent again when it fails.
+    pub(crate) async fn announce_raw(&self, action: Action, name: &[u8]) {
+        if let Some(link) = &self.backplane {
+            self.send(link, link.message(action, Some(name))).await;
+        }
+    }
+
+    /// Publishes `message`, and what waits with it once the backplane takes it; counted.
+    async fn send(&self, link: &Link<K>, message: Bytes) -> bool {
+        match link.transport.publish(message).await {
             Ok(()) => {
                 self.telemetry.count(CacheCounter::BackplaneSent);
                 if link.has_unsent() {
@@ -158,10 +184,11 @@ where
                         self.telemetry.count(CacheCounter::BackplaneSent);
                     }
                 }
+                true
             }
             Err(_) => {
                 self.telemetry.count(CacheCounter::BackplaneErrors);
-                link.keep(key, message);
+                false
             }
         }
     }
@@ -205,6 +232,7 @@ where
         match heard {
             Heard::Changed(key) => self.forget_in_l1(&key),
             Heard::Cleared => self.distrust_l1(),
+            Heard::Released(name) => self.lock_released(&name),
         }
     }
 
@@ -246,6 +274,7 @@ fn decode<K>(link: &Link<K>, message: &[u8]) -> Result<Option<Heard<K>>, Error> 
     match action {
         1 | 2 => Ok(Some(Heard::Changed((link.decode)(key)?))),
         3 => Ok(Some(Heard::Cleared)),
+        4 => Ok(Some(Heard::Released(key.to_vec()))),
         _ => Err(corrupt()),
     }
 }

@@ -8,6 +8,7 @@ use stratacache_tier::Clock;
 
 use crate::backplane::Link;
 use crate::coalesce::Coalescer;
+use crate::distributed_lock::DistLock;
 use crate::fail_safe::FailSafe;
 use crate::generation::Generations;
 use crate::key_lock::KeyLocks;
@@ -48,6 +49,8 @@ pub(crate) struct Inner<K, V> {
     pub(crate) load_tasks: std::sync::atomic::AtomicUsize,
     /// The channel to the cache's other instances, when set.
     pub(crate) backplane: Option<Link<K>>,
+    /// The lock instances take so that one of them loads a key, when set.
+    pub(crate) distributed_lock: Option<DistLock<K>>,
     /// Serving stale values when the source fails, when set.
     pub(crate) fail_safe: Option<FailSafe>,
     pub(crate) refresher: Option<Refresher<K, V>>,

@@ -86,6 +86,7 @@ mod cache;
 mod coalesce;
 #[cfg(feature = "serialize")]
 mod codec;
+mod distributed_lock;
 mod erased;
 mod fail_safe;
 mod fallback;
@@ -123,8 +124,8 @@ pub use stratacache_memory::{EvictionCause, MemoryTier, MemoryTierBuilder};
 #[cfg(feature = "test-util")]
 pub use stratacache_tier::mock;
 pub use stratacache_tier::{
-    Backplane, BoxError, ByteStore, CacheEntry, CacheTier, CircuitState, Clock, Error, ErrorKind,
-    FrozenClock, Lookup, Subscription,
+    Backplane, BoxError, ByteStore, CacheEntry, CacheTier, CircuitState, Clock, DistributedLock,
+    Error, ErrorKind, FrozenClock, Lookup, Subscription,
 };
 pub use telemetry::{CacheEvent, CacheStats, TierStats};
 pub use timeouts::LoadTimeouts;

@@ -11,10 +11,12 @@ use std::time::{Instant, SystemTime};
 use stratacache_tier::{CacheEntry, Error, ErrorKind, Lookup};
 
 use crate::coalesce::{Fetched, Flight};
+use crate::distributed_lock::LockStep;
 use crate::generation::Ticket;
 use crate::inner::Inner;
 use crate::level::Level;
 use crate::loader::Loaded;
+use crate::not_found::NotFound;
 use crate::recovery::is_outage;
 use crate::telemetry::{CacheCounter, Op, TierOutcome};
 use crate::timeouts::Overdue;
@@ -271,14 +273,43 @@ where
             self.telemetry.count(CacheCounter::NotFoundHits);
             return Ok(Fetched::LoadedNothing);
         }
+        // With a distributed lock, one instance loads; the others take its value.
+        let held = match self.before_load(key, &levels, ticket, op).await {
+            LockStep::Found(value) => return Ok(Fetched::Hit(value)),
+            LockStep::Held(held) => Some(held),
+            LockStep::Proceed => None,
+        };
         self.telemetry.count(CacheCounter::Loads);
-        let loaded = match self.timed_load(loader(), stale.is_some()).await {
-            Ok(loaded) => loaded,
+        let fetched = match self.timed_load(loader(), stale.is_some()).await {
+            Ok(loaded) => {
+                self.settle_load(key, loaded, stale, levels, ticket, not_found, op)
+                    .await
+            }
             Err(Overdue::Soft) => match stale {
-                Some(stale) => return Ok(Fetched::Stale(self.serve_stale(key, stale, ticket))),
+                Some(stale) => Ok(Fetched::Stale(self.serve_stale(key, stale, ticket))),
                 None => unreachable!("a soft timeout applies only with a stale value at hand"),
             },
         };
+        self.after_load(held).await;
+        fetched
+    }
+
+    /// Stores what a load found (not over a write that raced it), remembers "not found",
+    /// or answers a failure with fail-safe's stale value.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the load's context, all borrowed"
+    )]
+    async fn settle_load(
+        self: &Arc<Self>,
+        key: &K,
+        loaded: Result<Option<Loaded<V>>, Error>,
+        stale: Option<CacheEntry<V>>,
+        levels: Range<usize>,
+        ticket: Ticket,
+        not_found: Option<&NotFound<K>>,
+        op: &Op,
+    ) -> Flight<V> {
         match loaded {
             Ok(Some(loaded)) => {
                 let entry = CacheEntry::new(loaded.value, self.clock.now(), loaded.ttl);

@@ -11,6 +11,7 @@
 //! - [`Error`] and [`ErrorKind`]: one error type whose kind callers can match.
 //! - [`Clock`] and [`FrozenClock`]: the injectable clock every time-based decision reads.
 //! - [`Backplane`]: the publish/subscribe contract instances of a cache share.
+//! - [`DistributedLock`]: the lock instances take so that one of them loads a key.
 //! - [`Circuit`]: the circuit breaker's state machine, shared by the facade and the
 //!   service crate.
 //! - [`ByteStore`]: the bytes-level contract of remote stores (Redis, memcached), which
@@ -42,6 +43,7 @@ mod circuit;
 mod clock;
 mod entry;
 mod error;
+mod lock;
 mod store;
 mod tier;
 
@@ -53,5 +55,6 @@ pub use circuit::{Admission, Circuit, CircuitState};
 pub use clock::{Clock, FrozenClock};
 pub use entry::{CacheEntry, MAX_CLOCK_SKEW};
 pub use error::{BoxError, Error, ErrorKind};
+pub use lock::DistributedLock;
 pub use store::ByteStore;
 pub use tier::{CacheTier, Lookup};

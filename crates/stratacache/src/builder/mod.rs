@@ -14,6 +14,7 @@ use stratacache_tier::{Clock, Error, ErrorKind};
 use crate::backplane::Link;
 use crate::cache::Cache;
 use crate::coalesce::Coalescer;
+use crate::distributed_lock::DistLock;
 use crate::fail_safe::FailSafe;
 use crate::generation::Generations;
 use crate::inner::Inner;
@@ -82,6 +83,7 @@ pub struct CacheBuilder<K, V> {
     ttl_jitter: Option<Duration>,
     load_timeouts: Option<LoadTimeouts>,
     pub(crate) backplane: Option<Link<K>>,
+    pub(crate) distributed_lock: Option<DistLock<K>>,
     telemetry: bool,
     handler: Option<Handler>,
     track_evictions: bool,
@@ -107,6 +109,7 @@ where
             ttl_jitter: None,
             load_timeouts: None,
             backplane: None,
+            distributed_lock: None,
             telemetry: true,
             handler: None,
             track_evictions: false,
@@ -180,6 +183,7 @@ where
             ttl_jitter: self.ttl_jitter.filter(|jitter| !jitter.is_zero()),
             load_timeouts: self.load_timeouts,
             backplane: self.backplane,
+            distributed_lock: self.distributed_lock,
             load_tasks: std::sync::atomic::AtomicUsize::new(0),
             refresher,
         };
@@ -231,6 +235,7 @@ impl<K, V> fmt::Debug for CacheBuilder<K, V> {
             .field("ttl_jitter", &self.ttl_jitter)
             .field("load_timeouts", &self.load_timeouts)
             .field("backplane", &self.backplane.is_some())
+            .field("distributed_lock", &self.distributed_lock.is_some())
             .field("telemetry", &self.telemetry)
             .field("event_handler", &self.handler.is_some())
             .field("track_evictions", &self.track_evictions)

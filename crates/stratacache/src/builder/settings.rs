@@ -405,4 +405,27 @@ where
         self.backplane = Some(crate::backplane::Link::new(backplane, encode, decode));
         self
     }
+
+    /// A distributed stampede lock (opt-in): after the in-process coalescing, the
+    /// instance about to load a key takes the key's lock in `lock` (a Redis key, shared
+    /// by every instance), looks at the shared tiers once more, loads, stores, and
+    /// releases; an instance that finds the lock held waits for the release and takes
+    /// the value from the shared tier instead of loading it too. The lock lives `ttl` at
+    /// most (make it the loader's hard timeout), which is also how long others wait.
+    ///
+    /// Waiters learn of the release through the [`backplane`](Self::backplane) when the
+    /// cache has one; without it they look at the shared tier again with backoff (10 ms
+    /// to 200 ms). Best effort: when the wait runs out, or the lock's store fails, a
+    /// caller loads anyway ([`CacheStats::lock_timeouts`](crate::CacheStats::lock_timeouts)).
+    /// It needs a shared tier below L1, and a tokio runtime.
+    pub fn distributed_lock(mut self, lock: impl crate::DistributedLock, ttl: Duration) -> Self {
+        use crate::codec::{Codec, Postcard};
+        let encode = Box::new(|key: &K| {
+            let mut encoded = Vec::new();
+            Codec::<K>::encode(&Postcard, key, &mut encoded)?;
+            Ok(encoded)
+        });
+        self.distributed_lock = Some(crate::distributed_lock::DistLock::new(lock, encode, ttl));
+        self
+    }
 }

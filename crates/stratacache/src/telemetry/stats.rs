@@ -69,10 +69,12 @@ pub(crate) enum CacheCounter {
     BackplaneReceived,
     BackplaneErrors,
     BackplaneGaps,
+    LockWaits,
+    LockTimeouts,
 }
 
 impl CacheCounter {
-    const COUNT: usize = Self::BackplaneGaps as usize + 1;
+    const COUNT: usize = Self::LockTimeouts as usize + 1;
 }
 
 /// A snapshot of one tier's counters.
@@ -230,6 +232,11 @@ pub struct CacheStats {
     /// Times the subscription was lost and all of L1 dropped, for what may have been
     /// missed.
     pub backplane_gaps: u64,
+    /// Waits for another instance's [distributed lock](crate::CacheBuilder::distributed_lock)
+    /// on a key before taking its value.
+    pub lock_waits: u64,
+    /// Waits that ran out: the caller loaded anyway.
+    pub lock_timeouts: u64,
 }
 
 impl CacheStats {
@@ -268,6 +275,8 @@ impl CacheStats {
             backplane_received: count(CacheCounter::BackplaneReceived),
             backplane_errors: count(CacheCounter::BackplaneErrors),
             backplane_gaps: count(CacheCounter::BackplaneGaps),
+            lock_waits: count(CacheCounter::LockWaits),
+            lock_timeouts: count(CacheCounter::LockTimeouts),
         }
     }
 }

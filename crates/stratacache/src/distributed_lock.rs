@@ -1,0 +1,192 @@
+//! The distributed stampede lock: after the in-process flight, the instance about to load
+//! a key takes the key's lock in a store every instance shares, looks at the shared tiers
+//! once more, loads, stores, and releases; an instance that finds the lock held waits for
+//! the release (told by the backplane, else by looking again with backoff) and takes the
+//! value from the shared tier. Best effort: past the wait, or when the lock's store fails,
+//! a caller loads anyway.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use stratacache_tier::{DistributedLock, Error};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::backplane::Action;
+use crate::generation::Ticket;
+use crate::inner::Inner;
+use crate::telemetry::{CacheCounter, Op};
+use crate::walk::Walk;
+
+type EncodeKey<K> = Box<dyn Fn(&K) -> Result<Vec<u8>, Error> + Send + Sync>;
+
+/// How often a waiter with no backplane looks at the shared tier: from the first to the
+/// last, doubling.
+const FIRST_LOOK: Duration = Duration::from_millis(10);
+const LAST_LOOK: Duration = Duration::from_millis(200);
+
+/// A cache's distributed lock and how it uses it.
+pub(crate) struct DistLock<K> {
+    lock: Arc<dyn DistributedLock>,
+    encode: EncodeKey<K>,
+    /// How long a lock lives (and so how long others wait for its holder).
+    ttl: Duration,
+    /// Waiters in this instance, by lock name, woken when the backplane says the lock
+    /// was released.
+    waiting: Mutex<HashMap<Vec<u8>, Arc<Notify>>>,
+}
+
+impl<K> DistLock<K> {
+    #[cfg_attr(
+        not(feature = "serialize"),
+        expect(
+            dead_code,
+            reason = "made by a builder method of the `serialize` feature"
+        )
+    )]
+    pub(crate) fn new(lock: impl DistributedLock, encode: EncodeKey<K>, ttl: Duration) -> Self {
+        Self {
+            lock: Arc::new(lock),
+            encode,
+            ttl,
+            waiting: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Arc<Notify>>> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What the lock step before a load decided.
+pub(crate) enum LockStep<V> {
+    /// Another instance loaded it meanwhile: its value, from the shared tier.
+    Found(V),
+    /// This caller holds the lock: load, store, then release.
+    Held(Held),
+    /// No lock to take (none configured, no shared tier, its store failed, or the wait
+    /// ran out): load.
+    Proceed,
+}
+
+/// A held lock, to release after the load.
+pub(crate) struct Held {
+    name: Bytes,
+    token: u64,
+}
+
+impl<K, V> Inner<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Takes `key`'s distributed lock before a load, or waits for the instance that
+    /// holds it and takes its value from the shared tiers of `levels`.
+    pub(crate) async fn before_load(
+        self: &Arc<Self>,
+        key: &K,
+        levels: &Range<usize>,
+        ticket: Ticket,
+        op: &Op,
+    ) -> LockStep<V> {
+        let Some(dist) = &self.distributed_lock else {
+            return LockStep::Proceed;
+        };
+        // Only a shared tier below L1 can carry another instance's value here.
+        let shared = levels.start.max(1);
+        if shared >= levels.end || tokio::runtime::Handle::try_current().is_err() {
+            return LockStep::Proceed;
+        }
+        let Ok(name) = (dist.encode)(key) else {
+            return LockStep::Proceed;
+        };
+        let deadline = Instant::now() + dist.ttl;
+        let mut pause = FIRST_LOOK;
+        loop {
+            match dist
+                .lock
+                .try_lock(Bytes::from(name.clone()), dist.ttl)
+                .await
+            {
+                Ok(Some(token)) => {
+                    let held = Held {
+                        name: Bytes::from(name),
+                        token,
+                    };
+                    // Loaded by another between this caller's walk and its lock?
+                    if let Some(value) = self.look_below(key, levels, shared, ticket, op).await {
+                        self.after_load(Some(held)).await;
+                        return LockStep::Found(value);
+                    }
+                    return LockStep::Held(held);
+                }
+                Ok(None) => {}
+                Err(_) => return LockStep::Proceed,
+            }
+            // Held by another instance: wait for its release, then take its value.
+            self.telemetry.count(CacheCounter::LockWaits);
+            let released = Arc::clone(dist.waiting().entry(name.clone()).or_default());
+            let notified = released.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(value) = self.look_below(key, levels, shared, ticket, op).await {
+                return LockStep::Found(value);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                self.telemetry.count(CacheCounter::LockTimeouts);
+                return LockStep::Proceed;
+            }
+            let wait = if self.backplane.is_some() {
+                deadline - now
+            } else {
+                pause.min(deadline - now)
+            };
+            let _ = tokio::time::timeout(wait, notified).await;
+            pause = (pause * 2).min(LAST_LOOK);
+            if let Some(value) = self.look_below(key, levels, shared, ticket, op).await {
+                return LockStep::Found(value);
+            }
+        }
+    }
+
+    /// Releases the lock taken before a load (once its value is stored), and tells the
+    /// other instances.
+    pub(crate) async fn after_load(&self, held: Option<Held>) {
+        let (Some(dist), Some(held)) = (&self.distributed_lock, held) else {
+            return;
+        };
+        let _ = dist.lock.unlock(held.name.clone(), held.token).await;
+        self.announce_raw(Action::Released, &held.name).await;
+    }
+
+    /// Wakes this instance's waiters for the lock `name`: its holder released it.
+    pub(crate) fn lock_released(&self, name: &[u8]) {
+        if let Some(dist) = &self.distributed_lock
+            && let Some(waiters) = dist.waiting().remove(name)
+        {
+            waiters.notify_waiters();
+        }
+    }
+
+    /// A live value in the shared tiers of `levels` (from `shared` down), promoted into
+    /// the levels above as a lookup's would be.
+    async fn look_below(
+        self: &Arc<Self>,
+        key: &K,
+        levels: &Range<usize>,
+        shared: usize,
+        ticket: Ticket,
+        op: &Op,
+    ) -> Option<V> {
+        let walked = self
+            .walk(key, levels.clone(), shared, ticket, op, Walk::Read)
+            .await
+            .ok()?;
+        walked.live.map(|(_, entry)| entry.into_value())
+    }
+}
