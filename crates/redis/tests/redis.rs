@@ -431,3 +431,31 @@ async fn time_to_refresh_over_redis_reads_through_the_cache_loader() {
     );
     assert_eq!(cache.stats().loads, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_starts_while_redis_is_down_and_uses_it_once_it_is_up() {
+    let mut server = RedisServer::start().unwrap();
+    server.stop();
+    let config = RedisConfig::from_url(server.url())
+        .namespace("lazy")
+        .command_timeout(Duration::from_millis(200));
+    // Nothing connects yet: the store and the cache build with Redis down.
+    let store = RedisStore::new(config.clone()).unwrap();
+    let cache: Cache<u64, String> = Cache::builder()
+        .fallback(Fallback::remote(Remote::new(store)))
+        .build()
+        .unwrap();
+    assert_eq!(cache.get(&1).await.unwrap(), None, "a miss, not an error");
+    assert!(cache.stats().tiers[1].errors >= 1);
+
+    server.restart().unwrap();
+    let outcome = cache.insert(1, "up".into()).await.unwrap();
+    assert!(outcome.is_complete(), "{outcome:?}");
+    let other: Cache<u64, String> = Cache::builder()
+        .fallback(Fallback::remote(Remote::new(
+            RedisStore::new(config).unwrap(),
+        )))
+        .build()
+        .unwrap();
+    assert_eq!(other.get(&1).await.unwrap().as_deref(), Some("up"));
+}

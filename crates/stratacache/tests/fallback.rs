@@ -255,6 +255,11 @@ async fn invalidate_during_a_slow_l2_read_is_not_undone_by_promotion() {
         async move { cache.get(&1).await }
     });
     tokio::task::yield_now().await; // the reader is now inside the slow L2 read
+    assert_eq!(
+        l2.in_flight(TierOp::Get),
+        1,
+        "the reader is inside the L2 read"
+    );
     l2.heal();
     cache.invalidate(&1).await.unwrap();
     // The reader read "old" before the invalidation; it may return it, but must not

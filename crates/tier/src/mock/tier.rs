@@ -113,6 +113,8 @@ struct State<K, V> {
     entries: HashMap<K, (CacheEntry<V>, Option<Duration>)>,
     calls: Vec<TierCall<K>>,
     faults: HashMap<TierOp, Fault>,
+    /// Calls that arrived and have not answered yet, by operation.
+    in_flight: HashMap<TierOp, usize>,
 }
 
 impl<K, V> MockTier<K, V> {
@@ -124,6 +126,7 @@ impl<K, V> MockTier<K, V> {
                 entries: HashMap::new(),
                 calls: Vec::new(),
                 faults: HashMap::new(),
+                in_flight: HashMap::new(),
             })),
         }
     }
@@ -220,14 +223,36 @@ impl<K, V> MockTier<K, V> {
         (fault.delay, error)
     }
 
+    /// How many `op` calls have arrived and not answered yet (stalled by a delay).
+    #[must_use]
+    pub fn in_flight(&self, op: TierOp) -> usize {
+        self.state().in_flight.get(&op).copied().unwrap_or(0)
+    }
+
     async fn enter(&self, op: TierOp) -> Result<(), Error> {
         let (delay, error) = self.take_fault(op);
         if let Some(delay) = delay {
+            *self.state().in_flight.entry(op).or_default() += 1;
+            let _answered = InFlight { tier: self, op };
             tokio::time::sleep(delay).await;
         }
         match error {
             Some(kind) => Err(Error::new(kind, format!("injected {op:?} failure"))),
             None => Ok(()),
+        }
+    }
+}
+
+/// Counts a stalled call out when it answers or is dropped.
+struct InFlight<'a, K, V> {
+    tier: &'a MockTier<K, V>,
+    op: TierOp,
+}
+
+impl<K, V> Drop for InFlight<'_, K, V> {
+    fn drop(&mut self) {
+        if let Some(count) = self.tier.state().in_flight.get_mut(&self.op) {
+            *count = count.saturating_sub(1);
         }
     }
 }
