@@ -84,11 +84,20 @@ impl DistributedLock for RedisLock {
                 .arg("NX")
                 .arg("PX")
                 .arg(millis);
+            let key = self.key(&name);
             let answer: Value = self
                 .connection
                 .query(&command, self.config.command_timeout)
                 .await?;
-            Ok(matches!(answer, Value::Okay | Value::SimpleString(_)).then_some(token))
+            if matches!(answer, Value::Okay | Value::SimpleString(_)) {
+                return Ok(Some(token));
+            }
+            // A `SET` retried after its first reply was lost finds its own token there.
+            let holder: Option<u64> = self
+                .connection
+                .query(redis::cmd("GET").arg(&key), self.config.command_timeout)
+                .await?;
+            Ok((holder == Some(token)).then_some(token))
         })
     }
 

@@ -63,6 +63,7 @@ impl SingleNode {
         if let Err(error) = &result
             && error.kind() == ErrorKind::Unavailable
             && let Some(left) = limit.checked_sub(started.elapsed())
+            && left >= limit / 4
         {
             result = crate::errors::within(left, call(manager)).await;
         }

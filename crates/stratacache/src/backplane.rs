@@ -65,6 +65,9 @@ struct Unsent {
 /// How many keys' announcements wait before they are folded into one "cleared".
 const MAX_UNSENT: usize = 10_000;
 
+/// How many waiting announcements one announcement brings along.
+const RESEND_AT_ONCE: usize = 64;
+
 impl<K> Link<K> {
     #[cfg_attr(
         not(feature = "serialize"),
@@ -109,21 +112,33 @@ impl<K> Link<K> {
         }
     }
 
-    /// Sends what waits, once the backplane takes announcements again; keeps what it
-    /// still refuses.
+    /// Sends some of what waits ([`RESEND_AT_ONCE`] at most, so that no announcement
+    /// carries a long backlog), once the backplane takes announcements again; stops at
+    /// the first it refuses, keeping the rest.
     async fn resend(&self) -> usize {
-        let waiting =
-            std::mem::take(&mut *self.unsent.lock().unwrap_or_else(PoisonError::into_inner));
-        let mut sent = 0;
-        let all = waiting
-            .everything
-            .into_iter()
-            .map(|message| (None, message));
-        for (key, message) in all.chain(waiting.keys.into_iter().map(|(k, m)| (Some(k), m))) {
-            match self.transport.publish(message.clone()).await {
-                Ok(()) => sent += 1,
-                Err(_) => self.keep(key, message),
+        let batch: Vec<(Option<Vec<u8>>, Bytes)> = {
+            let mut unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
+            let everything = unsent.everything.take().map(|message| (None, message));
+            let keys: Vec<Vec<u8>> = unsent.keys.keys().take(RESEND_AT_ONCE).cloned().collect();
+            let mut batch: Vec<_> = everything.into_iter().collect();
+            for key in keys {
+                if let Some(message) = unsent.keys.remove(&key) {
+                    batch.push((Some(key), message));
+                }
             }
+            batch
+        };
+        let mut sent = 0;
+        let mut batch = batch.into_iter();
+        for (key, message) in batch.by_ref() {
+            if self.transport.publish(message.clone()).await.is_err() {
+                self.keep(key, message);
+                break;
+            }
+            sent += 1;
+        }
+        for (key, message) in batch {
+            self.keep(key, message);
         }
         sent
     }
@@ -231,7 +246,14 @@ where
         self.telemetry.count(CacheCounter::BackplaneReceived);
         match heard {
             Heard::Changed(key) => self.forget_in_l1(&key),
-            Heard::Cleared => self.distrust_l1(),
+            Heard::Cleared => {
+                for level in &self.levels {
+                    if let Some(recovery) = &level.recovery {
+                        recovery.clear();
+                    }
+                }
+                self.distrust_l1();
+            }
             Heard::Released(name) => self.lock_released(&name),
         }
     }
@@ -239,6 +261,13 @@ where
     /// Drops L1's copy of `key`, as a write does: readers that started before it do not
     /// put what they read back.
     fn forget_in_l1(&self, key: &K) {
+        // Another instance's finished write is newer than a change of ours still
+        // waiting for a tier: that change must neither answer reads nor be replayed.
+        for level in &self.levels {
+            if let Some(recovery) = &level.recovery {
+                recovery.settle(key);
+            }
+        }
         let guard = self.generations.write(key);
         if let Some(memory) = self.levels[0].memory() {
             guard.in_l1(|| memory.remove(key));

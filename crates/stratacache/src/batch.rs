@@ -37,9 +37,15 @@ struct Pending {
 /// What a batch read found for each of its keys.
 pub(crate) type Found<V> = Vec<Fetched<V>>;
 
+/// A key whose flight the batch leads, and where its answer goes.
+type Led<V> = (Pending, oneshot::Sender<Flight<V>>);
+
 /// The loads a batch leads, gathered while its keys join their flights.
 struct Leading<V> {
-    led: Mutex<Vec<(Pending, oneshot::Sender<Flight<V>>)>>,
+    /// The loads the batch leads; `None` once its loader ran: a flight handed to the
+    /// batch after that (its leader dropped) ends at once without a load, and its
+    /// callers load for themselves.
+    led: Mutex<Option<Vec<Led<V>>>>,
     /// How many of the batch's flights have been polled once (joined or led).
     joined: AtomicUsize,
     all_joined: AtomicWaker,
@@ -73,7 +79,7 @@ where
             match self.first_look(key, op) {
                 FirstLook::Hit(value) => found[index] = Fetched::Hit(value),
                 look => {
-                    from = look.next_level();
+                    from = from.min(look.next_level());
                     let ticket = self.generations.ticket(key);
                     pending.push(Pending { index, ticket });
                 }
@@ -133,10 +139,17 @@ where
         let stopwatch = op.stopwatch();
         let answers = match level.get_many(&asked).await {
             Ok(answers) if answers.len() == asked.len() => answers,
-            Ok(answers) => Err(Error::new(
-                ErrorKind::Other,
-                format!("tier answered {} keys of {}", answers.len(), asked.len()),
-            ))?,
+            Ok(answers) => {
+                let error = Error::new(
+                    ErrorKind::Other,
+                    format!("tier answered {} keys of {}", answers.len(), asked.len()),
+                );
+                for _ in &pending {
+                    self.report(op, level, TierOutcome::Error(error.kind()), stopwatch);
+                }
+                self.tolerate(error)?;
+                return Ok(pending);
+            }
             Err(error) => {
                 for _ in &pending {
                     self.report(op, level, TierOutcome::Error(error.kind()), stopwatch);
@@ -277,7 +290,7 @@ where
         Fut: Future<Output = Result<HashMap<K, Loaded<V>>, Error>> + Send,
     {
         let leading = Leading {
-            led: Mutex::new(Vec::new()),
+            led: Mutex::new(Some(Vec::new())),
             joined: AtomicUsize::new(0),
             all_joined: AtomicWaker::new(),
         };
@@ -319,7 +332,11 @@ where
         let flight_key = flight_key(key, pending.ticket, op);
         let flight = coalescer.flights.execute(&flight_key, || async move {
             let (answer, answered) = oneshot::channel();
-            lock(&leading.led).push((pending, answer));
+            match &mut *lock(&leading.led) {
+                Some(led) => led.push((pending, answer)),
+                // The batch's load already ran: no load here; the callers load.
+                None => return Ok(Fetched::Miss),
+            }
             answered
                 .await
                 .unwrap_or_else(|_| Err(Error::new(ErrorKind::Other, "the batch load was dropped")))
@@ -359,7 +376,7 @@ where
             }
         })
         .await;
-        let led = std::mem::take(&mut *lock(&leading.led));
+        let led = lock(&leading.led).take().unwrap_or_default();
         if led.is_empty() {
             return;
         }

@@ -52,7 +52,8 @@ impl Breaker {
     }
 
     fn reopen_until(&self) -> std::time::SystemTime {
-        self.clock.now() + self.cool_down
+        let now = self.clock.now();
+        now.checked_add(self.cool_down).unwrap_or(now)
     }
 
     pub(crate) fn state(&self) -> CircuitState {

@@ -62,6 +62,33 @@ impl<K> DistLock<K> {
     }
 }
 
+/// A caller waiting in this instance for a lock's release; leaves the map with the last.
+struct Waiter<'a, K> {
+    dist: &'a DistLock<K>,
+    name: &'a [u8],
+    notify: Arc<Notify>,
+}
+
+impl<'a, K> Waiter<'a, K> {
+    fn new(dist: &'a DistLock<K>, name: &'a [u8]) -> Self {
+        let notify = Arc::clone(dist.waiting().entry(name.to_vec()).or_default());
+        Self { dist, name, notify }
+    }
+}
+
+impl<K> Drop for Waiter<'_, K> {
+    fn drop(&mut self) {
+        let mut waiting = self.dist.waiting();
+        // The map's and this one's: no other caller waits on this lock here.
+        let last = waiting.get(self.name).is_some_and(|notify| {
+            Arc::ptr_eq(notify, &self.notify) && Arc::strong_count(notify) <= 2
+        });
+        if last {
+            waiting.remove(self.name);
+        }
+    }
+}
+
 /// What the lock step before a load decided.
 pub(crate) enum LockStep<V> {
     /// Another instance loaded it meanwhile: its value, from the shared tier.
@@ -104,9 +131,16 @@ where
         let Ok(name) = (dist.encode)(key) else {
             return LockStep::Proceed;
         };
-        let deadline = Instant::now() + dist.ttl;
+        let deadline = Instant::now()
+            .checked_add(dist.ttl)
+            .unwrap_or_else(|| Instant::now() + LAST_LOOK);
         let mut pause = FIRST_LOOK;
+        let waiter = Waiter::new(dist, &name);
         loop {
+            // Listening before asking: a release that comes in between is not missed.
+            let notified = waiter.notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
             match dist
                 .lock
                 .try_lock(Bytes::from(name.clone()), dist.ttl)
@@ -114,7 +148,7 @@ where
             {
                 Ok(Some(token)) => {
                     let held = Held {
-                        name: Bytes::from(name),
+                        name: Bytes::from(name.clone()),
                         token,
                     };
                     // Loaded by another between this caller's walk and its lock?
@@ -129,10 +163,6 @@ where
             }
             // Held by another instance: wait for its release, then take its value.
             self.telemetry.count(CacheCounter::LockWaits);
-            let released = Arc::clone(dist.waiting().entry(name.clone()).or_default());
-            let notified = released.notified();
-            let mut notified = std::pin::pin!(notified);
-            notified.as_mut().enable();
             if let Some(value) = self.look_below(key, levels, shared, ticket, op).await {
                 return LockStep::Found(value);
             }

@@ -109,8 +109,9 @@ where
         if !fresh_for.is_zero() {
             let value = stale.value().clone();
             let throttled = CacheEntry::new(value, now, Some(fresh_for)).into_stale(end);
+            // Fresh for the throttle window, kept (stale) until its end.
             self.generations.publish(ticket, || {
-                memory.store(key.clone(), throttled, Some(fresh_for));
+                memory.store(key.clone(), throttled, Some(left));
             });
         }
         stale.into_value()

@@ -95,10 +95,16 @@ where
 
     /// `call` through the tier's circuit breaker, if it has one.
     async fn guarded<T>(&self, call: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
-        match &self.breaker {
+        let answer = match &self.breaker {
             Some(breaker) => breaker.guard(call).await,
             None => call.await,
+        };
+        if let Some(recovery) = &self.recovery
+            && answer.as_ref().is_ok()
+        {
+            recovery.tier_answered();
         }
+        answer
     }
 
     /// What this tier holds under each of `keys`, in one batch where the tier can.

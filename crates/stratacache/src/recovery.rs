@@ -33,6 +33,8 @@ pub(crate) struct Recovery<K, V> {
     len: AtomicUsize,
     capacity: usize,
     replaying: AtomicBool,
+    /// Set by every call the tier itself answered: the sign to replay.
+    answered: AtomicBool,
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> Recovery<K, V> {
@@ -42,6 +44,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Recovery<K, V> {
             len: AtomicUsize::new(0),
             capacity,
             replaying: AtomicBool::new(false),
+            answered: AtomicBool::new(false),
         }
     }
 
@@ -52,6 +55,20 @@ impl<K: Hash + Eq + Clone, V: Clone> Recovery<K, V> {
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.len.load(Ordering::Acquire) == 0
+    }
+
+    /// Notes that the tier itself answered a call.
+    #[inline]
+    pub(crate) fn tier_answered(&self) {
+        if !self.is_empty() {
+            self.answered.store(true, Ordering::Release);
+        }
+    }
+
+    /// Whether the tier answered a call since this was last asked, with changes waiting.
+    #[inline]
+    pub(crate) fn take_answered(&self) -> bool {
+        !self.is_empty() && self.answered.swap(false, Ordering::AcqRel)
     }
 
     /// What a lookup of `key` at this tier answers while a change of it waits.

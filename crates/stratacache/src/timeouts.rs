@@ -161,7 +161,19 @@ where
             let (inner, abandoned) = (Arc::clone(&self), Arc::clone(&abandoned));
             async move {
                 let _slot = slot;
-                let loaded = loader.load(key.clone()).await;
+                // The hard timeout holds here too: a hung source does not hold the task.
+                let hard = inner.load_timeouts.and_then(|timeouts| timeouts.hard);
+                let loaded = match hard {
+                    Some(hard) => tokio::time::timeout(hard, loader.load(key.clone()))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(Error::new(
+                                ErrorKind::Timeout,
+                                "the load took longer than its hard timeout",
+                            ))
+                        }),
+                    None => loader.load(key.clone()).await,
+                };
                 if abandoned.load(Ordering::Acquire)
                     && let Ok(Some(found)) = &loaded
                 {

@@ -17,7 +17,7 @@ use crate::inner::Inner;
 use crate::level::Level;
 use crate::loader::Loaded;
 use crate::not_found::NotFound;
-use crate::recovery::is_outage;
+use crate::recovery::{Recovery, is_outage};
 use crate::telemetry::{CacheCounter, Op, TierOutcome};
 use crate::timeouts::Overdue;
 
@@ -349,7 +349,7 @@ where
             if is_outage(kind) {
                 op.mark_unreachable(level.index);
             }
-        } else if level.recovery.as_ref().is_some_and(|r| !r.is_empty()) {
+        } else if level.recovery.as_ref().is_some_and(Recovery::take_answered) {
             // The tier answers: what waited for it can be replayed.
             self.recover(level.index);
         }

@@ -88,7 +88,7 @@ where
         levels: Range<usize>,
         op: &Op,
     ) -> Result<WriteOutcome, Error> {
-        let _key = self.hold(key).await;
+        let held = self.hold(key).await;
         let guard = self.generations.write(key);
         // A write dropped half-way (its caller timed out, say) may have reached a remote
         // tier and not L1: L1 then drops the key rather than keep what that tier replaced.
@@ -158,6 +158,8 @@ where
             Change::Store(_) => Action::Written,
             Change::Remove => Action::Invalidated,
         };
+        // Announced once the key is free: no writer of it waits on the backplane.
+        drop(held);
         self.announce(action, Some(key)).await;
         self.conclude(results)
     }
@@ -199,7 +201,7 @@ where
     ///
     /// As [`write`](Self::write).
     pub(crate) async fn clear_all(&self, op: &Op) -> Result<WriteOutcome, Error> {
-        let _every_key = match &self.key_locks {
+        let every_key = match &self.key_locks {
             Some(locks) => Some(locks.lock_all().await),
             None => None,
         };
@@ -220,6 +222,7 @@ where
             }
         }
         drop(guard);
+        drop(every_key);
         self.announce(Action::Cleared, None).await;
         self.conclude(results)
     }

@@ -412,3 +412,37 @@ async fn a_batch_over_redis_reads_l1_redis_and_the_loader() {
     // What was loaded reached Redis: a second instance finds it there.
     assert_eq!(other.get_many(&[12, 13]).await.unwrap(), [row(12), None]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_joined_flight_loses_its_leader_loads_for_itself() {
+    let Gated {
+        gate, rows, cache, ..
+    } = gated();
+    let single = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.get(&2).await }
+    });
+    gate.wait_for_a_load().await; // the single lookup leads 2's flight, stuck loading
+    let batch = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.get_many(&[2]).await }
+    });
+    let joined = async {
+        while cache.stats().coalesced_waits == 0 && rows.calls.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+    };
+    // The batch has joined (its own loader has nothing to lead).
+    tokio::time::timeout(Duration::from_millis(200), joined)
+        .await
+        .ok();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    single.abort(); // the leader goes away mid-load
+    gate.open.add_permits(10);
+    let answer = tokio::time::timeout(Duration::from_secs(10), batch)
+        .await
+        .expect("the batch does not hang")
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer, [row(2)]);
+}

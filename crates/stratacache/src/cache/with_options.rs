@@ -283,6 +283,8 @@ where
     {
         let inner = &self.cache.inner;
         let op = inner.telemetry.start(operation);
+        // A write that begins during the load outdates what it reads.
+        let ticket = inner.generations.ticket(key);
         inner.telemetry.count(CacheCounter::Loads);
         let fetched = match loader().await {
             Err(error) => {
@@ -303,6 +305,10 @@ where
                     }
                     None => (Change::Remove, Fetched::LoadedNothing),
                 };
+                if !inner.generations.is_current(ticket) {
+                    // A newer write stands; the caller still gets what it loaded.
+                    return self.cache.finish(&op, Ok(fetched));
+                }
                 inner.write(key, change, levels, &op).await.map(|_| fetched)
             }
         };
