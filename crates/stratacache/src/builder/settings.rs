@@ -396,11 +396,7 @@ where
     /// ```
     pub fn backplane(mut self, backplane: impl crate::Backplane) -> Self {
         use crate::codec::{Codec, Postcard};
-        let encode = Box::new(|key: &K| {
-            let mut encoded = Vec::new();
-            Codec::<K>::encode(&Postcard, key, &mut encoded)?;
-            Ok(encoded)
-        });
+        let encode = Box::new(postcard_key::<K>);
         let decode = Box::new(|bytes: &[u8]| Codec::<K>::decode(&Postcard, bytes));
         self.backplane = Some(crate::backplane::Link::new(backplane, encode, decode));
         self
@@ -419,13 +415,19 @@ where
     /// caller loads anyway ([`CacheStats::lock_timeouts`](crate::CacheStats::lock_timeouts)).
     /// It needs a shared tier below L1, and a tokio runtime.
     pub fn distributed_lock(mut self, lock: impl crate::DistributedLock, ttl: Duration) -> Self {
-        use crate::codec::{Codec, Postcard};
-        let encode = Box::new(|key: &K| {
-            let mut encoded = Vec::new();
-            Codec::<K>::encode(&Postcard, key, &mut encoded)?;
-            Ok(encoded)
-        });
+        let encode = Box::new(postcard_key::<K>);
         self.distributed_lock = Some(crate::distributed_lock::DistLock::new(lock, encode, ttl));
         self
     }
+}
+
+/// A key as the backplane and the distributed lock name it: its postcard bytes.
+#[cfg(feature = "serialize")]
+fn postcard_key<K: serde::Serialize + serde::de::DeserializeOwned>(
+    key: &K,
+) -> Result<Vec<u8>, stratacache_tier::Error> {
+    use crate::codec::{Codec, Postcard};
+    let mut encoded = Vec::new();
+    Codec::<K>::encode(&Postcard, key, &mut encoded)?;
+    Ok(encoded)
 }
