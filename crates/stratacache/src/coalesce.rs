@@ -236,11 +236,12 @@ impl<F> LoaderSlot<F> {
     }
 }
 
-/// The key of `key`'s flight for a caller holding `ticket`: its epoch, and whether the
-/// caller takes stale values (those that refuse them never share a flight with those
-/// that take them).
+/// The key of `key`'s flight for a caller holding `ticket`: its epoch, whether the
+/// caller takes stale values and which tiers it skips (callers that differ there never
+/// share a flight).
 pub(crate) fn flight_key<K: Clone>(key: &K, ticket: Ticket, op: &Op) -> (K, u64) {
-    (key.clone(), ticket.epoch() << 1 | u64::from(!op.fail_safe))
+    let lane = u64::from(!op.fail_safe) | u64::from(op.skips) << 1;
+    (key.clone(), ticket.epoch() << 3 | lane)
 }
 
 /// A panic in the caller that ran the load reaches every waiter as a loader error.

@@ -124,6 +124,11 @@ impl Options {
         self.ttl
     }
 
+    /// The tiers the call skips, as bits: calls that differ here never share a flight.
+    pub(crate) const fn skips(&self) -> u8 {
+        (self.skip_l1 as u8) | (self.skip_remote as u8) << 1
+    }
+
     /// Whether the call reads L1.
     #[inline]
     pub(crate) const fn reads_l1(&self) -> bool {

@@ -35,6 +35,9 @@ pub(crate) struct Recovery<K, V> {
     replaying: AtomicBool,
     /// Set by every call the tier itself answered: the sign to replay.
     answered: AtomicBool,
+    /// A clear the tier missed waits: until replayed, every key reads as absent there
+    /// (but those changed since, which read as their change).
+    cleared: AtomicBool,
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> Recovery<K, V> {
@@ -45,6 +48,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Recovery<K, V> {
             capacity,
             replaying: AtomicBool::new(false),
             answered: AtomicBool::new(false),
+            cleared: AtomicBool::new(false),
         }
     }
 
@@ -54,7 +58,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Recovery<K, V> {
 
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.len.load(Ordering::Acquire) == 0
+        self.len.load(Ordering::Acquire) == 0 && !self.cleared.load(Ordering::Acquire)
     }
 
     /// Notes that the tier itself answered a call.
@@ -77,10 +81,21 @@ impl<K: Hash + Eq + Clone, V: Clone> Recovery<K, V> {
         if self.is_empty() {
             return None;
         }
-        self.lock().get(key).map(|pending| match pending {
-            Pending::Store(entry) => Some(entry.clone()),
-            Pending::Remove { .. } => None,
-        })
+        let pending = self.lock();
+        match pending.get(key) {
+            Some(Pending::Store(entry)) => Some(Some(entry.clone())),
+            Some(Pending::Remove { .. }) => Some(None),
+            None if self.cleared.load(Ordering::Acquire) => Some(None),
+            None => None,
+        }
+    }
+
+    /// Queues a clear the tier missed: it replaces every waiting change.
+    pub(crate) fn queue_clear(&self) {
+        let mut pending = self.lock();
+        pending.clear();
+        self.len.store(0, Ordering::Release);
+        self.cleared.store(true, Ordering::Release);
     }
 
     /// Queues `change` of `key`, replacing an older one; false when the queue is full.
@@ -109,6 +124,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Recovery<K, V> {
         let mut pending = self.lock();
         pending.clear();
         self.len.store(0, Ordering::Release);
+        self.cleared.store(false, Ordering::Release);
     }
 
     fn waiting(&self, key: &K) -> Option<Pending<V>> {
@@ -163,6 +179,9 @@ where
         let Some(recovery) = &self.levels[depth].recovery else {
             return;
         };
+        if recovery.cleared.load(Ordering::Acquire) && !self.replay_clear(depth).await {
+            return;
+        }
         loop {
             let keys = recovery.some_keys(64);
             if keys.is_empty() {
@@ -187,6 +206,36 @@ where
                     }
                     Replayed::Failed => return,
                 }
+            }
+        }
+    }
+
+    /// Replays a clear the tier missed, holding every key as a clear does; whether the
+    /// tier took it.
+    async fn replay_clear(&self, depth: usize) -> bool {
+        let level = &self.levels[depth];
+        let Some(recovery) = &level.recovery else {
+            return true;
+        };
+        let _every_key = match &self.key_locks {
+            Some(locks) => Some(locks.lock_all().await),
+            None => None,
+        };
+        if !recovery.cleared.load(Ordering::Acquire) {
+            return true;
+        }
+        let op = self.telemetry.start(Operation::Recovery);
+        let stopwatch = op.stopwatch();
+        match level.clear().await {
+            Ok(()) => {
+                // Changes queued after the clear stay, to be replayed over it.
+                recovery.cleared.store(false, Ordering::Release);
+                self.telemetry.count(CacheCounter::RecoveryReplayed);
+                true
+            }
+            Err(error) => {
+                self.report(&op, level, TierOutcome::Error(error.kind()), stopwatch);
+                false
             }
         }
     }

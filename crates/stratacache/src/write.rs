@@ -218,7 +218,15 @@ where
             let stopwatch = op.stopwatch();
             if let Err(error) = level.clear().await {
                 self.report(op, level, TierOutcome::Error(error.kind()), stopwatch);
-                results[depth].result = TierWriteResult::Failed(error);
+                results[depth].result = match &level.recovery {
+                    // The tier is down: the clear waits for it, and it reads as cleared.
+                    Some(recovery) if is_outage(error.kind()) && !self.strict => {
+                        recovery.queue_clear();
+                        self.telemetry.count(CacheCounter::RecoveryQueued);
+                        TierWriteResult::Queued(error)
+                    }
+                    _ => TierWriteResult::Failed(error),
+                };
             }
         }
         drop(guard);

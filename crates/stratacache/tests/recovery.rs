@@ -181,3 +181,38 @@ async fn writes_during_a_redis_outage_reach_it_after_a_restart() {
     assert_eq!(other.get(&2).await.unwrap(), None);
     assert!(replayed_in < Duration::from_secs(5), "{replayed_in:?}");
 }
+
+#[tokio::test]
+async fn a_clear_the_tier_missed_hides_everything_there_and_is_replayed() {
+    let (clock, l2) = (FrozenClock::new(), MockTier::new());
+    let cache = cache(&clock, &l2, 100);
+    cache
+        .insert_many([(1, "one".to_string()), (2, "two".to_string())])
+        .await
+        .unwrap();
+    l2.fail(TierOp::Clear, ErrorKind::Timeout);
+    let outcome = cache.clear().await.unwrap();
+    assert!(matches!(
+        outcome.tiers()[1].result(),
+        TierWriteResult::Queued(_)
+    ));
+    assert_eq!(in_l2(&l2, 1).as_deref(), Some("one"), "L2 still holds it");
+    let below = cache.with(Options::new().skip_l1());
+    assert_eq!(below.get(&1).await.unwrap(), None, "but reads as cleared");
+    assert_eq!(cache.get_many(&[1, 2]).await.unwrap(), [None, None]);
+
+    // A write after the clear reads as itself.
+    l2.fail(TierOp::Insert, ErrorKind::Timeout);
+    cache.insert(3, "three".into()).await.unwrap();
+    assert_eq!(below.get(&3).await.unwrap().as_deref(), Some("three"));
+
+    l2.heal();
+    cache.get(&99).await.unwrap(); // L2 answers: the replay starts
+    until(|| cache.stats().recovery_replayed == 2).await;
+    assert_eq!((in_l2(&l2, 1), in_l2(&l2, 2)), (None, None));
+    assert_eq!(
+        in_l2(&l2, 3).as_deref(),
+        Some("three"),
+        "replayed after the clear"
+    );
+}

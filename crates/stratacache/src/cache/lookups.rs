@@ -107,6 +107,7 @@ where
             let inner = &self.inner;
             let mut op = inner.telemetry.start(operation);
             op.fail_safe = options.takes_stale();
+            op.skips = options.skips();
             let from = if options.reads_l1() {
                 let look = inner.first_look(key, &op);
                 if let FirstLook::Hit(value) = look {

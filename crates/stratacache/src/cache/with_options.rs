@@ -258,7 +258,7 @@ where
         };
         match (read, &self.default) {
             // The last resort: the source failed and nothing stale was at hand.
-            (Err(error), Some(default)) if is_source_failure(&error) => {
+            (Err(error), Some(default)) if is_source_failure(&error, self.cache.inner.strict) => {
                 self.cache
                     .inner
                     .telemetry
@@ -316,7 +316,13 @@ where
     }
 }
 
-/// Whether `error` says the source failed (rather than a tier, or the call's settings).
-fn is_source_failure(error: &Error) -> bool {
-    matches!(error.kind(), ErrorKind::Loader | ErrorKind::Timeout)
+/// Whether `error` says the source failed (rather than a tier, or the call's settings):
+/// the loader's error, or its hard timeout (a tier's timeout reaches a caller only on a
+/// strict cache, where a timeout is therefore not the source's).
+fn is_source_failure(error: &Error, strict: bool) -> bool {
+    match error.kind() {
+        ErrorKind::Loader => true,
+        ErrorKind::Timeout => !strict,
+        _ => false,
+    }
 }

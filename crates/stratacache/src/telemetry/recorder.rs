@@ -37,6 +37,9 @@ pub(crate) struct Op {
     /// Whether this call lets fail-safe answer with a stale value (when the cache has
     /// fail-safe on).
     pub(crate) fail_safe: bool,
+    /// Which tiers the call skips (`Options`' bits): calls that read different tiers
+    /// never share a flight.
+    pub(crate) skips: u8,
     /// The levels (by index, below 32) that failed this operation with a timeout, an
     /// outage or an open circuit: the operation does not call them again (its time
     /// budget is one timeout per tier).
@@ -116,6 +119,7 @@ impl Telemetry {
                 started: Some(Instant::now()),
                 coalesced: false,
                 fail_safe: true,
+                skips: 0,
                 unreachable: AtomicU32::new(0),
             }
         } else {
@@ -125,6 +129,7 @@ impl Telemetry {
                 started: None,
                 coalesced: false,
                 fail_safe: true,
+                skips: 0,
                 unreachable: AtomicU32::new(0),
             }
         }
