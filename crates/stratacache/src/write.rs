@@ -31,25 +31,39 @@ use crate::recovery::{Pending, is_outage};
 use crate::telemetry::{CacheCounter, Op, TierOutcome};
 
 /// A write in progress; if it is dropped before it finishes, its key leaves the memory
-/// L1 (under the stripe's lock, like every writer's L1 change).
+/// L1 (under the stripe's lock, like every writer's L1 change), and the other instances
+/// are told (it may have reached a shared tier).
 struct Unfinished<'a, K, V>
 where
-    K: Hash + Eq + Send + Sync + 'static,
+    K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    l1: Option<&'a stratacache_memory::MemoryTier<K, V>>,
+    inner: &'a Inner<K, V>,
     key: &'a K,
     guard: &'a WriteGuard<'a>,
+    finished: bool,
 }
 
 impl<K, V> Drop for Unfinished<'_, K, V>
 where
-    K: Hash + Eq + Send + Sync + 'static,
+    K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
     fn drop(&mut self) {
-        if let Some(l1) = self.l1 {
+        if self.finished {
+            return;
+        }
+        if let Some(l1) = self.inner.levels[0].memory() {
             self.guard.in_l1(|| l1.remove(self.key));
+        }
+        if self.inner.backplane.is_some()
+            && let (Ok(runtime), Some(inner)) = (
+                tokio::runtime::Handle::try_current(),
+                self.inner.me.upgrade(),
+            )
+        {
+            let key = self.key.clone();
+            runtime.spawn(async move { inner.announce(Action::Invalidated, Some(&key)).await });
         }
     }
 }
@@ -93,9 +107,10 @@ where
         // A write dropped half-way (its caller timed out, say) may have reached a remote
         // tier and not L1: L1 then drops the key rather than keep what that tier replaced.
         let mut unfinished = Unfinished {
-            l1: self.levels[0].memory(),
+            inner: self,
             key,
             guard: &guard,
+            finished: false,
         };
         let now = self.clock.now();
         let mut results = self.blank_outcome();
@@ -151,7 +166,7 @@ where
             // Any write replaces a remembered "not found".
             guard.in_l1(|| not_found.forget(key));
         }
-        unfinished.l1 = None;
+        unfinished.finished = true;
         drop(unfinished);
         drop(guard);
         let action = match change {

@@ -178,3 +178,28 @@ async fn instances_over_redis_stay_coherent_and_survive_a_restart() {
     .await;
     assert_eq!(b.get(&2).await.unwrap().as_deref(), Some("a's"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_write_dropped_half_way_is_announced_too() {
+    use stratacache::mock::{MockTier, TierOp};
+    let (l2, backplane) = (MockTier::<u64, String>::new(), MockBackplane::new());
+    let replica = || {
+        Cache::builder()
+            .fallback(Fallback::tier(l2.clone()))
+            .backplane(backplane.clone())
+            .build()
+            .unwrap()
+    };
+    let (a, b): (Cache<u64, String>, Cache<u64, String>) = (replica(), replica());
+    tokio::task::yield_now().await;
+    b.insert(1, "old".into()).await.unwrap();
+    until("a heard b", || a.stats().backplane_received == 1).await;
+    assert_eq!(b.l1_len(), Some(1));
+
+    // a's write stalls in L2 and its caller gives up: it may have reached L2.
+    l2.delay(TierOp::Insert, Duration::from_secs(10));
+    let gave_up = tokio::time::timeout(Duration::from_millis(10), a.insert(1, "new".into())).await;
+    assert!(gave_up.is_err());
+    until("b heard the unfinished write", || b.stats().backplane_received == 1).await;
+    assert_eq!(b.l1_len(), Some(0), "b dropped its copy");
+}
