@@ -11,6 +11,7 @@ use stratacache_tier::{CacheEntry, Error, ErrorKind};
 
 use crate::inner::Inner;
 use crate::loader::Loaded;
+use crate::options::Options;
 use crate::telemetry::{CacheCounter, Operation, TierOutcome};
 
 /// Loader timeouts, for [`CacheBuilder::load_timeouts`](crate::CacheBuilder::load_timeouts).
@@ -141,6 +142,7 @@ where
     pub(crate) async fn load_outliving_caller(
         self: Arc<Self>,
         key: K,
+        options: Options,
     ) -> Result<Option<Loaded<V>>, Error> {
         let Some(loader) = self.loader.clone() else {
             return Ok(None);
@@ -178,9 +180,11 @@ where
                     && let Ok(Some(found)) = &loaded
                 {
                     inner.telemetry.count(CacheCounter::BackgroundLoads);
-                    let entry = CacheEntry::new(found.value.clone(), inner.clock.now(), found.ttl);
+                    // Stored as the call would have: its tiers, its TTL cap.
+                    let ttl = options.cap(found.ttl);
+                    let entry = CacheEntry::new(found.value.clone(), inner.clock.now(), ttl);
                     let op = inner.telemetry.start(Operation::Refresh);
-                    let every_level = 0..inner.levels.len();
+                    let every_level = options.levels(inner.levels.len());
                     inner
                         .publish(
                             &key,

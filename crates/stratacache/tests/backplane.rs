@@ -200,6 +200,9 @@ async fn a_write_dropped_half_way_is_announced_too() {
     l2.delay(TierOp::Insert, Duration::from_secs(10));
     let gave_up = tokio::time::timeout(Duration::from_millis(10), a.insert(1, "new".into())).await;
     assert!(gave_up.is_err());
-    until("b heard the unfinished write", || b.stats().backplane_received == 1).await;
+    until("b heard the unfinished write", || {
+        b.stats().backplane_received == 1
+    })
+    .await;
     assert_eq!(b.l1_len(), Some(0), "b dropped its copy");
 }

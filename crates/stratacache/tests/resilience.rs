@@ -429,3 +429,55 @@ async fn a_call_can_refuse_stale_values_or_bring_its_own_default() {
         "not stored"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_background_load_stores_as_its_call_would_have() {
+    let (clock, l2) = (FrozenClock::new(), MockTier::<u64, String>::new());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let cache: Cache<u64, String> = Cache::builder()
+        .clock(&clock)
+        .ttl(Duration::from_secs(60))
+        .fallback(Fallback::tier(l2.clone()).ttl(Duration::from_secs(60)))
+        .loader(move |_id: u64| {
+            let call = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                if call > 1 {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+                Ok::<_, std::io::Error>(Some(format!("v{call}")))
+            }
+        })
+        .fail_safe(FailSafe::new(Duration::from_secs(3_600)))
+        .load_timeouts(LoadTimeouts::new().soft(Duration::from_millis(100)))
+        .build()
+        .unwrap();
+    cache.get(&1).await.unwrap();
+    let inserts = l2.count(TierOp::Insert);
+    clock.advance(Duration::from_secs(61));
+    let local = stratacache::Options::new()
+        .skip_remote()
+        .ttl(Duration::from_secs(5));
+    assert_eq!(
+        cache.with(local).get(&1).await.unwrap().as_deref(),
+        Some("v1"),
+        "stale"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let landed = async {
+        while cache.stats().background_loads == 0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), landed)
+        .await
+        .unwrap();
+    let entry = cache.with(local).get(&1).await.unwrap();
+    assert_eq!(entry.as_deref(), Some("v2"));
+    assert_eq!(
+        l2.count(TierOp::Insert),
+        inserts,
+        "the call skipped L2: so did its load"
+    );
+    let ttl = cache.get_entry(&1).await.unwrap().unwrap().ttl();
+    assert_eq!(ttl, Some(Duration::from_secs(5)), "and its TTL cap held");
+}

@@ -55,16 +55,18 @@ where
             .inner
             .loader
             .as_ref()
-            .map(|load| move || self.load_through(load, key));
+            .map(|load| move || self.load_through(load, key, Options::DEFAULT));
         self.hit_or_fetch(Operation::Get, key, load, Options::DEFAULT)
     }
 
     /// A load through the cache's own loader: one that can outlive its caller when a
-    /// soft timeout is set (see [`LoadTimeouts`](crate::LoadTimeouts)).
+    /// soft timeout is set (see [`LoadTimeouts`](crate::LoadTimeouts)); what it stores
+    /// then follows `options` (tiers, TTL cap).
     pub(crate) fn load_through<Q>(
         &self,
         loader: &DynLoader<K, V>,
         key: &Q,
+        options: Options,
     ) -> BoxFuture<'static, Result<Option<Loaded<V>>, Error>>
     where
         K: Borrow<Q>,
@@ -75,7 +77,7 @@ where
             .load_timeouts
             .is_some_and(|t| t.get_soft().is_some());
         if soft {
-            Box::pin(Arc::clone(&self.inner).load_outliving_caller(key.to_owned()))
+            Box::pin(Arc::clone(&self.inner).load_outliving_caller(key.to_owned(), options))
         } else {
             loader.load(key.to_owned())
         }

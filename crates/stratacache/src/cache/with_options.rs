@@ -118,7 +118,7 @@ where
             .inner
             .loader
             .as_ref()
-            .map(|load| move || self.cache.load_through(load, key));
+            .map(|load| move || self.cache.load_through(load, key, self.options));
         self.read(Operation::Get, key, load).await
     }
 
