@@ -6,12 +6,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use stratacache::mock::MockBackplane;
-use stratacache::{Backplane, Cache, Fallback, MemoryTier, Remote};
+use stratacache::{Backplane, Cache, CacheTier, Fallback, MemoryTier, Remote};
 use stratacache_redis::{RedisBackplane, RedisConfig, RedisStore};
 use stratacache_testkit::RedisServer;
 
 /// Two instances over one shared L2 and one backplane.
-fn replicas(l2: &MemoryTier<u64, String>, backplane: &MockBackplane) -> [Cache<u64, String>; 2] {
+fn replicas<T>(l2: &T, backplane: &MockBackplane) -> [Cache<u64, String>; 2]
+where
+    T: CacheTier<u64, String> + Clone,
+{
     let replica = || {
         Cache::builder()
             .fallback(Fallback::tier(l2.clone()))
@@ -183,14 +186,7 @@ async fn instances_over_redis_stay_coherent_and_survive_a_restart() {
 async fn a_write_dropped_half_way_is_announced_too() {
     use stratacache::mock::{MockTier, TierOp};
     let (l2, backplane) = (MockTier::<u64, String>::new(), MockBackplane::new());
-    let replica = || {
-        Cache::builder()
-            .fallback(Fallback::tier(l2.clone()))
-            .backplane(backplane.clone())
-            .build()
-            .unwrap()
-    };
-    let (a, b): (Cache<u64, String>, Cache<u64, String>) = (replica(), replica());
+    let [a, b] = replicas(&l2, &backplane);
     tokio::task::yield_now().await;
     b.insert(1, "old".into()).await.unwrap();
     until("a heard b", || a.stats().backplane_received == 1).await;
