@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use stratacache_tier::{Admission, BoxError, Circuit, CircuitState, Error, ErrorKind};
+use stratacache_tier::{BoxError, Circuit, CircuitState, Error, ErrorKind};
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
@@ -113,31 +113,6 @@ impl<S> fmt::Debug for CircuitBreaker<S> {
     }
 }
 
-/// Records how a call that went through ended; a probe dropped unanswered (its caller
-/// gave up) reopens the circuit rather than leave it half-open forever.
-struct Verdict {
-    circuit: Arc<Circuit<Instant>>,
-    cool_down: Duration,
-    probe: bool,
-    recorded: bool,
-}
-
-impl Verdict {
-    fn record(mut self, transient_failure: bool) {
-        self.recorded = true;
-        let reopen = Instant::now() + self.cool_down;
-        self.circuit.record(self.probe, transient_failure, reopen);
-    }
-}
-
-impl Drop for Verdict {
-    fn drop(&mut self) {
-        if self.probe && !self.recorded {
-            self.circuit.abandon_probe(Instant::now() + self.cool_down);
-        }
-    }
-}
-
 impl<S, Request> Service<Request> for CircuitBreaker<S>
 where
     S: Service<Request>,
@@ -154,33 +129,21 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let probe = match self.circuit.admit(Instant::now()) {
-            Admission::Call => false,
-            Admission::Probe => true,
-            Admission::TurnAway => {
-                let open = Error::new(ErrorKind::CircuitOpen, "circuit open: tier skipped");
-                return Box::pin(std::future::ready(Err(open.into())));
-            }
-        };
-        let verdict = Verdict {
-            circuit: Arc::clone(&self.circuit),
-            cool_down: self.cool_down,
-            probe,
-            recorded: false,
+        let cool_down = self.cool_down;
+        let reopen_until = move || Instant::now() + cool_down;
+        let Some(pass) = Circuit::pass(Arc::clone(&self.circuit), Instant::now(), reopen_until)
+        else {
+            let open = Error::new(ErrorKind::CircuitOpen, "circuit open: tier skipped");
+            return Box::pin(std::future::ready(Err(open.into())));
         };
         let call = self.inner.call(request);
         Box::pin(async move {
             let result = call.await.map_err(Into::into);
-            let transient = match &result {
-                Ok(_) => false,
-                Err(error) => kind_of(error.as_ref()).is_some_and(ErrorKind::is_transient),
-            };
-            if result.is_ok() || transient {
-                verdict.record(transient);
-            } else if probe {
-                // A non-transient answer still proves the tier is up.
-                verdict.record(false);
-            }
+            let failure = result
+                .as_ref()
+                .err()
+                .map(|error| kind_of(error.as_ref()).unwrap_or(ErrorKind::Other));
+            pass.finish(failure);
             result
         })
     }

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use stratacache_tier::{Admission, Circuit, CircuitState, Clock, Error, ErrorKind};
+use stratacache_tier::{Circuit, CircuitState, Clock, Error, ErrorKind};
 
 use crate::telemetry::Telemetry;
 
@@ -17,22 +17,6 @@ pub(crate) struct Breaker {
     /// Where its openings and closings are reported.
     telemetry: Arc<Telemetry>,
     tier: Arc<str>,
-}
-
-/// Reopens the circuit if the probe it carries is dropped before it answers.
-struct Probe<'a> {
-    breaker: &'a Breaker,
-    pending: bool,
-}
-
-impl Drop for Probe<'_> {
-    fn drop(&mut self) {
-        if self.pending {
-            self.breaker
-                .circuit
-                .abandon_probe(self.breaker.reopen_until());
-        }
-    }
 }
 
 impl Breaker {
@@ -60,38 +44,23 @@ impl Breaker {
         self.circuit.state()
     }
 
-    /// Runs `call` if the circuit lets it, and records how it ended: a transient failure
-    /// counts toward opening; a success, or any answer to a probe that is not a
-    /// transient failure, closes it. Other errors (bad bytes, a rejected value) say
-    /// nothing about the tier's health.
+    /// Runs `call` if the circuit lets it (see [`Circuit::pass`]), and records how it
+    /// ended; an opening or closing is reported.
     pub(crate) async fn guard<T>(
         &self,
         call: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        let probe = match self.circuit.admit(self.clock.now()) {
-            Admission::Call => false,
-            Admission::Probe => true,
-            Admission::TurnAway => {
-                return Err(Error::new(
-                    ErrorKind::CircuitOpen,
-                    "circuit open: tier skipped",
-                ));
-            }
-        };
-        let mut pending = Probe {
-            breaker: self,
-            pending: probe,
+        let Some(pass) = Circuit::pass(&self.circuit, self.clock.now(), || self.reopen_until())
+        else {
+            return Err(Error::new(
+                ErrorKind::CircuitOpen,
+                "circuit open: tier skipped",
+            ));
         };
         let result = call.await;
-        let transient = result
-            .as_ref()
-            .is_err_and(|error| error.kind().is_transient());
-        if (result.is_ok() || transient || probe)
-            && let Some(changed) = self.circuit.record(probe, transient, self.reopen_until())
-        {
+        if let Some(changed) = pass.finish(result.as_ref().err().map(Error::kind)) {
             self.telemetry.circuit(&self.tier, changed);
         }
-        pending.pending = false;
         result
     }
 }

@@ -3,7 +3,10 @@
 //! away for a cool-down, then lets one probe decide.
 
 use std::fmt;
+use std::ops::Deref;
 use std::sync::{Mutex, PoisonError};
+
+use crate::ErrorKind;
 
 /// Where a [`Circuit`] stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -159,6 +162,78 @@ fn public<T>(state: &State<T>) -> CircuitState {
     }
 }
 
+impl<T: Copy + Ord> Circuit<T> {
+    /// Lets a call through `circuit` at `now`, or turns it away (`None`). The pass says
+    /// how the call ended ([`Pass::finish`]); `reopen_until` tells, when the call opens
+    /// the circuit, until when.
+    pub fn pass<C, F>(circuit: C, now: T, reopen_until: F) -> Option<Pass<C, T, F>>
+    where
+        C: Deref<Target = Self>,
+        F: Fn() -> T,
+    {
+        let probe = match circuit.admit(now) {
+            Admission::Call => false,
+            Admission::Probe => true,
+            Admission::TurnAway => return None,
+        };
+        Some(Pass {
+            circuit,
+            probe,
+            reopen_until,
+            finished: false,
+        })
+    }
+}
+
+/// A call a [`Circuit`] let through. A probe dropped before it [finished](Self::finish)
+/// (its caller gave up) reopens the circuit rather than leave it half-open forever.
+pub struct Pass<C, T, F>
+where
+    C: Deref<Target = Circuit<T>>,
+    T: Copy + Ord,
+    F: Fn() -> T,
+{
+    circuit: C,
+    probe: bool,
+    reopen_until: F,
+    finished: bool,
+}
+
+impl<C, T, F> Pass<C, T, F>
+where
+    C: Deref<Target = Circuit<T>>,
+    T: Copy + Ord,
+    F: Fn() -> T,
+{
+    /// Records how the call ended (`failure`: its error's kind): a transient failure
+    /// counts toward opening; a success, or any other answer to a probe (the tier is
+    /// up), closes the circuit; other errors (bad bytes, a rejected value) say nothing
+    /// of the tier's health. Returns the circuit's new state when this changed it.
+    pub fn finish(mut self, failure: Option<ErrorKind>) -> Option<CircuitState> {
+        self.finished = true;
+        let transient = failure.is_some_and(ErrorKind::is_transient);
+        if failure.is_none() || transient || self.probe {
+            self.circuit
+                .record(self.probe, transient, (self.reopen_until)())
+        } else {
+            None
+        }
+    }
+}
+
+impl<C, T, F> Drop for Pass<C, T, F>
+where
+    C: Deref<Target = Circuit<T>>,
+    T: Copy + Ord,
+    F: Fn() -> T,
+{
+    fn drop(&mut self) {
+        if self.probe && !self.finished {
+            self.circuit.abandon_probe((self.reopen_until)());
+        }
+    }
+}
+
 impl<T: Copy + Ord> fmt::Debug for Circuit<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Circuit")
@@ -181,6 +256,27 @@ mod tests {
         assert_eq!(circuit.state(), CircuitState::Closed);
         circuit.record(false, true, 10);
         assert_eq!(circuit.state(), CircuitState::Open);
+    }
+
+    #[test]
+    fn a_pass_records_its_call_and_a_dropped_probe_reopens() {
+        let circuit = Circuit::new(1);
+        let pass = Circuit::pass(&circuit, 0, || 10).unwrap();
+        assert_eq!(pass.finish(Some(ErrorKind::Codec)), None, "says nothing");
+        let pass = Circuit::pass(&circuit, 0, || 10).unwrap();
+        assert_eq!(
+            pass.finish(Some(ErrorKind::Timeout)),
+            Some(CircuitState::Open)
+        );
+        assert!(Circuit::pass(&circuit, 5, || 10).is_none(), "turned away");
+        drop(Circuit::pass(&circuit, 10, || 20).unwrap()); // a probe, abandoned
+        assert_eq!(circuit.state(), CircuitState::Open);
+        let probe = Circuit::pass(&circuit, 20, || 30).unwrap();
+        assert_eq!(
+            probe.finish(Some(ErrorKind::Rejected)),
+            Some(CircuitState::Closed),
+            "up"
+        );
     }
 
     #[test]

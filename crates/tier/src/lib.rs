@@ -51,7 +51,7 @@ mod tier;
 pub mod mock;
 
 pub use backplane::{Backplane, BoxFuture, Subscription};
-pub use circuit::{Admission, Circuit, CircuitState};
+pub use circuit::{Admission, Circuit, CircuitState, Pass};
 pub use clock::{Clock, FrozenClock};
 pub use entry::{CacheEntry, MAX_CLOCK_SKEW};
 pub use error::{BoxError, Error, ErrorKind};
