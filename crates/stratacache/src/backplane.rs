@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::future::{Either, select};
@@ -22,6 +22,7 @@ use stratacache_tier::{Backplane, Error, ErrorKind};
 use tokio::sync::oneshot;
 
 use crate::inner::Inner;
+use crate::tags::millis;
 use crate::telemetry::CacheCounter;
 
 const VERSION: u8 = 1;
@@ -39,6 +40,15 @@ pub(crate) enum Action {
     Cleared = 3,
     /// A distributed stampede lock was released (the key is the lock's name).
     Released = 4,
+    /// A tag was invalidated (the key is the marker's time in ms, u64 LE, then the tag).
+    TagInvalidated = 5,
+}
+
+/// What a waiting announcement is about: a key (as encoded) or a tag.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Subject {
+    Key(Vec<u8>),
+    Tag(Box<str>),
 }
 
 /// A cache's link to its backplane.
@@ -58,7 +68,7 @@ pub(crate) struct Link<K> {
 /// or, past [`MAX_UNSENT`], one that says "drop everything".
 #[derive(Default)]
 struct Unsent {
-    keys: HashMap<Vec<u8>, Bytes>,
+    keys: HashMap<Subject, Bytes>,
     everything: Option<Bytes>,
 }
 
@@ -99,7 +109,7 @@ impl<K> Link<K> {
     }
 
     /// Keeps an announcement the backplane did not take.
-    fn keep(&self, key: Option<Vec<u8>>, message: Bytes) {
+    fn keep(&self, key: Option<Subject>, message: Bytes) {
         let mut unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
         match key {
             Some(key) if unsent.everything.is_none() && unsent.keys.len() < MAX_UNSENT => {
@@ -116,10 +126,10 @@ impl<K> Link<K> {
     /// carries a long backlog), once the backplane takes announcements again; stops at
     /// the first it refuses, keeping the rest.
     async fn resend(&self) -> usize {
-        let batch: Vec<(Option<Vec<u8>>, Bytes)> = {
+        let batch: Vec<(Option<Subject>, Bytes)> = {
             let mut unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
             let everything = unsent.everything.take().map(|message| (None, message));
-            let keys: Vec<Vec<u8>> = unsent.keys.keys().take(RESEND_AT_ONCE).cloned().collect();
+            let keys: Vec<Subject> = unsent.keys.keys().take(RESEND_AT_ONCE).cloned().collect();
             let mut batch: Vec<_> = everything.into_iter().collect();
             for key in keys {
                 if let Some(message) = unsent.keys.remove(&key) {
@@ -154,6 +164,7 @@ enum Heard<K> {
     Changed(K),
     Cleared,
     Released(Vec<u8>),
+    TagInvalidated(String, SystemTime),
 }
 
 impl<K, V> Inner<K, V>
@@ -177,7 +188,21 @@ where
         };
         let message = link.message(action, key.as_deref());
         if !self.send(link, message.clone()).await {
-            link.keep(key, message);
+            link.keep(key.map(Subject::Key), message);
+        }
+    }
+
+    /// Tells the other instances that `tag` was invalidated at `at`; sent again after
+    /// the next announcement the backplane takes, when it fails.
+    pub(crate) async fn announce_tag(&self, tag: &str, at: SystemTime) {
+        let Some(link) = &self.backplane else {
+            return;
+        };
+        let mut body = millis(at).to_le_bytes().to_vec();
+        body.extend_from_slice(tag.as_bytes());
+        let message = link.message(Action::TagInvalidated, Some(&body));
+        if !self.send(link, message.clone()).await {
+            link.keep(Some(Subject::Tag(tag.into())), message);
         }
     }
 
@@ -255,6 +280,7 @@ where
                 self.distrust_l1();
             }
             Heard::Released(name) => self.lock_released(&name),
+            Heard::TagInvalidated(tag, at) => self.tag_invalidated(&tag, at),
         }
     }
 
@@ -286,6 +312,8 @@ where
         if let Some(not_found) = &self.not_found {
             not_found.forget_all();
         }
+        // Tag announcements may have been missed as well: markers are read again.
+        self.tags.distrust();
     }
 }
 
@@ -304,6 +332,14 @@ fn decode<K>(link: &Link<K>, message: &[u8]) -> Result<Option<Heard<K>>, Error> 
         1 | 2 => Ok(Some(Heard::Changed((link.decode)(key)?))),
         3 => Ok(Some(Heard::Cleared)),
         4 => Ok(Some(Heard::Released(key.to_vec()))),
+        5 => {
+            let (at, tag) = key.split_first_chunk::<8>().ok_or_else(corrupt)?;
+            let at = SystemTime::UNIX_EPOCH
+                .checked_add(Duration::from_millis(u64::from_le_bytes(*at)))
+                .ok_or_else(corrupt)?;
+            let tag = std::str::from_utf8(tag).map_err(|_| corrupt())?;
+            Ok(Some(Heard::TagInvalidated(tag.to_owned(), at)))
+        }
         _ => Err(corrupt()),
     }
 }

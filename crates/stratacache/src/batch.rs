@@ -16,7 +16,7 @@ use std::task::Poll;
 
 use futures::future::join_all;
 use futures::task::AtomicWaker;
-use stratacache_tier::{CacheEntry, Error, ErrorKind};
+use stratacache_tier::{Error, ErrorKind};
 use tokio::sync::oneshot;
 
 use crate::coalesce::{Coalescer, Fetched, Flight, flight_key, panicked};
@@ -161,6 +161,11 @@ where
         let mut missing = Vec::new();
         let mut promotions = Vec::new();
         let now = self.clock.now();
+        let tagged = answers.iter().filter_map(|answer| match answer {
+            Ok(Some(entry)) => Some(entry.tags()),
+            _ => None,
+        });
+        self.learn_tags(tagged, now).await;
         for (pending, answer) in pending.into_iter().zip(answers) {
             let key = &keys[pending.index];
             match self.judge(level, key, answer, now, op, stopwatch) {
@@ -229,6 +234,7 @@ where
         for _ in &asked {
             self.telemetry.count(CacheCounter::Loads);
         }
+        let started = self.clock.now();
         let mut loaded = match loader(asked).await {
             Ok(loaded) => loaded,
             Err(error) => {
@@ -244,7 +250,7 @@ where
             let key = &keys[pending.index];
             match loaded.remove(key) {
                 Some(loaded) => {
-                    let entry = CacheEntry::new(loaded.value, now, loaded.ttl);
+                    let entry = loaded.into_entry(started);
                     answers.push(Fetched::Loaded(entry.value().clone()));
                     entries.push((pending, entry));
                 }

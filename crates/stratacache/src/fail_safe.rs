@@ -108,7 +108,9 @@ where
         let fresh_for = fail_safe.throttle.min(left);
         if !fresh_for.is_zero() {
             let value = stale.value().clone();
-            let throttled = CacheEntry::new(value, now, Some(fresh_for)).into_stale(end);
+            let throttled = CacheEntry::new(value, now, Some(fresh_for))
+                .into_stale(end)
+                .with_tags(stale.tags().clone());
             // Fresh for the throttle window, kept (stale) until its end.
             self.generations.publish(ticket, || {
                 memory.store(key.clone(), throttled, Some(left));

@@ -1,5 +1,7 @@
 use std::fmt;
 use std::hash::Hash;
+#[cfg(feature = "serialize")]
+use std::sync::Arc;
 use std::time::Duration;
 
 use stratacache_memory::MemoryTierBuilder;
@@ -78,7 +80,11 @@ where
         S: stratacache_tier::ByteStore,
         C: crate::Codec<K> + crate::Codec<V>,
     {
-        Self::tier(remote.into().into_tier::<K, V>())
+        let remote = remote.into();
+        let markers = crate::codec::StoreMarkers(Arc::clone(&remote.store));
+        let mut fallback = Self::tier(remote.into_tier::<K, V>());
+        fallback.spec.markers = Some(Arc::new(markers));
+        fallback
     }
 
     fn with(storage: Storage<K, V>) -> Self {

@@ -16,6 +16,7 @@ use crate::level::Level;
 use crate::loader::DynLoader;
 use crate::not_found::NotFound;
 use crate::refresh::Refresher;
+use crate::tags::TagMarkers;
 use crate::telemetry::Telemetry;
 use crate::timeouts::LoadTimeouts;
 
@@ -54,4 +55,6 @@ pub(crate) struct Inner<K, V> {
     /// Serving stale values when the source fails, when set.
     pub(crate) fail_safe: Option<FailSafe>,
     pub(crate) refresher: Option<Refresher<K, V>>,
+    /// What this instance knows of tag invalidations.
+    pub(crate) tags: TagMarkers,
 }

@@ -182,7 +182,7 @@ where
     /// copy would already be expired.
     pub(crate) fn copy_for(&self, entry: &CacheEntry<V>, now: SystemTime) -> Option<Copy<V>> {
         let ttl = capped_ttl(entry, self.ttl, now);
-        let entry = CacheEntry::new(entry.value().clone(), entry.cached_at(), ttl);
+        let entry = entry.copy_with_ttl(ttl);
         if entry.is_expired(now) {
             return None;
         }

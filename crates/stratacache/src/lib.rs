@@ -103,6 +103,7 @@ mod recovery;
 mod refresh;
 mod sharded;
 mod spec;
+mod tags;
 pub mod telemetry;
 mod tier_impl;
 mod timeouts;
@@ -125,7 +126,7 @@ pub use stratacache_memory::{EvictionCause, MemoryTier, MemoryTierBuilder};
 pub use stratacache_tier::mock;
 pub use stratacache_tier::{
     Backplane, BoxError, ByteStore, CacheEntry, CacheTier, CircuitState, Clock, DistributedLock,
-    Error, ErrorKind, FrozenClock, Lookup, Subscription,
+    Error, ErrorKind, FrozenClock, Lookup, Subscription, Tags,
 };
 pub use telemetry::{CacheEvent, CacheStats, TierStats};
 pub use timeouts::LoadTimeouts;

@@ -5,10 +5,10 @@ use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use stratacache_tier::{BoxError, Error, ErrorKind};
+use stratacache_tier::{BoxError, CacheEntry, Error, ErrorKind, Tags};
 
 use crate::erased::BoxFuture;
 
@@ -135,13 +135,43 @@ where
 pub struct Loaded<V> {
     pub(crate) value: V,
     pub(crate) ttl: Option<Duration>,
+    pub(crate) tags: Tags,
 }
 
 impl<V> Loaded<V> {
     /// A found value, living by each tier's TTL.
     #[must_use]
     pub const fn new(value: V) -> Self {
-        Self { value, ttl: None }
+        Self {
+            value,
+            ttl: None,
+            tags: Tags::none(),
+        }
+    }
+
+    /// Tags for this entry: [`invalidate_tag`](crate::Cache::invalidate_tag) of any of
+    /// them invalidates it (at most [`Tags::MAX_TAGS`], each at most
+    /// [`Tags::MAX_TAG_LEN`] bytes; beyond, the value is served but not cached).
+    ///
+    /// ```
+    /// use stratacache::Loaded;
+    ///
+    /// let loaded = Loaded::new("order 7").tags(["customer:3", "orders"]);
+    /// ```
+    #[must_use]
+    pub fn tags<I>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.tags = Tags::new(tags);
+        self
+    }
+
+    /// The entry this becomes, as produced at `produced_at`: for a load, when it began,
+    /// so that a tag invalidated while it ran invalidates what it read.
+    pub(crate) fn into_entry(self, produced_at: SystemTime) -> CacheEntry<V> {
+        CacheEntry::new(self.value, produced_at, self.ttl).with_tags(self.tags)
     }
 
     /// This entry's own TTL, which caps every tier's (as
@@ -164,6 +194,7 @@ impl<V: fmt::Debug> fmt::Debug for Loaded<V> {
         f.debug_struct("Loaded")
             .field("value", &self.value)
             .field("ttl", &self.ttl)
+            .field("tags", &self.tags)
             .finish()
     }
 }

@@ -36,6 +36,16 @@ impl<K: Hash + Eq, T> ShardedMap<K, T> {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Runs `f` on every entry, one shard locked at a time.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&K, &mut T)) {
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            for (key, value) in shard.iter_mut() {
+                f(key, value);
+            }
+        }
+    }
+
     /// How many entries all shards hold together.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

@@ -13,6 +13,7 @@ use crate::breaker::Breaker;
 use crate::level::{Level, TierHandle};
 use crate::policy::{InsertPolicy, PromotionPolicy};
 use crate::recovery::Recovery;
+use crate::tags::MarkerStore;
 use crate::telemetry::{Telemetry, TierCounters};
 
 type ConfigureMemory<K, V> =
@@ -86,6 +87,8 @@ pub(crate) struct LevelSpec<K, V> {
     /// How many changes may wait for the tier to recover; `None`: the default (a queue
     /// for a remote tier, none for a memory tier).
     pub(crate) recovery: Option<usize>,
+    /// Where tag markers are kept, for a tier over a bytes-level store.
+    pub(crate) markers: Option<Arc<dyn MarkerStore>>,
 }
 
 impl<K, V> LevelSpec<K, V>
@@ -102,6 +105,7 @@ where
             promotion: PromotionPolicy::always(),
             breaker: None,
             recovery: None,
+            markers: None,
         }
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use stratacache_tier::{CacheEntry, Error, ErrorKind};
+use stratacache_tier::{Error, ErrorKind};
 
 use crate::inner::Inner;
 use crate::loader::Loaded;
@@ -165,6 +165,7 @@ where
                 let _slot = slot;
                 // The hard timeout holds here too: a hung source does not hold the task.
                 let hard = inner.load_timeouts.and_then(|timeouts| timeouts.hard);
+                let started = inner.clock.now();
                 let loaded = match hard {
                     Some(hard) => tokio::time::timeout(hard, loader.load(key.clone()))
                         .await
@@ -182,7 +183,7 @@ where
                     inner.telemetry.count(CacheCounter::BackgroundLoads);
                     // Stored as the call would have: its tiers, its TTL cap.
                     let ttl = options.cap(found.ttl);
-                    let entry = CacheEntry::new(found.value.clone(), inner.clock.now(), ttl);
+                    let entry = found.clone().into_entry(started).with_ttl(ttl);
                     let op = inner.telemetry.start(Operation::Refresh);
                     let every_level = options.levels(inner.levels.len());
                     inner

@@ -8,7 +8,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use stratacache_tier::{CacheEntry, Error, ErrorKind, Lookup};
+use stratacache_tier::{CacheEntry, Error, ErrorKind, Lookup, Tags};
 
 use crate::coalesce::{Fetched, Flight};
 use crate::distributed_lock::LockStep;
@@ -18,6 +18,7 @@ use crate::level::Level;
 use crate::loader::Loaded;
 use crate::not_found::NotFound;
 use crate::recovery::{Recovery, is_outage};
+use crate::tags::Verdict;
 use crate::telemetry::{CacheCounter, Op, TierOutcome};
 use crate::timeouts::Overdue;
 
@@ -64,6 +65,13 @@ pub(crate) struct Walked<V> {
     pub(crate) failed: bool,
 }
 
+/// A load's context: when it began, the levels it fills, the ticket it took.
+struct Load {
+    started: SystemTime,
+    levels: Range<usize>,
+    ticket: Ticket,
+}
+
 /// Whether a walk copies what it finds into the tiers above and refreshes stale hits.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Walk {
@@ -94,11 +102,24 @@ where
             self.report(op, l1, TierOutcome::Miss, stopwatch);
             return FirstLook::Miss;
         };
-        if self.refresher.is_none() && !self.l1_judges_expiry {
+        let tagged = !entry.tags().is_empty();
+        if !tagged && self.refresher.is_none() && !self.l1_judges_expiry {
             self.report(op, l1, TierOutcome::Hit, stopwatch);
             return FirstLook::Hit(entry.into_value());
         }
         let now = self.clock.now();
+        if tagged {
+            match self.tags.verdict(&entry, now) {
+                Verdict::Valid => {}
+                // A marker must be read first: the async path does.
+                Verdict::Unknown => return FirstLook::Deferred,
+                Verdict::Invalid => {
+                    self.report(op, l1, TierOutcome::Expired, stopwatch);
+                    self.drop_invalidated(key, now);
+                    return FirstLook::Miss;
+                }
+            }
+        }
         if entry.is_expired(now) {
             if self.may_serve_stale(&entry, now, op) {
                 // Kept for fail-safe: the miss path reads it again and keeps it at hand.
@@ -123,7 +144,36 @@ where
     pub(crate) async fn look_at(&self, level: &Level<K, V>, key: &K, op: &Op) -> Look<V> {
         let stopwatch = op.stopwatch();
         let answer = level.get(key).await;
-        self.judge(level, key, answer, self.clock.now(), op, stopwatch)
+        let now = self.clock.now();
+        if let Ok(Some(entry)) = &answer {
+            self.learn_tags([entry.tags()], now).await;
+        }
+        self.judge(level, key, answer, now, op, stopwatch)
+    }
+
+    /// Reads the markers of `tags` this instance does not know well enough to judge
+    /// entries carrying them at `now`; a failure is counted, and what was known stands.
+    pub(crate) async fn learn_tags<'a>(
+        &self,
+        tags: impl IntoIterator<Item = &'a Tags>,
+        now: SystemTime,
+    ) {
+        if self.tags.learn(tags, now).await.is_err() {
+            self.telemetry.count(CacheCounter::TagErrors);
+        }
+    }
+
+    /// Drops L1's copy of `key` if a tag invalidated it by `now`.
+    fn drop_invalidated<Q>(&self, key: &Q, now: SystemTime)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if let Some(memory) = self.levels[0].memory() {
+            memory.remove_if(key, |found| {
+                self.tags.verdict(found, now) == Verdict::Invalid
+            });
+        }
     }
 
     /// Judges what `level` answered for `key` at `now` (see [`look_at`](Self::look_at)),
@@ -138,6 +188,14 @@ where
         stopwatch: Option<Instant>,
     ) -> Look<V> {
         match answer {
+            Ok(Some(entry)) if self.tags.verdict(&entry, now) == Verdict::Invalid => {
+                // Invalidated by a tag: gone, even for fail-safe, as after `invalidate`.
+                self.report(op, level, TierOutcome::Expired, stopwatch);
+                if level.memory().is_some() {
+                    self.drop_invalidated(key, now);
+                }
+                Look::Absent
+            }
             Ok(Some(entry)) => {
                 if !entry.is_expired(now) {
                     return Look::Live(entry, stopwatch);
@@ -280,9 +338,15 @@ where
             LockStep::Proceed => None,
         };
         self.telemetry.count(CacheCounter::Loads);
+        let started = self.clock.now();
         let fetched = match self.timed_load(loader(), stale.is_some()).await {
             Ok(loaded) => {
-                self.settle_load(key, loaded, stale, levels, ticket, not_found, op)
+                let load = Load {
+                    started,
+                    levels,
+                    ticket,
+                };
+                self.settle_load(key, loaded, stale, load, not_found, op)
                     .await
             }
             Err(Overdue::Soft) => match stale {
@@ -296,23 +360,23 @@ where
 
     /// Stores what a load found (not over a write that raced it), remembers "not found",
     /// or answers a failure with fail-safe's stale value.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the load's context, all borrowed"
-    )]
     async fn settle_load(
         self: &Arc<Self>,
         key: &K,
         loaded: Result<Option<Loaded<V>>, Error>,
         stale: Option<CacheEntry<V>>,
-        levels: Range<usize>,
-        ticket: Ticket,
+        load: Load,
         not_found: Option<&NotFound<K>>,
         op: &Op,
     ) -> Flight<V> {
+        let Load {
+            started,
+            levels,
+            ticket,
+        } = load;
         match loaded {
             Ok(Some(loaded)) => {
-                let entry = CacheEntry::new(loaded.value, self.clock.now(), loaded.ttl);
+                let entry = loaded.into_entry(started);
                 self.publish(key, &entry, ticket, levels, TierOutcome::Inserted, op)
                     .await;
                 Ok(Fetched::Loaded(entry.into_value()))
@@ -349,9 +413,14 @@ where
             if is_outage(kind) {
                 op.mark_unreachable(level.index);
             }
-        } else if level.recovery.as_ref().is_some_and(Recovery::take_answered) {
-            // The tier answers: what waited for it can be replayed.
-            self.recover(level.index);
+        } else {
+            if level.recovery.as_ref().is_some_and(Recovery::take_answered) {
+                // The tier answers: what waited for it can be replayed.
+                self.recover(level.index);
+            }
+            if self.tags.wait_for(level.index) {
+                self.resend_markers();
+            }
         }
         self.telemetry
             .tier(op, &level.name, &level.counters, outcome, stopwatch);

@@ -1,5 +1,7 @@
 use std::time::{Duration, SystemTime};
 
+use crate::Tags;
+
 /// How far in the future an entry's timestamp may be before its age can no longer be
 /// trusted: see [`CacheEntry::is_expired`].
 ///
@@ -38,6 +40,7 @@ pub struct CacheEntry<V> {
     ttl: Option<Duration>,
     /// When marked stale: the time after which it may not be served at all.
     stale_until: Option<SystemTime>,
+    tags: Tags,
 }
 
 impl<V> CacheEntry<V> {
@@ -49,6 +52,44 @@ impl<V> CacheEntry<V> {
             cached_at,
             ttl,
             stale_until: None,
+            tags: Tags::none(),
+        }
+    }
+
+    /// This entry, carrying `tags`: invalidating any of them invalidates it.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use stratacache_tier::{CacheEntry, Tags};
+    ///
+    /// let entry = CacheEntry::new(1, SystemTime::UNIX_EPOCH, None).with_tags(Tags::new(["a"]));
+    /// assert_eq!(entry.tags().iter().collect::<Vec<_>>(), ["a"]);
+    /// ```
+    #[must_use]
+    pub fn with_tags(self, tags: Tags) -> Self {
+        Self { tags, ..self }
+    }
+
+    /// The entry's tags (none unless given).
+    #[must_use]
+    #[inline]
+    pub const fn tags(&self) -> &Tags {
+        &self.tags
+    }
+
+    /// A copy of this entry for another tier: the same value, production time and tags,
+    /// with `ttl` (never marked stale).
+    #[must_use]
+    pub fn copy_with_ttl(&self, ttl: Option<Duration>) -> Self
+    where
+        V: Clone,
+    {
+        Self {
+            value: self.value.clone(),
+            cached_at: self.cached_at,
+            ttl,
+            stale_until: None,
+            tags: self.tags.clone(),
         }
     }
 
@@ -258,6 +299,7 @@ impl<V> CacheEntry<V> {
             cached_at: self.cached_at,
             ttl: self.ttl,
             stale_until: self.stale_until,
+            tags: self.tags,
         }
     }
 }

@@ -45,6 +45,7 @@ mod entry;
 mod error;
 mod lock;
 mod store;
+mod tags;
 mod tier;
 
 #[cfg(feature = "test-util")]
@@ -57,4 +58,5 @@ pub use entry::{CacheEntry, MAX_CLOCK_SKEW};
 pub use error::{BoxError, Error, ErrorKind};
 pub use lock::DistributedLock;
 pub use store::ByteStore;
+pub use tags::Tags;
 pub use tier::{CacheTier, Lookup};

@@ -24,6 +24,7 @@ use crate::loader::DynLoader;
 use crate::not_found::NotFound;
 use crate::refresh::{Refresher, TimeToRefresh};
 use crate::spec::{LevelSpec, Storage};
+use crate::tags::TagMarkers;
 use crate::telemetry::{Handler, Telemetry};
 use crate::timeouts::LoadTimeouts;
 
@@ -87,6 +88,8 @@ pub struct CacheBuilder<K, V> {
     telemetry: bool,
     handler: Option<Handler>,
     track_evictions: bool,
+    pub(crate) tag_marker_refresh: Option<Duration>,
+    pub(crate) tag_marker_ttl: Option<Duration>,
 }
 
 impl<K, V> CacheBuilder<K, V>
@@ -113,6 +116,8 @@ where
             telemetry: true,
             handler: None,
             track_evictions: false,
+            tag_marker_refresh: None,
+            tag_marker_ttl: None,
         }
     }
 
@@ -140,6 +145,17 @@ where
         let name: Arc<str> = self.name.unwrap_or_else(|| "default".to_string()).into();
         let track_evictions = self.telemetry && (self.track_evictions || self.handler.is_some());
         let telemetry = Arc::new(Telemetry::new(name, self.telemetry, self.handler));
+        // Markers live in the lowest tier that can hold them: the one all instances share.
+        let marker_store = (self.fallbacks.iter().enumerate().rev())
+            .find_map(|(index, spec)| Some((index + 1, spec.markers.clone()?)));
+        let trust_markers_for = self
+            .tag_marker_refresh
+            .unwrap_or(if self.backplane.is_some() {
+                DEFAULT_MARKER_TRUST_WITH_BACKPLANE
+            } else {
+                DEFAULT_MARKER_TRUST
+            });
+        let tags = TagMarkers::new(marker_store, trust_markers_for, self.tag_marker_ttl);
         let levels = std::iter::once(self.l1)
             .chain(self.fallbacks)
             .enumerate()
@@ -186,12 +202,19 @@ where
             distributed_lock: self.distributed_lock,
             load_tasks: std::sync::atomic::AtomicUsize::new(0),
             refresher,
+            tags,
         };
         let inner = Arc::new_cyclic(inner);
         inner.listen()?;
         Ok(Cache { inner })
     }
 }
+
+/// How long a marker read from the shared tier is trusted, by default.
+const DEFAULT_MARKER_TRUST: Duration = Duration::from_secs(1);
+
+/// The same with a backplane, whose announcements keep every instance current.
+const DEFAULT_MARKER_TRUST_WITH_BACKPLANE: Duration = Duration::from_secs(30);
 
 /// A refresh must have something to refresh from and a chance to run before expiry.
 fn check_refresh<K, V>(
@@ -239,6 +262,8 @@ impl<K, V> fmt::Debug for CacheBuilder<K, V> {
             .field("telemetry", &self.telemetry)
             .field("event_handler", &self.handler.is_some())
             .field("track_evictions", &self.track_evictions)
+            .field("tag_marker_refresh", &self.tag_marker_refresh)
+            .field("tag_marker_ttl", &self.tag_marker_ttl)
             .finish()
     }
 }

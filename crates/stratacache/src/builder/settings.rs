@@ -345,6 +345,24 @@ where
         self.load_timeouts = Some(timeouts);
         self
     }
+
+    /// How long this instance trusts a tag's marker it read from the shared tier before
+    /// reading it again (see [`Cache::invalidate_tag`](crate::Cache::invalidate_tag)):
+    /// the longest an invalidation that never reached this instance through a backplane
+    /// goes unnoticed. Default: 1 s; 30 s with a backplane, whose announcements keep
+    /// instances current (a lost subscription makes every marker be read again).
+    pub fn tag_marker_refresh(mut self, every: Duration) -> Self {
+        self.tag_marker_refresh = Some(every);
+        self
+    }
+
+    /// How long the shared tier keeps a tag's marker. Default: for good. Never shorter
+    /// than the longest an entry lives (its TTL, plus fail-safe's stale age): an entry
+    /// that outlives its tag's marker is valid again.
+    pub fn tag_marker_ttl(mut self, ttl: Duration) -> Self {
+        self.tag_marker_ttl = Some(ttl);
+        self
+    }
 }
 
 #[cfg(feature = "serialize")]

@@ -4,7 +4,7 @@ use std::borrow::Borrow;
 use std::future::Future;
 use std::hash::Hash;
 
-use stratacache_tier::{BoxError, CacheEntry, Error, ErrorKind};
+use stratacache_tier::{BoxError, CacheEntry, Error, ErrorKind, Tags};
 
 use super::Cache;
 use super::loaders::{found, found_or_failed, maybe_found};
@@ -25,6 +25,7 @@ pub struct WithOptions<'a, K, V> {
     cache: &'a Cache<K, V>,
     options: Options,
     default: Option<V>,
+    tags: Tags,
 }
 
 impl<K, V> Cache<K, V>
@@ -68,7 +69,19 @@ where
             cache: self,
             options,
             default: None,
+            tags: Tags::none(),
         }
+    }
+
+    /// [`with`](Self::with) the default options, giving what the call stores `tags`
+    /// (see [`WithOptions::tags`]).
+    #[must_use]
+    pub fn tagged<I>(&self, tags: I) -> WithOptions<'_, K, V>
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.with(Options::DEFAULT).tags(tags)
     }
 }
 
@@ -77,6 +90,33 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
+    /// Tags for what the call stores, inserted or loaded (added to a loader's own
+    /// [`Loaded::tags`](crate::Loaded::tags)): [`Cache::invalidate_tag`] of any of them
+    /// invalidates it.
+    ///
+    /// ```
+    /// use stratacache::Cache;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let cache: Cache<u64, &str> = Cache::builder().build()?;
+    /// cache.tagged(["customer:3"]).insert(7, "order 7").await?;
+    /// cache.tagged(["customer:4"]).insert(8, "order 8").await?;
+    /// cache.invalidate_tag("customer:3").await?;
+    /// assert_eq!(cache.get(&7).await?, None);
+    /// assert_eq!(cache.get(&8).await?, Some("order 8"));
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
+    #[must_use]
+    pub fn tags<I>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.tags = Tags::new(tags);
+        self
+    }
+
     /// The last resort of these calls' lookups: when the load fails (its error, or its
     /// hard timeout) and fail-safe has no stale value to offer, they answer `value`
     /// instead of the error (counted in
@@ -202,7 +242,8 @@ where
     /// As [`Cache::insert`].
     pub async fn insert(&self, key: K, value: V) -> Result<WriteOutcome, Error> {
         let inner = &self.cache.inner;
-        let entry = CacheEntry::new(value, inner.clock.now(), self.options.get_ttl());
+        let entry = CacheEntry::new(value, inner.clock.now(), self.options.get_ttl())
+            .with_tags(self.tags.clone());
         let levels = self.options.levels(inner.levels.len());
         self.cache
             .write(Operation::Insert, &key, Change::Store(entry), levels)
@@ -223,6 +264,7 @@ where
         Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send,
     {
         let options = self.options;
+        let call_tags = &self.tags;
         let loader = loader
             .filter(|_| options.get_strategy() != Strategy::CacheOnly)
             .map(|load| {
@@ -230,7 +272,8 @@ where
                     let loaded = load().await?;
                     Ok(loaded.map(|found| {
                         let ttl = options.cap(found.ttl);
-                        Loaded { ttl, ..found }
+                        let tags = found.tags.union(call_tags);
+                        Loaded { ttl, tags, ..found }
                     }))
                 }
             });
@@ -286,6 +329,7 @@ where
         // A write that begins during the load outdates what it reads.
         let ticket = inner.generations.ticket(key);
         inner.telemetry.count(CacheCounter::Loads);
+        let started = inner.clock.now();
         let fetched = match loader().await {
             Err(error) => {
                 inner.telemetry.count(CacheCounter::LoadErrors);
@@ -300,7 +344,7 @@ where
                 let (change, fetched) = match found {
                     Some(loaded) => {
                         let value = loaded.value.clone();
-                        let entry = CacheEntry::new(loaded.value, inner.clock.now(), loaded.ttl);
+                        let entry = loaded.into_entry(started);
                         (Change::Store(entry), Fetched::Loaded(value))
                     }
                     None => (Change::Remove, Fetched::LoadedNothing),

@@ -168,6 +168,57 @@ where
         self.finish_write(&op, result)
     }
 
+    /// Invalidates every entry carrying `tag` (given by [`Loaded::tags`](crate::Loaded::tags)
+    /// or [`WithOptions::tags`](crate::WithOptions::tags)), in every tier, here and in
+    /// every instance of the cache: once it returns, no read here returns such an entry
+    /// produced before it; other instances stop within the
+    /// [backplane](crate::CacheBuilder::backplane)'s propagation, or, without one (or
+    /// when its message is lost), within
+    /// [`tag_marker_refresh`](crate::CacheBuilder::tag_marker_refresh).
+    ///
+    /// Entries are not removed one by one: the tag's *marker* (its invalidation time) is
+    /// written to the lowest [remote](crate::Fallback::remote) tier, the one the instances
+    /// share (and kept in memory without one), and every read compares a tagged entry's
+    /// production time with its tags' markers. So it reaches instances started later,
+    /// and survives restarts. Instances' clocks must agree (to well under the time a
+    /// value takes to change twice): a marker is compared with production times taken
+    /// on other hosts.
+    ///
+    /// ```
+    /// use stratacache::{BoxError, Cache, Loaded, Loader};
+    ///
+    /// struct Orders;
+    ///
+    /// impl Loader<u64, String> for Orders {
+    ///     async fn load(&self, id: &u64) -> Result<Option<Loaded<String>>, BoxError> {
+    ///         let customer = id % 2; // SELECT customer_id, ... FROM orders WHERE id = $1
+    ///         Ok(Some(Loaded::new(format!("order {id}")).tags([format!("customer:{customer}")])))
+    ///     }
+    /// }
+    ///
+    /// # futures::executor::block_on(async {
+    /// let cache: Cache<u64, String> = Cache::builder().loader(Orders).build()?;
+    /// cache.get(&1).await?;
+    /// cache.get(&2).await?;
+    /// // Customer 1 was merged into another: all their orders change.
+    /// cache.invalidate_tag("customer:1").await?;
+    /// assert!(cache.get_entry(&1).await?.is_none(), "invalidated");
+    /// assert!(cache.get_entry(&2).await?.is_some(), "another customer's order");
+    /// # Ok::<(), stratacache::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for a tag longer than
+    /// [`Tags::MAX_TAG_LEN`](crate::Tags::MAX_TAG_LEN); the shared tier's error when the
+    /// marker could not be written there (whether strict or not). This instance, and
+    /// those the announcement reaches, treat the tag as invalidated all the same, and the
+    /// marker is written again before the next marker is read or written.
+    pub async fn invalidate_tag(&self, tag: &str) -> Result<(), Error> {
+        self.inner.invalidate_tag(tag).await
+    }
+
     pub(crate) fn finish_write<W: Written>(
         &self,
         op: &Op,

@@ -2,12 +2,13 @@
 
 use std::time::{Duration, SystemTime};
 
-use stratacache_tier::{Error, ErrorKind};
+use stratacache_tier::{Error, ErrorKind, Tags};
 
 const MAGIC: &[u8; 2] = b"SC";
 const FORMAT_VERSION: u8 = 1;
 const HAS_TTL: u8 = 0b01;
 const HAS_KEY_CHECK: u8 = 0b10;
+const HAS_TAGS: u8 = 0b100;
 
 /// What the envelope says besides the payload.
 #[derive(Debug, PartialEq, Eq)]
@@ -16,6 +17,7 @@ pub(crate) struct Header<'a> {
     pub(crate) ttl: Option<Duration>,
     pub(crate) schema_version: u32,
     pub(crate) key_check: Option<&'a [u8]>,
+    pub(crate) tags: Tags,
 }
 
 /// Writes the header; the payload is appended after it.
@@ -26,6 +28,9 @@ pub(crate) fn write_header(out: &mut Vec<u8>, header: &Header<'_>) {
     }
     if header.key_check.is_some() {
         flags |= HAS_KEY_CHECK;
+    }
+    if !header.tags.is_empty() {
+        flags |= HAS_TAGS;
     }
     out.extend_from_slice(MAGIC);
     out.push(FORMAT_VERSION);
@@ -47,6 +52,16 @@ pub(crate) fn write_header(out: &mut Vec<u8>, header: &Header<'_>) {
         let len = u32::try_from(check.len()).unwrap_or(u32::MAX);
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(check);
+    }
+    if !header.tags.is_empty() {
+        // Within `Tags`' limits (checked where tags are given): the casts hold.
+        let count = u16::try_from(header.tags.len()).unwrap_or(u16::MAX);
+        out.extend_from_slice(&count.to_le_bytes());
+        for tag in header.tags.iter().take(usize::from(count)) {
+            let len = u16::try_from(tag.len()).unwrap_or(u16::MAX);
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(&tag.as_bytes()[..usize::from(len)]);
+        }
     }
 }
 
@@ -76,6 +91,29 @@ impl<'a> Reader<'a> {
 
     fn u8(&mut self) -> Result<u8, Error> {
         Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, Error> {
+        let bytes = self.take(2)?;
+        Ok(u16::from_le_bytes([bytes[0], bytes[1]]))
+    }
+
+    /// Tags, within `Tags`' limits: hostile counts and lengths fail before allocating.
+    fn tags(&mut self) -> Result<Tags, Error> {
+        let count = usize::from(self.u16()?);
+        if count == 0 || count > Tags::MAX_TAGS {
+            return Err(corrupt("bad tag count"));
+        }
+        let mut tags = Vec::with_capacity(count);
+        for _ in 0..count {
+            let len = usize::from(self.u16()?);
+            if len > Tags::MAX_TAG_LEN {
+                return Err(corrupt("tag too long"));
+            }
+            let tag = std::str::from_utf8(self.take(len)?).map_err(|_| corrupt("tag not UTF-8"))?;
+            tags.push(tag);
+        }
+        Ok(Tags::new(tags))
     }
 
     fn u32(&mut self) -> Result<u32, Error> {
@@ -109,7 +147,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<(Header<'_>, &[u8]), Error> {
         ));
     }
     let flags = reader.u8()?;
-    if flags & !(HAS_TTL | HAS_KEY_CHECK) != 0 {
+    if flags & !(HAS_TTL | HAS_KEY_CHECK | HAS_TAGS) != 0 {
         return Err(corrupt("unknown flags"));
     }
     let cached_at = SystemTime::UNIX_EPOCH
@@ -127,12 +165,18 @@ pub(crate) fn read(bytes: &[u8]) -> Result<(Header<'_>, &[u8]), Error> {
         let len = reader.u32()? as usize;
         Some(reader.take(len)?)
     };
+    let tags = if flags & HAS_TAGS == 0 {
+        Tags::none()
+    } else {
+        reader.tags()?
+    };
     Ok((
         Header {
             cached_at,
             ttl,
             schema_version,
             key_check,
+            tags,
         },
         reader.0,
     ))
@@ -149,6 +193,7 @@ mod tests {
             ttl: Some(Duration::from_secs(60)),
             schema_version: 7,
             key_check: check,
+            tags: Tags::new(["tenant:7", "products"]),
         };
         write_header(&mut out, &header);
         out.extend_from_slice(b"payload");
@@ -166,6 +211,7 @@ mod tests {
         assert_eq!(header.ttl, Some(Duration::from_secs(60)));
         assert_eq!(header.schema_version, 7);
         assert_eq!(header.key_check, Some(&b"key"[..]));
+        assert_eq!(header.tags, Tags::new(["tenant:7", "products"]));
         assert_eq!(payload, b"payload");
     }
 
@@ -205,5 +251,23 @@ mod tests {
         let at = 2 + 1 + 1 + 8 + 8 + 4;
         bytes[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(read(&bytes).is_err());
+    }
+
+    #[test]
+    fn hostile_tag_counts_and_lengths_are_rejected() {
+        let bytes = sample(None);
+        // The tags start after the fixed header: magic, version, flags, time, TTL, schema.
+        let at = 2 + 1 + 1 + 8 + 8 + 4;
+        for count in [0, u16::MAX] {
+            let mut hostile = bytes.clone();
+            hostile[at..at + 2].copy_from_slice(&count.to_le_bytes());
+            assert!(read(&hostile).is_err(), "count {count}");
+        }
+        let mut long = bytes.clone();
+        long[at + 2..at + 4].copy_from_slice(&u16::MAX.to_le_bytes());
+        assert!(read(&long).is_err());
+        let mut not_utf8 = bytes;
+        not_utf8[at + 4] = 0xff;
+        assert!(read(&not_utf8).is_err());
     }
 }

@@ -32,6 +32,20 @@ pub(crate) fn store_key(encoded: Vec<u8>) -> StoreKey {
     }
 }
 
+/// The store key of a tag's marker: `!t:` and the tag in base64url, or `!t#` and its
+/// SHA-256 when long. Never a cache key: those are base64url, or `#` and a digest.
+pub(crate) fn marker_key(tag: &str) -> String {
+    let text = URL_SAFE_NO_PAD.encode(tag);
+    if text.len() + 3 <= MAX_KEY_LEN {
+        return format!("!t:{text}");
+    }
+    let mut key = String::from("!t#");
+    for byte in Sha256::digest(tag.as_bytes()) {
+        key.push_str(&format!("{byte:02x}"));
+    }
+    key
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +76,16 @@ mod tests {
         let short = store_key(b"abc".to_vec());
         assert_eq!(short.check, None);
         assert_eq!(short.text, "YWJj");
+    }
+
+    #[test]
+    fn marker_keys_are_safe_and_never_cache_keys() {
+        for tag in ["tenant:7", "with space\r\n", &"x".repeat(5_000)] {
+            let key = marker_key(tag);
+            assert!(is_safe(&key), "{key:?}");
+            assert!(key.starts_with("!t"));
+        }
+        assert_ne!(marker_key(&"a".repeat(500)), marker_key(&"b".repeat(500)));
     }
 
     #[test]

@@ -3,10 +3,12 @@
 
 mod envelope;
 mod key;
+mod markers;
 mod postcard;
 mod remote;
 
 pub use self::postcard::Postcard;
+pub(crate) use markers::StoreMarkers;
 pub use remote::{Remote, SerializedTier};
 
 use stratacache_tier::Error;

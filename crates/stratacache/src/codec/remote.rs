@@ -1,10 +1,11 @@
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use std::time::Duration;
 
-use stratacache_tier::{ByteStore, CacheEntry, CacheTier, Error, ErrorKind, Lookup};
+use stratacache_tier::{ByteStore, CacheEntry, CacheTier, Error, ErrorKind, Lookup, Tags};
 
 use super::envelope::{self, Header};
 use super::key::{StoreKey, store_key};
@@ -28,9 +29,10 @@ use super::{Codec, Postcard};
 /// # Envelope
 ///
 /// `b"SC"`, format version (1 byte, now 1), flags (1 byte: bit 0 TTL present, bit 1 key
-/// check present), cached-at in ms since the Unix epoch (u64 LE), TTL in ms (u64 LE, if
-/// present), schema version (u32 LE), key check (u32 LE length + bytes, if present),
-/// then the payload.
+/// check present, bit 2 tags present), cached-at in ms since the Unix epoch (u64 LE), TTL
+/// in ms (u64 LE, if present), schema version (u32 LE), key check (u32 LE length + bytes,
+/// if present), tags (u16 LE count, then each as u16 LE length + UTF-8, if present), then
+/// the payload.
 ///
 /// ```
 /// use std::time::Duration;
@@ -49,7 +51,7 @@ use super::{Codec, Postcard};
 /// # Ok(()) }
 /// ```
 pub struct Remote<S, C = Postcard> {
-    store: S,
+    pub(crate) store: Arc<S>,
     codec: C,
     schema_version: u32,
 }
@@ -65,7 +67,7 @@ impl<S: ByteStore> Remote<S> {
     #[must_use]
     pub fn new(store: S) -> Self {
         Self {
-            store,
+            store: Arc::new(store),
             codec: Postcard,
             schema_version: 0,
         }
@@ -164,7 +166,7 @@ impl<S, C> fmt::Debug for Remote<S, C> {
 /// # }).unwrap();
 /// ```
 pub struct SerializedTier<K, V, S, C = Postcard> {
-    store: S,
+    store: Arc<S>,
     codec: C,
     schema_version: u32,
     _types: PhantomData<fn(K, V)>,
@@ -209,7 +211,9 @@ where
             return Ok(None);
         }
         let value = Codec::<V>::decode(&self.codec, payload)?;
-        Ok(Some(CacheEntry::new(value, header.cached_at, header.ttl)))
+        Ok(Some(
+            CacheEntry::new(value, header.cached_at, header.ttl).with_tags(header.tags),
+        ))
     }
 }
 
@@ -260,6 +264,16 @@ where
         if keep_for == Some(Duration::ZERO) {
             return Ok(());
         }
+        if !entry.tags().within_limits() {
+            return Err(Error::new(
+                ErrorKind::Rejected,
+                format!(
+                    "an entry carries at most {} tags of at most {} bytes",
+                    Tags::MAX_TAGS,
+                    Tags::MAX_TAG_LEN
+                ),
+            ));
+        }
         let mut bytes = Vec::with_capacity(64);
         envelope::write_header(
             &mut bytes,
@@ -268,6 +282,7 @@ where
                 ttl: entry.ttl(),
                 schema_version: self.schema_version,
                 key_check: store_key.check.as_deref(),
+                tags: entry.tags().clone(),
             },
         );
         Codec::<V>::encode(&self.codec, entry.value(), &mut bytes)?;

@@ -212,9 +212,10 @@ where
             };
         };
         self.telemetry.count(CacheCounter::Loads);
+        let started = self.clock.now();
         match reload.load(key.clone()).await {
             Ok(Some(loaded)) => {
-                let entry = CacheEntry::new(loaded.value, self.clock.now(), loaded.ttl);
+                let entry = loaded.into_entry(started);
                 let levels = 0..self.levels.len();
                 self.publish(key, &entry, ticket, levels, TierOutcome::Inserted, op)
                     .await;

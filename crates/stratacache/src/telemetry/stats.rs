@@ -71,10 +71,12 @@ pub(crate) enum CacheCounter {
     BackplaneGaps,
     LockWaits,
     LockTimeouts,
+    TagsInvalidated,
+    TagErrors,
 }
 
 impl CacheCounter {
-    const COUNT: usize = Self::LockTimeouts as usize + 1;
+    const COUNT: usize = Self::TagErrors as usize + 1;
 }
 
 /// A snapshot of one tier's counters.
@@ -237,6 +239,12 @@ pub struct CacheStats {
     pub lock_waits: u64,
     /// Waits that ran out: the caller loaded anyway.
     pub lock_timeouts: u64,
+    /// Tags invalidated here or by another instance (see
+    /// [`invalidate_tag`](crate::Cache::invalidate_tag)).
+    pub tags_invalidated: u64,
+    /// Tag markers the shared tier could not read or write; what this instance knew of
+    /// them stood, and the markers it could not write are written again.
+    pub tag_errors: u64,
 }
 
 impl CacheStats {
@@ -275,6 +283,8 @@ impl CacheStats {
             backplane_received: count(CacheCounter::BackplaneReceived),
             backplane_errors: count(CacheCounter::BackplaneErrors),
             backplane_gaps: count(CacheCounter::BackplaneGaps),
+            tags_invalidated: count(CacheCounter::TagsInvalidated),
+            tag_errors: count(CacheCounter::TagErrors),
             lock_waits: count(CacheCounter::LockWaits),
             lock_timeouts: count(CacheCounter::LockTimeouts),
         }

@@ -1,0 +1,350 @@
+//! Tag invalidation. Invalidating a tag sets its *marker*: "every entry carrying this
+//! tag produced at or before this time is invalid". Markers are written to the shared
+//! (lowest remote) tier, so they survive restarts and reach instances that missed the
+//! announcement; each instance remembers what it learnt of a marker for a while, and
+//! every read of a tagged entry, in any tier, compares the entry's production time with
+//! its tags' markers.
+//!
+//! Marker times are rounded up to the next millisecond (the precision of remote
+//! entries' timestamps), so a marker never reads as older than it is; an entry produced
+//! in the same millisecond as the marker counts as invalid (a miss, never a stale read).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use std::hash::Hash;
+
+use stratacache_tier::{CacheEntry, Error, ErrorKind, Tags};
+
+use crate::erased::BoxFuture;
+use crate::inner::Inner;
+use crate::sharded::ShardedMap;
+use crate::telemetry::CacheCounter;
+
+/// Where markers are kept beyond this instance: the shared tier's store.
+pub(crate) trait MarkerStore: Send + Sync {
+    /// The markers of `tags`, in order (`None`: never invalidated).
+    fn get_many<'a>(
+        &'a self,
+        tags: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Vec<Option<SystemTime>>, Error>>;
+
+    /// Sets `tag`'s marker to `at`, kept for `ttl` (`None`: for good).
+    fn set<'a>(
+        &'a self,
+        tag: &'a str,
+        at: SystemTime,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+}
+
+/// What this instance knows of one tag's marker.
+#[derive(Clone, Copy)]
+struct Known {
+    /// The marker; `None` when the tag was never invalidated.
+    at: Option<SystemTime>,
+    /// When the store last confirmed it (`None`: only heard, or set here without a store).
+    checked: Option<SystemTime>,
+}
+
+/// How an entry's tags judge it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// No tag of it was invalidated after it was produced.
+    Valid,
+    /// One of its tags was invalidated at or after its production.
+    Invalid,
+    /// A marker must be read from the store first.
+    Unknown,
+}
+
+/// The markers an instance knows, and the store that keeps them for every instance.
+pub(crate) struct TagMarkers {
+    store: Option<Arc<dyn MarkerStore>>,
+    known: ShardedMap<Box<str>, Known>,
+    /// How long a marker read from the store is trusted before it is read again.
+    trust_for: Duration,
+    /// How long the store keeps a marker.
+    marker_ttl: Option<Duration>,
+    /// Markers the store did not take, set again when its tier next answers (or before
+    /// the next marker is read or written).
+    unsent: Mutex<HashMap<Box<str>, SystemTime>>,
+    /// Whether some wait in `unsent`.
+    waiting: AtomicBool,
+    /// Whether a task is writing them.
+    resending: AtomicBool,
+    /// The level whose store keeps the markers.
+    level: Option<usize>,
+}
+
+/// Past this many known markers per shard, those the store can tell again are dropped.
+const KNOWN_PER_SHARD: usize = 2_048;
+
+impl TagMarkers {
+    /// Markers kept in `store`, the store of level `level`.
+    pub(crate) fn new(
+        store: Option<(usize, Arc<dyn MarkerStore>)>,
+        trust_for: Duration,
+        marker_ttl: Option<Duration>,
+    ) -> Self {
+        let (level, store) = store.unzip();
+        Self {
+            store,
+            known: ShardedMap::new(),
+            trust_for,
+            marker_ttl,
+            unsent: Mutex::default(),
+            waiting: AtomicBool::new(false),
+            resending: AtomicBool::new(false),
+            level,
+        }
+    }
+
+    /// Whether markers wait for level `level` to answer.
+    #[inline]
+    pub(crate) fn wait_for(&self, level: usize) -> bool {
+        self.level == Some(level) && self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Judges `entry` by what this instance knows of its tags' markers at `now`.
+    #[inline]
+    pub(crate) fn verdict<V>(&self, entry: &CacheEntry<V>, now: SystemTime) -> Verdict {
+        let tags = entry.tags();
+        if tags.is_empty() {
+            return Verdict::Valid;
+        }
+        let mut verdict = Verdict::Valid;
+        for tag in tags.iter() {
+            match self.known.shard(tag).get(tag).copied() {
+                Some(known) if known.at.is_some_and(|at| entry.cached_at() <= at) => {
+                    return Verdict::Invalid;
+                }
+                Some(known) if !self.outdated(known, now) => {}
+                Some(_) | None if self.store.is_some() => verdict = Verdict::Unknown,
+                Some(_) | None => {}
+            }
+        }
+        verdict
+    }
+
+    fn outdated(&self, known: Known, now: SystemTime) -> bool {
+        self.store.is_some()
+            && known.checked.is_none_or(|checked| {
+                now.duration_since(checked)
+                    .map_or(true, |age| age >= self.trust_for)
+            })
+    }
+
+    /// Reads from the store the markers of `tags` this instance does not know, or knows
+    /// from too long ago. On a failure, what it knew stands until `trust_for` has passed
+    /// (the store that holds the markers is the one that is down).
+    pub(crate) async fn learn<'a>(
+        &self,
+        tags: impl IntoIterator<Item = &'a Tags>,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let mut asked: Vec<&str> = Vec::new();
+        for tag in tags.into_iter().flat_map(Tags::iter) {
+            let known = self.known.shard(tag).get(tag).copied();
+            if known.is_none_or(|known| self.outdated(known, now)) && !asked.contains(&tag) {
+                asked.push(tag);
+            }
+        }
+        if asked.is_empty() {
+            return Ok(());
+        }
+        self.resend(store.as_ref()).await;
+        let answer = store.get_many(&asked).await;
+        let markers = match &answer {
+            Ok(markers) if markers.len() == asked.len() => Some(markers),
+            _ => None,
+        };
+        for (index, tag) in asked.iter().enumerate() {
+            let at = markers.and_then(|markers| markers[index]);
+            let mut shard = self.known.shard(*tag);
+            let known = shard.entry((*tag).into()).or_insert(Known {
+                at: None,
+                checked: None,
+            });
+            known.at = known.at.max(at);
+            known.checked = Some(now);
+        }
+        self.sweep(asked.first().copied(), now);
+        answer.map(drop)
+    }
+
+    /// Invalidates `tag` at `now`: remembered here at once, then written to the store.
+    /// Returns the marker's time.
+    ///
+    /// # Errors
+    ///
+    /// The store's failure; the marker is written again before the next is read.
+    pub(crate) async fn invalidate(
+        &self,
+        tag: &str,
+        now: SystemTime,
+    ) -> (SystemTime, Result<(), Error>) {
+        let at = round_up(now);
+        self.heard(tag, at);
+        let Some(store) = &self.store else {
+            return (at, Ok(()));
+        };
+        self.resend(store.as_ref()).await;
+        let written = store.set(tag, at, self.marker_ttl).await;
+        if written.is_err() {
+            self.keep(tag, at);
+        }
+        (at, written)
+    }
+
+    /// Takes in a marker another instance announced.
+    pub(crate) fn heard(&self, tag: &str, at: SystemTime) {
+        let mut shard = self.known.shard(tag);
+        let known = shard.entry(tag.into()).or_insert(Known {
+            at: None,
+            checked: None,
+        });
+        known.at = known.at.max(Some(at));
+    }
+
+    /// Forgets when markers were confirmed: announcements may have been missed, so
+    /// each is read from the store again before it is trusted.
+    pub(crate) fn distrust(&self) {
+        if self.store.is_some() {
+            self.known.for_each(|_, known| known.checked = None);
+        }
+    }
+
+    fn keep(&self, tag: &str, at: SystemTime) {
+        let mut unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
+        let kept = unsent.entry(tag.into()).or_insert(at);
+        *kept = (*kept).max(at);
+        self.waiting.store(true, Ordering::Relaxed);
+    }
+
+    /// Writes the markers the store refused before; stops at the first it refuses again.
+    async fn resend(&self, store: &dyn MarkerStore) {
+        let waiting: Vec<(Box<str>, SystemTime)> = {
+            let mut unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
+            self.waiting.store(false, Ordering::Relaxed);
+            unsent.drain().collect()
+        };
+        let mut waiting = waiting.into_iter();
+        for (tag, at) in waiting.by_ref() {
+            if store.set(&tag, at, self.marker_ttl).await.is_err() {
+                self.keep(&tag, at);
+                break;
+            }
+        }
+        for (tag, at) in waiting {
+            self.keep(&tag, at);
+        }
+    }
+
+    /// Bounds what is remembered: past [`KNOWN_PER_SHARD`] in `tag`'s shard, markers
+    /// the store can tell again (confirmed, not waiting to be written) are dropped.
+    fn sweep(&self, tag: Option<&str>, now: SystemTime) {
+        let Some(tag) = tag else { return };
+        let mut shard = self.known.shard(tag);
+        if shard.len() <= KNOWN_PER_SHARD || self.store.is_none() {
+            return;
+        }
+        let unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
+        shard.retain(|tag, known| {
+            unsent.contains_key(tag) || (known.checked.is_some() && !self.outdated(*known, now))
+        });
+    }
+}
+
+impl<K, V> Inner<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Invalidates every entry carrying `tag`: loads in flight here store nothing (a
+    /// write to every key begins), the marker is known here at once and written to the
+    /// shared tier, then announced to the other instances.
+    pub(crate) async fn invalidate_tag(&self, tag: &str) -> Result<(), Error> {
+        if tag.len() > Tags::MAX_TAG_LEN {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("a tag is at most {} bytes", Tags::MAX_TAG_LEN),
+            ));
+        }
+        let every_key = self.generations.write_all();
+        let (at, written) = self.tags.invalidate(tag, self.clock.now()).await;
+        drop(every_key);
+        self.telemetry.count(CacheCounter::TagsInvalidated);
+        if written.is_err() {
+            self.telemetry.count(CacheCounter::TagErrors);
+        }
+        self.announce_tag(tag, at).await;
+        written
+    }
+
+    /// Writes the markers the shared tier refused, on a task of their own: it answers
+    /// again (see [`TagMarkers::wait_for`]).
+    pub(crate) fn resend_markers(&self) {
+        let (Some(store), Ok(runtime), Some(inner)) = (
+            self.tags.store.clone(),
+            tokio::runtime::Handle::try_current(),
+            self.me.upgrade(),
+        ) else {
+            return;
+        };
+        if !self.tags.resending.swap(true, Ordering::AcqRel) {
+            runtime.spawn(async move {
+                inner.tags.resend(store.as_ref()).await;
+                inner.tags.resending.store(false, Ordering::Release);
+            });
+        }
+    }
+
+    /// Takes in another instance's invalidation of `tag` at `at`.
+    pub(crate) fn tag_invalidated(&self, tag: &str, at: SystemTime) {
+        // Loads in flight here may have read what the invalidation replaced.
+        drop(self.generations.write_all());
+        self.tags.heard(tag, at);
+        self.telemetry.count(CacheCounter::TagsInvalidated);
+    }
+}
+
+/// `at`, rounded up to a whole millisecond since the Unix epoch.
+fn round_up(at: SystemTime) -> SystemTime {
+    let since = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let millis = u64::try_from(since.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+    SystemTime::UNIX_EPOCH
+        .checked_add(Duration::from_millis(millis))
+        .unwrap_or(at)
+}
+
+/// `at` in whole milliseconds since the Unix epoch.
+pub(crate) fn millis(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_round_up_to_the_millisecond() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_micros(10_700);
+        assert_eq!(
+            round_up(at),
+            SystemTime::UNIX_EPOCH + Duration::from_millis(11)
+        );
+        let whole = SystemTime::UNIX_EPOCH + Duration::from_millis(11);
+        assert_eq!(round_up(whole), whole);
+    }
+}
