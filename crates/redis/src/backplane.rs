@@ -4,7 +4,9 @@ use std::fmt;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use redis::aio::PubSubStream;
+use std::time::Duration;
+
+use redis::aio::{PubSubSink, PubSubStream};
 use stratacache_tier::{Backplane, BoxFuture, Error, ErrorKind, Subscription};
 
 use crate::config::RedisConfig;
@@ -99,13 +101,15 @@ impl Backplane for RedisBackplane {
             let subscribe = async {
                 let mut pubsub = self.client.get_async_pubsub().await.map_err(map_error)?;
                 pubsub.subscribe(&self.channel).await.map_err(map_error)?;
-                Ok::<_, Error>(pubsub.into_on_message())
+                Ok::<_, Error>(pubsub.split())
             };
             let limit = self.config.connect_timeout + self.config.command_timeout;
             match tokio::time::timeout(limit, subscribe).await {
-                Ok(Ok(messages)) => {
-                    Ok(Box::new(RedisSubscription(messages)) as Box<dyn Subscription>)
-                }
+                Ok(Ok((sink, messages))) => Ok(Box::new(RedisSubscription {
+                    sink,
+                    messages,
+                    timeout: self.config.command_timeout,
+                }) as Box<dyn Subscription>),
                 Ok(Err(error)) => Err(error),
                 Err(_) => Err(Error::new(
                     ErrorKind::Timeout,
@@ -116,13 +120,35 @@ impl Backplane for RedisBackplane {
     }
 }
 
-struct RedisSubscription(PubSubStream);
+/// A subscription on a connection of its own: messages come off the stream, and a
+/// `PING` on the same connection proves it still delivers.
+struct RedisSubscription {
+    sink: PubSubSink,
+    messages: PubSubStream,
+    timeout: Duration,
+}
 
 impl Subscription for RedisSubscription {
     fn next(&mut self) -> BoxFuture<'_, Option<Bytes>> {
         Box::pin(async move {
-            let message = self.0.next().await?;
+            let message = self.messages.next().await?;
             Some(Bytes::copy_from_slice(message.get_payload_bytes()))
+        })
+    }
+
+    fn check(&mut self) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move {
+            match tokio::time::timeout(self.timeout, self.sink.ping::<redis::Value>()).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(error)) => Err(map_error(error)),
+                Err(_) => Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "the subscription did not answer a PING within {:?}",
+                        self.timeout
+                    ),
+                )),
+            }
         })
     }
 }

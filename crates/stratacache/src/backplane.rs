@@ -29,6 +29,9 @@ const VERSION: u8 = 1;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const LAST_BACKOFF: Duration = Duration::from_secs(5);
 
+/// How long the channel may stay quiet before the subscription is checked, by default.
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
+
 type EncodeKey<K> = Box<dyn Fn(&K) -> Result<Vec<u8>, Error> + Send + Sync>;
 type DecodeKey<K> = Box<dyn Fn(&[u8]) -> Result<K, Error> + Send + Sync>;
 
@@ -62,6 +65,8 @@ pub(crate) struct Link<K> {
     shutdown: Mutex<Option<oneshot::Sender<()>>>,
     /// Announcements the backplane did not take, sent again after the next one it does.
     unsent: Mutex<Unsent>,
+    /// How long the channel may stay quiet before the subscription is checked.
+    pub(crate) heartbeat: Duration,
 }
 
 /// Announcements waiting to be sent again: one per key (each says "drop your copy"),
@@ -98,6 +103,7 @@ impl<K> Link<K> {
             decode,
             shutdown: Mutex::new(None),
             unsent: Mutex::new(Unsent::default()),
+            heartbeat: DEFAULT_HEARTBEAT,
         }
     }
 
@@ -251,7 +257,12 @@ where
         let (stop, stopped) = oneshot::channel();
         *link.shutdown.lock().unwrap_or_else(PoisonError::into_inner) = Some(stop);
         let transport = Arc::clone(&link.transport);
-        runtime.spawn(listen(Arc::downgrade(self), transport, stopped));
+        runtime.spawn(listen(
+            Arc::downgrade(self),
+            transport,
+            link.heartbeat,
+            stopped,
+        ));
         Ok(())
     }
 
@@ -344,11 +355,19 @@ fn decode<K>(link: &Link<K>, message: &[u8]) -> Result<Option<Heard<K>>, Error> 
     }
 }
 
-/// The listening task: subscribes, acts on every message, and on a lost subscription
-/// drops L1 and subscribes again with backoff. Ends with the cache.
+/// What the listener heard within a heartbeat.
+enum Heartbeat {
+    Message(Option<Bytes>),
+    Quiet,
+}
+
+/// The listening task: subscribes, acts on every message, checks a quiet subscription
+/// every `heartbeat`, and on a lost (or stalled) subscription drops L1 and subscribes
+/// again with backoff. Ends with the cache.
 async fn listen<K, V>(
     cache: Weak<Inner<K, V>>,
     transport: Arc<dyn Backplane>,
+    heartbeat: Duration,
     mut stopped: oneshot::Receiver<()>,
 ) where
     K: Hash + Eq + Clone + Send + Sync + 'static,
@@ -389,21 +408,40 @@ async fn listen<K, V>(
         backoff = FIRST_BACKOFF;
         drop(inner);
         loop {
-            let message = match select(subscription.next(), &mut stopped).await {
-                Either::Left((message, _)) => message,
-                Either::Right(_) => return,
-            };
-            let Some(inner) = cache.upgrade() else {
-                return;
-            };
-            match message {
-                Some(message) => inner.hear(&message),
-                None => {
-                    inner.telemetry.count(CacheCounter::BackplaneGaps);
-                    inner.distrust_l1();
-                    missed = true;
-                    break;
+            let heard = {
+                let quiet = Box::pin(tokio::time::sleep(heartbeat));
+                match select(select(subscription.next(), quiet), &mut stopped).await {
+                    Either::Left((Either::Left((message, _)), _)) => Heartbeat::Message(message),
+                    Either::Left((Either::Right(_), _)) => Heartbeat::Quiet,
+                    Either::Right(_) => return,
                 }
+            };
+            let alive = match heard {
+                Heartbeat::Message(Some(message)) => {
+                    let Some(inner) = cache.upgrade() else {
+                        return;
+                    };
+                    inner.hear(&message);
+                    continue;
+                }
+                Heartbeat::Message(None) => false,
+                // Quiet for a heartbeat: a stalled connection is quiet too. Prove it.
+                Heartbeat::Quiet => {
+                    let check = Box::pin(tokio::time::timeout(heartbeat, subscription.check()));
+                    match select(check, &mut stopped).await {
+                        Either::Left((checked, _)) => matches!(checked, Ok(Ok(()))),
+                        Either::Right(_) => return,
+                    }
+                }
+            };
+            if !alive {
+                let Some(inner) = cache.upgrade() else {
+                    return;
+                };
+                inner.telemetry.count(CacheCounter::BackplaneGaps);
+                inner.distrust_l1();
+                missed = true;
+                break;
             }
         }
     }

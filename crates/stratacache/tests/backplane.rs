@@ -202,3 +202,91 @@ async fn a_write_dropped_half_way_is_announced_too() {
     .await;
     assert_eq!(b.l1_len(), Some(0), "b dropped its copy");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_subscription_is_found_out_by_the_heartbeat() {
+    let (l2, backplane) = (MemoryTier::new(100), MockBackplane::new());
+    let replica = || {
+        Cache::<u64, String>::builder()
+            .fallback(Fallback::tier(l2.clone()))
+            .backplane(backplane.clone())
+            .backplane_heartbeat(Duration::from_millis(100))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (replica(), replica());
+    tokio::time::sleep(Duration::from_millis(10)).await; // both subscribed
+    a.insert(1, "old".into()).await.unwrap();
+    until("b heard the write", || b.stats().backplane_received == 1).await;
+    assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("old"));
+    // A quiet channel over a live subscription: checks pass, nothing is dropped.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(b.stats().backplane_gaps, 0);
+    assert_eq!(b.l1_len(), Some(1));
+
+    // b's connection hangs without closing: a's next write never reaches it.
+    backplane.stall();
+    a.insert(1, "new".into()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(b.stats().backplane_received, 1, "lost to b");
+    assert_eq!(
+        b.get(&1).await.unwrap().as_deref(),
+        Some("old"),
+        "the window a stall opens"
+    );
+    // Within two heartbeats, the check that never answers gives the stall away.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(b.stats().backplane_gaps, 1);
+    assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("new"));
+
+    // Subscribed again: announcements reach b.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    a.insert(1, "newer".into()).await.unwrap();
+    until("b heard the write", || b.stats().backplane_received == 2).await;
+    assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("newer"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_redis_is_found_out_and_l1_distrusted() {
+    let server = RedisServer::start().unwrap();
+    let config = RedisConfig::from_url(server.url())
+        .namespace("stalled")
+        .command_timeout(Duration::from_millis(100));
+    let b = Cache::<u64, String>::builder()
+        .fallback(Fallback::remote(Remote::new(
+            RedisStore::new(config.clone()).unwrap(),
+        )))
+        .backplane(RedisBackplane::new(config.clone()).unwrap())
+        .backplane_heartbeat(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    until("b subscribed", || {
+        server
+            .cli(&["PUBSUB", "NUMSUB", "stalled:backplane"])
+            .unwrap()
+            .lines()
+            .nth(1)
+            == Some("1")
+    })
+    .await;
+    b.insert(1, "one".into()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        b.stats().backplane_gaps,
+        0,
+        "a live, quiet subscription passes its checks"
+    );
+    assert_eq!(b.l1_len(), Some(1));
+
+    // SIGSTOP: the connection stays open, and nothing comes through it.
+    server.pause().unwrap();
+    until("b found the stall", || b.stats().backplane_gaps >= 1).await;
+    assert_eq!(b.l1_len(), Some(0), "what may have been missed is dropped");
+    server.resume().unwrap();
+    until("b subscribed again", || {
+        server
+            .cli(&["PUBSUB", "NUMSUB", "stalled:backplane"])
+            .is_ok_and(|answer| answer.lines().nth(1) == Some("1"))
+    })
+    .await;
+}

@@ -38,4 +38,17 @@ pub trait Subscription: Send {
     /// The next message; `None` once the subscription is lost, when messages may have
     /// been missed.
     fn next(&mut self) -> BoxFuture<'_, Option<Bytes>>;
+
+    /// Proves the subscription still receives (a round trip on its connection, say).
+    /// The cache calls it when the channel has been quiet for a while, and bounds it
+    /// with a timeout: a subscription whose connection stalled without closing (a
+    /// half-open socket, a paused server) fails it, and the cache then treats it as
+    /// lost. The default trusts the subscription.
+    ///
+    /// # Errors
+    ///
+    /// When the subscription can no longer be trusted to deliver.
+    fn check(&mut self) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }

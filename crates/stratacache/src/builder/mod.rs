@@ -90,6 +90,7 @@ pub struct CacheBuilder<K, V> {
     track_evictions: bool,
     pub(crate) tag_marker_refresh: Option<Duration>,
     pub(crate) tag_marker_ttl: Option<Duration>,
+    pub(crate) backplane_heartbeat: Option<Duration>,
 }
 
 impl<K, V> CacheBuilder<K, V>
@@ -118,6 +119,7 @@ where
             track_evictions: false,
             tag_marker_refresh: None,
             tag_marker_ttl: None,
+            backplane_heartbeat: None,
         }
     }
 
@@ -155,6 +157,10 @@ where
             } else {
                 DEFAULT_MARKER_TRUST
             });
+        let mut backplane = self.backplane;
+        if let (Some(link), Some(every)) = (&mut backplane, self.backplane_heartbeat) {
+            link.heartbeat = every;
+        }
         let tags = TagMarkers::new(marker_store, trust_markers_for, self.tag_marker_ttl);
         let levels = std::iter::once(self.l1)
             .chain(self.fallbacks)
@@ -198,7 +204,7 @@ where
             fail_safe: self.fail_safe,
             ttl_jitter: self.ttl_jitter.filter(|jitter| !jitter.is_zero()),
             load_timeouts: self.load_timeouts,
-            backplane: self.backplane,
+            backplane,
             distributed_lock: self.distributed_lock,
             load_tasks: std::sync::atomic::AtomicUsize::new(0),
             refresher,
@@ -264,6 +270,7 @@ impl<K, V> fmt::Debug for CacheBuilder<K, V> {
             .field("track_evictions", &self.track_evictions)
             .field("tag_marker_refresh", &self.tag_marker_refresh)
             .field("tag_marker_ttl", &self.tag_marker_ttl)
+            .field("backplane_heartbeat", &self.backplane_heartbeat)
             .finish()
     }
 }

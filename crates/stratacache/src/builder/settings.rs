@@ -420,6 +420,17 @@ where
         self
     }
 
+    /// How long the backplane's channel may stay quiet before this instance checks that
+    /// its subscription still delivers ([`Subscription::check`](crate::Subscription::check):
+    /// a `PING` on Redis), bounding the check by the same time (default: 1 s). A
+    /// subscription that fails it, say on a connection that hangs without closing, is
+    /// lost: L1 is dropped, as on any gap, and the instance subscribes again. So a
+    /// stalled subscription costs at most twice this before L1 stops being trusted.
+    pub fn backplane_heartbeat(mut self, every: Duration) -> Self {
+        self.backplane_heartbeat = Some(every.max(Duration::from_millis(1)));
+        self
+    }
+
     /// A distributed stampede lock (opt-in): after the in-process coalescing, the
     /// instance about to load a key takes the key's lock in `lock` (a Redis key, shared
     /// by every instance), looks at the shared tiers once more, loads, stores, and

@@ -1,7 +1,8 @@
 //! An in-process backplane: every cache that shares one delivers to every subscription,
 //! and the test can cut the subscriptions (as a dropped connection would).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
@@ -34,6 +35,8 @@ pub struct MockBackplane {
 struct Shared {
     sender: broadcast::Sender<Bytes>,
     down: bool,
+    /// One flag per subscription made so far: set, it is stalled.
+    stalls: Vec<Weak<AtomicBool>>,
 }
 
 impl Default for MockBackplane {
@@ -51,6 +54,7 @@ impl MockBackplane {
             shared: Arc::new(Mutex::new(Shared {
                 sender,
                 down: false,
+                stalls: Vec::new(),
             })),
         }
     }
@@ -64,6 +68,21 @@ impl MockBackplane {
         let mut shared = self.lock();
         let (sender, _) = broadcast::channel(1_024);
         shared.sender = sender;
+    }
+
+    /// Stalls every subscription made so far, as a connection that hangs without
+    /// closing would: they deliver nothing more (what is published meanwhile is lost to
+    /// them) and their [`check`](Subscription::check) never answers. Publishing and new
+    /// subscriptions still work.
+    pub fn stall(&self) {
+        let mut shared = self.lock();
+        shared.stalls.retain(|stall| match stall.upgrade() {
+            Some(stall) => {
+                stall.store(true, Ordering::Release);
+                true
+            }
+            None => false,
+        });
     }
 
     /// Makes every publish and subscribe fail (`true`) or work again (`false`).
@@ -89,24 +108,46 @@ impl Backplane for MockBackplane {
 
     fn subscribe(&self) -> BoxFuture<'_, Result<Box<dyn Subscription>, Error>> {
         let subscribed = {
-            let shared = self.lock();
+            let mut shared = self.lock();
             if shared.down {
                 Err(Error::new(ErrorKind::Unavailable, "backplane down"))
             } else {
-                Ok(Box::new(MockSubscription(shared.sender.subscribe())) as Box<dyn Subscription>)
+                let stalled = Arc::new(AtomicBool::new(false));
+                shared.stalls.push(Arc::downgrade(&stalled));
+                let subscription = MockSubscription {
+                    receiver: shared.sender.subscribe(),
+                    stalled,
+                };
+                Ok(Box::new(subscription) as Box<dyn Subscription>)
             }
         };
         Box::pin(std::future::ready(subscribed))
     }
 }
 
-struct MockSubscription(broadcast::Receiver<Bytes>);
+struct MockSubscription {
+    receiver: broadcast::Receiver<Bytes>,
+    stalled: Arc<AtomicBool>,
+}
 
 impl Subscription for MockSubscription {
     fn next(&mut self) -> BoxFuture<'_, Option<Bytes>> {
         Box::pin(async move {
-            // Lagging behind means messages were missed: the subscription ends.
-            self.0.recv().await.ok()
+            loop {
+                // Lagging behind means messages were missed: the subscription ends.
+                let message = self.receiver.recv().await.ok()?;
+                if !self.stalled.load(Ordering::Acquire) {
+                    return Some(message);
+                }
+            }
         })
+    }
+
+    fn check(&mut self) -> BoxFuture<'_, Result<(), Error>> {
+        if self.stalled.load(Ordering::Acquire) {
+            Box::pin(std::future::pending())
+        } else {
+            Box::pin(std::future::ready(Ok(())))
+        }
     }
 }
