@@ -11,7 +11,7 @@ use stratacache_tier::{Backplane, BoxFuture, Error, ErrorKind, Subscription};
 
 use crate::config::RedisConfig;
 use crate::connection::{Connection, open};
-use crate::errors::map_error;
+use crate::errors::{bounded, map_error};
 
 /// A [`Backplane`] over Redis pub/sub, for the instances of one cache: they publish on,
 /// and subscribe to, the channel `{namespace}:backplane`. Publishing shares the store's
@@ -19,7 +19,10 @@ use crate::errors::map_error;
 /// connection of its own, which ends the subscription when it drops (the cache then
 /// drops its L1 and subscribes again).
 ///
-/// A single node only for now: on Redis Cluster (sharded pub/sub) `new` says so.
+/// On Redis Cluster it uses sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`, Redis 7+): the
+/// channel lives on the shard that owns its slot, so a backplane's traffic loads one
+/// shard, not every node; a subscription ends when its shard's connection drops or the
+/// slot moves.
 ///
 /// ```no_run
 /// use stratacache::{Cache, Fallback, Remote};
@@ -36,7 +39,8 @@ use crate::errors::map_error;
 /// ```
 pub struct RedisBackplane {
     config: RedisConfig,
-    client: redis::Client,
+    /// The single node's client, for subscriptions (`None` on a cluster).
+    client: Option<redis::Client>,
     publisher: Connection,
     channel: String,
 }
@@ -46,19 +50,17 @@ impl RedisBackplane {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Config`] for an invalid URL or a cluster configuration.
+    /// [`ErrorKind::Config`] for an invalid URL.
     pub fn new(config: RedisConfig) -> Result<Self, Error> {
-        if config.cluster {
-            return Err(Error::new(
-                ErrorKind::Config,
-                "RedisBackplane runs on a single node; Redis Cluster is not supported yet",
-            ));
-        }
         let url = config
             .nodes
             .first()
             .ok_or_else(|| Error::new(ErrorKind::Config, "no Redis URL"))?;
-        let client = open(url, &config)?;
+        let client = if config.cluster {
+            None
+        } else {
+            Some(open(url, &config)?)
+        };
         let publisher = Connection::new(&config)?;
         let channel = format!("{}:backplane", config.namespace);
         Ok(Self {
@@ -76,6 +78,21 @@ impl RedisBackplane {
     }
 }
 
+impl RedisBackplane {
+    #[cfg(feature = "cluster")]
+    async fn subscribe_to_shard(&self) -> Result<Box<dyn Subscription>, Error> {
+        crate::sharded::subscribe(&self.config, &self.channel).await
+    }
+
+    #[cfg(not(feature = "cluster"))]
+    async fn subscribe_to_shard(&self) -> Result<Box<dyn Subscription>, Error> {
+        Err(Error::new(
+            ErrorKind::Config,
+            "a cluster configuration needs the `cluster` feature",
+        ))
+    }
+}
+
 impl fmt::Debug for RedisBackplane {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisBackplane")
@@ -87,7 +104,11 @@ impl fmt::Debug for RedisBackplane {
 impl Backplane for RedisBackplane {
     fn publish(&self, message: Bytes) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
-            let mut command = redis::cmd("PUBLISH");
+            let mut command = redis::cmd(if self.client.is_some() {
+                "PUBLISH"
+            } else {
+                "SPUBLISH"
+            });
             command.arg(&self.channel).arg(message.as_ref());
             self.publisher
                 .query::<i64>(&command, self.config.command_timeout)
@@ -98,8 +119,11 @@ impl Backplane for RedisBackplane {
 
     fn subscribe(&self) -> BoxFuture<'_, Result<Box<dyn Subscription>, Error>> {
         Box::pin(async move {
+            let Some(client) = &self.client else {
+                return self.subscribe_to_shard().await;
+            };
             let subscribe = async {
-                let mut pubsub = self.client.get_async_pubsub().await.map_err(map_error)?;
+                let mut pubsub = client.get_async_pubsub().await.map_err(map_error)?;
                 pubsub.subscribe(&self.channel).await.map_err(map_error)?;
                 Ok::<_, Error>(pubsub.split())
             };
@@ -138,17 +162,9 @@ impl Subscription for RedisSubscription {
 
     fn check(&mut self) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
-            match tokio::time::timeout(self.timeout, self.sink.ping::<redis::Value>()).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(error)) => Err(map_error(error)),
-                Err(_) => Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "the subscription did not answer a PING within {:?}",
-                        self.timeout
-                    ),
-                )),
-            }
+            bounded(self.timeout, self.sink.ping::<redis::Value>())
+                .await
+                .map(drop)
         })
     }
 }

@@ -7,7 +7,6 @@ use redis::RedisError;
 use stratacache_tier::{Error, ErrorKind};
 
 /// Runs a Redis call within `limit`.
-#[cfg(feature = "cluster")]
 pub(crate) async fn bounded<T>(
     limit: Duration,
     call: impl Future<Output = Result<T, RedisError>>,

@@ -47,6 +47,8 @@ mod config;
 mod connection;
 mod errors;
 mod lock;
+#[cfg(feature = "cluster")]
+mod sharded;
 mod single;
 mod store;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use stratacache::{ByteStore, Cache, Fallback, FrozenClock, Remote};
-use stratacache_redis::{RedisConfig, RedisStore};
+use stratacache_redis::{RedisBackplane, RedisConfig, RedisStore};
 use stratacache_testkit::RedisCluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,4 +57,95 @@ async fn keys_spread_over_the_masters_and_clear_reaches_them_all() {
     assert_eq!(other.get("keep").await.unwrap().as_deref(), Some(&b"1"[..]));
     let values = redis.get_many(&["AQ", "Ag"]).await.unwrap();
     assert_eq!(values, vec![None, None]);
+}
+
+/// Waits (bounded) until `done` holds.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let wait = async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
+}
+
+/// How many subscribers each node counts on the shard channel.
+fn shard_subscribers(cluster: &RedisCluster, channel: &str) -> Vec<u64> {
+    cluster
+        .nodes()
+        .iter()
+        .map(|node| {
+            let answer = node.cli(&["PUBSUB", "SHARDNUMSUB", channel]).unwrap();
+            answer
+                .lines()
+                .nth(1)
+                .unwrap_or("0")
+                .trim()
+                .parse()
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backplane_runs_on_one_shard_and_survives_a_dropped_connection() {
+    let cluster = RedisCluster::start().unwrap();
+    let config = RedisConfig::cluster(cluster.urls())
+        .namespace("replicas")
+        .command_timeout(Duration::from_secs(1));
+    let replica = || {
+        Cache::<u64, String>::builder()
+            .fallback(Fallback::remote(Remote::new(
+                RedisStore::new(config.clone()).unwrap(),
+            )))
+            .backplane(RedisBackplane::new(config.clone()).unwrap())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (replica(), replica());
+    let channel = "replicas:backplane";
+    until("both subscribed", || {
+        shard_subscribers(&cluster, channel).iter().sum::<u64>() == 2
+    })
+    .await;
+    let counts = shard_subscribers(&cluster, channel);
+    assert_eq!(
+        counts.iter().filter(|count| **count > 0).count(),
+        1,
+        "one shard carries the channel: {counts:?}"
+    );
+
+    a.insert(1, "old".into()).await.unwrap();
+    until("b heard the write", || b.stats().backplane_received == 1).await;
+    assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("old"));
+    a.insert(1, "new".into()).await.unwrap();
+    until("b heard the second write", || {
+        b.stats().backplane_received == 2
+    })
+    .await;
+    assert_eq!(
+        b.get(&1).await.unwrap().as_deref(),
+        Some("new"),
+        "b's L1 copy was dropped"
+    );
+
+    // The shard drops the subscribers' connections: a gap, then a new subscription.
+    let shard = counts.iter().position(|count| *count > 0).unwrap();
+    cluster.nodes()[shard]
+        .cli(&["CLIENT", "KILL", "TYPE", "pubsub"])
+        .unwrap();
+    until("b noticed the gap", || b.stats().backplane_gaps >= 1).await;
+    until("both subscribed again", || {
+        shard_subscribers(&cluster, channel).iter().sum::<u64>() >= 2
+    })
+    .await;
+    let heard = b.stats().backplane_received;
+    a.insert(1, "newer".into()).await.unwrap();
+    until("b heard the write after the gap", || {
+        b.stats().backplane_received > heard
+    })
+    .await;
+    assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("newer"));
 }
