@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 /// What one operation did.
 #[derive(Clone, Copy, Debug)]
@@ -40,6 +41,9 @@ pub(crate) struct Record {
 #[derive(Default)]
 pub(crate) struct History {
     ticks: AtomicU64,
+    /// Set: ticks are nanoseconds since this instant (still strictly increasing), so a
+    /// window of real time can be allowed between a write and the reads it binds.
+    wall: Option<Instant>,
     records: Mutex<Vec<Record>>,
     values: AtomicU64,
     /// The longest any one call took, in wall-clock microseconds.
@@ -47,9 +51,28 @@ pub(crate) struct History {
 }
 
 impl History {
-    /// A tick of the logical clock.
+    /// A history whose ticks follow real time (see [`violations`](Self::violations)'s
+    /// window).
+    pub(crate) fn wall_clock() -> Self {
+        Self {
+            wall: Some(Instant::now()),
+            ..Self::default()
+        }
+    }
+
+    /// A tick of the logical clock: never twice the same, always increasing.
     pub(crate) fn now(&self) -> u64 {
-        self.ticks.fetch_add(1, Ordering::SeqCst) + 1
+        let Some(base) = self.wall else {
+            return self.ticks.fetch_add(1, Ordering::SeqCst) + 1;
+        };
+        let elapsed = u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let previous = self
+            .ticks
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |tick| {
+                Some(elapsed.max(tick + 1))
+            })
+            .unwrap_or_default();
+        elapsed.max(previous + 1)
     }
 
     /// A value never produced before.
@@ -85,7 +108,10 @@ impl History {
     /// Every violation of the model, described. With `misses_allowed`, a read of nothing
     /// is never one: a run where a store loses its data (a restarted server) may miss
     /// what a completed insert wrote, as an eviction would; a stale *value* is still one.
-    pub(crate) fn violations(&self, misses_allowed: bool) -> Vec<String> {
+    /// A write binds only the reads that began more than `window` ticks after it ended
+    /// (nanoseconds, in a [wall-clock](Self::wall_clock) history): the propagation window
+    /// of many instances.
+    pub(crate) fn violations(&self, misses_allowed: bool, window: u64) -> Vec<String> {
         let records = self.records.lock().unwrap();
         let mut by_key: HashMap<u64, Vec<Record>> = HashMap::new();
         for record in records.iter() {
@@ -93,7 +119,9 @@ impl History {
         }
         by_key
             .into_iter()
-            .flat_map(|(key, records)| KeyHistory::new(records).violations(key, misses_allowed))
+            .flat_map(|(key, records)| {
+                KeyHistory::new(records).violations(key, misses_allowed, window)
+            })
             .collect()
     }
 }
@@ -183,12 +211,14 @@ impl KeyHistory {
         }
     }
 
-    fn violations(&self, key: u64, misses_allowed: bool) -> Vec<String> {
+    fn violations(&self, key: u64, misses_allowed: bool, window: u64) -> Vec<String> {
         let mut found = Vec::new();
         for read in &self.reads {
             let What::Read { value } = read.what else {
                 continue;
             };
+            // Writes bind this read only if they ended before this.
+            let bound_by = read.start.saturating_sub(window);
             match value {
                 Some(value) => {
                     let Some(&(start, end)) = self.producers.get(&value) else {
@@ -197,7 +227,7 @@ impl KeyHistory {
                     };
                     if start > read.end {
                         found.push(format!("key {key}: read {value} before it was written"));
-                    } else if self.writes.any_between(end, read.start) {
+                    } else if self.writes.any_between(end, bound_by) {
                         found.push(format!(
                             "key {key}: read {value} (written {start}..{end}) at {}..{}, \
                              after a write that replaced it had completed",
@@ -210,7 +240,7 @@ impl KeyHistory {
                     // The latest-ending removal that began before the read ended.
                     let began = self.removal_starts.partition_point(|s| *s < read.end);
                     let latest_end = self.removal_max_end_to[began - 1];
-                    if self.inserts.any_between(latest_end, read.start) {
+                    if self.inserts.any_between(latest_end, bound_by) {
                         found.push(format!(
                             "key {key}: read nothing at {}..{}, after an insert had \
                              completed",

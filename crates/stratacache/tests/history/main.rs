@@ -11,6 +11,8 @@ mod checker;
 mod jitter;
 #[cfg(feature = "serialize")]
 mod remote;
+#[cfg(feature = "serialize")]
+mod replicas;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -46,13 +48,34 @@ fn cache(
 /// Runs `ops` random operations from [`TASKS`] tasks and returns their history.
 async fn drive(cache: &Cache<u64, u64>, ops: usize, loader_pause: Pause) -> Arc<History> {
     let history = Arc::new(History::default());
+    drive_on(std::slice::from_ref(cache), 1, history, ops, loader_pause).await
+}
+
+/// Runs `ops` random operations from [`TASKS`] tasks spread over `instances` (task `i`
+/// calls instance `i % n`) and records them in `history`. Only the first `writers`
+/// instances write; the others only read.
+async fn drive_on(
+    instances: &[Cache<u64, u64>],
+    writers: usize,
+    history: Arc<History>,
+    ops: usize,
+    loader_pause: Pause,
+) -> Arc<History> {
     let tasks: Vec<_> = (0..TASKS)
         .map(|task| {
-            let (cache, history) = (cache.clone(), Arc::clone(&history));
+            let instance = task % instances.len();
+            let reads_only = instance >= writers;
+            let cache = instances[instance].clone();
+            let history = Arc::clone(&history);
             tokio::spawn(async move {
                 fastrand::seed(task as u64 + 1);
                 for _ in 0..ops / TASKS {
-                    one_op(&cache, &history, loader_pause).await;
+                    one_op(&cache, &history, loader_pause, reads_only).await;
+                    if reads_only {
+                        // Readers mostly hit L1: pace them, so that they read all along
+                        // the writers' run.
+                        loader_pause.wait().await;
+                    }
                 }
             })
         })
@@ -63,16 +86,27 @@ async fn drive(cache: &Cache<u64, u64>, ops: usize, loader_pause: Pause) -> Arc<
     history
 }
 
-async fn one_op(cache: &Cache<u64, u64>, history: &Arc<History>, loader_pause: Pause) {
+async fn one_op(
+    cache: &Cache<u64, u64>,
+    history: &Arc<History>,
+    loader_pause: Pause,
+    reads_only: bool,
+) {
     let began = std::time::Instant::now();
-    one_call(cache, history, loader_pause).await;
+    one_call(cache, history, loader_pause, reads_only).await;
     history.took(began.elapsed());
 }
 
-async fn one_call(cache: &Cache<u64, u64>, history: &Arc<History>, loader_pause: Pause) {
+async fn one_call(
+    cache: &Cache<u64, u64>,
+    history: &Arc<History>,
+    loader_pause: Pause,
+    reads_only: bool,
+) {
     let key = fastrand::u64(0..KEYS);
     let start = history.now();
-    match fastrand::u32(0..100) {
+    // Reads are the first 55 in a hundred: `get`, then the loader family.
+    match fastrand::u32(0..if reads_only { 55 } else { 100 }) {
         0..30 => {
             let value = cache.get(&key).await.unwrap();
             history.record(key, start, What::Read { value });
@@ -126,7 +160,7 @@ fn assert_consistent(label: &str, history: &History, diverged: Vec<String>) {
 }
 
 fn check(label: &str, history: &History, diverged: Vec<String>, misses_allowed: bool) {
-    let violations = history.violations(misses_allowed);
+    let violations = history.violations(misses_allowed, 0);
     println!(
         "{label}: {} operations, {} violations, {} diverged keys",
         history.len(),
@@ -208,7 +242,7 @@ mod checker_catches {
         );
         let start = history.now();
         history.record(1, start, What::Read { value: Some(10) });
-        assert_eq!(history.violations(false).len(), 1);
+        assert_eq!(history.violations(false, 0).len(), 1);
     }
 
     #[test]
@@ -225,7 +259,7 @@ mod checker_catches {
         );
         let start = history.now();
         history.record(1, start, What::Read { value: None });
-        assert_eq!(history.violations(false).len(), 1);
+        assert_eq!(history.violations(false, 0).len(), 1);
     }
 
     #[test]
@@ -242,7 +276,11 @@ mod checker_catches {
         );
         let start = history.now();
         history.record(1, start, What::Read { value: None });
-        assert_eq!(history.violations(true).len(), 0, "a lost entry is a miss");
+        assert_eq!(
+            history.violations(true, 0).len(),
+            0,
+            "a lost entry is a miss"
+        );
         let start = history.now();
         history.record(
             1,
@@ -254,7 +292,11 @@ mod checker_catches {
         );
         let start = history.now();
         history.record(1, start, What::Read { value: Some(10) });
-        assert_eq!(history.violations(true).len(), 1, "a stale value never is");
+        assert_eq!(
+            history.violations(true, 0).len(),
+            1,
+            "a stale value never is"
+        );
     }
 
     #[test]
@@ -286,6 +328,6 @@ mod checker_catches {
         history.record(1, start, What::Read { value: Some(11) });
         let start = history.now();
         history.record(1, start, What::Read { value: None });
-        assert_eq!(history.violations(false), Vec::<String>::new());
+        assert_eq!(history.violations(false, 0), Vec::<String>::new());
     }
 }
