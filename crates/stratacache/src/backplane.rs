@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use futures::future::{Either, select};
 use stratacache_tier::{Backplane, Error, ErrorKind};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 use crate::inner::Inner;
 use crate::tags::millis;
@@ -45,13 +45,16 @@ pub(crate) enum Action {
     Released = 4,
     /// A tag was invalidated (the key is the marker's time in ms, u64 LE, then the tag).
     TagInvalidated = 5,
+    /// Several announcements in one message: each as a u32 LE length and the message.
+    Batch = 6,
 }
 
-/// What a waiting announcement is about: a key (as encoded) or a tag.
+/// What a waiting announcement is about: a key (as encoded), a tag, or a lock.
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Subject {
     Key(Vec<u8>),
     Tag(Box<str>),
+    Lock(Vec<u8>),
 }
 
 /// A cache's link to its backplane.
@@ -63,14 +66,16 @@ pub(crate) struct Link<K> {
     decode: DecodeKey<K>,
     /// Dropped with the cache: the listening task then ends.
     shutdown: Mutex<Option<oneshot::Sender<()>>>,
-    /// Announcements the backplane did not take, sent again after the next one it does.
+    /// Announcements waiting for the sender.
     unsent: Mutex<Unsent>,
+    /// Wakes the sender: announcements wait, or the cache is gone.
+    wake: Arc<Notify>,
     /// How long the channel may stay quiet before the subscription is checked.
     pub(crate) heartbeat: Duration,
 }
 
-/// Announcements waiting to be sent again: one per key (each says "drop your copy"),
-/// or, past [`MAX_UNSENT`], one that says "drop everything".
+/// Announcements waiting to be sent: one per key (each says "drop your copy"), or, past
+/// [`MAX_UNSENT`], one that says "drop everything".
 #[derive(Default)]
 struct Unsent {
     keys: HashMap<Subject, Bytes>,
@@ -80,8 +85,8 @@ struct Unsent {
 /// How many keys' announcements wait before they are folded into one "cleared".
 const MAX_UNSENT: usize = 10_000;
 
-/// How many waiting announcements one announcement brings along.
-const RESEND_AT_ONCE: usize = 64;
+/// How many announcements one message carries at most.
+const BATCH: usize = 64;
 
 impl<K> Link<K> {
     #[cfg_attr(
@@ -103,6 +108,7 @@ impl<K> Link<K> {
             decode,
             shutdown: Mutex::new(None),
             unsent: Mutex::new(Unsent::default()),
+            wake: Arc::new(Notify::new()),
             heartbeat: DEFAULT_HEARTBEAT,
         }
     }
@@ -114,12 +120,18 @@ impl<K> Link<K> {
         Bytes::from(message)
     }
 
-    /// Keeps an announcement the backplane did not take.
-    fn keep(&self, key: Option<Subject>, message: Bytes) {
+    /// Leaves an announcement for the sender, and wakes it.
+    fn queue(&self, subject: Option<Subject>, message: Bytes) {
+        self.keep(subject, message);
+        self.wake.notify_one();
+    }
+
+    /// Keeps an announcement until the sender takes it.
+    fn keep(&self, subject: Option<Subject>, message: Bytes) {
         let mut unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
-        match key {
-            Some(key) if unsent.everything.is_none() && unsent.keys.len() < MAX_UNSENT => {
-                unsent.keys.insert(key, message);
+        match subject {
+            Some(subject) if unsent.everything.is_none() && unsent.keys.len() < MAX_UNSENT => {
+                unsent.keys.insert(subject, message);
             }
             _ => {
                 unsent.keys.clear();
@@ -128,40 +140,48 @@ impl<K> Link<K> {
         }
     }
 
-    /// Sends some of what waits ([`RESEND_AT_ONCE`] at most, so that no announcement
-    /// carries a long backlog), once the backplane takes announcements again; stops at
-    /// the first it refuses, keeping the rest.
-    async fn resend(&self) -> usize {
-        let batch: Vec<(Option<Subject>, Bytes)> = {
-            let mut unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
-            let everything = unsent.everything.take().map(|message| (None, message));
-            let keys: Vec<Subject> = unsent.keys.keys().take(RESEND_AT_ONCE).cloned().collect();
-            let mut batch: Vec<_> = everything.into_iter().collect();
-            for key in keys {
-                if let Some(message) = unsent.keys.remove(&key) {
-                    batch.push((Some(key), message));
-                }
+    /// Takes up to [`BATCH`] waiting announcements ("drop everything" first).
+    fn take_batch(&self) -> Vec<(Option<Subject>, Bytes)> {
+        let mut unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut batch: Vec<_> = unsent
+            .everything
+            .take()
+            .map(|all| (None, all))
+            .into_iter()
+            .collect();
+        let subjects: Vec<Subject> = unsent
+            .keys
+            .keys()
+            .take(BATCH - batch.len())
+            .cloned()
+            .collect();
+        for subject in subjects {
+            if let Some(message) = unsent.keys.remove(&subject) {
+                batch.push((Some(subject), message));
             }
-            batch
-        };
-        let mut sent = 0;
-        let mut batch = batch.into_iter();
-        for (key, message) in batch.by_ref() {
-            if self.transport.publish(message.clone()).await.is_err() {
-                self.keep(key, message);
-                break;
-            }
-            sent += 1;
         }
-        for (key, message) in batch {
-            self.keep(key, message);
-        }
-        sent
+        batch
     }
 
-    fn has_unsent(&self) -> bool {
-        let unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
-        unsent.everything.is_some() || !unsent.keys.is_empty()
+    /// One message carrying every announcement of `batch`.
+    fn bundle(&self, batch: &[(Option<Subject>, Bytes)]) -> Bytes {
+        if let [(_, single)] = batch {
+            return single.clone();
+        }
+        let mut message = self.message(Action::Batch, None).to_vec();
+        for (_, announcement) in batch {
+            let len = u32::try_from(announcement.len()).unwrap_or(u32::MAX);
+            message.extend_from_slice(&len.to_le_bytes());
+            message.extend_from_slice(announcement);
+        }
+        Bytes::from(message)
+    }
+}
+
+impl<K> Drop for Link<K> {
+    fn drop(&mut self) {
+        // The sender wakes, finds the cache gone, and ends.
+        self.wake.notify_one();
     }
 }
 
@@ -178,10 +198,10 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// Tells the other instances that `key` (all keys for [`Action::Cleared`]) changed.
-    /// A failure is counted, and the announcement sent again after the next one the
-    /// backplane takes; the write it follows stands.
-    pub(crate) async fn announce(&self, action: Action, key: Option<&K>) {
+    /// Tells the other instances that `key` (all keys for [`Action::Cleared`]) changed:
+    /// left for the sender, which publishes it shortly (the write it follows does not
+    /// wait for the backplane).
+    pub(crate) fn announce(&self, action: Action, key: Option<&K>) {
         let Some(link) = &self.backplane else {
             return;
         };
@@ -193,49 +213,25 @@ where
             }
         };
         let message = link.message(action, key.as_deref());
-        if !self.send(link, message.clone()).await {
-            link.keep(key.map(Subject::Key), message);
-        }
+        link.queue(key.map(Subject::Key), message);
     }
 
-    /// Tells the other instances that `tag` was invalidated at `at`; sent again after
-    /// the next announcement the backplane takes, when it fails.
-    pub(crate) async fn announce_tag(&self, tag: &str, at: SystemTime) {
+    /// Tells the other instances that `tag` was invalidated at `at` (through the sender).
+    pub(crate) fn announce_tag(&self, tag: &str, at: SystemTime) {
         let Some(link) = &self.backplane else {
             return;
         };
         let mut body = millis(at).to_le_bytes().to_vec();
         body.extend_from_slice(tag.as_bytes());
         let message = link.message(Action::TagInvalidated, Some(&body));
-        if !self.send(link, message.clone()).await {
-            link.keep(Some(Subject::Tag(tag.into())), message);
-        }
+        link.queue(Some(Subject::Tag(tag.into())), message);
     }
 
-    /// Tells the other instances something about `name` (a lock's release) that is
-    /// worth nothing late: not sent again when it fails.
-    pub(crate) async fn announce_raw(&self, action: Action, name: &[u8]) {
+    /// Tells the other instances that the lock `name` was released (through the sender).
+    pub(crate) fn announce_released(&self, name: &[u8]) {
         if let Some(link) = &self.backplane {
-            self.send(link, link.message(action, Some(name))).await;
-        }
-    }
-
-    /// Publishes `message`, and what waits with it once the backplane takes it; counted.
-    async fn send(&self, link: &Link<K>, message: Bytes) -> bool {
-        match link.transport.publish(message).await {
-            Ok(()) => {
-                self.telemetry.count(CacheCounter::BackplaneSent);
-                if link.has_unsent() {
-                    for _ in 0..link.resend().await {
-                        self.telemetry.count(CacheCounter::BackplaneSent);
-                    }
-                }
-                true
-            }
-            Err(_) => {
-                self.telemetry.count(CacheCounter::BackplaneErrors);
-                false
-            }
+            let message = link.message(Action::Released, Some(name));
+            link.queue(Some(Subject::Lock(name.to_vec())), message);
         }
     }
 
@@ -263,11 +259,25 @@ where
             link.heartbeat,
             stopped,
         ));
+        runtime.spawn(send(Arc::downgrade(self), Arc::clone(&link.wake)));
         Ok(())
     }
 
-    /// Acts on a message from the backplane.
+    /// Acts on a message from the backplane: one announcement, or a batch of them.
     fn hear(&self, message: &[u8]) {
+        match unbundle(message) {
+            Some(Ok(announcements)) => {
+                for announcement in announcements {
+                    self.hear_one(announcement);
+                }
+            }
+            Some(Err(_)) => self.telemetry.count(CacheCounter::BackplaneErrors),
+            None => self.hear_one(message),
+        }
+    }
+
+    /// Acts on one announcement.
+    fn hear_one(&self, message: &[u8]) {
         let Some(link) = &self.backplane else {
             return;
         };
@@ -325,6 +335,69 @@ where
         }
         // Tag announcements may have been missed as well: markers are read again.
         self.tags.distrust();
+    }
+}
+
+/// The announcements a batch carries; `None` for a message that is not a batch.
+fn unbundle(message: &[u8]) -> Option<Result<Vec<&[u8]>, Error>> {
+    let corrupt = || Error::new(ErrorKind::Codec, "not a stratacache backplane batch");
+    if message.get(1) != Some(&(Action::Batch as u8)) {
+        return None;
+    }
+    let mut rest = message.get(2 + 8..)?;
+    let mut announcements = Vec::new();
+    while !rest.is_empty() {
+        let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+            return Some(Err(corrupt()));
+        };
+        let len = u32::from_le_bytes(*len) as usize;
+        if tail.len() < len || tail.get(1) == Some(&(Action::Batch as u8)) {
+            return Some(Err(corrupt()));
+        }
+        let (announcement, tail) = tail.split_at(len);
+        announcements.push(announcement);
+        rest = tail;
+    }
+    Some(Ok(announcements))
+}
+
+/// Publishes what waits, [`BATCH`] announcements a message, whenever woken; what the
+/// backplane refuses waits again, and is tried again after a backoff. Ends with the
+/// cache.
+async fn send<K, V>(cache: Weak<Inner<K, V>>, wake: Arc<Notify>)
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        wake.notified().await;
+        loop {
+            let Some(inner) = cache.upgrade() else {
+                return;
+            };
+            let Some(link) = &inner.backplane else {
+                return;
+            };
+            let batch = link.take_batch();
+            if batch.is_empty() {
+                break;
+            }
+            if link.transport.publish(link.bundle(&batch)).await.is_ok() {
+                for _ in &batch {
+                    inner.telemetry.count(CacheCounter::BackplaneSent);
+                }
+                backoff = FIRST_BACKOFF;
+                continue;
+            }
+            inner.telemetry.count(CacheCounter::BackplaneErrors);
+            for (subject, message) in batch {
+                link.keep(subject, message);
+            }
+            drop(inner);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(LAST_BACKOFF);
+        }
     }
 }
 

@@ -16,7 +16,6 @@ use stratacache_tier::{DistributedLock, Error};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::backplane::Action;
 use crate::generation::Ticket;
 use crate::inner::Inner;
 use crate::telemetry::{CacheCounter, Op};
@@ -191,7 +190,7 @@ where
             return;
         };
         let _ = dist.lock.unlock(held.name.clone(), held.token).await;
-        self.announce_raw(Action::Released, &held.name).await;
+        self.announce_released(&held.name);
     }
 
     /// Wakes this instance's waiters for the lock `name`: its holder released it.

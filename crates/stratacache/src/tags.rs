@@ -283,7 +283,7 @@ where
         if written.is_err() {
             self.telemetry.count(CacheCounter::TagErrors);
         }
-        self.announce_tag(tag, at).await;
+        self.announce_tag(tag, at);
         written
     }
 

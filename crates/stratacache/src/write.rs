@@ -56,15 +56,7 @@ where
         if let Some(l1) = self.inner.levels[0].memory() {
             self.guard.in_l1(|| l1.remove(self.key));
         }
-        if self.inner.backplane.is_some()
-            && let (Ok(runtime), Some(inner)) = (
-                tokio::runtime::Handle::try_current(),
-                self.inner.me.upgrade(),
-            )
-        {
-            let key = self.key.clone();
-            runtime.spawn(async move { inner.announce(Action::Invalidated, Some(&key)).await });
-        }
+        self.inner.announce(Action::Invalidated, Some(self.key));
     }
 }
 
@@ -175,7 +167,7 @@ where
         };
         // Announced once the key is free: no writer of it waits on the backplane.
         drop(held);
-        self.announce(action, Some(key)).await;
+        self.announce(action, Some(key));
         self.conclude(results)
     }
 
@@ -246,7 +238,7 @@ where
         }
         drop(guard);
         drop(every_key);
-        self.announce(Action::Cleared, None).await;
+        self.announce(Action::Cleared, None);
         self.conclude(results)
     }
 

@@ -43,6 +43,11 @@ async fn a_write_on_one_instance_drops_the_others_copy() {
     let [a, b] = replicas(&l2, &backplane);
     tokio::task::yield_now().await; // both subscribe
     a.insert(1, "old".into()).await.unwrap();
+    // Announcements are sent in the background: the write does not wait for them.
+    until("b heard the first write", || {
+        b.stats().backplane_received == 1
+    })
+    .await;
     assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("old"));
 
     a.insert(1, "new".into()).await.unwrap();
@@ -101,9 +106,12 @@ async fn a_failed_announcement_or_a_foreign_message_is_counted_not_fatal() {
     backplane.set_down(true);
     let outcome = a.insert(1, "one".into()).await.unwrap();
     assert!(outcome.is_complete(), "the write stands");
-    assert_eq!(a.stats().backplane_errors, 1);
+    until("the sender met the failure", || {
+        a.stats().backplane_errors >= 1
+    })
+    .await;
     backplane.set_down(false);
-    // The next announcement the backplane takes brings the one it refused along.
+    // The refused announcement is sent again, with the next.
     a.insert(2, "two".into()).await.unwrap();
     until("b heard both", || b.stats().backplane_received == 2).await;
     assert_eq!(a.stats().backplane_sent, 2);
@@ -113,13 +121,15 @@ async fn a_failed_announcement_or_a_foreign_message_is_counted_not_fatal() {
         b"\x01",
         b"\x09\x01garbage!",
         b"\x01\x07\0\0\0\0\0\0\0\0",
+        // A batch whose first announcement claims more bytes than it has.
+        b"\x01\x06\0\0\0\0\0\0\0\0\xff\xff\xff\xff\x01",
     ] {
         backplane
             .publish(Bytes::copy_from_slice(garbage))
             .await
             .unwrap();
     }
-    until("b read them", || b.stats().backplane_errors == 4).await;
+    until("b read them", || b.stats().backplane_errors == 5).await;
     assert_eq!(b.stats().backplane_received, 2);
 }
 
