@@ -1,6 +1,6 @@
 //! Two replicas of a service, each with its own memory L1, over one Redis with a
 //! backplane: a write on one drops the other's L1 copy, so it never serves the value the
-//! write replaced. `cargo run --example two_replicas` (uses `REDIS_URL` when set,
+//! write replaced; a tag invalidated on one invalidates its entries on both. `cargo run --example two_replicas` (uses `REDIS_URL` when set,
 //! otherwise starts its own `redis-server`).
 
 use std::time::{Duration, Instant};
@@ -52,6 +52,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     println!("a deleted user 1; b reads {:?}", b.get(&1).await?);
+
+    // Tags: one invalidation for every entry that carries the tag, on every replica.
+    a.tagged(["team:7"]).insert(2, "grace".into()).await?;
+    a.tagged(["team:7"]).insert(3, "edsger".into()).await?;
+    println!(
+        "b reads users 2 and 3: {:?}, {:?}",
+        b.get(&2).await?,
+        b.get(&3).await?
+    );
+    tokio::time::sleep(Duration::from_millis(2)).await; // markers are in milliseconds
+    let sent = Instant::now();
+    a.invalidate_tag("team:7").await?;
+    while b.stats().tags_invalidated == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    println!(
+        "a invalidated tag team:7; {:?} later b reads {:?}, {:?} (its marker is in Redis too)",
+        sent.elapsed(),
+        b.get(&2).await?,
+        b.get(&3).await?
+    );
     let stats = b.stats();
     println!(
         "b: {} announcements heard, {} gaps; a: {} sent",
