@@ -107,10 +107,10 @@ where
         let left = end.duration_since(now).unwrap_or_default();
         let fresh_for = fail_safe.throttle.min(left);
         if !fresh_for.is_zero() {
-            let value = stale.value().clone();
-            let throttled = CacheEntry::new(value, now, Some(fresh_for))
-                .into_stale(end)
-                .with_tags(stale.tags().clone());
+            // Still produced when it was (a tag invalidated since must catch it), fresh
+            // until `now + fresh_for`.
+            let ttl = stale.age(now).saturating_add(fresh_for);
+            let throttled = stale.copy_with_ttl(Some(ttl)).into_stale(end);
             // Fresh for the throttle window, kept (stale) until its end.
             self.generations.publish(ticket, || {
                 memory.store(key.clone(), throttled, Some(left));

@@ -168,14 +168,16 @@ impl<V> Loaded<V> {
         self
     }
 
-    /// The entry this becomes, as produced at `produced_at`: for a load, when it began,
-    /// so that a tag invalidated while it ran invalidates what it read.
-    pub(crate) fn into_entry(self, produced_at: SystemTime) -> CacheEntry<V> {
-        CacheEntry::new(self.value, produced_at, self.ttl).with_tags(self.tags)
+    /// The entry a load that began at `started` stores: produced when the load began,
+    /// so that a tag invalidated while it ran invalidates what it read. Its age, and so
+    /// its TTL, counts from then too (what it read is that old).
+    pub(crate) fn into_entry(self, started: SystemTime) -> CacheEntry<V> {
+        CacheEntry::new(self.value, started, self.ttl).with_tags(self.tags)
     }
 
     /// This entry's own TTL, which caps every tier's (as
-    /// [`insert_with_ttl`](crate::Cache::insert_with_ttl) does).
+    /// [`insert_with_ttl`](crate::Cache::insert_with_ttl) does). Like every loaded
+    /// entry's age, it counts from when the load began.
     #[must_use]
     pub const fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);

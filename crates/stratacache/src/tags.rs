@@ -10,13 +10,13 @@
 //! in the same millisecond as the marker counts as invalid (a miss, never a stale read).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use std::hash::Hash;
 
-use stratacache_tier::{CacheEntry, Error, ErrorKind, Tags};
+use stratacache_tier::{CacheEntry, Error, ErrorKind, MAX_CLOCK_SKEW, Tags};
 
 use crate::erased::BoxFuture;
 use crate::inner::Inner;
@@ -77,6 +77,9 @@ pub(crate) struct TagMarkers {
     resending: AtomicBool,
     /// The level whose store keeps the markers.
     level: Option<usize>,
+    /// Moved by [`distrust`](Self::distrust): a read of the store that began before
+    /// it confirms nothing.
+    epoch: AtomicU64,
 }
 
 /// Past this many known markers per shard, those the store can tell again are dropped.
@@ -99,6 +102,7 @@ impl TagMarkers {
             waiting: AtomicBool::new(false),
             resending: AtomicBool::new(false),
             level,
+            epoch: AtomicU64::new(0),
         }
     }
 
@@ -159,63 +163,81 @@ impl TagMarkers {
             return Ok(());
         }
         self.resend(store.as_ref()).await;
-        let answer = store.get_many(&asked).await;
-        let markers = match &answer {
-            Ok(markers) if markers.len() == asked.len() => Some(markers),
-            _ => None,
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let answer = match store.get_many(&asked).await {
+            Ok(markers) if markers.len() == asked.len() => Ok(markers),
+            Ok(markers) => Err(Error::new(
+                ErrorKind::Other,
+                format!(
+                    "the store answered {} markers of {}",
+                    markers.len(),
+                    asked.len()
+                ),
+            )),
+            Err(error) => Err(error),
         };
+        // What was asked before a gap confirms nothing: it is asked again.
+        let confirmed = (self.epoch.load(Ordering::Acquire) == epoch).then_some(now);
         for (index, tag) in asked.iter().enumerate() {
-            let at = markers.and_then(|markers| markers[index]);
-            let mut shard = self.known.shard(*tag);
-            let known = shard.entry((*tag).into()).or_insert(Known {
-                at: None,
-                checked: None,
-            });
-            known.at = known.at.max(at);
-            known.checked = Some(now);
+            // On a failure, what was known stands until `trust_for` has passed.
+            let at = answer.as_ref().ok().and_then(|markers| markers[index]);
+            self.update(tag, at, confirmed, now);
         }
         self.sweep(asked.first().copied(), now);
         answer.map(drop)
     }
 
-    /// Invalidates `tag` at `now`: remembered here at once, then written to the store.
-    /// Returns the marker's time.
+    /// Takes in what was learnt of `tag`'s marker: a marker time (`at`), and when the
+    /// store confirmed what is known. A marker never moves back, nor further ahead of
+    /// `now` than [`MAX_CLOCK_SKEW`] (a host whose clock runs ahead must not block a
+    /// tag for as long as it is ahead).
+    fn update(
+        &self,
+        tag: &str,
+        at: Option<SystemTime>,
+        checked: Option<SystemTime>,
+        now: SystemTime,
+    ) {
+        let latest = now.checked_add(MAX_CLOCK_SKEW).unwrap_or(now);
+        let mut shard = self.known.shard(tag);
+        let known = shard.entry(tag.into()).or_insert(Known {
+            at: None,
+            checked: None,
+        });
+        known.at = known.at.max(at.map(|at| at.min(latest)));
+        if checked.is_some() {
+            known.checked = checked;
+        }
+    }
+
+    /// Writes `tag`'s marker `at` to the store (after what waits).
     ///
     /// # Errors
     ///
-    /// The store's failure; the marker is written again before the next is read.
-    pub(crate) async fn invalidate(
-        &self,
-        tag: &str,
-        now: SystemTime,
-    ) -> (SystemTime, Result<(), Error>) {
-        let at = round_up(now);
-        self.heard(tag, at);
+    /// The store's failure; the marker waits, and is written when the store's tier next
+    /// answers, or before the next marker is read or written.
+    pub(crate) async fn write(&self, tag: &str, at: SystemTime) -> Result<(), Error> {
         let Some(store) = &self.store else {
-            return (at, Ok(()));
+            return Ok(());
         };
         self.resend(store.as_ref()).await;
         let written = store.set(tag, at, self.marker_ttl).await;
         if written.is_err() {
             self.keep(tag, at);
         }
-        (at, written)
+        written
     }
 
-    /// Takes in a marker another instance announced.
-    pub(crate) fn heard(&self, tag: &str, at: SystemTime) {
-        let mut shard = self.known.shard(tag);
-        let known = shard.entry(tag.into()).or_insert(Known {
-            at: None,
-            checked: None,
-        });
-        known.at = known.at.max(Some(at));
+    /// Takes in a marker set here, or announced by another instance, at `now`.
+    pub(crate) fn heard(&self, tag: &str, at: SystemTime, now: SystemTime) {
+        self.update(tag, Some(at), None, now);
     }
 
     /// Forgets when markers were confirmed: announcements may have been missed, so
     /// each is read from the store again before it is trusted.
     pub(crate) fn distrust(&self) {
         if self.store.is_some() {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
             self.known.for_each(|_, known| known.checked = None);
         }
     }
@@ -227,7 +249,8 @@ impl TagMarkers {
         self.waiting.store(true, Ordering::Relaxed);
     }
 
-    /// Writes the markers the store refused before; stops at the first it refuses again.
+    /// Writes the markers the store refused before (each as the latest known, so a late
+    /// resend never moves a marker back); stops at the first it refuses again.
     async fn resend(&self, store: &dyn MarkerStore) {
         let waiting: Vec<(Box<str>, SystemTime)> = {
             let mut unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
@@ -236,6 +259,8 @@ impl TagMarkers {
         };
         let mut waiting = waiting.into_iter();
         for (tag, at) in waiting.by_ref() {
+            let known = self.known.shard(&*tag).get(&tag).and_then(|known| known.at);
+            let at = known.map_or(at, |known| known.max(at));
             if store.set(&tag, at, self.marker_ttl).await.is_err() {
                 self.keep(&tag, at);
                 break;
@@ -246,8 +271,9 @@ impl TagMarkers {
         }
     }
 
-    /// Bounds what is remembered: past [`KNOWN_PER_SHARD`] in `tag`'s shard, markers
-    /// the store can tell again (confirmed, not waiting to be written) are dropped.
+    /// Bounds what is remembered: past [`KNOWN_PER_SHARD`] in `tag`'s shard, what the
+    /// store can tell again (confirmed by it, out of date, not waiting to be written) is
+    /// dropped; a marker set here or heard, and not confirmed since, is kept.
     fn sweep(&self, tag: Option<&str>, now: SystemTime) {
         let Some(tag) = tag else { return };
         let mut shard = self.known.shard(tag);
@@ -256,7 +282,7 @@ impl TagMarkers {
         }
         let unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
         shard.retain(|tag, known| {
-            unsent.contains_key(tag) || (known.checked.is_some() && !self.outdated(*known, now))
+            unsent.contains_key(tag) || known.checked.is_none() || !self.outdated(*known, now)
         });
     }
 }
@@ -266,9 +292,9 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// Invalidates every entry carrying `tag`: loads in flight here store nothing (a
-    /// write to every key begins), the marker is known here at once and written to the
-    /// shared tier, then announced to the other instances.
+    /// Invalidates every entry carrying `tag`: known here at once (loads in flight here
+    /// store nothing), then the marker is written to the shared tier and announced to
+    /// the other instances.
     pub(crate) async fn invalidate_tag(&self, tag: &str) -> Result<(), Error> {
         if tag.len() > Tags::MAX_TAG_LEN {
             return Err(Error::new(
@@ -276,10 +302,9 @@ where
                 format!("a tag is at most {} bytes", Tags::MAX_TAG_LEN),
             ));
         }
-        let every_key = self.generations.write_all();
-        let (at, written) = self.tags.invalidate(tag, self.clock.now()).await;
-        drop(every_key);
-        self.telemetry.count(CacheCounter::TagsInvalidated);
+        let at = round_up(self.clock.now());
+        self.tag_invalidated(tag, at);
+        let written = self.tags.write(tag, at).await;
         if written.is_err() {
             self.telemetry.count(CacheCounter::TagErrors);
         }
@@ -305,11 +330,13 @@ where
         }
     }
 
-    /// Takes in another instance's invalidation of `tag` at `at`.
+    /// Takes in an invalidation of `tag` at `at`, made here or announced by another
+    /// instance.
     pub(crate) fn tag_invalidated(&self, tag: &str, at: SystemTime) {
-        // Loads in flight here may have read what the invalidation replaced.
+        // Loads in flight here may have read what the invalidation replaces: they store
+        // nothing, and later callers do not join them.
         drop(self.generations.write_all());
-        self.tags.heard(tag, at);
+        self.tags.heard(tag, at, self.clock.now());
         self.telemetry.count(CacheCounter::TagsInvalidated);
     }
 }

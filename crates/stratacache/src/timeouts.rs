@@ -182,8 +182,11 @@ where
                 {
                     inner.telemetry.count(CacheCounter::BackgroundLoads);
                     // Stored as the call would have: its tiers, its TTL cap.
-                    let ttl = options.cap(found.ttl);
-                    let entry = found.clone().into_entry(started).with_ttl(ttl);
+                    let capped = Loaded {
+                        ttl: options.cap(found.ttl),
+                        ..found.clone()
+                    };
+                    let entry = capped.into_entry(started);
                     let op = inner.telemetry.start(Operation::Refresh);
                     let every_level = options.levels(inner.levels.len());
                     inner

@@ -165,7 +165,7 @@ where
             Change::Store(_) => Action::Written,
             Change::Remove => Action::Invalidated,
         };
-        // Announced once the key is free: no writer of it waits on the backplane.
+        // Announced once the write reached every tier (the sender publishes it later).
         drop(held);
         self.announce(action, Some(key));
         self.conclude(results)
@@ -352,6 +352,10 @@ where
         op: &Op,
     ) {
         if into.is_empty() || !self.generations.is_current(ticket) {
+            return;
+        }
+        if !entry.tags().within_limits() {
+            // Served to its caller, never cached: no tier could be told to forget it.
             return;
         }
         // Only a memory L1 to fill: one check-and-store under the stripe's lock, no key

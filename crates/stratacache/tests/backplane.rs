@@ -300,3 +300,15 @@ async fn a_paused_redis_is_found_out_and_l1_distrusted() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn what_a_dropped_instance_wrote_last_is_still_announced() {
+    let (l2, backplane) = (MemoryTier::new(100), MockBackplane::new());
+    let [a, b] = replicas(&l2, &backplane);
+    tokio::task::yield_now().await;
+    b.insert(1, "old".into()).await.unwrap();
+    a.insert(1, "new".into()).await.unwrap();
+    drop(a); // before its sender ran
+    until("b heard the write", || b.stats().backplane_received == 1).await;
+    assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("new"));
+}

@@ -370,3 +370,45 @@ async fn a_load_on_another_instance_that_read_before_the_invalidation_is_not_ser
         .unwrap();
     assert!(late.get_entry(&1).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn too_many_or_too_long_tags_are_refused_on_insert_and_not_cached_on_load() {
+    let clock = FrozenClock::new();
+    let cache: Cache<u64, String> = Cache::builder().clock(clock.clone()).build().unwrap();
+    let many: Vec<String> = (0..=Tags::MAX_TAGS).map(|i| i.to_string()).collect();
+    let refused = cache.tagged(many.clone()).insert(1, "v".into()).await;
+    assert_eq!(refused.unwrap_err().kind(), ErrorKind::Config);
+    let loaded = cache
+        .tagged(many)
+        .get_or_insert(&2, || async { "loaded".to_string() })
+        .await
+        .unwrap();
+    assert_eq!(loaded.as_deref(), Some("loaded"), "served");
+    assert!(cache.get_entry(&2).await.unwrap().is_none(), "not cached");
+}
+
+#[tokio::test]
+async fn a_loaded_entrys_age_counts_from_when_its_load_began() {
+    struct Slow(FrozenClock);
+    impl Loader<u64, String> for Slow {
+        async fn load(&self, _: &u64) -> Result<Option<Loaded<String>>, BoxError> {
+            self.0.advance(5 * SEC); // the query takes five seconds
+            Ok(Some(Loaded::new("v".to_string()).ttl(10 * SEC).tags(["t"])))
+        }
+    }
+    let clock = FrozenClock::new();
+    let cache: Cache<u64, String> = Cache::builder()
+        .clock(clock.clone())
+        .loader(Slow(clock.clone()))
+        .build()
+        .unwrap();
+    cache.get(&1).await.unwrap();
+    let info = cache.inspect(&1).await.unwrap().unwrap();
+    assert_eq!(
+        info.remaining_ttl(),
+        Some(5 * SEC),
+        "what it read is five seconds old"
+    );
+    clock.advance(5 * SEC);
+    assert!(cache.get_entry(&1).await.unwrap().is_none());
+}

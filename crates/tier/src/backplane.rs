@@ -36,7 +36,8 @@ pub trait Backplane: Send + Sync + 'static {
 /// A live subscription to a [`Backplane`].
 pub trait Subscription: Send {
     /// The next message; `None` once the subscription is lost, when messages may have
-    /// been missed.
+    /// been missed. Cancel-safe: the cache drops this future when the channel stays
+    /// quiet for a heartbeat, and a message must not be lost by that.
     fn next(&mut self) -> BoxFuture<'_, Option<Bytes>>;
 
     /// Proves the subscription still receives (a round trip on its connection, say).

@@ -92,7 +92,9 @@ where
 {
     /// Tags for what the call stores, inserted or loaded (added to a loader's own
     /// [`Loaded::tags`](crate::Loaded::tags)): [`Cache::invalidate_tag`] of any of them
-    /// invalidates it.
+    /// invalidates it. Beyond [`Tags::MAX_TAGS`] tags or [`Tags::MAX_TAG_LEN`] bytes a
+    /// tag, `insert` fails with [`ErrorKind::Config`] and a loaded value is returned but
+    /// not cached.
     ///
     /// ```
     /// use stratacache::Cache;
@@ -241,6 +243,16 @@ where
     ///
     /// As [`Cache::insert`].
     pub async fn insert(&self, key: K, value: V) -> Result<WriteOutcome, Error> {
+        if !self.tags.within_limits() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "an entry carries at most {} tags of at most {} bytes",
+                    Tags::MAX_TAGS,
+                    Tags::MAX_TAG_LEN
+                ),
+            ));
+        }
         let inner = &self.cache.inner;
         let entry = CacheEntry::new(value, inner.clock.now(), self.options.get_ttl())
             .with_tags(self.tags.clone());

@@ -54,7 +54,8 @@ pub(crate) fn write_header(out: &mut Vec<u8>, header: &Header<'_>) {
         out.extend_from_slice(check);
     }
     if !header.tags.is_empty() {
-        // Within `Tags`' limits (checked where tags are given): the casts hold.
+        // Within `Tags`' limits (the cache stores nothing beyond, and the remote tier
+        // refuses it): the casts hold.
         let count = u16::try_from(header.tags.len()).unwrap_or(u16::MAX);
         out.extend_from_slice(&count.to_le_bytes());
         for tag in header.tags.iter().take(usize::from(count)) {

@@ -4,14 +4,16 @@
 //!
 //! Messages carry no values: a version, the action, the sending instance's id, and the
 //! key as its codec encodes it. An instance skips its own messages. Nothing is lost
-//! silently: when the subscription ends (the connection dropped, it lagged), this
-//! instance distrusts its whole L1 (drops it), subscribes again with backoff, and drops
-//! L1 once more when subscribed, for what it may have missed in between. The first
-//! subscription, made in the background after the cache is built, drops L1 too. An
-//! announcement the backplane does not take waits (one per key; past 10 000, one
-//! "cleared" for all) and is sent after the next one it takes.
+//! silently: when the subscription ends (the connection dropped, it lagged) or fails
+//! the check made after a quiet heartbeat (a stalled connection), this instance
+//! distrusts its whole L1 (drops it), subscribes again with backoff, and drops L1 once
+//! more when subscribed, for what it may have missed in between. The first
+//! subscription, made in the background after the cache is built, drops L1 too.
+//!
+//! A write does not wait for its announcement: the [`outbox`] keeps it (one per key;
+//! past 10 000, one "cleared" for all) until a sender task publishes it, batched;
+//! what the backplane refuses is tried again with backoff.
 
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
@@ -19,7 +21,11 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use futures::future::{Either, select};
 use stratacache_tier::{Backplane, Error, ErrorKind};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
+
+mod outbox;
+
+use outbox::{Outbox, Subject};
 
 use crate::inner::Inner;
 use crate::tags::millis;
@@ -49,44 +55,18 @@ pub(crate) enum Action {
     Batch = 6,
 }
 
-/// What a waiting announcement is about: a key (as encoded), a tag, or a lock.
-#[derive(Clone, PartialEq, Eq, Hash)]
-enum Subject {
-    Key(Vec<u8>),
-    Tag(Box<str>),
-    Lock(Vec<u8>),
-}
-
 /// A cache's link to its backplane.
 pub(crate) struct Link<K> {
     transport: Arc<dyn Backplane>,
-    /// This instance's id: its own messages come back, and are skipped.
-    origin: u64,
     encode: EncodeKey<K>,
     decode: DecodeKey<K>,
     /// Dropped with the cache: the listening task then ends.
     shutdown: Mutex<Option<oneshot::Sender<()>>>,
-    /// Announcements waiting for the sender.
-    unsent: Mutex<Unsent>,
-    /// Wakes the sender: announcements wait, or the cache is gone.
-    wake: Arc<Notify>,
+    /// Announcements on their way out, shared with the sender task.
+    outbox: Arc<Outbox>,
     /// How long the channel may stay quiet before the subscription is checked.
     pub(crate) heartbeat: Duration,
 }
-
-/// Announcements waiting to be sent: one per key (each says "drop your copy"), or, past
-/// [`MAX_UNSENT`], one that says "drop everything".
-#[derive(Default)]
-struct Unsent {
-    keys: HashMap<Subject, Bytes>,
-    everything: Option<Bytes>,
-}
-
-/// How many keys' announcements wait before they are folded into one "cleared".
-const MAX_UNSENT: usize = 10_000;
-
-/// How many announcements one message carries at most.
-const BATCH: usize = 64;
 
 impl<K> Link<K> {
     #[cfg_attr(
@@ -101,87 +81,22 @@ impl<K> Link<K> {
         encode: EncodeKey<K>,
         decode: DecodeKey<K>,
     ) -> Self {
+        let transport: Arc<dyn Backplane> = Arc::new(transport);
         Self {
-            transport: Arc::new(transport),
-            origin: fastrand::u64(..),
+            outbox: Arc::new(Outbox::new(Arc::clone(&transport), fastrand::u64(..))),
+            transport,
             encode,
             decode,
             shutdown: Mutex::new(None),
-            unsent: Mutex::new(Unsent::default()),
-            wake: Arc::new(Notify::new()),
             heartbeat: DEFAULT_HEARTBEAT,
         }
-    }
-
-    fn message(&self, action: Action, key: Option<&[u8]>) -> Bytes {
-        let mut message = vec![VERSION, action as u8];
-        message.extend_from_slice(&self.origin.to_le_bytes());
-        message.extend_from_slice(key.unwrap_or_default());
-        Bytes::from(message)
-    }
-
-    /// Leaves an announcement for the sender, and wakes it.
-    fn queue(&self, subject: Option<Subject>, message: Bytes) {
-        self.keep(subject, message);
-        self.wake.notify_one();
-    }
-
-    /// Keeps an announcement until the sender takes it.
-    fn keep(&self, subject: Option<Subject>, message: Bytes) {
-        let mut unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
-        match subject {
-            Some(subject) if unsent.everything.is_none() && unsent.keys.len() < MAX_UNSENT => {
-                unsent.keys.insert(subject, message);
-            }
-            _ => {
-                unsent.keys.clear();
-                unsent.everything = Some(self.message(Action::Cleared, None));
-            }
-        }
-    }
-
-    /// Takes up to [`BATCH`] waiting announcements ("drop everything" first).
-    fn take_batch(&self) -> Vec<(Option<Subject>, Bytes)> {
-        let mut unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut batch: Vec<_> = unsent
-            .everything
-            .take()
-            .map(|all| (None, all))
-            .into_iter()
-            .collect();
-        let subjects: Vec<Subject> = unsent
-            .keys
-            .keys()
-            .take(BATCH - batch.len())
-            .cloned()
-            .collect();
-        for subject in subjects {
-            if let Some(message) = unsent.keys.remove(&subject) {
-                batch.push((Some(subject), message));
-            }
-        }
-        batch
-    }
-
-    /// One message carrying every announcement of `batch`.
-    fn bundle(&self, batch: &[(Option<Subject>, Bytes)]) -> Bytes {
-        if let [(_, single)] = batch {
-            return single.clone();
-        }
-        let mut message = self.message(Action::Batch, None).to_vec();
-        for (_, announcement) in batch {
-            let len = u32::try_from(announcement.len()).unwrap_or(u32::MAX);
-            message.extend_from_slice(&len.to_le_bytes());
-            message.extend_from_slice(announcement);
-        }
-        Bytes::from(message)
     }
 }
 
 impl<K> Drop for Link<K> {
     fn drop(&mut self) {
-        // The sender wakes, finds the cache gone, and ends.
-        self.wake.notify_one();
+        // The sender sends what is left, and ends.
+        self.outbox.close();
     }
 }
 
@@ -212,8 +127,8 @@ where
                 return;
             }
         };
-        let message = link.message(action, key.as_deref());
-        link.queue(key.map(Subject::Key), message);
+        let message = link.outbox.message(action, key.as_deref());
+        link.outbox.queue(key.map(Subject::Key), message);
     }
 
     /// Tells the other instances that `tag` was invalidated at `at` (through the sender).
@@ -223,15 +138,16 @@ where
         };
         let mut body = millis(at).to_le_bytes().to_vec();
         body.extend_from_slice(tag.as_bytes());
-        let message = link.message(Action::TagInvalidated, Some(&body));
-        link.queue(Some(Subject::Tag(tag.into())), message);
+        let message = link.outbox.message(Action::TagInvalidated, Some(&body));
+        link.outbox.queue(Some(Subject::Tag(tag.into())), message);
     }
 
     /// Tells the other instances that the lock `name` was released (through the sender).
     pub(crate) fn announce_released(&self, name: &[u8]) {
         if let Some(link) = &self.backplane {
-            let message = link.message(Action::Released, Some(name));
-            link.queue(Some(Subject::Lock(name.to_vec())), message);
+            let message = link.outbox.message(Action::Released, Some(name));
+            link.outbox
+                .queue(Some(Subject::Lock(name.to_vec())), message);
         }
     }
 
@@ -259,7 +175,10 @@ where
             link.heartbeat,
             stopped,
         ));
-        runtime.spawn(send(Arc::downgrade(self), Arc::clone(&link.wake)));
+        runtime.spawn(outbox::send(
+            Arc::clone(&link.outbox),
+            Arc::clone(&self.telemetry),
+        ));
         Ok(())
     }
 
@@ -351,54 +270,18 @@ fn unbundle(message: &[u8]) -> Option<Result<Vec<&[u8]>, Error>> {
             return Some(Err(corrupt()));
         };
         let len = u32::from_le_bytes(*len) as usize;
-        if tail.len() < len || tail.get(1) == Some(&(Action::Batch as u8)) {
+        if tail.len() < len {
             return Some(Err(corrupt()));
         }
         let (announcement, tail) = tail.split_at(len);
+        if announcement.get(1) == Some(&(Action::Batch as u8)) {
+            // Batches do not nest.
+            return Some(Err(corrupt()));
+        }
         announcements.push(announcement);
         rest = tail;
     }
     Some(Ok(announcements))
-}
-
-/// Publishes what waits, [`BATCH`] announcements a message, whenever woken; what the
-/// backplane refuses waits again, and is tried again after a backoff. Ends with the
-/// cache.
-async fn send<K, V>(cache: Weak<Inner<K, V>>, wake: Arc<Notify>)
-where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    let mut backoff = FIRST_BACKOFF;
-    loop {
-        wake.notified().await;
-        loop {
-            let Some(inner) = cache.upgrade() else {
-                return;
-            };
-            let Some(link) = &inner.backplane else {
-                return;
-            };
-            let batch = link.take_batch();
-            if batch.is_empty() {
-                break;
-            }
-            if link.transport.publish(link.bundle(&batch)).await.is_ok() {
-                for _ in &batch {
-                    inner.telemetry.count(CacheCounter::BackplaneSent);
-                }
-                backoff = FIRST_BACKOFF;
-                continue;
-            }
-            inner.telemetry.count(CacheCounter::BackplaneErrors);
-            for (subject, message) in batch {
-                link.keep(subject, message);
-            }
-            drop(inner);
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(LAST_BACKOFF);
-        }
-    }
 }
 
 /// Decodes a message: `None` for one of this instance's own.
@@ -409,7 +292,7 @@ fn decode<K>(link: &Link<K>, message: &[u8]) -> Result<Option<Heard<K>>, Error> 
     if version != VERSION {
         return Err(corrupt());
     }
-    if u64::from_le_bytes(*origin) == link.origin {
+    if u64::from_le_bytes(*origin) == link.outbox.origin() {
         return Ok(None);
     }
     match action {

@@ -1,0 +1,175 @@
+//! Announcements on their way out: kept (one per subject) until the sender task
+//! publishes them, up to [`BATCH`] in one message. The sender owns what it needs, so
+//! what waits when the cache is dropped is still sent.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use stratacache_tier::Backplane;
+use tokio::sync::Notify;
+
+use super::{Action, FIRST_BACKOFF, LAST_BACKOFF, VERSION};
+use crate::telemetry::{CacheCounter, Telemetry};
+
+/// How many subjects' announcements wait before they are folded into one "cleared".
+const MAX_UNSENT: usize = 10_000;
+
+/// How many announcements one message carries at most.
+const BATCH: usize = 64;
+
+/// What a waiting announcement is about: a key (as encoded), a tag, or a lock. A newer
+/// announcement about the same subject replaces the older.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(super) enum Subject {
+    Key(Vec<u8>),
+    Tag(Box<str>),
+    Lock(Vec<u8>),
+}
+
+/// Announcements waiting: one per subject, or, past [`MAX_UNSENT`], one that says "drop
+/// everything".
+#[derive(Default)]
+struct Waiting {
+    subjects: HashMap<Subject, Bytes>,
+    everything: Option<Bytes>,
+}
+
+pub(super) struct Outbox {
+    transport: Arc<dyn Backplane>,
+    /// This instance's id: its own messages come back, and are skipped.
+    origin: u64,
+    waiting: Mutex<Waiting>,
+    /// Wakes the sender: announcements wait, or the outbox closed.
+    wake: Notify,
+    closed: AtomicBool,
+}
+
+impl Outbox {
+    pub(super) fn new(transport: Arc<dyn Backplane>, origin: u64) -> Self {
+        Self {
+            transport,
+            origin,
+            waiting: Mutex::default(),
+            wake: Notify::new(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    pub(super) const fn origin(&self) -> u64 {
+        self.origin
+    }
+
+    /// An announcement of `action` about `key` (raw bytes), from this instance.
+    pub(super) fn message(&self, action: Action, key: Option<&[u8]>) -> Bytes {
+        let mut message = vec![VERSION, action as u8];
+        message.extend_from_slice(&self.origin.to_le_bytes());
+        message.extend_from_slice(key.unwrap_or_default());
+        Bytes::from(message)
+    }
+
+    /// Leaves an announcement for the sender (replacing an older one about `subject`),
+    /// and wakes it. `None`: about everything.
+    pub(super) fn queue(&self, subject: Option<Subject>, message: Bytes) {
+        self.keep(subject, message, true);
+        self.wake.notify_one();
+    }
+
+    /// Keeps an announcement; `replace`: over an older one about the same subject (a
+    /// refused one put back replaces nothing newer).
+    fn keep(&self, subject: Option<Subject>, message: Bytes, replace: bool) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        match subject {
+            Some(_) if waiting.everything.is_some() => {}
+            Some(subject) if waiting.subjects.len() < MAX_UNSENT => {
+                if replace {
+                    waiting.subjects.insert(subject, message);
+                } else {
+                    waiting.subjects.entry(subject).or_insert(message);
+                }
+            }
+            _ => {
+                waiting.subjects.clear();
+                waiting.everything = Some(self.message(Action::Cleared, None));
+            }
+        }
+    }
+
+    /// Takes up to [`BATCH`] waiting announcements ("drop everything" first).
+    fn take_batch(&self) -> Vec<(Option<Subject>, Bytes)> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        let everything = waiting.everything.take().map(|all| (None, all));
+        let mut batch: Vec<_> = everything.into_iter().collect();
+        let subjects: Vec<Subject> = (waiting.subjects.keys())
+            .take(BATCH - batch.len())
+            .cloned()
+            .collect();
+        for subject in subjects {
+            if let Some(message) = waiting.subjects.remove(&subject) {
+                batch.push((Some(subject), message));
+            }
+        }
+        batch
+    }
+
+    /// One message carrying every announcement of `batch`.
+    fn bundle(&self, batch: &[(Option<Subject>, Bytes)]) -> Bytes {
+        if let [(_, single)] = batch {
+            return single.clone();
+        }
+        let mut message = self.message(Action::Batch, None).to_vec();
+        for (_, announcement) in batch {
+            let len = u32::try_from(announcement.len()).unwrap_or(u32::MAX);
+            message.extend_from_slice(&len.to_le_bytes());
+            message.extend_from_slice(announcement);
+        }
+        Bytes::from(message)
+    }
+
+    /// No more announcements: the sender sends what waits (once) and ends.
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+}
+
+/// The sender task: publishes what waits whenever woken; what the backplane refuses
+/// waits again, and is tried again after a backoff. Once the outbox is closed, it tries
+/// what is left once and ends.
+pub(super) async fn send(outbox: Arc<Outbox>, telemetry: Arc<Telemetry>) {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        outbox.wake.notified().await;
+        loop {
+            let batch = outbox.take_batch();
+            if batch.is_empty() {
+                break;
+            }
+            if outbox
+                .transport
+                .publish(outbox.bundle(&batch))
+                .await
+                .is_ok()
+            {
+                for _ in &batch {
+                    telemetry.count(CacheCounter::BackplaneSent);
+                }
+                backoff = FIRST_BACKOFF;
+                continue;
+            }
+            telemetry.count(CacheCounter::BackplaneErrors);
+            if outbox.closed.load(Ordering::Acquire) {
+                return;
+            }
+            for (subject, message) in batch {
+                outbox.keep(subject, message, false);
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(LAST_BACKOFF);
+        }
+        if outbox.closed.load(Ordering::Acquire) {
+            return;
+        }
+    }
+}
