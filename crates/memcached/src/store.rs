@@ -292,6 +292,10 @@ impl ByteStore for MemcachedStore {
         Some(self.config.max_value_size)
     }
 
+    fn namespace(&self) -> &str {
+        &self.config.namespace
+    }
+
     /// The values of many keys: one pipelined request per server, servers in parallel.
     ///
     /// # Errors

@@ -186,6 +186,10 @@ impl ByteStore for RedisStore {
         Some(512 * 1024 * 1024)
     }
 
+    fn namespace(&self) -> &str {
+        &self.config.namespace
+    }
+
     /// The values of many keys, in one `MGET` round trip (concurrent `GET`s in a
     /// cluster, where one command may not cross slots).
     ///

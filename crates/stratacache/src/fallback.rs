@@ -81,7 +81,10 @@ where
         C: crate::Codec<K> + crate::Codec<V>,
     {
         let remote = remote.into();
-        let markers = crate::codec::StoreMarkers(Arc::clone(&remote.store));
+        let markers = crate::codec::StoreMarkers {
+            store: Arc::clone(&remote.store),
+            transforms: remote.transforms.clone(),
+        };
         let mut fallback = Self::tier(remote.into_tier::<K, V>());
         fallback.spec.markers = Some(Arc::new(markers));
         fallback

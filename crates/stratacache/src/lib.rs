@@ -112,6 +112,10 @@ mod write;
 
 pub use builder::CacheBuilder;
 pub use cache::{Cache, EntryInfo, WithOptions};
+#[cfg(feature = "compression")]
+pub use codec::Compression;
+#[cfg(feature = "encryption")]
+pub use codec::Encryption;
 #[cfg(feature = "serialize")]
 pub use codec::{Codec, Postcard, Remote, SerializedTier};
 pub use fail_safe::FailSafe;

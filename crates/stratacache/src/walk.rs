@@ -221,10 +221,10 @@ where
     }
 
     /// The strict rule, in one place: a tier failure is returned only by a strict cache,
-    /// and never for bad bytes (the tier is up, the codec boundary already deleted
-    /// them, and the value will be reloaded).
+    /// and never for bad bytes, foreign or failing a security check (the tier is up,
+    /// the codec boundary already deleted them, and the value will be reloaded).
     pub(crate) fn tolerate(&self, error: Error) -> Result<(), Error> {
-        if self.strict && error.kind() != ErrorKind::Codec {
+        if self.strict && !matches!(error.kind(), ErrorKind::Codec | ErrorKind::Integrity) {
             Err(error)
         } else {
             Ok(())
@@ -412,6 +412,10 @@ where
         if let TierOutcome::Error(kind) = outcome {
             if is_outage(kind) {
                 op.mark_unreachable(level.index);
+            }
+            if kind == ErrorKind::Integrity {
+                // A security event: bytes that failed authentication, or a bomb.
+                self.telemetry.count(CacheCounter::IntegrityFailures);
             }
         } else {
             if level.recovery.as_ref().is_some_and(Recovery::take_answered) {

@@ -37,6 +37,11 @@ pub enum ErrorKind {
     Timeout,
     /// Bytes could not be encoded or decoded (corrupt, truncated or foreign data).
     Codec,
+    /// Bytes failed a security check: a ciphertext that does not authenticate (tampered,
+    /// truncated, copied under another key or cache), encrypted under a key this cache
+    /// does not hold, plain bytes where encrypted ones belong, or a payload that would
+    /// decompress past its limit. A security event: counted apart from codec errors.
+    Integrity,
     /// The tier refused the request itself: an oversized value, an invalid key.
     Rejected,
     /// The caller's loader failed; [`Error::source`](StdError::source) holds its error.
@@ -64,6 +69,7 @@ impl ErrorKind {
             Self::Unavailable => "unavailable",
             Self::Timeout => "timeout",
             Self::Codec => "codec",
+            Self::Integrity => "integrity",
             Self::Rejected => "rejected",
             Self::Loader => "loader",
             Self::CircuitOpen => "circuit_open",
@@ -266,6 +272,7 @@ mod tests {
             (ErrorKind::Unavailable, true),
             (ErrorKind::Timeout, true),
             (ErrorKind::Codec, false),
+            (ErrorKind::Integrity, false),
             (ErrorKind::Rejected, false),
             (ErrorKind::Loader, false),
             (ErrorKind::Config, false),

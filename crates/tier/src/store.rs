@@ -132,6 +132,13 @@ pub trait ByteStore: Send + Sync + 'static {
     fn max_value_size(&self) -> Option<usize> {
         None
     }
+
+    /// The namespace the store prefixes its keys with (empty when it has none). An
+    /// encrypting codec binds every ciphertext to it, so bytes copied from another
+    /// cache's namespace never decrypt.
+    fn namespace(&self) -> &str {
+        ""
+    }
 }
 
 #[cfg(test)]

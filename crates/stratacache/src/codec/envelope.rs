@@ -1,4 +1,6 @@
-//! The versioned envelope around every value in a remote store.
+//! The versioned envelope around every value in a remote store: a head always in clear
+//! (what the entry is and how to read the rest), then a body (the key check, the tags
+//! and the payload), in clear or sealed (see `Remote`'s docs for the layout).
 
 use std::time::{Duration, SystemTime};
 
@@ -6,59 +8,69 @@ use stratacache_tier::{Error, ErrorKind, Tags};
 
 const MAGIC: &[u8; 2] = b"SC";
 const FORMAT_VERSION: u8 = 1;
-const HAS_TTL: u8 = 0b01;
-const HAS_KEY_CHECK: u8 = 0b10;
-const HAS_TAGS: u8 = 0b100;
+const HAS_TTL: u8 = 0b1;
+/// The body starts with the full encoded key.
+pub(crate) const HAS_KEY_CHECK: u8 = 0b10;
+/// The body carries tags.
+pub(crate) const HAS_TAGS: u8 = 0b100;
+/// The body is sealed: key id, nonce, then the AEAD ciphertext of the body.
+pub(crate) const ENCRYPTED: u8 = 0b1000;
+/// The payload is compressed.
+pub(crate) const COMPRESSED: u8 = 0b1_0000;
+const KNOWN_FLAGS: u8 = HAS_TTL | HAS_KEY_CHECK | HAS_TAGS | ENCRYPTED | COMPRESSED;
 
-/// What the envelope says besides the payload.
+/// The part of the envelope always in clear.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Header<'a> {
+pub(crate) struct Head {
     pub(crate) cached_at: SystemTime,
     pub(crate) ttl: Option<Duration>,
     pub(crate) schema_version: u32,
-    pub(crate) key_check: Option<&'a [u8]>,
-    pub(crate) tags: Tags,
+    /// The flags above, but [`HAS_TTL`] (set from `ttl`).
+    pub(crate) flags: u8,
 }
 
-/// Writes the header; the payload is appended after it.
-pub(crate) fn write_header(out: &mut Vec<u8>, header: &Header<'_>) {
-    let mut flags = 0;
-    if header.ttl.is_some() {
+/// What the envelope carries with the value.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Body<'a> {
+    pub(crate) key_check: Option<&'a [u8]>,
+    pub(crate) tags: Tags,
+    pub(crate) payload: &'a [u8],
+}
+
+/// Writes the head.
+pub(crate) fn write_head(out: &mut Vec<u8>, head: &Head) {
+    let mut flags = head.flags & !HAS_TTL;
+    if head.ttl.is_some() {
         flags |= HAS_TTL;
-    }
-    if header.key_check.is_some() {
-        flags |= HAS_KEY_CHECK;
-    }
-    if !header.tags.is_empty() {
-        flags |= HAS_TAGS;
     }
     out.extend_from_slice(MAGIC);
     out.push(FORMAT_VERSION);
     out.push(flags);
-    out.extend_from_slice(
-        &millis(
-            header
-                .cached_at
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default(),
-        )
-        .to_le_bytes(),
-    );
-    if let Some(ttl) = header.ttl {
+    let since_epoch = head
+        .cached_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    out.extend_from_slice(&millis(since_epoch).to_le_bytes());
+    if let Some(ttl) = head.ttl {
         out.extend_from_slice(&millis(ttl).to_le_bytes());
     }
-    out.extend_from_slice(&header.schema_version.to_le_bytes());
-    if let Some(check) = header.key_check {
+    out.extend_from_slice(&head.schema_version.to_le_bytes());
+}
+
+/// Writes the body but its payload, which the caller appends: the key check and the
+/// tags the head's flags announce.
+pub(crate) fn write_body(out: &mut Vec<u8>, key_check: Option<&[u8]>, tags: &Tags) {
+    if let Some(check) = key_check {
         let len = u32::try_from(check.len()).unwrap_or(u32::MAX);
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(check);
     }
-    if !header.tags.is_empty() {
+    if !tags.is_empty() {
         // Within `Tags`' limits (the cache stores nothing beyond, and the remote tier
         // refuses it): the casts hold.
-        let count = u16::try_from(header.tags.len()).unwrap_or(u16::MAX);
+        let count = u16::try_from(tags.len()).unwrap_or(u16::MAX);
         out.extend_from_slice(&count.to_le_bytes());
-        for tag in header.tags.iter().take(usize::from(count)) {
+        for tag in tags.iter().take(usize::from(count)) {
             let len = u16::try_from(tag.len()).unwrap_or(u16::MAX);
             out.extend_from_slice(&len.to_le_bytes());
             out.extend_from_slice(&tag.as_bytes()[..usize::from(len)]);
@@ -66,11 +78,23 @@ pub(crate) fn write_header(out: &mut Vec<u8>, header: &Header<'_>) {
     }
 }
 
+/// The flags a body with `key_check` and `tags` needs.
+pub(crate) fn body_flags(key_check: Option<&[u8]>, tags: &Tags) -> u8 {
+    let mut flags = 0;
+    if key_check.is_some() {
+        flags |= HAS_KEY_CHECK;
+    }
+    if !tags.is_empty() {
+        flags |= HAS_TAGS;
+    }
+    flags
+}
+
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn corrupt(what: &str) -> Error {
+pub(crate) fn corrupt(what: &str) -> Error {
     Error::new(
         ErrorKind::Codec,
         format!("not a stratacache envelope: {what}"),
@@ -78,10 +102,10 @@ fn corrupt(what: &str) -> Error {
 }
 
 /// Reads bytes off the front of a slice, failing on truncation.
-struct Reader<'a>(&'a [u8]);
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, len: usize) -> Result<&'a [u8], Error> {
+    pub(crate) fn take(&mut self, len: usize) -> Result<&'a [u8], Error> {
         if self.0.len() < len {
             return Err(corrupt("truncated"));
         }
@@ -117,7 +141,7 @@ impl<'a> Reader<'a> {
         Ok(Tags::new(tags))
     }
 
-    fn u32(&mut self) -> Result<u32, Error> {
+    pub(crate) fn u32(&mut self) -> Result<u32, Error> {
         let bytes = self.take(4)?;
         Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
     }
@@ -130,12 +154,12 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Splits stored bytes into header and payload.
+/// Splits stored bytes into the head and what follows it.
 ///
 /// # Errors
 ///
 /// [`ErrorKind::Codec`] for bytes that are truncated, foreign, or of another format.
-pub(crate) fn read(bytes: &[u8]) -> Result<(Header<'_>, &[u8]), Error> {
+pub(crate) fn read_head(bytes: &[u8]) -> Result<(Head, &[u8]), Error> {
     let mut reader = Reader(bytes);
     if reader.take(2).map_err(|_| corrupt("too short"))? != MAGIC {
         return Err(corrupt("unknown magic bytes"));
@@ -148,7 +172,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<(Header<'_>, &[u8]), Error> {
         ));
     }
     let flags = reader.u8()?;
-    if flags & !(HAS_TTL | HAS_KEY_CHECK | HAS_TAGS) != 0 {
+    if flags & !KNOWN_FLAGS != 0 {
         return Err(corrupt("unknown flags"));
     }
     let cached_at = SystemTime::UNIX_EPOCH
@@ -160,6 +184,22 @@ pub(crate) fn read(bytes: &[u8]) -> Result<(Header<'_>, &[u8]), Error> {
         Some(Duration::from_millis(reader.u64()?))
     };
     let schema_version = reader.u32()?;
+    let head = Head {
+        cached_at,
+        ttl,
+        schema_version,
+        flags,
+    };
+    Ok((head, reader.0))
+}
+
+/// Reads a body (in clear, or once opened) as `flags` announce it.
+///
+/// # Errors
+///
+/// [`ErrorKind::Codec`] for a truncated or malformed body.
+pub(crate) fn read_body(flags: u8, bytes: &[u8]) -> Result<Body<'_>, Error> {
+    let mut reader = Reader(bytes);
     let key_check = if flags & HAS_KEY_CHECK == 0 {
         None
     } else {
@@ -171,16 +211,11 @@ pub(crate) fn read(bytes: &[u8]) -> Result<(Header<'_>, &[u8]), Error> {
     } else {
         reader.tags()?
     };
-    Ok((
-        Header {
-            cached_at,
-            ttl,
-            schema_version,
-            key_check,
-            tags,
-        },
-        reader.0,
-    ))
+    Ok(Body {
+        key_check,
+        tags,
+        payload: reader.0,
+    })
 }
 
 #[cfg(test)]
@@ -189,31 +224,39 @@ mod tests {
 
     fn sample(check: Option<&[u8]>) -> Vec<u8> {
         let mut out = Vec::new();
-        let header = Header {
+        let tags = Tags::new(["tenant:7", "products"]);
+        let head = Head {
             cached_at: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
             ttl: Some(Duration::from_secs(60)),
             schema_version: 7,
-            key_check: check,
-            tags: Tags::new(["tenant:7", "products"]),
+            flags: body_flags(check, &tags),
         };
-        write_header(&mut out, &header);
+        write_head(&mut out, &head);
+        write_body(&mut out, check, &tags);
         out.extend_from_slice(b"payload");
         out
+    }
+
+    /// Reads a body in clear.
+    fn read(bytes: &[u8]) -> Result<(Head, Body<'_>), Error> {
+        let (head, rest) = read_head(bytes)?;
+        let body = read_body(head.flags, rest)?;
+        Ok((head, body))
     }
 
     #[test]
     fn round_trip() {
         let bytes = sample(Some(b"key"));
-        let (header, payload) = read(&bytes).unwrap();
+        let (head, body) = read(&bytes).unwrap();
         assert_eq!(
-            header.cached_at,
+            head.cached_at,
             SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)
         );
-        assert_eq!(header.ttl, Some(Duration::from_secs(60)));
-        assert_eq!(header.schema_version, 7);
-        assert_eq!(header.key_check, Some(&b"key"[..]));
-        assert_eq!(header.tags, Tags::new(["tenant:7", "products"]));
-        assert_eq!(payload, b"payload");
+        assert_eq!(head.ttl, Some(Duration::from_secs(60)));
+        assert_eq!(head.schema_version, 7);
+        assert_eq!(body.key_check, Some(&b"key"[..]));
+        assert_eq!(body.tags, Tags::new(["tenant:7", "products"]));
+        assert_eq!(body.payload, b"payload");
     }
 
     #[test]
@@ -241,7 +284,7 @@ mod tests {
                 .contains("format version 2")
         );
         let mut flags = sample(None);
-        flags[3] = 0x80;
+        flags[3] = 0x80; // a flag from a future build
         assert!(read(&flags).is_err());
     }
 

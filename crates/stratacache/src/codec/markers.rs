@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use stratacache_tier::{ByteStore, Error};
 
-use super::key::marker_key;
+use super::transforms::Transforms;
 use crate::erased::BoxFuture;
 use crate::tags::{MarkerStore, millis};
 
@@ -14,7 +14,11 @@ const MAGIC: &[u8; 3] = b"SCt";
 
 /// The markers of a [`Remote`](crate::Remote) tier, in its store: `b"SCt"` then the
 /// marker's time in ms since the Unix epoch (u64 LE).
-pub(crate) struct StoreMarkers<S>(pub(crate) Arc<S>);
+pub(crate) struct StoreMarkers<S> {
+    pub(crate) store: Arc<S>,
+    /// How marker keys are made (hashed, when the tier hashes keys).
+    pub(crate) transforms: Transforms,
+}
 
 impl<S: ByteStore> MarkerStore for StoreMarkers<S> {
     fn get_many<'a>(
@@ -22,9 +26,12 @@ impl<S: ByteStore> MarkerStore for StoreMarkers<S> {
         tags: &'a [&'a str],
     ) -> BoxFuture<'a, Result<Vec<Option<SystemTime>>, Error>> {
         Box::pin(async move {
-            let keys: Vec<String> = tags.iter().map(|tag| marker_key(tag)).collect();
+            let keys: Vec<String> = tags
+                .iter()
+                .map(|tag| self.transforms.marker_key(tag))
+                .collect();
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let answers = self.0.get_many(&keys).await?;
+            let answers = self.store.get_many(&keys).await?;
             Ok(answers
                 .iter()
                 .map(|bytes| bytes.as_deref().and_then(decode))
@@ -38,7 +45,10 @@ impl<S: ByteStore> MarkerStore for StoreMarkers<S> {
         at: SystemTime,
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move { self.0.set(&marker_key(tag), encode(at), ttl).await })
+        Box::pin(async move {
+            let key = self.transforms.marker_key(tag);
+            self.store.set(&key, encode(at), ttl).await
+        })
     }
 }
 

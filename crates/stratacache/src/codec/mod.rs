@@ -1,11 +1,21 @@
 //! The codec boundary: typed keys and values in front of a bytes-level store (see
 //! [`Remote`], where the envelope format is specified).
 
+#[cfg(feature = "compression")]
+mod compression;
+#[cfg(feature = "encryption")]
+mod encryption;
 mod envelope;
 mod key;
 mod markers;
 mod postcard;
 mod remote;
+mod transforms;
+
+#[cfg(feature = "compression")]
+pub use compression::Compression;
+#[cfg(feature = "encryption")]
+pub use encryption::Encryption;
 
 pub use self::postcard::Postcard;
 pub(crate) use markers::StoreMarkers;

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use stratacache_tier::{ByteStore, CacheEntry, CacheTier, Error, ErrorKind, Lookup, Tags};
 
-use super::envelope::{self, Header};
-use super::key::{StoreKey, store_key};
+use super::envelope::Head;
+use super::key::StoreKey;
+use super::transforms::Transforms;
 use super::{Codec, Postcard};
 
 /// A bytes-level store (Redis, memcached, any [`ByteStore`]) made into a typed fallback
@@ -54,6 +55,7 @@ pub struct Remote<S, C = Postcard> {
     pub(crate) store: Arc<S>,
     codec: C,
     schema_version: u32,
+    pub(crate) transforms: Transforms,
 }
 
 impl<S: ByteStore> From<S> for Remote<S> {
@@ -70,6 +72,7 @@ impl<S: ByteStore> Remote<S> {
             store: Arc::new(store),
             codec: Postcard,
             schema_version: 0,
+            transforms: Transforms::default(),
         }
     }
 }
@@ -91,7 +94,34 @@ impl<S, C> Remote<S, C> {
             store: self.store,
             codec,
             schema_version: self.schema_version,
+            transforms: self.transforms,
         }
+    }
+
+    /// Compresses values (feature `compression`): see [`Compression`](crate::Compression).
+    /// Applied after serializing, before encrypting.
+    #[cfg(feature = "compression")]
+    #[must_use]
+    pub fn compress(mut self, compression: crate::Compression) -> Self {
+        self.transforms.compression = Some(compression);
+        self
+    }
+
+    /// Encrypts what the store holds (feature `encryption`): see
+    /// [`Encryption`](crate::Encryption). Keys are derived for the store's namespace
+    /// here; the master keys are not kept.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] when two keys share an id.
+    #[cfg(feature = "encryption")]
+    pub fn encrypt(mut self, encryption: &crate::Encryption) -> Result<Self, Error>
+    where
+        S: ByteStore,
+    {
+        let sealer = encryption.derive(self.store.namespace())?;
+        self.transforms.sealer = Some(Arc::new(sealer));
+        Ok(self)
     }
 
     /// The typed tier this becomes, for composing it yourself (say, inside tower
@@ -103,6 +133,7 @@ impl<S, C> Remote<S, C> {
             store: self.store,
             codec: self.codec,
             schema_version: self.schema_version,
+            transforms: self.transforms,
             _types: PhantomData,
         }
     }
@@ -169,6 +200,7 @@ pub struct SerializedTier<K, V, S, C = Postcard> {
     store: Arc<S>,
     codec: C,
     schema_version: u32,
+    transforms: Transforms,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -179,7 +211,7 @@ where
     fn key(&self, key: &K) -> Result<StoreKey, Error> {
         let mut encoded = Vec::new();
         Codec::<K>::encode(&self.codec, key, &mut encoded)?;
-        Ok(store_key(encoded))
+        Ok(self.transforms.store_key(encoded))
     }
 
     /// Decodes `bytes`; bad bytes never heal, so they are removed and the next lookup
@@ -196,24 +228,24 @@ where
     }
 
     fn decode(&self, key: &StoreKey, bytes: &[u8]) -> Result<Option<CacheEntry<V>>, Error> {
-        let (header, payload) = envelope::read(bytes)?;
-        if header.schema_version != self.schema_version {
-            return Err(Error::new(
-                ErrorKind::Codec,
-                format!(
-                    "entry written with schema version {}, this cache reads {}",
-                    header.schema_version, self.schema_version
-                ),
-            ));
-        }
-        if header.key_check != key.check.as_deref() {
-            // Another key whose digest collides with ours: not our entry.
-            return Ok(None);
-        }
-        let value = Codec::<V>::decode(&self.codec, payload)?;
-        Ok(Some(
-            CacheEntry::new(value, header.cached_at, header.ttl).with_tags(header.tags),
-        ))
+        self.transforms.read(bytes, key, |head, body| {
+            if head.schema_version != self.schema_version {
+                return Err(Error::new(
+                    ErrorKind::Codec,
+                    format!(
+                        "entry written with schema version {}, this cache reads {}",
+                        head.schema_version, self.schema_version
+                    ),
+                ));
+            }
+            if body.key_check != key.check.as_deref() {
+                // Another key whose digest collides with ours: not our entry.
+                return Ok(None);
+            }
+            let value = Codec::<V>::decode(&self.codec, body.payload)?;
+            let entry = CacheEntry::new(value, head.cached_at, head.ttl).with_tags(body.tags);
+            Ok(Some(entry))
+        })
     }
 }
 
@@ -274,18 +306,17 @@ where
                 ),
             ));
         }
-        let mut bytes = Vec::with_capacity(64);
-        envelope::write_header(
-            &mut bytes,
-            &Header {
-                cached_at: entry.cached_at(),
-                ttl: entry.ttl(),
-                schema_version: self.schema_version,
-                key_check: store_key.check.as_deref(),
-                tags: entry.tags().clone(),
-            },
-        );
-        Codec::<V>::encode(&self.codec, entry.value(), &mut bytes)?;
+        let head = Head {
+            cached_at: entry.cached_at(),
+            ttl: entry.ttl(),
+            schema_version: self.schema_version,
+            flags: 0,
+        };
+        let bytes = self
+            .transforms
+            .write(head, &store_key, entry.tags(), |out| {
+                Codec::<V>::encode(&self.codec, entry.value(), out)
+            })?;
         if let Some(limit) = self
             .store
             .max_value_size()

@@ -73,10 +73,11 @@ pub(crate) enum CacheCounter {
     LockTimeouts,
     TagsInvalidated,
     TagErrors,
+    IntegrityFailures,
 }
 
 impl CacheCounter {
-    const COUNT: usize = Self::TagErrors as usize + 1;
+    const COUNT: usize = Self::IntegrityFailures as usize + 1;
 }
 
 /// A snapshot of one tier's counters.
@@ -245,6 +246,10 @@ pub struct CacheStats {
     /// Tag markers the shared tier could not read or write; what this instance knew of
     /// them stood, and the markers it could not write are written again.
     pub tag_errors: u64,
+    /// Entries that failed a security check in a remote tier (see
+    /// [`ErrorKind::Integrity`](crate::ErrorKind::Integrity)): read as misses, deleted.
+    /// Apart from codec errors, as these may mean an attack or a wrong key.
+    pub integrity_failures: u64,
 }
 
 impl CacheStats {
@@ -285,6 +290,7 @@ impl CacheStats {
             backplane_gaps: count(CacheCounter::BackplaneGaps),
             tags_invalidated: count(CacheCounter::TagsInvalidated),
             tag_errors: count(CacheCounter::TagErrors),
+            integrity_failures: count(CacheCounter::IntegrityFailures),
             lock_waits: count(CacheCounter::LockWaits),
             lock_timeouts: count(CacheCounter::LockTimeouts),
         }
