@@ -223,4 +223,53 @@ mod tests {
             );
         }
     }
+
+    /// Fuzzing, bounded for CI: `STRATACACHE_FUZZ_CASES` cases (default 2 000).
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn config() -> ProptestConfig {
+            let cases = std::env::var("STRATACACHE_FUZZ_CASES")
+                .ok()
+                .and_then(|cases| cases.parse().ok())
+                .unwrap_or(2_000);
+            ProptestConfig::with_cases(cases)
+        }
+
+        fn parse_now(bytes: &[u8]) -> Result<Reply, Error> {
+            futures::executor::block_on(parse(bytes))
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_bytes_parse_or_fail_without_panicking(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+                let _ = parse_now(&bytes);
+            }
+
+            #[test]
+            fn value_replies_with_any_length_and_data(
+                len in prop_oneof![0..2_048_usize, any::<usize>()],
+                data in prop::collection::vec(any::<u8>(), 0..1_100),
+                word in prop_oneof![
+                    Just("VA".to_string()),
+                    Just("HD".to_string()),
+                    Just("SERVER_ERROR".to_string()),
+                    "[A-Z]{1,4}",
+                ],
+            ) {
+                let mut bytes = format!("{word} {len}\r\n").into_bytes();
+                bytes.extend_from_slice(&data);
+                if let Ok(Reply::Value(value)) = parse_now(&bytes) {
+                    // A value is returned only as long as announced, within the limit.
+                    prop_assert_eq!(value.len(), len);
+                    prop_assert!(len <= 1024);
+                    prop_assert_eq!(&bytes[bytes.len() - data.len()..][..len], &value[..]);
+                }
+            }
+        }
+    }
 }

@@ -189,3 +189,129 @@ impl Transforms {
         ))
     }
 }
+
+/// Fuzzing, bounded for CI: `STRATACACHE_FUZZ_CASES` cases (default 2 000) each.
+#[cfg(test)]
+mod fuzz {
+    use std::time::{Duration, SystemTime};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn config() -> ProptestConfig {
+        let cases = std::env::var("STRATACACHE_FUZZ_CASES")
+            .ok()
+            .and_then(|cases| cases.parse().ok())
+            .unwrap_or(2_000);
+        ProptestConfig::with_cases(cases)
+    }
+
+    /// Every kind of tier: plain, compressing, sealing, both, hashing keys.
+    fn tiers() -> Vec<Transforms> {
+        let mut all = vec![Transforms::default()];
+        #[cfg(feature = "compression")]
+        all.push(Transforms {
+            compression: Some(Compression::lz4().threshold(8)),
+            ..Transforms::default()
+        });
+        #[cfg(feature = "encryption")]
+        for hash in [false, true] {
+            let mut encryption = super::super::Encryption::new(1, [5; 32]);
+            if hash {
+                encryption = encryption.hash_keys();
+            }
+            all.push(Transforms {
+                sealer: Some(Arc::new(encryption.derive("fuzz").unwrap())),
+                #[cfg(feature = "compression")]
+                compression: Some(Compression::lz4().threshold(8)),
+            });
+        }
+        all
+    }
+
+    fn read_all(transforms: &Transforms, bytes: &[u8], key: &StoreKey) -> Result<Vec<u8>, Error> {
+        transforms.read(bytes, key, |_, body| Ok(body.payload.to_vec()))
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn any_bytes_read_or_fail_without_panicking(
+            bytes in prop::collection::vec(any::<u8>(), 0..300),
+            prefix in prop_oneof![Just(vec![]), Just(b"SC\x01".to_vec())],
+        ) {
+            let mut stored = prefix;
+            stored.extend_from_slice(&bytes);
+            let key = store_key(b"k".to_vec());
+            for transforms in tiers() {
+                let _ = read_all(&transforms, &stored, &key);
+            }
+        }
+
+        #[test]
+        fn entries_round_trip_and_any_damage_is_caught_or_harmless(
+            millis in 0..u64::from(u32::MAX),
+            ttl in prop::option::of(0..u64::from(u32::MAX)),
+            schema in any::<u32>(),
+            tags in prop::collection::vec("[a-z:0-9 ]{1,12}", 0..4),
+            payload in prop::collection::vec(any::<u8>(), 0..400),
+            encoded_key in prop::collection::vec(any::<u8>(), 0..300),
+            damage in any::<(usize, u8)>(),
+        ) {
+            let tags = Tags::new(tags);
+            for transforms in tiers() {
+                let key = transforms.store_key(encoded_key.clone());
+                let head = Head {
+                    cached_at: SystemTime::UNIX_EPOCH + Duration::from_millis(millis),
+                    ttl: ttl.map(Duration::from_millis),
+                    schema_version: schema,
+                    flags: 0,
+                };
+                let stored = transforms
+                    .write(head, &key, &tags, |out| {
+                        out.extend_from_slice(&payload);
+                        Ok(())
+                    })
+                    .unwrap();
+                let read = transforms.read(&stored, &key, |head, body| {
+                    Ok((head.cached_at, head.ttl, head.schema_version, body.key_check.map(<[u8]>::to_vec), body.tags, body.payload.to_vec()))
+                });
+                let (at, read_ttl, read_schema, check, read_tags, read_payload) = read.unwrap();
+                prop_assert_eq!(at, SystemTime::UNIX_EPOCH + Duration::from_millis(millis));
+                prop_assert_eq!(read_ttl, ttl.map(Duration::from_millis));
+                prop_assert_eq!(read_schema, schema);
+                prop_assert_eq!(check, key.check.clone());
+                prop_assert_eq!(&read_tags, &tags);
+                prop_assert_eq!(&read_payload, &payload);
+                // One damaged byte: a sealed entry never reads; any entry never panics.
+                let (at, xor) = damage;
+                let mut damaged = stored.clone();
+                let at = at % damaged.len();
+                damaged[at] ^= xor.max(1);
+                let result = read_all(&transforms, &damaged, &key);
+                #[cfg(feature = "encryption")]
+                if transforms.sealer.is_some() {
+                    prop_assert!(result.is_err(), "a damaged sealed entry read at byte {}", at);
+                }
+                let _ = result;
+            }
+        }
+
+        #[test]
+        fn any_key_becomes_a_safe_distinct_store_key(
+            a in prop::collection::vec(any::<u8>(), 0..400),
+            b in prop::collection::vec(any::<u8>(), 0..400),
+        ) {
+            for transforms in tiers() {
+                let (key_a, key_b) = (transforms.store_key(a.clone()), transforms.store_key(b.clone()));
+                prop_assert!(key_a.text.len() <= super::super::key::MAX_KEY_LEN);
+                prop_assert!(key_a.text.bytes().all(|byte| byte.is_ascii_graphic()));
+                if a != b {
+                    prop_assert!(key_a.text != key_b.text || key_a.check != key_b.check);
+                }
+            }
+        }
+    }
+}
