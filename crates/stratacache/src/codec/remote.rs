@@ -29,11 +29,15 @@ use super::{Codec, Postcard};
 ///
 /// # Envelope
 ///
-/// `b"SC"`, format version (1 byte, now 1), flags (1 byte: bit 0 TTL present, bit 1 key
-/// check present, bit 2 tags present), cached-at in ms since the Unix epoch (u64 LE), TTL
-/// in ms (u64 LE, if present), schema version (u32 LE), key check (u32 LE length + bytes,
-/// if present), tags (u16 LE count, then each as u16 LE length + UTF-8, if present), then
-/// the payload.
+/// The head, always in clear: `b"SC"`, format version (1 byte, now 1), flags (1 byte:
+/// bit 0 TTL present, bit 1 key check present, bit 2 tags present, bit 3 sealed, bit 4
+/// compressed), cached-at in ms since the Unix epoch (u64 LE), TTL in ms (u64 LE, if
+/// present), schema version (u32 LE). Then the body: key check (u32 LE length + bytes,
+/// if present), tags (u16 LE count, then each as u16 LE length + UTF-8, if present),
+/// then the payload (compressed: u32 LE uncompressed length + an LZ4 block). Sealed
+/// (feature `encryption`), the body is replaced by the key id (u32 LE), a 96-bit nonce
+/// and its AES-256-GCM ciphertext and tag, with the namespace, the store key and
+/// everything before the ciphertext as associated data.
 ///
 /// ```
 /// use std::time::Duration;
