@@ -26,7 +26,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     // In production the master key comes from a secret store (Vault, KMS, a mounted
-    // secret); an id names it in every entry, so keys rotate without a flush.
+    // secret); an id names it in every entry, so keys rotate without a flush (with
+    // `hash_keys`, a rotation starts from an empty Redis: keys hash elsewhere).
     let master_key = [0x5a; 32];
     let encryption = Encryption::new(1, master_key).hash_keys();
     let redis = RedisStore::new(RedisConfig::from_url(&url).namespace("clinic"))?;

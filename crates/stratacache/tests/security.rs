@@ -296,3 +296,11 @@ async fn another_cache_or_a_wrong_key_cannot_read_and_rotation_keeps_old_entries
     );
     assert_eq!(only_key_1.stats().integrity_failures, 1);
 }
+
+#[test]
+fn a_store_without_a_namespace_cannot_be_encrypted() {
+    let error = Remote::new(MapStore::new(""))
+        .encrypt(&Encryption::new(1, KEY))
+        .unwrap_err();
+    assert_eq!(error.kind(), stratacache::ErrorKind::Config);
+}

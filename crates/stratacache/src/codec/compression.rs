@@ -69,7 +69,9 @@ impl Compression {
             return Err(Error::new(ErrorKind::Codec, "compressed payload truncated"));
         };
         let len = u32::from_le_bytes(*len) as usize;
-        if len > self.max_decompressed {
+        // LZ4 expands at most 255 times (plus a little): a claim beyond that is a lie,
+        // refused before anything is allocated for it.
+        if len > self.max_decompressed || len > block.len().saturating_mul(255).saturating_add(16) {
             return Err(Error::new(
                 ErrorKind::Integrity,
                 format!(
@@ -131,6 +133,10 @@ mod tests {
             compression.decompress(&lying).unwrap_err().kind(),
             ErrorKind::Integrity
         );
+        // Within the limit, but more than LZ4 could expand those few bytes to.
+        let tall_tale = [&(1_000_000_u32).to_le_bytes()[..], b"\x1f\0"].concat();
+        let error = Compression::lz4().decompress(&tall_tale).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Integrity);
         for garbage in [&b""[..], b"\x01", b"\x10\0\0\0garbage"] {
             assert!(compression.decompress(garbage).is_err());
         }

@@ -38,7 +38,11 @@ impl fmt::Debug for MasterKey {
 /// to the namespace, its store key and the envelope's clear head, so bytes copied under
 /// another key, into another cache's namespace, or with a changed TTL, never decrypt.
 /// Each entry names the id of the key that sealed it: entries are sealed with the
-/// current key and opened with any key given, so keys rotate without a flush.
+/// current key and opened with any key given, so keys rotate without a flush: first give
+/// every replica the new key to open with ([`also_open_with`](Self::also_open_with)),
+/// then make it the current one (a replica that cannot open an entry deletes it). A key
+/// seals at most 2³² entries with random nonces (NIST's bound): rotate well before, say
+/// monthly at 1 000 writes/s.
 ///
 /// What fails to open (tampered, truncated, unknown key id, wrong master key, plain
 /// bytes where sealed ones belong) is an [`ErrorKind::Integrity`] error: a miss
@@ -84,8 +88,10 @@ impl Encryption {
     /// Stores keys as a keyed hash (HMAC-SHA256 under a key derived from the current
     /// master key and the namespace): the store never sees your identifiers. The full
     /// key travels inside the sealed body and is checked on every read. Tag markers'
-    /// keys are hashed the same way. Rotating the master key changes every store key:
-    /// with hashing, a rotation starts from an empty cache.
+    /// keys are hashed the same way. Changing the current master key changes every
+    /// store key: with hashing, a rotation starts from an empty shared tier, and during
+    /// a rolling rotation replicas on either key do not see each other's entries,
+    /// markers or invalidations in it (only through the backplane).
     #[must_use]
     pub const fn hash_keys(mut self) -> Self {
         self.hash_keys = true;
@@ -98,7 +104,16 @@ impl Encryption {
     ///
     /// [`ErrorKind::Config`] when two keys share an id.
     pub(crate) fn derive(&self, namespace: &str) -> Result<Sealer, Error> {
+        if namespace.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "encryption binds entries to the store's namespace: this store reports none \
+                 (ByteStore::namespace)",
+            ));
+        }
+        let derivation_failed = |_| Error::new(ErrorKind::Config, "key derivation failed");
         let mut keys: Vec<(u32, LessSafeKey)> = Vec::new();
+        let mut macs: Vec<(u32, hmac::Key)> = Vec::new();
         for (id, master) in std::iter::once(&self.current).chain(&self.older) {
             if keys.iter().any(|(known, _)| known == id) {
                 return Err(Error::new(
@@ -108,10 +123,13 @@ impl Encryption {
             }
             let prk = Salt::new(HKDF_SHA256, SALT).extract(&master.0[..]);
             let info = [b"aead/".as_slice(), namespace.as_bytes()];
-            let okm = prk
-                .expand(&info, &AES_256_GCM)
-                .map_err(|_| Error::new(ErrorKind::Config, "key derivation failed"))?;
+            let okm = prk.expand(&info, &AES_256_GCM).map_err(derivation_failed)?;
             keys.push((*id, LessSafeKey::new(UnboundKey::from(okm))));
+            let info = [b"macs/".as_slice(), namespace.as_bytes()];
+            let okm = prk
+                .expand(&info, hmac::HMAC_SHA256)
+                .map_err(derivation_failed)?;
+            macs.push((*id, hmac::Key::from(okm)));
         }
         let hasher = if self.hash_keys {
             let prk = Salt::new(HKDF_SHA256, SALT).extract(&self.current.1.0[..]);
@@ -127,6 +145,7 @@ impl Encryption {
             namespace: namespace.into(),
             current: self.current.0,
             keys,
+            macs,
             hasher,
             random: SystemRandom::new(),
         })
@@ -138,6 +157,8 @@ pub(crate) struct Sealer {
     namespace: Box<str>,
     current: u32,
     keys: Vec<(u32, LessSafeKey)>,
+    /// What authenticates small values stored in clear (tag markers), by key id.
+    macs: Vec<(u32, hmac::Key)>,
     hasher: Option<hmac::Key>,
     random: SystemRandom,
 }
@@ -231,6 +252,26 @@ impl Sealer {
             .len();
         body.truncate(opened);
         Ok(body)
+    }
+
+    /// A tag (key id, then HMAC-SHA256) authenticating `message` under the current key.
+    pub(crate) fn authenticate(&self, message: &[u8]) -> Vec<u8> {
+        let mut tag = self.current.to_le_bytes().to_vec();
+        tag.extend_from_slice(hmac::sign(&self.macs[0].1, message).as_ref());
+        tag
+    }
+
+    /// Whether `tag` (from [`authenticate`](Self::authenticate)) authenticates `message`
+    /// under any key held (compared in constant time).
+    pub(crate) fn verify(&self, message: &[u8], tag: &[u8]) -> bool {
+        let Some((id, tag)) = tag.split_first_chunk::<4>() else {
+            return false;
+        };
+        let id = u32::from_le_bytes(*id);
+        self.macs
+            .iter()
+            .find(|(known, _)| *known == id)
+            .is_some_and(|(_, key)| hmac::verify(key, message, tag).is_ok())
     }
 
     /// The store key of `encoded` when keys are hashed: `~` and the base64url HMAC.

@@ -32,9 +32,9 @@ impl<S: ByteStore> MarkerStore for StoreMarkers<S> {
                 .collect();
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             let answers = self.store.get_many(&keys).await?;
-            Ok(answers
-                .iter()
-                .map(|bytes| bytes.as_deref().and_then(decode))
+            let markers = keys.iter().zip(&answers);
+            Ok(markers
+                .map(|(key, bytes)| self.decode(key, bytes.as_deref()?))
                 .collect())
         })
     }
@@ -47,23 +47,35 @@ impl<S: ByteStore> MarkerStore for StoreMarkers<S> {
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let key = self.transforms.marker_key(tag);
-            self.store.set(&key, encode(at), ttl).await
+            self.store.set(&key, self.encode(&key, at), ttl).await
         })
     }
 }
 
-fn encode(at: SystemTime) -> Bytes {
-    let mut bytes = MAGIC.to_vec();
-    bytes.extend_from_slice(&millis(at).to_le_bytes());
-    Bytes::from(bytes)
-}
+impl<S> StoreMarkers<S> {
+    /// The stored marker: `SCt`, the time in ms (u64 LE), and, in an encrypting tier, a
+    /// tag binding both to the marker's key (so that nobody without the key can plant a
+    /// marker that blocks a tag, or move one).
+    fn encode(&self, key: &str, at: SystemTime) -> Bytes {
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&millis(at).to_le_bytes());
+        if let Some(tag) = self.transforms.authenticate(key, &bytes) {
+            bytes.extend_from_slice(&tag);
+        }
+        Bytes::from(bytes)
+    }
 
-/// A marker's time; `None` for bytes that are not a marker (read as no marker: bad
-/// bytes must not invalidate everything, nor be trusted).
-fn decode(bytes: &[u8]) -> Option<SystemTime> {
-    let millis = bytes.strip_prefix(MAGIC)?;
-    let millis = u64::from_le_bytes(millis.try_into().ok()?);
-    SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(millis))
+    /// A marker's time; `None` for bytes that are not a marker, or not authentic (read
+    /// as no marker: bad bytes must not invalidate everything, nor be trusted).
+    fn decode(&self, key: &str, bytes: &[u8]) -> Option<SystemTime> {
+        let (marker, tag) = bytes.split_at_checked(MAGIC.len() + 8)?;
+        if !self.transforms.verify(key, marker, tag) {
+            return None;
+        }
+        let millis = marker.strip_prefix(MAGIC)?;
+        let millis = u64::from_le_bytes(millis.try_into().ok()?);
+        SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(millis))
+    }
 }
 
 #[cfg(test)]
@@ -72,10 +84,54 @@ mod tests {
 
     #[test]
     fn markers_round_trip_and_foreign_bytes_are_none() {
+        let markers = StoreMarkers {
+            store: Arc::new(()),
+            transforms: Transforms::default(),
+        };
         let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
-        assert_eq!(decode(&encode(at)), Some(at));
-        assert_eq!(decode(b"SCt"), None);
-        assert_eq!(decode(b"garbage!!!!"), None);
-        assert_eq!(decode(&[0xff; 11]), None);
+        assert_eq!(markers.decode("k", &markers.encode("k", at)), Some(at));
+        assert_eq!(markers.decode("k", b"SCt"), None);
+        assert_eq!(markers.decode("k", b"garbage!!!!"), None);
+        assert_eq!(markers.decode("k", &[0xff; 11]), None);
+        let mut longer = markers.encode("k", at).to_vec();
+        longer.push(0);
+        assert_eq!(
+            markers.decode("k", &longer),
+            None,
+            "a plain tier takes no tag"
+        );
+    }
+
+    #[cfg(feature = "encryption")]
+    #[test]
+    fn a_sealed_tiers_markers_cannot_be_planted_or_moved() {
+        let sealer = crate::Encryption::new(1, [3; 32]).derive("ns").unwrap();
+        let markers = StoreMarkers {
+            store: Arc::new(()),
+            transforms: Transforms {
+                sealer: Some(Arc::new(sealer)),
+                ..Transforms::default()
+            },
+        };
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        let stored = markers.encode("k", at);
+        assert_eq!(markers.decode("k", &stored), Some(at));
+        assert_eq!(
+            markers.decode("other", &stored),
+            None,
+            "moved to another tag"
+        );
+        let mut later = stored.to_vec();
+        later[3] ^= 0x40;
+        assert_eq!(markers.decode("k", &later), None, "time changed");
+        let plain = StoreMarkers {
+            store: Arc::new(()),
+            transforms: Transforms::default(),
+        };
+        assert_eq!(
+            markers.decode("k", &plain.encode("k", at)),
+            None,
+            "planted without the key"
+        );
     }
 }

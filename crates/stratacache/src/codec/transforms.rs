@@ -50,6 +50,28 @@ impl Transforms {
         marker_key(tag)
     }
 
+    /// A tag authenticating `value` stored under `key` in clear (a tag marker), in a
+    /// sealing tier; `None` in a plain one.
+    pub(crate) fn authenticate(&self, key: &str, value: &[u8]) -> Option<Vec<u8>> {
+        #[cfg(feature = "encryption")]
+        if let Some(sealer) = &self.sealer {
+            return Some(sealer.authenticate(&[key.as_bytes(), b"\0", value].concat()));
+        }
+        let _ = (key, value);
+        None
+    }
+
+    /// Whether `tag` authenticates `value` under `key` (from
+    /// [`authenticate`](Self::authenticate)): in a plain tier, only an empty tag does.
+    pub(crate) fn verify(&self, key: &str, value: &[u8], tag: &[u8]) -> bool {
+        #[cfg(feature = "encryption")]
+        if let Some(sealer) = &self.sealer {
+            return sealer.verify(&[key.as_bytes(), b"\0", value].concat(), tag);
+        }
+        let _ = (key, value);
+        tag.is_empty()
+    }
+
     fn sealed(&self) -> bool {
         #[cfg(feature = "encryption")]
         return self.sealer.is_some();
