@@ -342,3 +342,104 @@ async fn clear_moves_the_namespace_and_leaves_others_alone() {
         "flush_all drops everything, as opted in"
     );
 }
+
+/// A `stats` counter of a server.
+fn stat(server: &MemcachedServer, name: &str) -> u64 {
+    let mut stream = TcpStream::connect(server.address()).unwrap();
+    stream.write_all(b"stats\r\n").unwrap();
+    let mut text = String::new();
+    let mut buffer = [0; 4096];
+    while !text.ends_with("END\r\n") {
+        let read = stream.read(&mut buffer).unwrap();
+        text.push_str(&String::from_utf8_lossy(&buffer[..read]));
+    }
+    let prefix = format!("STAT {name} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_instance_sees_a_clear_within_generation_refresh() {
+    let server = MemcachedServer::start().unwrap();
+    let refresh = Duration::from_millis(300);
+    let instance = || {
+        MemcachedStore::new(
+            config(&[&server])
+                .namespace("users")
+                .generation_refresh(refresh),
+        )
+        .unwrap()
+    };
+    let (a, b) = (instance(), instance());
+    a.set("k", Bytes::from_static(b"v"), None).await.unwrap();
+    // b reads the generation now, before the clear.
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    a.clear().await.unwrap();
+    assert_eq!(a.get("k").await.unwrap(), None);
+    // Real time: the refresh is measured by the store's monotonic clock.
+    tokio::time::sleep(refresh + Duration::from_millis(50)).await;
+    assert_eq!(
+        b.get("k").await.unwrap(),
+        None,
+        "b re-read the generation and no longer sees what the clear removed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_reused_and_never_more_than_max_connections() {
+    let server = MemcachedServer::start().unwrap();
+    let before = stat(&server, "total_connections");
+    let tier =
+        std::sync::Arc::new(MemcachedStore::new(config(&[&server]).max_connections(3)).unwrap());
+    for i in 0..200 {
+        tier.set(&format!("k{i}"), Bytes::from_static(b"v"), None)
+            .await
+            .unwrap();
+    }
+    // One stats connection of ours, one of the tier's (sequential calls reuse it).
+    assert_eq!(stat(&server, "total_connections") - before, 2, "reused");
+    let calls: Vec<_> = (0..64)
+        .map(|i| {
+            let tier = std::sync::Arc::clone(&tier);
+            tokio::spawn(async move { tier.get(&format!("k{}", i % 200)).await })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap().as_deref(), Some(&b"v"[..]));
+    }
+    let opened = stat(&server, "total_connections") - before - 1;
+    assert!(
+        opened <= 3 + 1,
+        "64 concurrent calls opened {opened} connections with max_connections(3)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_server_times_out_within_the_command_timeout() {
+    let server = MemcachedServer::start().unwrap();
+    let proxy =
+        stratacache_testkit::TcpProxy::start(([127, 0, 0, 1], server.port()).into()).unwrap();
+    let timeout = Duration::from_millis(200);
+    let tier = MemcachedStore::new(
+        MemcachedConfig::new([format!("127.0.0.1:{}", proxy.port())])
+            .command_timeout(timeout)
+            .max_connections(1),
+    )
+    .unwrap();
+    tier.set("k", Bytes::from_static(b"v"), None).await.unwrap();
+    // The connection stays open and silent: bytes go in, nothing comes back.
+    proxy.stall_open_connections();
+    let started = Instant::now();
+    let error = tier.get("k").await.unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
+    assert!(took >= timeout, "{took:?}");
+    assert!(
+        took < timeout * 10,
+        "bounded by the timeout, not hung: {took:?}"
+    );
+    // The stalled connection is not reused: a new one reaches the server.
+    assert_eq!(tier.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+}

@@ -149,3 +149,103 @@ async fn the_backplane_runs_on_one_shard_and_survives_a_dropped_connection() {
     .await;
     assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("newer"));
 }
+
+/// The node (index) whose `CLUSTER NODES` line says it holds `slot`, and every node's id.
+fn owner_of(cluster: &RedisCluster, slot: u16) -> (usize, Vec<String>) {
+    let ids: Vec<String> = cluster
+        .nodes()
+        .iter()
+        .map(|node| node.cli(&["CLUSTER", "MYID"]).unwrap().trim().to_string())
+        .collect();
+    let owner = cluster
+        .nodes()
+        .iter()
+        .position(|node| {
+            let count: u64 = node
+                .cli(&["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()])
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            count > 0
+        })
+        .expect("some node holds the key");
+    (owner, ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_and_writes_follow_a_slot_moved_mid_test_ask_then_moved() {
+    let cluster = RedisCluster::start().unwrap();
+    let config = RedisConfig::cluster(cluster.urls())
+        .namespace("moving")
+        .command_timeout(Duration::from_secs(2));
+    let store = RedisStore::new(config).unwrap();
+    // The key as stored: the namespace, then the base64url of postcard(1u64).
+    let key = "moving:AQ";
+    store
+        .set("AQ", Bytes::from_static(b"before"), None)
+        .await
+        .unwrap();
+    let slot: u16 = cluster.nodes()[0]
+        .cli(&["CLUSTER", "KEYSLOT", key])
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let (source, ids) = owner_of(&cluster, slot);
+    let target = (source + 1) % ids.len();
+    let (source_node, target_node) = (&cluster.nodes()[source], &cluster.nodes()[target]);
+    let slot_text = slot.to_string();
+
+    // Migration under way: the key moved, the slot not yet. The source answers ASK.
+    target_node
+        .cli(&["CLUSTER", "SETSLOT", &slot_text, "IMPORTING", &ids[source]])
+        .unwrap();
+    source_node
+        .cli(&["CLUSTER", "SETSLOT", &slot_text, "MIGRATING", &ids[target]])
+        .unwrap();
+    let migrated = source_node
+        .cli(&[
+            "MIGRATE",
+            "127.0.0.1",
+            &target_node.port().to_string(),
+            "",
+            "0",
+            "5000",
+            "KEYS",
+            key,
+        ])
+        .unwrap();
+    assert!(migrated.contains("OK"), "{migrated}");
+    assert_eq!(
+        store.get("AQ").await.unwrap().as_deref(),
+        Some(&b"before"[..]),
+        "the client followed ASK to the importing node"
+    );
+
+    // The slot now belongs to the target everywhere: the client's map is stale, MOVED.
+    for node in cluster.nodes() {
+        node.cli(&["CLUSTER", "SETSLOT", &slot_text, "NODE", &ids[target]])
+            .unwrap();
+    }
+    store
+        .set("AQ", Bytes::from_static(b"after"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("AQ").await.unwrap().as_deref(),
+        Some(&b"after"[..])
+    );
+    let on_target = target_node.cli(&["GET", key]).unwrap();
+    assert!(
+        on_target.contains("after"),
+        "the write reached the new owner: {on_target}"
+    );
+    let on_source: u64 = source_node
+        .cli(&["DBSIZE"])
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(on_source, 0, "nothing was written to the old owner");
+}

@@ -1,0 +1,7 @@
+//! What `cargo test -p stratacache` leaves out without its features, said in the test
+//! output (as ignored tests) rather than passing silently.
+
+#[cfg(not(all(feature = "encryption", feature = "compression")))]
+#[test]
+#[ignore = "tests/security.rs and the encryption/compression unit tests need --features encryption,compression"]
+fn security_tests_need_the_encryption_and_compression_features() {}
