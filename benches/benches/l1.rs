@@ -358,11 +358,57 @@ fn l1_hit_two_threads(c: &mut Criterion) {
     });
 }
 
+/// A hit with time-to-refresh on (never due here: the check itself is measured) beside
+/// the same cache without it (same TTL: moka's own expiry costs both the same) and moka.
+fn ttr_hit(c: &mut Criterion) {
+    let plain: Cache<u64, u64> = Cache::builder()
+        .memory(|l1| l1.max_capacity(100_000))
+        .ttl(std::time::Duration::from_secs(7_200))
+        .build()
+        .unwrap();
+    let refreshing: Cache<u64, u64> = Cache::builder()
+        .memory(|l1| l1.max_capacity(100_000))
+        .ttl(std::time::Duration::from_secs(7_200))
+        .loader(|key: u64| async move { Ok::<_, std::io::Error>(Some(key)) })
+        .time_to_refresh(stratacache::TimeToRefresh::new(
+            std::time::Duration::from_secs(3_600),
+        ))
+        .build()
+        .unwrap();
+    let moka = raw_moka::<u64>();
+    for key in 0..KEYS {
+        now(plain.insert(key, key)).unwrap();
+        now(refreshing.insert(key, key)).unwrap();
+        moka.insert(key, key);
+    }
+    let mut group = c.benchmark_group("ttr_hit");
+    let mut key = 0;
+    group.bench_function("stratacache", |b| {
+        b.iter(|| {
+            key = (key + 1) % KEYS;
+            black_box(now(plain.get(black_box(&key))).unwrap())
+        });
+    });
+    group.bench_function("stratacache_ttr", |b| {
+        b.iter(|| {
+            key = (key + 1) % KEYS;
+            black_box(now(refreshing.get(black_box(&key))).unwrap())
+        });
+    });
+    group.bench_function("moka", |b| {
+        b.iter(|| {
+            key = (key + 1) % KEYS;
+            black_box(moka.get(black_box(&key)))
+        });
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = l1_hit, l1_hit_two_threads, l1_miss, insert, l2_hit, get_or_insert_hit
+    targets = l1_hit, l1_hit_two_threads, l1_miss, insert, l2_hit, get_or_insert_hit, ttr_hit
 }
 criterion_main!(benches);

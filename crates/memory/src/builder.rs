@@ -5,12 +5,9 @@ use std::sync::Arc;
 
 use stratacache_tier::CacheEntry;
 
-use crate::eviction::EvictionCause;
+use crate::eviction::{EvictionCause, Listener, Weigher};
 use crate::expiry::{KeepFor, Stored};
 use crate::tier::MemoryTier;
-
-type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
-type Listener<K, V> = Arc<dyn Fn(Arc<K>, CacheEntry<V>, EvictionCause) + Send + Sync>;
 
 impl<K, V> MemoryTier<K, V>
 where
@@ -52,6 +49,7 @@ pub struct MemoryTierBuilder<K, V> {
     weigher: Option<Weigher<K, V>>,
     listeners: Vec<Listener<K, V>>,
     name: Option<String>,
+    s3_fifo: bool,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -67,6 +65,7 @@ where
             weigher: None,
             listeners: Vec::new(),
             name: None,
+            s3_fifo: false,
             _types: PhantomData,
         }
     }
@@ -129,9 +128,40 @@ where
         self
     }
 
+    /// Uses quick_cache's S3-FIFO engine instead of moka (feature `quick_cache`): a
+    /// hit several times cheaper, more throughput under mixed load, and a hit ratio as
+    /// good or better on skewed workloads. Differences: it keeps no time, so entries
+    /// live until evicted or replaced and the cache judges expiry on every read (an
+    /// expired entry is reclaimed when read, or evicted as cold); eviction listeners
+    /// hear evictions to make room ([`EvictionCause::Size`]) only; the capacity is
+    /// checked per shard, so it is approximate for tiny capacities.
+    ///
+    /// ```
+    /// use stratacache_memory::MemoryTier;
+    ///
+    /// let tier = MemoryTier::<u64, String>::builder().max_capacity(100_000).s3_fifo().build();
+    /// assert!(!tier.expires_entries());
+    /// ```
+    #[cfg(feature = "quick_cache")]
+    pub fn s3_fifo(mut self) -> Self {
+        self.s3_fifo = true;
+        self
+    }
+
     /// Builds the tier.
     #[must_use]
     pub fn build(self) -> MemoryTier<K, V> {
+        #[cfg(feature = "quick_cache")]
+        if self.s3_fifo {
+            let estimated = self.initial_capacity.unwrap_or_else(|| {
+                // quick_cache sizes its tables for this many entries up front.
+                let bound = self.max_capacity.unwrap_or(16_384).min(1 << 20);
+                usize::try_from(bound).unwrap_or(16_384)
+            });
+            let quick =
+                crate::s3fifo::build(self.max_capacity, estimated, self.weigher, self.listeners);
+            return MemoryTier::from_s3_fifo(quick);
+        }
         let mut moka = moka::sync::Cache::builder().expire_after(KeepFor);
         if let Some(max_capacity) = self.max_capacity {
             moka = moka.max_capacity(max_capacity);
@@ -166,6 +196,7 @@ impl<K, V> fmt::Debug for MemoryTierBuilder<K, V> {
             .field("max_capacity", &self.max_capacity)
             .field("weigher", &self.weigher.is_some())
             .field("eviction_listeners", &self.listeners.len())
+            .field("s3_fifo", &self.s3_fifo)
             .finish_non_exhaustive()
     }
 }

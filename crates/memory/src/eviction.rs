@@ -42,3 +42,11 @@ impl From<RemovalCause> for EvictionCause {
         }
     }
 }
+
+/// An eviction listener, as the builder keeps it.
+pub(crate) type Listener<K, V> = std::sync::Arc<
+    dyn Fn(std::sync::Arc<K>, stratacache_tier::CacheEntry<V>, EvictionCause) + Send + Sync,
+>;
+
+/// An entry's weight, as the builder keeps it.
+pub(crate) type Weigher<K, V> = std::sync::Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;

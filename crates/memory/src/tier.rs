@@ -9,6 +9,13 @@ use crate::expiry::Stored;
 
 type Moka<K, V> = moka::sync::Cache<K, Stored<V>, ahash::RandomState>;
 
+/// The concurrent cache under a tier.
+enum Engine<K, V> {
+    Moka(Moka<K, V>),
+    #[cfg(feature = "quick_cache")]
+    S3Fifo(std::sync::Arc<crate::s3fifo::Quick<K, V>>),
+}
+
 /// An in-process tier on a moka cache. Cheap to clone: clones share the same storage.
 ///
 /// ```
@@ -24,7 +31,7 @@ type Moka<K, V> = moka::sync::Cache<K, Stored<V>, ahash::RandomState>;
 /// assert!(tier.lookup("a").is_none());
 /// ```
 pub struct MemoryTier<K, V> {
-    moka: Moka<K, V>,
+    engine: Engine<K, V>,
 }
 
 impl<K, V> MemoryTier<K, V>
@@ -33,7 +40,23 @@ where
     V: Clone + Send + Sync + 'static,
 {
     pub(crate) fn from_moka(moka: Moka<K, V>) -> Self {
-        Self { moka }
+        Self {
+            engine: Engine::Moka(moka),
+        }
+    }
+
+    #[cfg(feature = "quick_cache")]
+    pub(crate) fn from_s3_fifo(quick: crate::s3fifo::Quick<K, V>) -> Self {
+        Self {
+            engine: Engine::S3Fifo(std::sync::Arc::new(quick)),
+        }
+    }
+
+    /// Whether the engine drops entries itself when the time they were stored for runs
+    /// out (moka); if not (S3-FIFO), whoever reads must judge expiry, as a cache does.
+    #[must_use]
+    pub const fn expires_entries(&self) -> bool {
+        matches!(self.engine, Engine::Moka(_))
     }
 
     /// Looks up an entry by any borrowed form of the key, without allocating or awaiting.
@@ -57,7 +80,11 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.moka.get(key).map(|stored| stored.entry)
+        match &self.engine {
+            Engine::Moka(moka) => moka.get(key).map(|stored| stored.entry),
+            #[cfg(feature = "quick_cache")]
+            Engine::S3Fifo(quick) => quick.get(key).map(|stored| stored.entry),
+        }
     }
 
     /// Removes the entry under a borrowed key, without awaiting.
@@ -66,7 +93,13 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.moka.invalidate(key);
+        match &self.engine {
+            Engine::Moka(moka) => moka.invalidate(key),
+            #[cfg(feature = "quick_cache")]
+            Engine::S3Fifo(quick) => {
+                quick.remove(key);
+            }
+        }
     }
 
     /// Removes the entry under a borrowed key if `condition` holds for it, atomically with
@@ -91,25 +124,49 @@ where
         K: Borrow<Q> + Clone,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let result = self
-            .moka
-            .entry_by_ref(key)
-            .and_compute_with(|found| match found {
-                Some(found) if condition(&found.value().entry) => moka::ops::compute::Op::Remove,
-                _ => moka::ops::compute::Op::Nop,
-            });
-        matches!(result, moka::ops::compute::CompResult::Removed(_))
+        match &self.engine {
+            Engine::Moka(moka) => {
+                let result = moka
+                    .entry_by_ref(key)
+                    .and_compute_with(|found| match found {
+                        Some(found) if condition(&found.value().entry) => {
+                            moka::ops::compute::Op::Remove
+                        }
+                        _ => moka::ops::compute::Op::Nop,
+                    });
+                matches!(result, moka::ops::compute::CompResult::Removed(_))
+            }
+            #[cfg(feature = "quick_cache")]
+            Engine::S3Fifo(quick) => {
+                let mut condition = Some(condition);
+                let removed = quick.remove_if(key, |stored| {
+                    condition
+                        .take()
+                        .is_some_and(|condition| condition(&stored.entry))
+                });
+                removed.is_some()
+            }
+        }
     }
 
     /// Stores an entry to be kept for `keep_for` (`None`: until evicted), without
     /// awaiting.
     pub fn store(&self, key: K, entry: CacheEntry<V>, keep_for: Option<Duration>) {
-        self.moka.insert(key, Stored { entry, keep_for });
+        let stored = Stored { entry, keep_for };
+        match &self.engine {
+            Engine::Moka(moka) => moka.insert(key, stored),
+            #[cfg(feature = "quick_cache")]
+            Engine::S3Fifo(quick) => quick.insert(key, stored),
+        }
     }
 
     /// Removes every entry, at once (what [`CacheTier::clear`] does, without awaiting).
     pub fn remove_all(&self) {
-        self.moka.invalidate_all();
+        match &self.engine {
+            Engine::Moka(moka) => moka.invalidate_all(),
+            #[cfg(feature = "quick_cache")]
+            Engine::S3Fifo(quick) => quick.clear(),
+        }
     }
 
     /// Runs moka's pending housekeeping now: evictions, expirations, listener calls.
@@ -129,14 +186,20 @@ where
     /// assert_eq!(tier.entry_count(), 3);
     /// ```
     pub fn run_pending_tasks(&self) {
-        self.moka.run_pending_tasks();
+        if let Engine::Moka(moka) = &self.engine {
+            moka.run_pending_tasks();
+        }
     }
 
     /// The approximate number of entries (exact after
     /// [`run_pending_tasks`](Self::run_pending_tasks)).
     #[must_use]
     pub fn entry_count(&self) -> u64 {
-        self.moka.entry_count()
+        match &self.engine {
+            Engine::Moka(moka) => moka.entry_count(),
+            #[cfg(feature = "quick_cache")]
+            Engine::S3Fifo(quick) => quick.len() as u64,
+        }
     }
 
     /// The approximate total weight (entries without a weigher weigh 1).
@@ -156,23 +219,35 @@ where
     /// ```
     #[must_use]
     pub fn weighted_size(&self) -> u64 {
-        self.moka.weighted_size()
+        match &self.engine {
+            Engine::Moka(moka) => moka.weighted_size(),
+            #[cfg(feature = "quick_cache")]
+            Engine::S3Fifo(quick) => quick.weight(),
+        }
     }
 }
 
 impl<K, V> Clone for MemoryTier<K, V> {
     fn clone(&self) -> Self {
         Self {
-            moka: self.moka.clone(),
+            engine: match &self.engine {
+                Engine::Moka(moka) => Engine::Moka(moka.clone()),
+                #[cfg(feature = "quick_cache")]
+                Engine::S3Fifo(quick) => Engine::S3Fifo(std::sync::Arc::clone(quick)),
+            },
         }
     }
 }
 
 impl<K, V> fmt::Debug for MemoryTier<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let engine = match &self.engine {
+            Engine::Moka(_) => "moka",
+            #[cfg(feature = "quick_cache")]
+            Engine::S3Fifo(_) => "s3-fifo",
+        };
         f.debug_struct("MemoryTier")
-            .field("name", &self.moka.name())
-            .field("entry_count", &self.moka.entry_count())
+            .field("engine", &engine)
             .finish_non_exhaustive()
     }
 }
@@ -207,7 +282,7 @@ where
     }
 
     fn len(&self) -> Option<u64> {
-        self.moka.run_pending_tasks();
-        Some(self.moka.entry_count())
+        self.run_pending_tasks();
+        Some(self.entry_count())
     }
 }

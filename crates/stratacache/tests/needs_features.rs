@@ -5,3 +5,8 @@
 #[test]
 #[ignore = "tests/security.rs and the encryption/compression unit tests need --features encryption,compression"]
 fn security_tests_need_the_encryption_and_compression_features() {}
+
+#[cfg(not(feature = "quick_cache"))]
+#[test]
+#[ignore = "tests/s3_fifo.rs (the S3-FIFO L1 engine) needs --features quick_cache"]
+fn s3_fifo_tests_need_the_quick_cache_feature() {}

@@ -82,10 +82,81 @@ impl Clock {
         }
     }
 
+    /// The current time to within about a millisecond, for decisions that run on every
+    /// cache hit (is it expired, is it due for a refresh): on the system clock, a
+    /// timestamp a background thread refreshes every millisecond (one thread per
+    /// process, started by the first call), read with one atomic load instead of a
+    /// system call; under heavy load it may lag a few milliseconds more. Other clocks
+    /// answer [`now`](Self::now).
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use stratacache_tier::{Clock, FrozenClock};
+    ///
+    /// let system = Clock::system();
+    /// let lag = system.now().duration_since(system.recent()).unwrap_or_default();
+    /// assert!(lag < Duration::from_secs(1));
+    /// let frozen = FrozenClock::new();
+    /// assert_eq!(Clock::from(&frozen).recent(), frozen.now(), "exact in tests");
+    /// ```
+    #[must_use]
+    #[inline]
+    pub fn recent(&self) -> SystemTime {
+        match &self.source {
+            Source::System => coarse::recent(),
+            Source::Frozen(frozen) => frozen.now(),
+            Source::Custom(now) => now(),
+        }
+    }
+
     /// Whether this is the operating system's clock.
     #[must_use]
     pub const fn is_system(&self) -> bool {
         matches!(self.source, Source::System)
+    }
+}
+
+/// The system clock read by a ticker thread, for [`Clock::recent`].
+mod coarse {
+    use std::sync::Once;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, SystemTime};
+
+    const TICK: Duration = Duration::from_millis(1);
+
+    static NANOS: AtomicU64 = AtomicU64::new(0);
+    /// Whether the ticker runs (it could not be started: every read asks the system).
+    static TICKING: AtomicBool = AtomicBool::new(false);
+    static START: Once = Once::new();
+
+    fn store_now() {
+        let since = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let nanos = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX);
+        NANOS.store(nanos, Ordering::Relaxed);
+    }
+
+    fn start() {
+        store_now();
+        let ticker = std::thread::Builder::new()
+            .name("stratacache-clock".into())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(TICK);
+                    store_now();
+                }
+            });
+        TICKING.store(ticker.is_ok(), Ordering::Release);
+    }
+
+    #[inline]
+    pub(super) fn recent() -> SystemTime {
+        START.call_once(start);
+        if !TICKING.load(Ordering::Relaxed) {
+            return SystemTime::now();
+        }
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(NANOS.load(Ordering::Relaxed))
     }
 }
 

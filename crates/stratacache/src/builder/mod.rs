@@ -185,8 +185,9 @@ where
             Some(ttl) => Some(NotFound::new(ttl)),
         };
         // With fail-safe, a memory L1 keeps entries past their TTL: only the cache knows.
-        let l1_judges_expiry =
-            !clock.is_system() || levels[0].memory().is_none() || self.fail_safe.is_some();
+        let l1_judges_expiry = !clock.is_system()
+            || levels[0].memory().is_none_or(|l1| !l1.expires_entries())
+            || self.fail_safe.is_some();
         // A lone memory L1 changes atomically; anything else is serialized per key.
         let needs_key_locks = levels.len() > 1 || levels[0].memory().is_none();
         let inner = |me: &std::sync::Weak<Inner<K, V>>| Inner {
