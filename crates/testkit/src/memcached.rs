@@ -72,9 +72,33 @@ impl MemcachedServer {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The server's process id while it runs (`None` once [stopped](Self::stop)).
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.server.pid()
+    }
+
     /// Kills the server: its data is gone.
     pub fn stop(&mut self) {
         self.server.stop();
+    }
+
+    /// Freezes the server (`SIGSTOP`): connections stay open and nothing answers.
+    ///
+    /// # Errors
+    ///
+    /// When the signal cannot be sent.
+    pub fn pause(&self) -> Result<(), Error> {
+        self.server.signal("STOP")
+    }
+
+    /// Lets a [paused](Self::pause) server run again (`SIGCONT`).
+    ///
+    /// # Errors
+    ///
+    /// When the signal cannot be sent.
+    pub fn resume(&self) -> Result<(), Error> {
+        self.server.signal("CONT")
     }
 
     /// Starts the server again on the same port.

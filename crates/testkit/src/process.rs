@@ -117,6 +117,11 @@ impl Server {
         }
     }
 
+    /// The process id, while it runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Sends `signal` (`STOP`, `CONT`, …) to the process.
     pub(crate) fn signal(&self, signal: &str) -> Result<(), Error> {
         let Some(child) = &self.child else {

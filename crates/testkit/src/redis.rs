@@ -78,6 +78,13 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// The server's process id while it runs (`None` once [stopped](Self::stop)): for
+    /// signals and process tools of your own.
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.server.pid()
+    }
+
     /// Kills the server (as a crash would): its data is gone.
     pub fn stop(&mut self) {
         self.server.stop();

@@ -46,3 +46,35 @@ fn cluster_forms_with_three_masters() {
     assert!(info.contains("cluster_state:ok"), "{info}");
     assert!(info.contains("cluster_known_nodes:3"), "{info}");
 }
+
+/// Asks with a read timeout: a paused server accepts (the kernel does) but never answers.
+fn ask_within(port: u16, request: &[u8], limit: std::time::Duration) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(limit))?;
+    stream.write_all(request)?;
+    let mut reply = [0; 256];
+    let read = stream.read(&mut reply)?;
+    Ok(String::from_utf8_lossy(&reply[..read]).into_owned())
+}
+
+#[test]
+fn memcached_pauses_resumes_and_names_its_pid() {
+    let mut memcached = MemcachedServer::start().unwrap();
+    let pid = memcached.pid().expect("running");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status.contains("memcached"), "the pid is the server's");
+    memcached.pause().unwrap();
+    let limit = std::time::Duration::from_millis(200);
+    assert!(
+        ask_within(memcached.port(), b"version\r\n", limit).is_err(),
+        "paused: nothing answers"
+    );
+    memcached.resume().unwrap();
+    assert!(
+        ask_within(memcached.port(), b"version\r\n", limit * 10)
+            .unwrap()
+            .starts_with("VERSION")
+    );
+    memcached.stop();
+    assert_eq!(memcached.pid(), None);
+}
