@@ -443,3 +443,11 @@ async fn a_stalled_server_times_out_within_the_command_timeout() {
     // The stalled connection is not reused: a new one reaches the server.
     assert_eq!(tier.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
 }
+
+#[test]
+fn the_store_reports_its_namespace_for_encryption_to_bind() {
+    // No server needed: the store connects lazily.
+    let store =
+        MemcachedStore::new(MemcachedConfig::new(["127.0.0.1:1"]).namespace("users")).unwrap();
+    assert_eq!(store.namespace(), "users");
+}

@@ -186,8 +186,10 @@ where
     /// assert_eq!(tier.entry_count(), 3);
     /// ```
     pub fn run_pending_tasks(&self) {
-        if let Engine::Moka(moka) = &self.engine {
-            moka.run_pending_tasks();
+        match &self.engine {
+            Engine::Moka(moka) => moka.run_pending_tasks(),
+            #[cfg(feature = "quick_cache")]
+            Engine::S3Fifo(_) => {}
         }
     }
 

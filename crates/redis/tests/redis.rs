@@ -459,3 +459,11 @@ async fn a_cache_starts_while_redis_is_down_and_uses_it_once_it_is_up() {
         .unwrap();
     assert_eq!(other.get(&1).await.unwrap().as_deref(), Some("up"));
 }
+
+#[tokio::test]
+async fn the_store_reports_its_namespace_for_encryption_to_bind() {
+    // No server needed: the store connects lazily.
+    let store =
+        RedisStore::new(RedisConfig::from_url("redis://127.0.0.1:1/").namespace("users")).unwrap();
+    assert_eq!(store.namespace(), "users");
+}
