@@ -2,6 +2,9 @@
 //!
 //! - `telemetry_hit/{on,off}`: counters on, no subscriber, no handler, vs telemetry off.
 //! - `stampede_hit/{on,off}`: stampede protection on vs off (telemetry on in both).
+//! - `metrics_hit/{published,unpublished}`: a cache that publishes to the `metrics`
+//!   facade (handles registered with a recorder) vs the same cache that does not: the
+//!   hit path has no metrics code, so the two must cost the same.
 
 use std::hint::black_box;
 
@@ -57,11 +60,26 @@ fn stampede_hit(c: &mut Criterion) {
     );
 }
 
+fn metrics_hit(c: &mut Criterion) {
+    // A recorder that keeps what it is given, as an exporter would.
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let published = filled(Cache::builder());
+    metrics::with_local_recorder(&recorder, || published.publish_metrics());
+    bench_hits(
+        c,
+        "metrics_hit",
+        [
+            ("published", published),
+            ("unpublished", filled(Cache::builder())),
+        ],
+    );
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = telemetry_hit, stampede_hit
+    targets = telemetry_hit, stampede_hit, metrics_hit
 }
 criterion_main!(benches);

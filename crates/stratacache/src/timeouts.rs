@@ -114,6 +114,16 @@ where
     {
         // Boxed: a loader's future is the caller's, of any size, and a miss that does not
         // load should not carry it.
+        #[cfg(feature = "metrics")]
+        let load = {
+            let telemetry = &self.telemetry;
+            async move {
+                let started = std::time::Instant::now();
+                let loaded = load.await;
+                telemetry.metrics.load_took(started.elapsed());
+                loaded
+            }
+        };
         let load = Box::pin(load);
         let limit = self
             .load_timeouts

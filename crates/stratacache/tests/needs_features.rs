@@ -10,3 +10,8 @@ fn security_tests_need_the_encryption_and_compression_features() {}
 #[test]
 #[ignore = "tests/s3_fifo.rs (the S3-FIFO L1 engine) needs --features quick_cache"]
 fn s3_fifo_tests_need_the_quick_cache_feature() {}
+
+#[cfg(not(feature = "metrics"))]
+#[test]
+#[ignore = "tests/metrics.rs (the `metrics` facade bridge) needs --features metrics"]
+fn metrics_tests_need_the_metrics_feature() {}

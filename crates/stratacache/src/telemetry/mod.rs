@@ -14,6 +14,8 @@
 
 mod counters;
 mod event;
+#[cfg(feature = "metrics")]
+mod metrics;
 pub mod names;
 mod recorder;
 mod stats;

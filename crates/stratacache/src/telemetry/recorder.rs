@@ -21,6 +21,9 @@ pub(crate) type Handler = Arc<dyn Fn(&CacheEvent) + Send + Sync>;
 pub(crate) struct Telemetry {
     pub(crate) cache: Arc<str>,
     pub(crate) counters: CacheCounters,
+    /// Handles into the `metrics` facade, once the cache publishes.
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: super::metrics::Metrics,
     counting: bool,
     handler: Option<Handler>,
     next_request: AtomicU64,
@@ -101,6 +104,8 @@ impl Telemetry {
         Self {
             cache,
             counters: CacheCounters::default(),
+            #[cfg(feature = "metrics")]
+            metrics: super::metrics::Metrics::default(),
             counting,
             handler,
             next_request: AtomicU64::new(1),
