@@ -132,9 +132,13 @@ where
     /// hit several times cheaper, more throughput under mixed load, and a hit ratio as
     /// good or better on skewed workloads. Differences: it keeps no time, so entries
     /// live until evicted or replaced and the cache judges expiry on every read (an
-    /// expired entry is reclaimed when read, or evicted as cold); eviction listeners
-    /// hear evictions to make room ([`EvictionCause::Size`]) only; the capacity is
-    /// checked per shard, so it is approximate for tiny capacities.
+    /// expired entry is reclaimed when read, or evicted as cold); it needs a capacity
+    /// (100 000 entries without [`max_capacity`](Self::max_capacity)); eviction
+    /// listeners hear evictions to make room ([`EvictionCause::Size`]) and overwrites
+    /// ([`EvictionCause::Replaced`]), not removals or expiry; the capacity is split over
+    /// shards, so an entry heavier than a shard's share is not kept; with a weigher, give
+    /// [`initial_capacity`](Self::initial_capacity) the number of entries you expect;
+    /// the [`name`](Self::name) is not used.
     ///
     /// ```
     /// use stratacache_memory::MemoryTier;
@@ -153,14 +157,17 @@ where
     pub fn build(self) -> MemoryTier<K, V> {
         #[cfg(feature = "quick_cache")]
         if self.s3_fifo {
-            let estimated = self.initial_capacity.unwrap_or_else(|| {
-                // quick_cache sizes its tables for this many entries up front.
-                let bound = self.max_capacity.unwrap_or(16_384).min(1 << 20);
-                usize::try_from(bound).unwrap_or(16_384)
-            });
-            let quick =
-                crate::s3fifo::build(self.max_capacity, estimated, self.weigher, self.listeners);
-            return MemoryTier::from_s3_fifo(quick);
+            let capacity = self.max_capacity.unwrap_or(crate::s3fifo::DEFAULT_CAPACITY);
+            // The estimate sets quick_cache's shards and its ghost queue (half of it):
+            // the entry count by count; with a weigher, what `initial_capacity` says.
+            let estimated = match (&self.weigher, self.initial_capacity) {
+                (_, Some(entries)) => entries,
+                (Some(_), None) => 16_384,
+                (None, None) => usize::try_from(capacity).unwrap_or(usize::MAX),
+            };
+            let evictions = crate::s3fifo::Evictions(self.listeners.into());
+            let quick = crate::s3fifo::build(capacity, estimated, self.weigher, evictions.clone());
+            return MemoryTier::from_s3_fifo(quick, evictions);
         }
         let mut moka = moka::sync::Cache::builder().expire_after(KeepFor);
         if let Some(max_capacity) = self.max_capacity {

@@ -1,4 +1,5 @@
-//! The in-process stratacache tier, on [moka](https://docs.rs/moka).
+//! The in-process stratacache tier, on [moka](https://docs.rs/moka) (or quick_cache's
+//! S3-FIFO, feature `quick_cache`).
 //!
 //! [`MemoryTier`] keeps typed [`CacheEntry`](stratacache_tier::CacheEntry) values in a
 //! concurrent moka cache:

@@ -30,7 +30,8 @@ impl<K, V> quick_cache::Weighter<K, Stored<V>> for Weight<K, V> {
     }
 }
 
-/// Tells the builder's listeners what the engine evicted to make room.
+/// Collects what the engine drops during a request, and tells the builder's listeners
+/// once the engine's lock is released.
 pub(crate) struct Evictions<K, V>(pub(crate) Arc<[Listener<K, V>]>);
 
 impl<K, V> Clone for Evictions<K, V> {
@@ -39,33 +40,64 @@ impl<K, V> Clone for Evictions<K, V> {
     }
 }
 
+impl<K, V> Evictions<K, V>
+where
+    V: Clone,
+{
+    /// Tells the listeners about `dropped`: the first one `Replaced` when the request
+    /// overwrote an entry (the engine drops the old value first), the rest `Size`.
+    pub(crate) fn report(&self, dropped: Vec<(K, Stored<V>)>, replaced: bool) {
+        if self.0.is_empty() {
+            return;
+        }
+        for (index, (key, stored)) in dropped.into_iter().enumerate() {
+            let cause = if replaced && index == 0 {
+                EvictionCause::Replaced
+            } else {
+                EvictionCause::Size
+            };
+            let key = Arc::new(key);
+            for listener in self.0.iter() {
+                listener(Arc::clone(&key), stored.entry.clone(), cause);
+            }
+        }
+    }
+}
+
 impl<K, V> quick_cache::Lifecycle<K, Stored<V>> for Evictions<K, V>
 where
     K: Hash + Eq,
     V: Clone,
 {
-    type RequestState = ();
+    type RequestState = Vec<(K, Stored<V>)>;
 
-    fn begin_request(&self) -> Self::RequestState {}
+    fn begin_request(&self) -> Self::RequestState {
+        Vec::new()
+    }
 
-    fn on_evict(&self, _state: &mut Self::RequestState, key: K, stored: Stored<V>) {
-        if self.0.is_empty() {
-            return;
+    fn on_evict(&self, dropped: &mut Self::RequestState, key: K, stored: Stored<V>) {
+        if !self.0.is_empty() {
+            dropped.push((key, stored));
         }
-        let key = Arc::new(key);
-        for listener in self.0.iter() {
-            listener(Arc::clone(&key), stored.entry.clone(), EvictionCause::Size);
-        }
+    }
+
+    fn end_request(&self, dropped: Self::RequestState) {
+        // Requests other than `MemoryTier::store` (which reports itself): evictions.
+        self.report(dropped, false);
     }
 }
 
+/// The capacity of an S3-FIFO tier built without one: the engine keeps no time, so an
+/// unbounded tier would keep expired entries nobody reads again for ever.
+pub(crate) const DEFAULT_CAPACITY: u64 = 100_000;
+
 /// An S3-FIFO cache holding `max_weight` (entries, or the weigher's units), sized for
-/// about `estimated_entries`.
+/// about `estimated_entries` (which sets its shards and its ghost queue).
 pub(crate) fn build<K, V>(
-    max_weight: Option<u64>,
+    max_weight: u64,
     estimated_entries: usize,
     weigher: Option<Weigher<K, V>>,
-    listeners: Vec<Listener<K, V>>,
+    evictions: Evictions<K, V>,
 ) -> Quick<K, V>
 where
     K: Hash + Eq + Send + Sync + 'static,
@@ -73,10 +105,10 @@ where
 {
     quick_cache::sync::Cache::with(
         estimated_entries,
-        max_weight.unwrap_or(u64::MAX),
+        max_weight,
         Weight(weigher),
         ahash::RandomState::new(),
-        Evictions(listeners.into()),
+        evictions,
     )
 }
 
@@ -118,6 +150,23 @@ mod tests {
         tier.store("c".into(), entry(3), None);
         tier.remove_all();
         assert!(tier.lookup("c").is_none());
+    }
+
+    #[test]
+    fn an_overwrite_is_a_replacement_not_an_eviction() {
+        let heard = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let listener = std::sync::Arc::clone(&heard);
+        let tier = MemoryTier::<u64, u64>::builder()
+            .max_capacity(1_000)
+            .eviction_listener(move |key, entry, cause| {
+                listener.lock().unwrap().push((*key, *entry.value(), cause));
+            })
+            .s3_fifo()
+            .build();
+        tier.store(1, entry(1), None);
+        tier.store(1, entry(2), None);
+        assert_eq!(*heard.lock().unwrap(), [(1, 1, EvictionCause::Replaced)]);
+        assert_eq!(tier.lookup(&1).map(|e| *e.value()), Some(2));
     }
 
     #[test]

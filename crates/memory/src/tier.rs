@@ -13,10 +13,15 @@ type Moka<K, V> = moka::sync::Cache<K, Stored<V>, ahash::RandomState>;
 enum Engine<K, V> {
     Moka(Moka<K, V>),
     #[cfg(feature = "quick_cache")]
-    S3Fifo(std::sync::Arc<crate::s3fifo::Quick<K, V>>),
+    S3Fifo(
+        std::sync::Arc<crate::s3fifo::Quick<K, V>>,
+        crate::s3fifo::Evictions<K, V>,
+    ),
 }
 
-/// An in-process tier on a moka cache. Cheap to clone: clones share the same storage.
+/// An in-process tier on a moka cache (or, with the `quick_cache` feature and
+/// [`MemoryTierBuilder::s3_fifo`](crate::MemoryTierBuilder::s3_fifo), quick_cache's
+/// S3-FIFO). Cheap to clone: clones share the same storage.
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
@@ -46,9 +51,12 @@ where
     }
 
     #[cfg(feature = "quick_cache")]
-    pub(crate) fn from_s3_fifo(quick: crate::s3fifo::Quick<K, V>) -> Self {
+    pub(crate) fn from_s3_fifo(
+        quick: crate::s3fifo::Quick<K, V>,
+        evictions: crate::s3fifo::Evictions<K, V>,
+    ) -> Self {
         Self {
-            engine: Engine::S3Fifo(std::sync::Arc::new(quick)),
+            engine: Engine::S3Fifo(std::sync::Arc::new(quick), evictions),
         }
     }
 
@@ -83,7 +91,7 @@ where
         match &self.engine {
             Engine::Moka(moka) => moka.get(key).map(|stored| stored.entry),
             #[cfg(feature = "quick_cache")]
-            Engine::S3Fifo(quick) => quick.get(key).map(|stored| stored.entry),
+            Engine::S3Fifo(quick, _) => quick.get(key).map(|stored| stored.entry),
         }
     }
 
@@ -96,7 +104,7 @@ where
         match &self.engine {
             Engine::Moka(moka) => moka.invalidate(key),
             #[cfg(feature = "quick_cache")]
-            Engine::S3Fifo(quick) => {
+            Engine::S3Fifo(quick, _) => {
                 quick.remove(key);
             }
         }
@@ -137,7 +145,7 @@ where
                 matches!(result, moka::ops::compute::CompResult::Removed(_))
             }
             #[cfg(feature = "quick_cache")]
-            Engine::S3Fifo(quick) => {
+            Engine::S3Fifo(quick, _) => {
                 let mut condition = Some(condition);
                 let removed = quick.remove_if(key, |stored| {
                     condition
@@ -156,7 +164,13 @@ where
         match &self.engine {
             Engine::Moka(moka) => moka.insert(key, stored),
             #[cfg(feature = "quick_cache")]
-            Engine::S3Fifo(quick) => quick.insert(key, stored),
+            Engine::S3Fifo(quick, evictions) => {
+                // The engine drops the old value of an overwritten key first: a
+                // replacement, told apart from evictions to make room.
+                let replaced = quick.contains_key(&key);
+                let dropped = quick.insert_with_lifecycle(key, stored);
+                evictions.report(dropped, replaced);
+            }
         }
     }
 
@@ -165,7 +179,7 @@ where
         match &self.engine {
             Engine::Moka(moka) => moka.invalidate_all(),
             #[cfg(feature = "quick_cache")]
-            Engine::S3Fifo(quick) => quick.clear(),
+            Engine::S3Fifo(quick, _) => quick.clear(),
         }
     }
 
@@ -189,7 +203,7 @@ where
         match &self.engine {
             Engine::Moka(moka) => moka.run_pending_tasks(),
             #[cfg(feature = "quick_cache")]
-            Engine::S3Fifo(_) => {}
+            Engine::S3Fifo(..) => {}
         }
     }
 
@@ -200,7 +214,7 @@ where
         match &self.engine {
             Engine::Moka(moka) => moka.entry_count(),
             #[cfg(feature = "quick_cache")]
-            Engine::S3Fifo(quick) => quick.len() as u64,
+            Engine::S3Fifo(quick, _) => quick.len() as u64,
         }
     }
 
@@ -224,7 +238,7 @@ where
         match &self.engine {
             Engine::Moka(moka) => moka.weighted_size(),
             #[cfg(feature = "quick_cache")]
-            Engine::S3Fifo(quick) => quick.weight(),
+            Engine::S3Fifo(quick, _) => quick.weight(),
         }
     }
 }
@@ -235,7 +249,9 @@ impl<K, V> Clone for MemoryTier<K, V> {
             engine: match &self.engine {
                 Engine::Moka(moka) => Engine::Moka(moka.clone()),
                 #[cfg(feature = "quick_cache")]
-                Engine::S3Fifo(quick) => Engine::S3Fifo(std::sync::Arc::clone(quick)),
+                Engine::S3Fifo(quick, evictions) => {
+                    Engine::S3Fifo(std::sync::Arc::clone(quick), evictions.clone())
+                }
             },
         }
     }
@@ -246,7 +262,7 @@ impl<K, V> fmt::Debug for MemoryTier<K, V> {
         let engine = match &self.engine {
             Engine::Moka(_) => "moka",
             #[cfg(feature = "quick_cache")]
-            Engine::S3Fifo(_) => "s3-fifo",
+            Engine::S3Fifo(..) => "s3-fifo",
         };
         f.debug_struct("MemoryTier")
             .field("engine", &engine)

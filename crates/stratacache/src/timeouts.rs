@@ -118,10 +118,10 @@ where
         let load = {
             let telemetry = &self.telemetry;
             async move {
-                let started = std::time::Instant::now();
-                let loaded = load.await;
-                telemetry.metrics.load_took(started.elapsed());
-                loaded
+                // Recorded when dropped: a load cut off by a timeout counts too.
+                let _timer =
+                    crate::telemetry::LoadTimer::start(&telemetry.metrics, &telemetry.cache);
+                load.await
             }
         };
         let load = Box::pin(load);

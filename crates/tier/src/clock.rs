@@ -85,9 +85,10 @@ impl Clock {
     /// The current time to within about a millisecond, for decisions that run on every
     /// cache hit (is it expired, is it due for a refresh): on the system clock, a
     /// timestamp a background thread refreshes every millisecond (one thread per
-    /// process, started by the first call), read with one atomic load instead of a
-    /// system call; under heavy load it may lag a few milliseconds more. Other clocks
-    /// answer [`now`](Self::now).
+    /// process, started by the first call, waking every millisecond for the life of the
+    /// process), read with one atomic load instead of a system call; under heavy load it
+    /// may lag a few milliseconds more. A process forked after the first call has no
+    /// ticker: call it first in the child. Other clocks answer [`now`](Self::now).
     ///
     /// ```
     /// use std::time::{Duration, SystemTime};

@@ -5,13 +5,15 @@
 //!
 //! The hot path pays nothing for it: the counters a cache keeps anyway are published as
 //! absolute values on a schedule ([`Cache::spawn_metrics`]) or on demand
-//! ([`Cache::publish_metrics`]), through handles registered once. Only loads record a
-//! histogram sample each (`cache.load.duration`).
+//! ([`Cache::publish_metrics`]), each time through the recorder installed then. Only
+//! loads record a histogram sample each (`cache.load.duration`), once the cache has
+//! published.
 
-use std::sync::{Arc, OnceLock, Weak};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
-use metrics::{Counter, Gauge, Histogram, Label};
+use metrics::{Counter, Gauge, Label};
 use stratacache_tier::CircuitState;
 
 use super::{CacheStats, TierStats};
@@ -47,11 +49,10 @@ type Published = (fn(&CacheStats) -> u64, Counter);
 /// A cache's handles, registered on first use.
 pub(crate) struct MetricHandles {
     tiers: Vec<TierHandles>,
-    /// `cache.loads`: ok, error.
+    /// `cache.loads`: started, error.
     loads: [Counter; 2],
     /// The cache-wide counters: (value in the snapshot, handle).
     events: Vec<Published>,
-    pub(crate) load_duration: Histogram,
 }
 
 fn labels(cache: &str, more: &[(&'static str, &str)]) -> Vec<Label> {
@@ -153,11 +154,10 @@ impl MetricHandles {
         Self {
             tiers,
             loads: [
-                counter("cache.loads", &[("outcome", "ok")]),
+                counter("cache.loads", &[("outcome", "started")]),
                 counter("cache.loads", &[("outcome", "error")]),
             ],
             events,
-            load_duration: metrics::histogram!("cache.load.duration", labels(cache, &[])),
         }
     }
 
@@ -165,7 +165,7 @@ impl MetricHandles {
         for (handles, tier) in self.tiers.iter().zip(&stats.tiers) {
             publish_tier(handles, tier);
         }
-        self.loads[0].absolute(stats.loads.saturating_sub(stats.load_errors));
+        self.loads[0].absolute(stats.loads);
         self.loads[1].absolute(stats.load_errors);
         for (value, counter) in &self.events {
             counter.absolute(value(stats));
@@ -203,21 +203,44 @@ fn publish_tier(handles: &TierHandles, tier: &TierStats) {
     });
 }
 
-/// Where a cache keeps its handles.
+/// A cache's link to the `metrics` facade: whether it publishes (loads then record
+/// their duration), and under which name.
 #[derive(Default)]
-pub(crate) struct Metrics(OnceLock<MetricHandles>);
+pub(crate) struct Metrics {
+    publishing: AtomicBool,
+}
 
 impl Metrics {
-    /// The handles, registered with `stats`' tiers on first use.
-    fn handles(&self, cache: &str, stats: &CacheStats) -> &MetricHandles {
-        self.0.get_or_init(|| MetricHandles::register(cache, stats))
-    }
-
-    /// Records how long a load took, once handles exist (a cache publishing metrics).
-    pub(crate) fn load_took(&self, took: Duration) {
-        if let Some(handles) = self.0.get() {
-            handles.load_duration.record(took.as_secs_f64());
+    /// Records how long a load took (cancelled or timed out included), once the cache
+    /// publishes.
+    pub(crate) fn load_took(&self, cache: &str, took: Duration) {
+        if self.publishing.load(Ordering::Relaxed) {
+            metrics::histogram!("cache.load.duration", labels(cache, &[]))
+                .record(took.as_secs_f64());
         }
+    }
+}
+
+/// Times a load: records its duration when dropped, however the load ended.
+pub(crate) struct LoadTimer<'a> {
+    metrics: &'a Metrics,
+    cache: &'a str,
+    started: Instant,
+}
+
+impl<'a> LoadTimer<'a> {
+    pub(crate) fn start(metrics: &'a Metrics, cache: &'a str) -> Self {
+        Self {
+            metrics,
+            cache,
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Drop for LoadTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics.load_took(self.cache, self.started.elapsed());
     }
 }
 
@@ -240,14 +263,15 @@ where
     ///   other [`CacheStats`] counters.
     ///
     /// Counters are set to the cache's totals (`absolute`), so publishing often costs
-    /// nothing on the hit path. See [`spawn_metrics`](Self::spawn_metrics).
+    /// nothing on the hit path. Give each cache its own [name](crate::CacheBuilder::name):
+    /// caches of one name publish to the same series. See
+    /// [`spawn_metrics`](Self::spawn_metrics).
     pub fn publish_metrics(&self) {
         let stats = self.stats();
         let telemetry = &self.inner.telemetry;
-        telemetry
-            .metrics
-            .handles(&telemetry.cache, &stats)
-            .publish(&stats);
+        telemetry.metrics.publishing.store(true, Ordering::Relaxed);
+        // Registered each time: the recorder installed now gets them.
+        MetricHandles::register(&telemetry.cache, &stats).publish(&stats);
     }
 
     /// Publishes [`publish_metrics`](Self::publish_metrics) every `every` on a tokio task,

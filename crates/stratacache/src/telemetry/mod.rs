@@ -16,6 +16,9 @@ mod counters;
 mod event;
 #[cfg(feature = "metrics")]
 mod metrics;
+
+#[cfg(feature = "metrics")]
+pub(crate) use metrics::LoadTimer;
 pub mod names;
 mod recorder;
 mod stats;
