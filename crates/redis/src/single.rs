@@ -58,13 +58,19 @@ impl SingleNode {
         Fut: Future<Output = Result<T, Error>>,
     {
         let started = std::time::Instant::now();
-        let Generation { number, manager } = self.current().clone();
-        let mut result = crate::errors::within(limit, call(manager.clone())).await;
+        // One handle per call (the retry takes another): every clone touches counters
+        // that all callers share.
+        let (number, manager) = {
+            let current = self.current();
+            (current.number, current.manager.clone())
+        };
+        let mut result = crate::errors::within(limit, call(manager)).await;
         if let Err(error) = &result
             && error.kind() == ErrorKind::Unavailable
             && let Some(left) = limit.checked_sub(started.elapsed())
             && left >= limit / 4
         {
+            let manager = self.current().manager.clone();
             result = crate::errors::within(left, call(manager)).await;
         }
         match &result {
@@ -77,7 +83,13 @@ impl SingleNode {
                     }
                 }
             }
-            _ => self.timeouts_in_a_row.store(0, Ordering::Relaxed),
+            // Written only when it changes: a store on every call would bounce the
+            // counter's cache line between cores.
+            _ => {
+                if self.timeouts_in_a_row.load(Ordering::Relaxed) != 0 {
+                    self.timeouts_in_a_row.store(0, Ordering::Relaxed);
+                }
+            }
         }
         result
     }
