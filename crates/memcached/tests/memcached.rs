@@ -187,7 +187,9 @@ async fn a_dead_server_fails_its_keys_fast_and_the_others_keep_serving() {
             Err(error) => {
                 assert!(error.is_transient(), "{error}");
                 assert!(
-                    started.elapsed() < Duration::from_millis(700),
+                    // 200 ms timeouts; ten times that holds on a loaded machine, and a
+                    // hang never returns at all.
+                    started.elapsed() < Duration::from_secs(2),
                     "{:?}",
                     started.elapsed()
                 );

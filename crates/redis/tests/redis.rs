@@ -225,7 +225,9 @@ async fn a_dead_server_fails_fast_and_is_used_again_after_restart() {
         let started = Instant::now();
         assert_eq!(cache.get(&key).await.unwrap(), None, "degrades to a miss");
         assert!(
-            started.elapsed() < Duration::from_secs(1),
+            // The timeout is 200 ms; a hang would never return. Ten times the timeout
+            // holds on a loaded two-core machine.
+            started.elapsed() < Duration::from_secs(2),
             "bounded by the timeout: {:?}",
             started.elapsed()
         );
@@ -236,7 +238,9 @@ async fn a_dead_server_fails_fast_and_is_used_again_after_restart() {
             "{error}"
         );
         assert!(
-            started.elapsed() < Duration::from_secs(1),
+            // The timeout is 200 ms; a hang would never return. Ten times the timeout
+            // holds on a loaded two-core machine.
+            started.elapsed() < Duration::from_secs(2),
             "{:?}",
             started.elapsed()
         );
