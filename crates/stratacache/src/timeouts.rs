@@ -114,13 +114,12 @@ where
     {
         // Boxed: a loader's future is the caller's, of any size, and a miss that does not
         // load should not carry it.
-        #[cfg(feature = "metrics")]
+        #[cfg(any(feature = "metrics", feature = "opentelemetry"))]
         let load = {
             let telemetry = &self.telemetry;
             async move {
                 // Recorded when dropped: a load cut off by a timeout counts too.
-                let _timer =
-                    crate::telemetry::LoadTimer::start(&telemetry.metrics, &telemetry.cache);
+                let _timer = crate::telemetry::LoadTimer::start(telemetry);
                 load.await
             }
         };

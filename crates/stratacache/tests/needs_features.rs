@@ -15,3 +15,8 @@ fn s3_fifo_tests_need_the_quick_cache_feature() {}
 #[test]
 #[ignore = "tests/metrics.rs (the `metrics` facade bridge) needs --features metrics"]
 fn metrics_tests_need_the_metrics_feature() {}
+
+#[cfg(not(feature = "opentelemetry"))]
+#[test]
+#[ignore = "tests/opentelemetry.rs (the OpenTelemetry bridge) needs --features opentelemetry"]
+fn opentelemetry_tests_need_the_opentelemetry_feature() {}

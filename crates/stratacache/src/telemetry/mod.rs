@@ -14,11 +14,15 @@
 
 mod counters;
 mod event;
+#[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+mod figures;
 #[cfg(feature = "metrics")]
 mod metrics;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 
-#[cfg(feature = "metrics")]
-pub(crate) use metrics::LoadTimer;
+#[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+pub(crate) use figures::LoadTimer;
 pub mod names;
 mod recorder;
 mod stats;

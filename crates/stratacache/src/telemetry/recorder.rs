@@ -24,6 +24,9 @@ pub(crate) struct Telemetry {
     /// Handles into the `metrics` facade, once the cache publishes.
     #[cfg(feature = "metrics")]
     pub(crate) metrics: super::metrics::Metrics,
+    /// Instruments of OpenTelemetry meters the cache reports to.
+    #[cfg(feature = "opentelemetry")]
+    pub(crate) otel: super::otel::Otel,
     counting: bool,
     handler: Option<Handler>,
     next_request: AtomicU64,
@@ -106,6 +109,8 @@ impl Telemetry {
             counters: CacheCounters::default(),
             #[cfg(feature = "metrics")]
             metrics: super::metrics::Metrics::default(),
+            #[cfg(feature = "opentelemetry")]
+            otel: super::otel::Otel::default(),
             counting,
             handler,
             next_request: AtomicU64::new(1),
