@@ -62,7 +62,7 @@ where
     ///   `cache.coalesced_waits`, `cache.refreshes`, `cache.recovery`,
     ///   `cache.backplane.messages` (direction sent, received), `cache.backplane.gaps`,
     ///   `cache.lock.waits`, `cache.tags.invalidated`, `cache.integrity_failures`, and the
-    ///   other [`CacheStats`] counters.
+    ///   other [`CacheStats`](crate::CacheStats) counters.
     ///
     /// Counters are set to the cache's totals (`absolute`), so publishing often costs
     /// nothing on the hit path. Give each cache its own [name](crate::CacheBuilder::name):
