@@ -95,6 +95,14 @@ mod inner;
 mod key_lock;
 mod level;
 mod loader;
+#[cfg(feature = "macros")]
+#[doc(hidden)]
+pub mod __private {
+    //! What `#[cached]` expands to; not a public API.
+    pub use crate::macro_support::*;
+}
+#[cfg(feature = "macros")]
+mod macro_support;
 mod not_found;
 mod options;
 mod outcome;
@@ -125,6 +133,8 @@ pub use options::{Options, Strategy};
 pub use outcome::{TierWrite, TierWriteResult, WriteOutcome};
 pub use policy::{InsertPolicy, PromotionPolicy};
 pub use refresh::{RefreshTask, TimeToRefresh};
+#[cfg(feature = "macros")]
+pub use stratacache_macros::cached;
 pub use stratacache_memory::{EvictionCause, MemoryTier, MemoryTierBuilder};
 #[cfg(feature = "test-util")]
 pub use stratacache_tier::mock;
