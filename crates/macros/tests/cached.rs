@@ -100,12 +100,14 @@ impl Orders {
     #[cached(cache = self.cache, key = (customer, year))]
     async fn total(&self, customer: u64, year: u32) -> u64 {
         self.runs.fetch_add(1, Ordering::SeqCst);
-        tokio::task::yield_now().await;
+        // A query that takes a while: every caller arrives while it runs.
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         customer * 1_000 + u64::from(year)
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+/// Tokio's paused clock: the query's second passes only once every caller waits on it.
+#[tokio::test(start_paused = true)]
 async fn a_method_keyed_on_two_arguments_runs_once_for_many_concurrent_callers() {
     let orders = std::sync::Arc::new(Orders {
         cache: Cache::builder().stampede_protection(true).build().unwrap(),
