@@ -180,6 +180,14 @@ where
     {
         let key = &flight_key.0;
         let flight = merger.execute(flight_key, || async move {
+            // A flight that ended after this caller missed L1 has put its value there:
+            // the leader takes it rather than load a second time.
+            if levels.start == 0
+                && from == 1
+                && let Some(value) = self.live_in_l1(key)
+            {
+                return Ok(Fetched::Hit(value));
+            }
             self.fetch_alone(key, levels, from, ticket, slot.lead(), op)
                 .await
         });

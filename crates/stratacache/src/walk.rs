@@ -137,6 +137,16 @@ where
         FirstLook::Hit(entry.into_value())
     }
 
+    /// L1's value for `key` if it holds a live one now, judged strictly (a tag whose
+    /// marker must be read first counts as not live), reporting nothing: a second look
+    /// for a caller whose first look already counted.
+    pub(crate) fn live_in_l1(&self, key: &K) -> Option<V> {
+        let entry = self.levels[0].memory()?.lookup(key)?;
+        let now = self.clock.recent();
+        let live = !entry.is_expired(now) && self.tags.verdict(&entry, now) == Verdict::Valid;
+        live.then(|| entry.into_value())
+    }
+
     /// Reads one tier and judges what it holds with the cache's clock.
     ///
     /// An expired entry in a memory tier is reclaimed at once; one in a remote tier is

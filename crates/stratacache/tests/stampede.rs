@@ -384,3 +384,37 @@ async fn waiters_of_a_successful_load_take_its_value_without_looking_again() {
         1
     );
 }
+
+/// A caller that missed L1 just as the key's flight ended finds the value in L1 when it
+/// leads the next flight, and loads nothing: with a load that only yields, callers keep
+/// arriving around the end of flights.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn callers_arriving_as_a_flight_ends_do_not_load_again() {
+    let cache = protected();
+    let loads = Arc::new(AtomicUsize::new(0));
+    for round in 0..2_000 {
+        let key = format!("key {round}");
+        let callers: Vec<_> = (0..16)
+            .map(|_| {
+                let (cache, loads, key) = (cache.clone(), Arc::clone(&loads), key.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get_or_insert(&key, || async move {
+                            loads.fetch_add(1, Ordering::SeqCst);
+                            tokio::task::yield_now().await;
+                            7
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for caller in callers {
+            assert_eq!(caller.await.unwrap().unwrap(), 7);
+        }
+        assert_eq!(
+            loads.load(Ordering::SeqCst),
+            round + 1,
+            "round {round}: one load"
+        );
+    }
+}
