@@ -165,7 +165,11 @@ pub(super) async fn send(outbox: Arc<Outbox>, telemetry: Arc<Telemetry>) {
             for (subject, message) in batch {
                 outbox.keep(subject, message, false);
             }
-            tokio::time::sleep(backoff).await;
+            // A new announcement cuts the wait short: the backplane may be back, and a
+            // write made then should not wait out a backoff grown during the outage.
+            let pause = std::pin::pin!(tokio::time::sleep(backoff));
+            let woken = std::pin::pin!(outbox.wake.notified());
+            futures::future::select(pause, woken).await;
             backoff = (backoff * 2).min(LAST_BACKOFF);
         }
         if outbox.closed.load(Ordering::Acquire) {
