@@ -31,17 +31,18 @@ async fn entries_expire_by_the_caches_frozen_clock() {
 }
 
 /// The system clock: with moka, L1 expires entries itself and a hit reads no clock;
-/// with S3-FIFO the cache must judge. Real time, 150 ms.
+/// with S3-FIFO the cache must judge. Real time, 0.6 s (a TTL long enough that a loaded
+/// machine reads the entry before it expires).
 #[tokio::test]
 async fn with_the_system_clock_the_cache_judges_expiry_itself() {
     let cache: Cache<u64, String> = Cache::builder()
         .memory(|l1| l1.max_capacity(1_000).s3_fifo())
-        .ttl(Duration::from_millis(100))
+        .ttl(Duration::from_millis(500))
         .build()
         .unwrap();
     cache.insert(1, "one".into()).await.unwrap();
     assert!(cache.get(&1).await.unwrap().is_some());
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
         cache.get(&1).await.unwrap(),
         None,
