@@ -154,7 +154,8 @@ fn returns(output: &ReturnType) -> syn::Result<Returns> {
         _ => 0,
     };
     Ok(match (last.ident.to_string().as_str(), generic_count) {
-        ("Result", 2) => Returns::Result,
+        // `io::Result<T>` and other one-argument aliases are results too.
+        ("Result", 1 | 2) => Returns::Result,
         ("Option", 1) => Returns::Option,
         _ => Returns::Value,
     })
@@ -194,7 +195,7 @@ fn expand(attributes: Attributes, function: ItemFn) -> syn::Result<proc_macro2::
         #(#attrs)*
         #vis #sig {
             let __stratacache_key = ::std::clone::Clone::clone(&(#key));
-            ::stratacache::__private::#helper(&#cache, __stratacache_key, move || async move #block).await
+            ::stratacache::__private::#helper(&(#cache), __stratacache_key, move || async move #block).await
         }
     })
 }

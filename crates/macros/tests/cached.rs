@@ -136,3 +136,27 @@ fn misuse_fails_to_compile_with_a_clear_message() {
     let cases = trybuild::TestCases::new();
     cases.compile_fail("tests/ui/*.rs");
 }
+
+static SLOW: LazyLock<Cache<u64, u64>> = LazyLock::new(|| {
+    Cache::builder()
+        .load_timeouts(stratacache::LoadTimeouts::new().hard(std::time::Duration::from_millis(100)))
+        .build()
+        .unwrap()
+});
+
+#[cached(cache = SLOW, key = id)]
+async fn slow(id: u64) -> u64 {
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    id + 1
+}
+
+/// The cache gives up on a load past its hard timeout; the function still answers, by
+/// finishing the body it started (never a panic, never a second run).
+#[tokio::test(start_paused = true)]
+async fn a_load_the_cache_timed_out_is_finished_by_the_function() {
+    assert_eq!(slow(1).await, 2);
+    assert!(
+        !SLOW.contains(&1).await.unwrap(),
+        "nothing cached: the cache gave up"
+    );
+}

@@ -186,6 +186,7 @@ where
                 && from == 1
                 && let Some(value) = self.live_in_l1(key)
             {
+                slot.mark_led();
                 return Ok(Fetched::Hit(value));
             }
             self.fetch_alone(key, levels, from, ticket, slot.lead(), op)
@@ -222,6 +223,11 @@ impl<F> LoaderSlot<F> {
     }
 
     /// Called by the future only the flight's leader runs.
+    /// Marks this caller as the flight's leader, though it ran no loader.
+    pub(crate) fn mark_led(&self) {
+        self.ran.store(true, Ordering::Relaxed);
+    }
+
     pub(crate) fn lead(&self) -> Option<F> {
         self.ran.store(true, Ordering::Relaxed);
         self.slot

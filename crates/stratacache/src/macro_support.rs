@@ -3,7 +3,11 @@
 
 use std::future::Future;
 use std::hash::Hash;
+use std::pin::{Pin, pin};
 use std::sync::{Mutex, PoisonError};
+
+use futures::FutureExt;
+use futures::future::{Fuse, FusedFuture};
 
 use crate::{Cache, Error};
 
@@ -28,8 +32,9 @@ impl std::fmt::Display for BodyFailed {
 
 impl std::error::Error for BodyFailed {}
 
-/// A function returning `V`: cached. Should the cache fail (strict), what the body
-/// produced is returned, or the body runs if it had not.
+/// A function returning `V`: cached. Should the cache fail (strict, or a hard load
+/// timeout), what the body produced is returned, or the body's future is awaited to its
+/// end: it lives here, so a load the cache gave up on is finished, never started again.
 pub async fn value<K, V, F, Fut>(cache: &Cache<K, V>, key: K, body: F) -> V
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
@@ -37,11 +42,11 @@ where
     F: FnOnce() -> Fut + Send,
     Fut: Future<Output = V> + Send,
 {
-    let (body, produced) = (Mutex::new(Some(body)), Mutex::new(None));
+    let mut running = pin!(body().fuse());
+    let produced = Mutex::new(None);
     let read = cache
         .get_or_insert(&key, || async {
-            let run = take(&body).expect("the body runs once");
-            let value = run().await;
+            let value = running.as_mut().await;
             put(&produced, value.clone());
             value
         })
@@ -50,12 +55,13 @@ where
         Ok(value) => value,
         Err(_) => match take(&produced) {
             Some(value) => value,
-            None => take(&body).expect("the body did not run")().await,
+            None => finish(running).await,
         },
     }
 }
 
-/// A function returning `Option<V>`: `Some` cached, `None` not.
+/// A function returning `Option<V>`: `Some` cached, `None` not; a cache failure answered
+/// as [`value`] answers it.
 pub async fn option<K, V, F, Fut>(cache: &Cache<K, V>, key: K, body: F) -> Option<V>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
@@ -63,11 +69,11 @@ where
     F: FnOnce() -> Fut + Send,
     Fut: Future<Output = Option<V>> + Send,
 {
-    let (body, produced) = (Mutex::new(Some(body)), Mutex::new(None));
+    let mut running = pin!(body().fuse());
+    let produced = Mutex::new(None);
     let read = cache
         .optionally_get_or_insert(&key, || async {
-            let run = take(&body).expect("the body runs once");
-            let found = run().await;
+            let found = running.as_mut().await;
             put(&produced, found.clone());
             found
         })
@@ -76,9 +82,16 @@ where
         Ok(found) => found,
         Err(_) => match take(&produced) {
             Some(found) => found,
-            None => take(&body).expect("the body did not run")().await,
+            None => finish(running).await,
         },
     }
+}
+
+/// Awaits the body's future to its end. It has not ended: an ended body put its value
+/// in `produced` in the same poll.
+async fn finish<T>(running: Pin<&mut Fuse<impl Future<Output = T>>>) -> T {
+    assert!(!running.is_terminated(), "an ended body left its value");
+    running.await
 }
 
 /// A function returning `Result<V, E>`: `Ok` cached, errors never. A caller whose body

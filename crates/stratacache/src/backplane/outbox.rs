@@ -167,8 +167,13 @@ pub(super) async fn send(outbox: Arc<Outbox>, telemetry: Arc<Telemetry>) {
             }
             // A new announcement cuts the wait short: the backplane may be back, and a
             // write made then should not wait out a backoff grown during the outage.
+            // Still at least the first backoff: steady writes during an outage must not
+            // turn the retries into a busy loop.
             let pause = std::pin::pin!(tokio::time::sleep(backoff));
-            let woken = std::pin::pin!(outbox.wake.notified());
+            let woken = std::pin::pin!(async {
+                outbox.wake.notified().await;
+                tokio::time::sleep(FIRST_BACKOFF).await;
+            });
             futures::future::select(pause, woken).await;
             backoff = (backoff * 2).min(LAST_BACKOFF);
         }

@@ -3,7 +3,7 @@
 //! collects (nothing on the hit path), and a histogram of load durations.
 
 use std::any::Any;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
@@ -17,13 +17,18 @@ use crate::inner::Inner;
 #[derive(Default)]
 pub(crate) struct Otel {
     instruments: Mutex<Vec<Box<dyn Any + Send + Sync>>>,
-    load_duration: OnceLock<Histogram<f64>>,
+    /// One per meter the cache reports to.
+    load_durations: Mutex<Vec<Histogram<f64>>>,
 }
 
 impl Otel {
     /// Records how long a load took, once the cache reports to a meter.
     pub(crate) fn load_took(&self, cache: &str, took: Duration) {
-        if let Some(histogram) = self.load_duration.get() {
+        let histograms = self
+            .load_durations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for histogram in histograms.iter() {
             histogram.record(
                 took.as_secs_f64(),
                 &[KeyValue::new("cache", cache.to_owned())],
@@ -58,7 +63,8 @@ where
     /// with `cache`, `tier`, `outcome`; `cache.entries`; `cache.circuit.state`; …), as
     /// observable counters and gauges read from the cache's counters when the meter
     /// collects, so a hit pays nothing; and a `cache.load.duration` histogram (seconds)
-    /// each load records. The instruments live as long as the cache.
+    /// each load records. The callbacks live as long as the meter provider; once the
+    /// cache is dropped they observe nothing (they hold it weakly).
     ///
     /// ```
     /// use opentelemetry::metrics::MeterProvider;
@@ -107,6 +113,11 @@ where
             }
         }
         let histogram = meter.f64_histogram(LOAD_DURATION).with_unit("s").build();
-        let _ = telemetry.otel.load_duration.set(histogram);
+        telemetry
+            .otel
+            .load_durations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(histogram);
     }
 }
