@@ -6,7 +6,6 @@
 use serde::{Deserialize, Serialize};
 use stratacache::{Cache, Compression, Encryption, Fallback, Remote};
 use stratacache_redis::{RedisConfig, RedisStore};
-use stratacache_testkit::RedisServer;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Patient {
@@ -17,14 +16,7 @@ struct Patient {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (_server, url) = match std::env::var("REDIS_URL") {
-        Ok(url) => (None, url),
-        Err(_) => {
-            let server = RedisServer::start()?;
-            let url = server.url();
-            (Some(server), url)
-        }
-    };
+    let (_server, url) = stratacache_examples::redis()?;
     // In production the master key comes from a secret store (Vault, KMS, a mounted
     // secret); an id names it in every entry, so keys rotate without a flush (with
     // `hash_keys`, a rotation starts from an empty Redis: keys hash elsewhere).

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use stratacache::{Cache, Fallback, Remote};
 use stratacache_redis::{RedisBackplane, RedisConfig, RedisStore};
-use stratacache_testkit::RedisServer;
 
 fn replica(config: &RedisConfig) -> Result<Cache<u64, String>, stratacache::Error> {
     Cache::builder()
@@ -21,14 +20,7 @@ fn replica(config: &RedisConfig) -> Result<Cache<u64, String>, stratacache::Erro
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (_server, url) = match std::env::var("REDIS_URL") {
-        Ok(url) => (None, url),
-        Err(_) => {
-            let server = RedisServer::start()?;
-            let url = server.url();
-            (Some(server), url)
-        }
-    };
+    let (_server, url) = stratacache_examples::redis()?;
     let config = RedisConfig::from_url(url).namespace("two-replicas");
     let (a, b) = (replica(&config)?, replica(&config)?);
     tokio::time::sleep(Duration::from_millis(100)).await; // both subscribe
