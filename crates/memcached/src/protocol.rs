@@ -231,11 +231,7 @@ mod tests {
         use super::*;
 
         fn config() -> ProptestConfig {
-            let cases = std::env::var("STRATACACHE_FUZZ_CASES")
-                .ok()
-                .and_then(|cases| cases.parse().ok())
-                .unwrap_or(2_000);
-            ProptestConfig::with_cases(cases)
+            ProptestConfig::with_cases(stratacache_testkit::fuzz_cases())
         }
 
         fn parse_now(bytes: &[u8]) -> Result<Reply, Error> {

@@ -10,3 +10,14 @@ pub use error::Error;
 pub use memcached::MemcachedServer;
 pub use proxy::TcpProxy;
 pub use redis::{RedisCluster, RedisServer, RedisTlsServer};
+
+/// How many cases each fuzz target (a property test over arbitrary bytes) runs:
+/// `STRATACACHE_FUZZ_CASES`, or 2 000, which keeps CI bounded. Longer runs:
+/// `STRATACACHE_FUZZ_CASES=1000000 cargo test fuzz`.
+#[must_use]
+pub fn fuzz_cases() -> u32 {
+    std::env::var("STRATACACHE_FUZZ_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(2_000)
+}

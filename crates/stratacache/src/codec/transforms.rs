@@ -222,11 +222,7 @@ mod fuzz {
     use super::*;
 
     fn config() -> ProptestConfig {
-        let cases = std::env::var("STRATACACHE_FUZZ_CASES")
-            .ok()
-            .and_then(|cases| cases.parse().ok())
-            .unwrap_or(2_000);
-        ProptestConfig::with_cases(cases)
+        ProptestConfig::with_cases(stratacache_testkit::fuzz_cases())
     }
 
     /// Every kind of tier: plain, compressing, sealing, both, hashing keys.
