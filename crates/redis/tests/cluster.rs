@@ -61,14 +61,8 @@ async fn keys_spread_over_the_masters_and_clear_reaches_them_all() {
 
 /// Waits (bounded) until `done` holds.
 async fn until(what: &str, done: impl Fn() -> bool) {
-    let wait = async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), wait)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
+    let (every, within) = (Duration::from_millis(5), Duration::from_secs(20));
+    stratacache_testkit::until(what, every, within, done).await;
 }
 
 /// How many subscribers each node counts on the shard channel.

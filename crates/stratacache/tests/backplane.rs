@@ -27,14 +27,8 @@ where
 
 /// Waits (bounded) until `done` holds, letting the listening tasks run.
 async fn until(what: &str, done: impl Fn() -> bool) {
-    let wait = async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), wait)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
+    let (every, within) = (Duration::from_millis(1), Duration::from_secs(10));
+    stratacache_testkit::until(what, every, within, done).await;
 }
 
 #[tokio::test]

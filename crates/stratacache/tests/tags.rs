@@ -192,12 +192,8 @@ async fn another_instance_drops_tagged_entries_when_it_hears_the_invalidation() 
     assert!(b.get(&1).await.unwrap().is_some(), "now in b's L1");
     tokio::time::sleep(2 * MS).await; // markers have millisecond precision
     a.invalidate_tag("t").await.unwrap();
-    let heard = async {
-        while b.stats().tags_invalidated == 0 {
-            tokio::time::sleep(MS).await;
-        }
-    };
-    tokio::time::timeout(10 * SEC, heard).await.unwrap();
+    let heard = || b.stats().tags_invalidated > 0;
+    stratacache_testkit::until("b heard the invalidation", MS, 10 * SEC, heard).await;
     assert!(b.get(&1).await.unwrap().is_none(), "b's L1 copy is invalid");
 }
 
@@ -269,12 +265,8 @@ async fn a_marker_redis_refused_is_written_once_it_answers() {
     server.restart().unwrap();
     // The first call Redis answers sends what waited.
     a.get_entry(&2).await.unwrap();
-    let written = async {
-        while !server.cli(&["KEYS", "tags:!t*"]).unwrap().contains("!t:") {
-            tokio::time::sleep(10 * MS).await;
-        }
-    };
-    tokio::time::timeout(10 * SEC, written).await.unwrap();
+    let written = || server.cli(&["KEYS", "tags:!t*"]).unwrap().contains("!t:");
+    stratacache_testkit::until("the marker is in Redis", 10 * MS, 10 * SEC, written).await;
     let late = redis_cache(&server, &clock, &loads);
     assert!(
         late.get_entry(&1).await.unwrap().is_none(),
@@ -311,12 +303,8 @@ async fn over_redis_with_a_backplane_the_invalidation_crosses_at_once() {
     assert!(b.get(&1).await.unwrap().is_some());
     tokio::time::sleep(2 * MS).await;
     a.invalidate_tag("t").await.unwrap();
-    let heard = async {
-        while b.stats().tags_invalidated == 0 {
-            tokio::time::sleep(MS).await;
-        }
-    };
-    tokio::time::timeout(10 * SEC, heard).await.unwrap();
+    let heard = || b.stats().tags_invalidated > 0;
+    stratacache_testkit::until("b heard the invalidation", MS, 10 * SEC, heard).await;
     assert!(b.get(&1).await.unwrap().is_none());
 }
 

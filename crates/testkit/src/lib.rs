@@ -5,11 +5,13 @@ mod memcached;
 mod process;
 mod proxy;
 mod redis;
+mod wait;
 
 pub use error::Error;
 pub use memcached::MemcachedServer;
 pub use proxy::TcpProxy;
 pub use redis::{RedisCluster, RedisServer, RedisTlsServer};
+pub use wait::until;
 
 /// How many cases each fuzz target (a property test over arbitrary bytes) runs:
 /// `STRATACACHE_FUZZ_CASES`, or 2 000, which keeps CI bounded. Longer runs:
