@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check stratacache has: installs what the suite needs when it is missing
 # (redis-server, memcached and openssl, from Debian's packages), then formatting, clippy, every
-# test (unit, integration, doc), the loom model checks and the doc build. Exits non-zero on the first failure.
+# test (unit, integration, doc), the loom model checks, the doc build and cargo-deny
+# (installed from crates.io when missing). Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,8 +37,16 @@ RUSTFLAGS="--cfg stratacache_loom" CARGO_TARGET_DIR=target/loom \
 echo "==> cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked
 
-if command -v cargo-deny >/dev/null 2>&1; then
-  echo "==> cargo deny"
+echo "==> cargo deny"
+if ! command -v cargo-deny >/dev/null 2>&1; then
+  echo "    installing cargo-deny (crates.io)"
+  cargo install cargo-deny --locked --quiet
+fi
+# The advisory database is a git clone from GitHub: checked when it can be fetched.
+if timeout 120 cargo deny fetch db >/dev/null 2>&1; then
   cargo deny check
+else
+  echo "    advisory database unreachable: checking bans, licences and sources only"
+  cargo deny check bans licenses sources
 fi
 echo "==> all checks passed"

@@ -17,3 +17,7 @@ pub fn redis() -> Result<(Option<RedisServer>, String), stratacache_testkit::Err
     let url = server.url();
     Ok((Some(server), url))
 }
+
+#[cfg(feature = "service")]
+#[path = "../service/mod.rs"]
+pub mod service;

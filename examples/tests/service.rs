@@ -1,0 +1,378 @@
+//! The reference service driven over HTTP: real SQLite files, the test kit's real
+//! `redis-server`, services started on free ports in this process (and once as the
+//! binary the README runs).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use stratacache_examples::service::{Config, Service, User};
+use stratacache_testkit::RedisServer;
+
+/// A fresh SQLite file, removed when dropped.
+struct Database(PathBuf);
+
+impl Database {
+    fn new() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("stratacache-service-{}-{n}.db", std::process::id()));
+        let database = Self(path);
+        database.remove();
+        database
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}?mode=rwc", self.0.display())
+    }
+
+    fn remove(&self) {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+        }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+fn client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("an HTTP client")
+}
+
+async fn get(client: &Client, service: &Service, id: u64) -> (StatusCode, Option<User>) {
+    let response = client
+        .get(format!("{}/users/{id}", service.url()))
+        .send()
+        .await
+        .expect("GET answered");
+    let status = response.status();
+    let user = if status == StatusCode::OK {
+        Some(response.json().await.expect("a user"))
+    } else {
+        None
+    };
+    (status, user)
+}
+
+async fn put(client: &Client, service: &Service, id: u64, name: &str) -> StatusCode {
+    client
+        .put(format!("{}/users/{id}", service.url()))
+        .json(&json!({ "name": name, "email": format!("{name}@example.com") }))
+        .send()
+        .await
+        .expect("PUT answered")
+        .status()
+}
+
+fn user(id: u64, name: &str) -> User {
+    User {
+        id,
+        name: name.into(),
+        email: format!("{name}@example.com"),
+    }
+}
+
+/// Polls `check` every 5 ms until it holds, for at most `within`.
+async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < within, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_cached_and_writes_replace_them() {
+    let database = Database::new();
+    let service = Service::start(Config::new(database.url()))
+        .await
+        .expect("started");
+    let client = client();
+
+    assert_eq!(put(&client, &service, 1, "ada").await, StatusCode::OK);
+    let queries = service.users().queries();
+    for _ in 0..3 {
+        assert_eq!(
+            get(&client, &service, 1).await,
+            (StatusCode::OK, Some(user(1, "ada")))
+        );
+    }
+    assert_eq!(
+        service.users().queries(),
+        queries,
+        "the PUT filled the cache: no read reached the table"
+    );
+
+    // Absent users are remembered as absent: one query for many reads.
+    for _ in 0..3 {
+        assert_eq!(get(&client, &service, 2).await.0, StatusCode::NOT_FOUND);
+    }
+    assert_eq!(service.users().queries(), queries + 1);
+    assert_eq!(put(&client, &service, 2, "grace").await, StatusCode::OK);
+    assert_eq!(
+        get(&client, &service, 2).await.1,
+        Some(user(2, "grace")),
+        "a write replaces the remembered absence"
+    );
+
+    assert_eq!(
+        put(&client, &service, 1, "ada lovelace").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&client, &service, 1).await.1,
+        Some(user(1, "ada lovelace"))
+    );
+    let deleted = client
+        .delete(format!("{}/users/1", service.url()))
+        .send()
+        .await
+        .expect("DELETE answered");
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(get(&client, &service, 1).await.0, StatusCode::NOT_FOUND);
+
+    // Bad input: a clear status, never a panic or a stored row.
+    let empty = client
+        .put(format!("{}/users/3", service.url()))
+        .json(&json!({ "name": "", "email": "x@example.com" }))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let garbage = client
+        .put(format!("{}/users/3", service.url()))
+        .body("{not json")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .expect("answered");
+    assert!(garbage.status().is_client_error(), "{}", garbage.status());
+    let not_an_id = client
+        .get(format!("{}/users/%00abc", service.url()))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(not_an_id.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        get(&client, &service, u64::MAX).await.0,
+        StatusCode::NOT_FOUND,
+        "an id beyond the table's range is absent"
+    );
+    assert_eq!(get(&client, &service, 3).await.0, StatusCode::NOT_FOUND);
+
+    let metrics = client
+        .get(format!("{}/metrics", service.url()))
+        .send()
+        .await
+        .expect("answered")
+        .text()
+        .await
+        .expect("text");
+    let hits = metrics
+        .lines()
+        .find(|line| {
+            line.starts_with("cache_requests")
+                && line.contains("outcome=\"hit\"")
+                && line.contains("tier=\"l1\"")
+        })
+        .unwrap_or_else(|| panic!("no L1 hit figure in:\n{metrics}"));
+    let hits: f64 = hits
+        .rsplit(' ')
+        .next()
+        .and_then(|figure| figure.parse().ok())
+        .expect("a figure");
+    assert!(hits >= 5.0, "{hits} hits reported");
+    let queries_line = metrics
+        .lines()
+        .find(|line| line.starts_with("db_queries"))
+        .unwrap_or_else(|| panic!("no db_queries in:\n{metrics}"));
+    assert!(
+        queries_line.ends_with(&format!(" {}", service.users().queries())),
+        "{queries_line}"
+    );
+    service.stop().await.expect("stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_one_instance_is_read_on_another() {
+    let redis = RedisServer::start().expect("redis-server");
+    let database = Database::new();
+    let config = Config::new(database.url()).redis(redis.url());
+    let (a, b) = (
+        Service::start(config.clone()).await.expect("a started"),
+        Service::start(config).await.expect("b started"),
+    );
+    let client = client();
+    assert_eq!(put(&client, &a, 1, "ada").await, StatusCode::OK);
+    assert_eq!(get(&client, &b, 1).await.1, Some(user(1, "ada")));
+    let b_queries = b.users().queries();
+    assert_eq!(b_queries, 0, "b read a's write from Redis, not the table");
+    // b's L1 now holds ada; a renames her.
+    assert_eq!(get(&client, &b, 1).await.1, Some(user(1, "ada")));
+
+    assert_eq!(put(&client, &a, 1, "ada lovelace").await, StatusCode::OK);
+    eventually(
+        "b reads the renamed user",
+        Duration::from_secs(2),
+        || async { get(&client, &b, 1).await.1 == Some(user(1, "ada lovelace")) },
+    )
+    .await;
+    assert_eq!(b.users().queries(), 0, "still from Redis");
+    assert!(b.cache().stats().backplane_received >= 1);
+
+    let deleted = client
+        .delete(format!("{}/users/1", a.url()))
+        .send()
+        .await
+        .expect("DELETE answered");
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    eventually("b sees the deletion", Duration::from_secs(2), || async {
+        get(&client, &b, 1).await.0 == StatusCode::NOT_FOUND
+    })
+    .await;
+    a.stop().await.expect("a stopped");
+    b.stop().await.expect("b stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_while_redis_is_down_or_stalled() {
+    let mut redis = RedisServer::start().expect("redis-server");
+    let database = Database::new();
+    let service = Service::start(Config::new(database.url()).redis(redis.url()))
+        .await
+        .expect("started");
+    let client = client();
+    for id in 1..=10 {
+        assert_eq!(
+            put(&client, &service, id, &format!("user{id}")).await,
+            StatusCode::OK
+        );
+    }
+    // A second instance wrote users 11..=20 to the table only: this one has no copy.
+    let other = Service::start(Config::new(database.url()))
+        .await
+        .expect("a memory-only instance");
+    for id in 11..=20 {
+        assert_eq!(
+            put(&client, &other, id, &format!("user{id}")).await,
+            StatusCode::OK
+        );
+    }
+
+    redis.pause().expect("SIGSTOP");
+    let stalled = Instant::now();
+    for id in [1, 11, 12] {
+        assert_eq!(
+            get(&client, &service, id).await,
+            (StatusCode::OK, Some(user(id, &format!("user{id}")))),
+            "served from L1 or the table while Redis is stalled"
+        );
+    }
+    assert!(
+        stalled.elapsed() < Duration::from_secs(3),
+        "three reads took {:?} with Redis stalled",
+        stalled.elapsed()
+    );
+    redis.resume().expect("SIGCONT");
+
+    redis
+        .save()
+        .expect("SAVE: the restarted server comes back with user1 … user10");
+    redis.stop();
+    let down = Instant::now();
+    for id in (1..=10).chain(13..=20) {
+        assert_eq!(
+            get(&client, &service, id).await,
+            (StatusCode::OK, Some(user(id, &format!("user{id}")))),
+            "user {id} while Redis is down"
+        );
+    }
+    assert_eq!(put(&client, &service, 1, "renamed").await, StatusCode::OK);
+    assert_eq!(get(&client, &service, 1).await.1, Some(user(1, "renamed")));
+    assert!(
+        down.elapsed() < Duration::from_secs(5),
+        "twenty requests took {:?} with Redis down",
+        down.elapsed()
+    );
+
+    // Redis comes back holding the user the outage write replaced: the write waited
+    // and is replayed, so a new instance never reads the old name from Redis.
+    redis.restart().expect("redis-server back on its port");
+    eventually(
+        "the waiting write is replayed",
+        Duration::from_secs(10),
+        || async {
+            let _ = get(&client, &service, 2).await; // traffic finds Redis back
+            service.cache().stats().recovery_replayed >= 1
+        },
+    )
+    .await;
+    let fresh = Service::start(Config::new(database.url()).redis(redis.url()))
+        .await
+        .expect("a new instance");
+    assert_eq!(get(&client, &fresh, 1).await.1, Some(user(1, "renamed")));
+    fresh.stop().await.expect("stopped");
+    other.stop().await.expect("stopped");
+    service.stop().await.expect("stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_what_the_readme_says() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let database = Database::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_service"))
+        .env("BIND", "127.0.0.1:0")
+        .env("DATABASE_URL", database.url())
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the service binary started");
+    let stdout = child.stdout.take().expect("stdout");
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .expect("joined")
+    .expect("a first line");
+    let url = line
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    let client = client();
+    let put = client
+        .put(format!("{url}/users/7"))
+        .json(&json!({ "name": "alan", "email": "alan@example.com" }))
+        .send()
+        .await
+        .expect("PUT answered");
+    assert_eq!(put.status(), StatusCode::OK);
+    let read: Value = client
+        .get(format!("{url}/users/7"))
+        .send()
+        .await
+        .expect("GET answered")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(read["name"], "alan");
+    let _ = child.kill();
+    let _ = child.wait();
+}
