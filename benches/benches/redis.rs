@@ -6,7 +6,6 @@
 //! `benches/redis-benchmark.sh` prints `redis-benchmark`'s ceiling beside these figures.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use stratacache::{ByteStore, Cache, Fallback, InsertPolicy, Remote};
@@ -140,65 +139,12 @@ fn redis_batch(c: &mut Criterion) {
     drop(server);
 }
 
-/// This process's CPU time so far (user + system), from `/proc/self/stat`.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |index: usize| {
-        fields
-            .get(index)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 (1-based), 11 and 12 after the state field.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10) // 100 ticks a second
-}
-
-/// `tasks` tasks sharing one handle, `ops` L1-miss/Redis-hit gets in all: the wall time
-/// and this process's CPU time they took.
-fn concurrently<F, Fut>(
-    runtime: &tokio::runtime::Runtime,
-    tasks: usize,
-    ops: usize,
-    get: F,
-) -> (Duration, Duration)
-where
-    F: Fn() -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let (wall, cpu) = (std::time::Instant::now(), cpu_time());
-    runtime.block_on(async {
-        let handles: Vec<_> = (0..tasks)
-            .map(|_| {
-                let get = get.clone();
-                tokio::spawn(async move {
-                    for _ in 0..ops / tasks {
-                        get().await;
-                    }
-                })
-            })
-            .collect();
-        for handle in handles {
-            handle.await.unwrap();
-        }
-    });
-    (wall.elapsed(), cpu_time().saturating_sub(cpu))
-}
-
 /// L1-miss/Redis-hit gets from 1, 8, 32 and 128 concurrent tasks on a two-worker runtime,
 /// through stratacache and through a raw redis-rs connection (the same multiplexed
 /// kind): time per operation from criterion, and CPU per operation printed.
 fn redis_concurrent(c: &mut Criterion) {
     let (server, url) = stratacache_benches::redis();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = stratacache_benches::two_worker_runtime();
     let _inside = runtime.enter();
     let tier = RedisStore::new(RedisConfig::from_url(&url).namespace("concurrent")).unwrap();
     let cache: Cache<u64, String> = Cache::builder()
@@ -211,54 +157,45 @@ fn redis_concurrent(c: &mut Criterion) {
     let raw = runtime
         .block_on(client.get_multiplexed_async_connection())
         .unwrap();
-    let ours = {
+    let ours = move |_task: usize, ops: usize| {
         let cache = cache.clone();
-        move || {
-            let cache = cache.clone();
-            async move {
+        async move {
+            for _ in 0..ops {
                 black_box(cache.get(&1).await.unwrap());
             }
         }
     };
-    let theirs = move || {
+    let theirs = move |_task: usize, ops: usize| {
         let mut connection = raw.clone();
         async move {
-            let found: Option<Vec<u8>> = redis::cmd("GET")
-                .arg("concurrent:AQ")
-                .query_async(&mut connection)
-                .await
-                .unwrap();
-            black_box(found);
+            for _ in 0..ops {
+                let found: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg("concurrent:AQ")
+                    .query_async(&mut connection)
+                    .await
+                    .unwrap();
+                black_box(found);
+            }
         }
     };
     let mut group = c.benchmark_group("redis_concurrent");
     for tasks in [1, 8, 32, 128] {
         // CPU per operation, over one fixed run each.
         let ops = 40_000;
-        let (ours_wall, ours_cpu) = concurrently(&runtime, tasks, ops, ours.clone());
-        let (raw_wall, raw_cpu) = concurrently(&runtime, tasks, ops, theirs.clone());
-        let per_op = |d: Duration| d.as_nanos() as f64 / ops as f64 / 1_000.0;
-        println!(
-            "redis_concurrent/{tasks} tasks: stratacache {:.1} µs wall {:.1} µs CPU per op, \
-             raw {:.1} µs wall {:.1} µs CPU per op: throughput {:.2}×, CPU {:.2}×",
-            per_op(ours_wall),
-            per_op(ours_cpu),
-            per_op(raw_wall),
-            per_op(raw_cpu),
-            raw_wall.as_secs_f64() / ours_wall.as_secs_f64(),
-            ours_cpu.as_secs_f64() / raw_cpu.as_secs_f64().max(f64::MIN_POSITIVE),
-        );
+        let ours_run = stratacache_benches::concurrently(&runtime, tasks, ops, &ours);
+        let raw_run = stratacache_benches::concurrently(&runtime, tasks, ops, &theirs);
+        stratacache_benches::print_concurrency("redis_concurrent", tasks, ops, ours_run, raw_run);
         group.bench_function(format!("stratacache/{tasks}"), |b| {
             b.iter_custom(|iters| {
                 let ops = usize::try_from(iters).unwrap().div_ceil(tasks) * tasks;
-                let (wall, _) = concurrently(&runtime, tasks, ops, ours.clone());
+                let (wall, _) = stratacache_benches::concurrently(&runtime, tasks, ops, &ours);
                 wall.mul_f64(iters as f64 / ops as f64)
             });
         });
         group.bench_function(format!("raw/{tasks}"), |b| {
             b.iter_custom(|iters| {
                 let ops = usize::try_from(iters).unwrap().div_ceil(tasks) * tasks;
-                let (wall, _) = concurrently(&runtime, tasks, ops, theirs.clone());
+                let (wall, _) = stratacache_benches::concurrently(&runtime, tasks, ops, &theirs);
                 wall.mul_f64(iters as f64 / ops as f64)
             });
         });

@@ -48,3 +48,83 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .build()
         .expect("a tokio runtime")
 }
+
+/// A multi-thread tokio runtime with two workers (this machine's cores), for the
+/// concurrency groups.
+#[must_use]
+pub fn two_worker_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// This process's CPU time so far (user + system), from `/proc/self/stat`.
+#[must_use]
+pub fn cpu_time() -> std::time::Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 (1-based), 11 and 12 after the state field.
+    std::time::Duration::from_millis((ticks(11) + ticks(12)) * 10) // 100 ticks a second
+}
+
+/// Runs `tasks` tasks at once, task `i` running `body(i, ops / tasks)` (its share of
+/// `ops` operations): the wall time and this process's CPU time they took.
+///
+/// # Panics
+///
+/// When a task panics.
+pub fn concurrently<F, Fut>(
+    runtime: &tokio::runtime::Runtime,
+    tasks: usize,
+    ops: usize,
+    body: F,
+) -> (std::time::Duration, std::time::Duration)
+where
+    F: Fn(usize, usize) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (wall, cpu) = (std::time::Instant::now(), cpu_time());
+    runtime.block_on(async {
+        let handles: Vec<_> = (0..tasks)
+            .map(|task| tokio::spawn(body(task, ops / tasks)))
+            .collect();
+        for handle in handles {
+            handle.await.expect("a bench task");
+        }
+    });
+    (wall.elapsed(), cpu_time().saturating_sub(cpu))
+}
+
+/// Prints one line of a concurrency group: time and CPU per operation of `ours` and
+/// `theirs` (each `(wall, cpu)` over `ops` operations) and their ratios.
+pub fn print_concurrency(
+    group: &str,
+    tasks: usize,
+    ops: usize,
+    ours: (std::time::Duration, std::time::Duration),
+    theirs: (std::time::Duration, std::time::Duration),
+) {
+    let per_op = |d: std::time::Duration| d.as_nanos() as f64 / ops as f64 / 1_000.0;
+    println!(
+        "{group}/{tasks} tasks: stratacache {:.1} µs wall {:.1} µs CPU per op, \
+         raw {:.1} µs wall {:.1} µs CPU per op: throughput {:.2}×, CPU {:.2}×",
+        per_op(ours.0),
+        per_op(ours.1),
+        per_op(theirs.0),
+        per_op(theirs.1),
+        theirs.0.as_secs_f64() / ours.0.as_secs_f64(),
+        ours.1.as_secs_f64() / theirs.1.as_secs_f64().max(f64::MIN_POSITIVE),
+    );
+}

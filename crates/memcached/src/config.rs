@@ -52,8 +52,10 @@ impl MemcachedConfig {
         self
     }
 
-    /// The most connections open to one server at once (16 by default). A call that
-    /// finds them all busy waits, within its command timeout.
+    /// The most connections open to one server at once (16 by default). Connections are
+    /// multiplexed: concurrent calls share one, their requests pipelined and their
+    /// replies read in order; the next one is opened only when each open one carries
+    /// 32 calls in flight.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max.max(1);
         self

@@ -22,39 +22,53 @@
 //!   while the others wait for its answer (within the command timeout), so that a
 //!   returning server's generation is moved once, not once per concurrent request.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use stratacache_tier::Error;
 
-/// What this client knows of one server's generation.
-#[derive(Debug, Default)]
+/// What this client knows of one server's generation. The known generation is read
+/// without a lock (every command asks for it); questions and their failures are kept
+/// under one.
+#[derive(Debug)]
 pub(crate) struct Generation {
+    /// The generation last read from the server.
+    known: AtomicU64,
+    /// When it was read: ms after `born`, plus one; 0 when it never was.
+    read_at: AtomicU64,
+    born: Instant,
+    /// How many times the server's contents were distrusted.
+    distrusted: AtomicU64,
+    /// The value of `distrusted` that the last move answered: while the two differ, the
+    /// generation must be moved before the server is used.
+    moved_for: AtomicU64,
     state: Mutex<State>,
     /// Held by the caller asking the server; see the module docs.
     pub(crate) asking: tokio::sync::Mutex<()>,
 }
 
+impl Default for Generation {
+    fn default() -> Self {
+        Self {
+            known: AtomicU64::new(0),
+            read_at: AtomicU64::new(0),
+            born: Instant::now(),
+            distrusted: AtomicU64::new(0),
+            moved_for: AtomicU64::new(0),
+            state: Mutex::default(),
+            asking: tokio::sync::Mutex::default(),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
-    /// The generation last read from the server, and when.
-    known: Option<(u64, Instant)>,
-    /// How many times the server's contents were distrusted.
-    distrusted: u64,
-    /// The value of `distrusted` that the last move answered: while the two differ, the
-    /// generation must be moved before the server is used.
-    moved_for: u64,
     /// How many questions have been answered (or failed), so that a caller who waited
     /// for one can tell that it ended.
     answers: u64,
     /// Why the last question failed, for the callers that waited on it.
     failure: Option<Error>,
-}
-
-impl State {
-    fn trusted(&self) -> bool {
-        self.distrusted == self.moved_for
-    }
 }
 
 /// A question to put to the server, from [`Generation::question`].
@@ -71,26 +85,40 @@ impl Generation {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn ms_since_born(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn trusted(&self) -> bool {
+        self.distrusted.load(Ordering::Acquire) == self.moved_for.load(Ordering::Acquire)
+    }
+
+    /// The known generation, if one was read and the server is trusted, and how long
+    /// ago it was read.
+    fn known(&self) -> Option<(u64, Duration)> {
+        let read_at = self.read_at.load(Ordering::Acquire);
+        if read_at == 0 || !self.trusted() {
+            return None;
+        }
+        let age = self.ms_since_born().saturating_sub(read_at - 1);
+        Some((
+            self.known.load(Ordering::Acquire),
+            Duration::from_millis(age),
+        ))
+    }
+
     /// The known generation when it was read less than `refresh` ago and the server is
     /// trusted: usable without asking.
     pub(crate) fn fresh(&self, refresh: Duration) -> Option<u64> {
-        let state = self.state();
-        match state.known {
-            Some((generation, read_at)) if state.trusted() && read_at.elapsed() < refresh => {
-                Some(generation)
-            }
-            _ => None,
-        }
+        self.known()
+            .filter(|(_, age)| *age < refresh)
+            .map(|(generation, _)| generation)
     }
 
     /// The known generation however old, when the server is trusted: what to keep using
     /// while the server cannot be asked.
     pub(crate) fn last_known(&self) -> Option<u64> {
-        let state = self.state();
-        state
-            .known
-            .filter(|_| state.trusted())
-            .map(|(generation, _)| generation)
+        self.known().map(|(generation, _)| generation)
     }
 
     /// How many questions have been answered so far.
@@ -106,10 +134,9 @@ impl Generation {
     /// The question to ask now: a move when `moving` (a `clear`) or the server is
     /// distrusted, otherwise a read.
     pub(crate) fn question(&self, moving: bool) -> Question {
-        let state = self.state();
         Question {
-            delta: u64::from(moving || !state.trusted()),
-            distrusted: state.distrusted,
+            delta: u64::from(moving || !self.trusted()),
+            distrusted: self.distrusted.load(Ordering::Acquire),
         }
     }
 
@@ -119,11 +146,14 @@ impl Generation {
         state.answers += 1;
         match answer {
             Ok(generation) => {
-                state.known = Some((*generation, Instant::now()));
+                self.known.store(*generation, Ordering::Release);
+                self.read_at
+                    .store(self.ms_since_born().saturating_add(1), Ordering::Release);
                 state.failure = None;
                 if question.delta > 0 {
                     // Distrust that arrived while the move was under way is still pending.
-                    state.moved_for = state.moved_for.max(question.distrusted);
+                    self.moved_for
+                        .fetch_max(question.distrusted, Ordering::AcqRel);
                 }
             }
             Err(error) => state.failure = Some(error.clone()),
@@ -132,7 +162,7 @@ impl Generation {
 
     /// Marks the server's contents as untrusted until its generation has been moved.
     pub(crate) fn distrust(&self) {
-        self.state().distrusted += 1;
+        self.distrusted.fetch_add(1, Ordering::AcqRel);
     }
 }
 

@@ -1,4 +1,4 @@
-//! A memcached store for stratacache: several servers, consistent hashing, pooled
+//! A memcached store for stratacache: several servers, consistent hashing, multiplexed
 //! connections, the meta protocol.
 //!
 //! [`MemcachedStore`] is a [`ByteStore`](stratacache_tier::ByteStore): put it behind the
@@ -11,11 +11,17 @@
 //!   "may change without notice", and `async-memcached` drives one connection to one
 //!   server. Worth revisiting when `memcache::exp` is stable. Replies are parsed with a
 //!   bound on every length.
-//! - **Servers.** Keys are spread over a ketama-style ring (160 points per server), so
-//!   adding or removing one of N servers moves about 1/N of the keys.
-//! - **Connections.** Up to [`MemcachedConfig::max_connections`] per server, reused;
-//!   every command is bounded by [`MemcachedConfig::command_timeout`], connecting
-//!   included.
+//! - **Servers.** Keys are spread over a ketama-style ring (160 points per server,
+//!   placed by XXH3: fast, stable, not cryptographic), so adding or removing one of N
+//!   servers moves about 1/N of the keys. With one server nothing is hashed.
+//! - **Connections.** Multiplexed: concurrent calls share a connection, their requests
+//!   written back to back (one write when they queue up) and the replies, which
+//!   memcached sends in order, handed back in order; another connection is opened,
+//!   up to [`MemcachedConfig::max_connections`] per server, only when each open one
+//!   carries 32 calls. Every command is bounded by [`MemcachedConfig::command_timeout`],
+//!   connecting included; a call that times out leaves its connection in step (its late
+//!   reply is read and dropped), and a connection that answered nothing while a call
+//!   waited out its timeout (a hung server, a half-open socket) is closed.
 //! - **Faults.** A down server's keys fail within the timeout while the others keep
 //!   serving; when it returns it is used again. With
 //!   [`MemcachedConfig::failure_limit`], a server that keeps failing is skipped for a
@@ -50,6 +56,7 @@ mod config;
 mod exptime;
 mod generation;
 mod namespace;
+mod pipeline;
 mod pool;
 mod protocol;
 mod ring;

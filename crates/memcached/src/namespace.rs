@@ -2,6 +2,7 @@
 //! moved (by `clear`, or before a distrusted server is used again) and fallen back on
 //! while the server does not answer. See `generation` for what this client knows of it.
 
+use std::fmt;
 use std::time::SystemTime;
 
 use stratacache_tier::{Error, ErrorKind};
@@ -11,17 +12,24 @@ use crate::store::{MemcachedStore, all_down};
 
 impl MemcachedStore {
     /// The server that owns `key` now, and the key as stored there.
-    pub(crate) async fn locate(&self, key: &str) -> Result<(usize, String), Error> {
+    pub(crate) async fn locate<'a>(&'a self, key: &'a str) -> Result<(usize, FullKey<'a>), Error> {
         let index = self.route(key.as_bytes()).ok_or_else(all_down)?;
         let generation = self.generation(index, false).await?;
         Ok((index, self.full_key(generation, key)?))
     }
 
     /// `key` as stored under `generation`: `namespace:generation:key`.
-    pub(crate) fn full_key(&self, generation: u64, key: &str) -> Result<String, Error> {
-        let full = format!("{}:{generation}:{key}", self.config.namespace);
-        protocol::check_key(&full)?;
-        Ok(full)
+    pub(crate) fn full_key<'a>(
+        &'a self,
+        generation: u64,
+        key: &'a str,
+    ) -> Result<FullKey<'a>, Error> {
+        FullKey {
+            namespace: &self.config.namespace,
+            generation,
+            key,
+        }
+        .checked()
     }
 
     /// The namespace generation to use on server `index`: the known one while it is
@@ -91,7 +99,7 @@ impl MemcachedStore {
             .as_millis();
         let mut request = Vec::new();
         protocol::add(&mut request, &self.generation_key(), now_ms, delta);
-        match self.one(index, &request).await? {
+        match self.one(index, request).await? {
             Reply::Value(bytes) => std::str::from_utf8(&bytes)
                 .ok()
                 .and_then(|text| text.trim().parse().ok()),
@@ -111,12 +119,74 @@ impl MemcachedStore {
         if self.config.flush_all {
             let mut request = Vec::new();
             protocol::flush_all(&mut request);
-            self.one(index, &request).await?;
+            self.one(index, request).await?;
         } else {
             // memcached has no namespace delete: moving the generation orphans every key
             // of the old one (they age out or are evicted).
             self.generation(index, true).await?;
         }
         Ok(())
+    }
+}
+
+/// A key as stored, `namespace:generation:key`, written straight into a request (see
+/// [`fmt::Display`]) rather than built as a string first.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FullKey<'a> {
+    namespace: &'a str,
+    generation: u64,
+    key: &'a str,
+}
+
+impl FullKey<'_> {
+    /// Itself, if memcached accepts it: at most 250 bytes of printable ASCII without
+    /// spaces (the namespace was checked when the store was made).
+    fn checked(self) -> Result<Self, Error> {
+        let digits = self.generation.checked_ilog10().unwrap_or(0) as usize + 1;
+        let len = self.namespace.len() + 1 + digits + 1 + self.key.len();
+        if len > protocol::MAX_KEY || !self.key.bytes().all(|byte| byte.is_ascii_graphic()) {
+            return Err(protocol::invalid_key(len));
+        }
+        Ok(self)
+    }
+}
+
+impl fmt::Display for FullKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.namespace, self.generation, self.key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FullKey;
+    use crate::protocol::check_key;
+
+    #[test]
+    fn a_full_key_is_accepted_exactly_when_its_text_is() {
+        for (generation, key) in [
+            (0, "k"),
+            (9, "k"),
+            (10, "k"),
+            (u64::MAX, "k"),
+            (123, "with space"),
+            (123, "é"),
+            (123, ""),
+            (1, &*"x".repeat(250 - 5)),
+            (1, &*"x".repeat(250 - 4)),
+            (10, &*"x".repeat(250 - 6)),
+            (10, &*"x".repeat(250 - 5)),
+        ] {
+            let full = FullKey {
+                namespace: "ns",
+                generation,
+                key,
+            };
+            assert_eq!(
+                full.checked().is_ok(),
+                check_key(&full.to_string()).is_ok(),
+                "{full}"
+            );
+        }
     }
 }

@@ -1,148 +1,187 @@
-//! Pooled connections to one memcached server.
+//! The connections to one memcached server: a few multiplexed [`Pipeline`]s shared by
+//! every caller, chosen in turn, and the server's health.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use stratacache_tier::{Error, ErrorKind};
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
 
-use crate::protocol::{self, Reply, io_error};
+use crate::pipeline::Pipeline;
+use crate::protocol::Reply;
 
-type Connection = BufReader<TcpStream>;
+/// One connection slot: the open pipeline, if any, and a lock held while opening one
+/// (so that concurrent callers open it once).
+#[derive(Debug, Default)]
+struct Slot {
+    open: RwLock<Option<Arc<Pipeline>>>,
+    opening: tokio::sync::Mutex<()>,
+    /// Calls using this slot now.
+    in_flight: AtomicUsize,
+}
 
-/// One server: idle connections, a bound on open ones, and its health.
+/// Calls in flight on one connection before the next one is used (opened if need
+/// be): sequential and light traffic share one socket, heavy traffic spreads.
+const BUSY: usize = 32;
+
+/// A call counted in its slot's `in_flight` until it ends (or is dropped).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Slot {
+    /// Closes `pipeline` if it is still this slot's.
+    fn close(&self, pipeline: &Arc<Pipeline>) {
+        let mut open = self.open.write().unwrap_or_else(PoisonError::into_inner);
+        if open
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, pipeline))
+        {
+            *open = None;
+        }
+    }
+
+    fn current(&self) -> Option<Arc<Pipeline>> {
+        self.open
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .filter(|pipeline| !pipeline.is_broken())
+            .cloned()
+    }
+}
+
+/// One server: its connections and its health.
 #[derive(Debug)]
 pub(crate) struct Pool {
     pub(crate) address: String,
-    idle: Mutex<Vec<Connection>>,
-    permits: Semaphore,
+    slots: Box<[Slot]>,
     connect_timeout: Duration,
     failures: AtomicU32,
-    down_until: Mutex<Option<Instant>>,
+    /// When the pool was made: the origin of `down_until`.
+    born: Instant,
+    /// Until when (ms after `born`) the server is marked down; 0: it is not.
+    down_until: AtomicU64,
 }
 
 impl Pool {
-    pub(crate) fn new(address: String, max_connections: usize, connect_timeout: Duration) -> Self {
+    pub(crate) fn new(address: String, connections: usize, connect_timeout: Duration) -> Self {
         Self {
             address,
-            idle: Mutex::default(),
-            permits: Semaphore::new(max_connections),
+            slots: (0..connections.max(1)).map(|_| Slot::default()).collect(),
             connect_timeout,
             failures: AtomicU32::new(0),
-            down_until: Mutex::default(),
+            born: Instant::now(),
+            down_until: AtomicU64::new(0),
         }
     }
 
-    /// Sends `request` (one or more commands) and reads `replies` replies, on a pooled
-    /// connection. A connection that failed is dropped, not reused.
+    /// Sends `request` (one or more commands) and reads `replies` replies on the first
+    /// connection with fewer than [`BUSY`] calls in flight (the least busy when all
+    /// are; opened when it is not), all within `timeout`. A connection
+    /// that read nothing while this call waited out its timeout is stalled (a hung
+    /// server, a half-open socket) and is closed; one that was only slow to answer
+    /// this call stays open and in step.
     pub(crate) async fn exchange(
         &self,
-        request: &[u8],
+        request: Vec<u8>,
         replies: usize,
         max_value: usize,
+        timeout: Duration,
     ) -> Result<Vec<Reply>, Error> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| Error::new(ErrorKind::Unavailable, "connection pool closed"))?;
-        let idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop();
-        let mut connection = match idle {
-            Some(connection) => connection,
-            None => self.connect().await?,
+        let deadline = tokio::time::Instant::now() + timeout;
+        let slot = self.choose();
+        let _in_flight = InFlight::new(&slot.in_flight);
+        let pipeline = match slot.current() {
+            Some(pipeline) => pipeline,
+            None => tokio::time::timeout_at(deadline, self.open(slot))
+                .await
+                .map_err(|_| self.timed_out(timeout))??,
         };
-        connection
-            .get_mut()
-            .write_all(request)
+        let read_before = pipeline.replies_read();
+        match tokio::time::timeout_at(deadline, pipeline.exchange(request, replies, max_value))
             .await
-            .map_err(io_error)?;
-        let mut answers = Vec::with_capacity(replies);
-        for _ in 0..replies {
-            match protocol::read_reply(&mut connection, max_value).await {
-                Ok(reply) => answers.push(reply),
-                // A refused item leaves the stream in step; anything else may not.
-                Err(error) if error.kind() == ErrorKind::Rejected && replies == 1 => {
-                    self.idle
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .push(connection);
-                    return Err(error);
+        {
+            Ok(answer) => answer,
+            Err(_) => {
+                if pipeline.replies_read() == read_before {
+                    slot.close(&pipeline);
                 }
-                Err(error) => return Err(error),
+                Err(self.timed_out(timeout))
             }
-        }
-        self.idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(connection);
-        Ok(answers)
-    }
-
-    async fn connect(&self) -> Result<Connection, Error> {
-        match tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.address)).await {
-            Ok(Ok(stream)) => {
-                stream.set_nodelay(true).map_err(io_error)?;
-                Ok(BufReader::new(stream))
-            }
-            Ok(Err(error)) => Err(Error::from_source(ErrorKind::Unavailable, error)),
-            Err(_) => Err(Error::new(
-                ErrorKind::Timeout,
-                format!(
-                    "connecting to memcached at {} took over {:?}",
-                    self.address, self.connect_timeout
-                ),
-            )),
         }
     }
 
-    /// Drops idle connections (after a failure, they may all be broken).
-    pub(crate) fn reset(&self) {
-        self.idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+    fn choose(&self) -> &Slot {
+        let mut least = &self.slots[0];
+        for slot in &self.slots {
+            let load = slot.in_flight.load(Ordering::Relaxed);
+            if load < BUSY {
+                return slot;
+            }
+            if load < least.in_flight.load(Ordering::Relaxed) {
+                least = slot;
+            }
+        }
+        least
+    }
+
+    fn timed_out(&self, timeout: Duration) -> Error {
+        Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "memcached at {} did not answer within {timeout:?}",
+                self.address
+            ),
+        )
+    }
+
+    async fn open(&self, slot: &Slot) -> Result<Arc<Pipeline>, Error> {
+        let _opening = slot.opening.lock().await;
+        if let Some(pipeline) = slot.current() {
+            return Ok(pipeline);
+        }
+        let pipeline = Arc::new(Pipeline::connect(&self.address, self.connect_timeout).await?);
+        *slot.open.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&pipeline));
+        Ok(pipeline)
     }
 
     /// Counts one command's outcome; after `limit` failures in a row, marks the server
     /// down for `down_for`. Returns whether this call marked it down.
     pub(crate) fn record(&self, ok: bool, limit: Option<u32>, down_for: Duration) -> bool {
         if ok {
-            self.failures.store(0, Ordering::Relaxed);
+            if self.failures.load(Ordering::Relaxed) != 0 {
+                self.failures.store(0, Ordering::Relaxed);
+            }
             return false;
         }
-        self.reset();
         let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if limit.is_some_and(|limit| failures >= limit) {
-            *self
-                .down_until
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Some(Instant::now() + down_for);
+            let until = self.born.elapsed().saturating_add(down_for).as_millis();
+            self.down_until.store(
+                u64::try_from(until).unwrap_or(u64::MAX).max(1),
+                Ordering::Relaxed,
+            );
             self.failures.store(0, Ordering::Relaxed);
             return true;
         }
         false
     }
 
+    /// Whether the server is marked down now (lock-free: asked on every routing).
     pub(crate) fn is_down(&self) -> bool {
-        let mut down = self
-            .down_until
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match *down {
-            Some(until) if Instant::now() < until => true,
-            Some(_) => {
-                *down = None;
-                false
-            }
-            None => false,
-        }
+        let until = self.down_until.load(Ordering::Relaxed);
+        until != 0 && u128::from(until) > self.born.elapsed().as_millis()
     }
 }

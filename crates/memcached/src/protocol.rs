@@ -3,6 +3,9 @@
 //! buffered reader with a bound on every length, so a confused or hostile peer yields an
 //! error, never a panic or an unbounded allocation.
 
+use std::fmt::Display;
+use std::io::Write;
+
 use bytes::Bytes;
 use stratacache_tier::{Error, ErrorKind};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
@@ -10,43 +13,52 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 /// No reply line is longer than this.
 const MAX_LINE: usize = 8 * 1024;
 
+/// The longest key memcached accepts, in bytes.
+pub(crate) const MAX_KEY: usize = 250;
+
 /// A key memcached accepts: 1 to 250 bytes of printable ASCII, no spaces.
 pub(crate) fn check_key(key: &str) -> Result<(), Error> {
-    if key.is_empty() || key.len() > 250 || !key.bytes().all(|byte| byte.is_ascii_graphic()) {
-        return Err(Error::new(
-            ErrorKind::Rejected,
-            format!(
-                "not a valid memcached key ({} bytes): printable ASCII without spaces, at most 250",
-                key.len()
-            ),
-        ));
+    if key.is_empty() || key.len() > MAX_KEY || !key.bytes().all(|byte| byte.is_ascii_graphic()) {
+        return Err(invalid_key(key.len()));
     }
     Ok(())
 }
 
-pub(crate) fn get(out: &mut Vec<u8>, key: &str) {
-    out.extend_from_slice(format!("mg {key} v\r\n").as_bytes());
+/// The error for a key of `len` bytes memcached would not accept.
+pub(crate) fn invalid_key(len: usize) -> Error {
+    Error::new(
+        ErrorKind::Rejected,
+        format!(
+            "not a valid memcached key ({len} bytes): printable ASCII without spaces, at most {MAX_KEY}"
+        ),
+    )
 }
 
-pub(crate) fn get_ttl(out: &mut Vec<u8>, key: &str) {
-    out.extend_from_slice(format!("mg {key} t\r\n").as_bytes());
+// Requests are written into a `Vec`, whose `io::Write` never fails.
+
+pub(crate) fn get(out: &mut Vec<u8>, key: impl Display) {
+    let _ = write!(out, "mg {key} v\r\n");
+}
+
+pub(crate) fn get_ttl(out: &mut Vec<u8>, key: impl Display) {
+    let _ = write!(out, "mg {key} t\r\n");
 }
 
 /// Stores `value` under `key`, to expire at `exptime` (from [`crate::exptime::exptime`]).
-pub(crate) fn set(out: &mut Vec<u8>, key: &str, value: &[u8], exptime: u32) {
-    out.extend_from_slice(format!("ms {key} {} T{exptime}\r\n", value.len()).as_bytes());
+pub(crate) fn set(out: &mut Vec<u8>, key: impl Display, value: &[u8], exptime: u32) {
+    let _ = write!(out, "ms {key} {} T{exptime}\r\n", value.len());
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 
-pub(crate) fn delete(out: &mut Vec<u8>, key: &str) {
-    out.extend_from_slice(format!("md {key}\r\n").as_bytes());
+pub(crate) fn delete(out: &mut Vec<u8>, key: impl Display) {
+    let _ = write!(out, "md {key}\r\n");
 }
 
 /// Adds `delta` to the number under `key`, creating it at `initial` when missing; the
 /// reply carries the value.
 pub(crate) fn add(out: &mut Vec<u8>, key: &str, initial: u128, delta: u64) {
-    out.extend_from_slice(format!("ma {key} N0 J{initial} D{delta} v\r\n").as_bytes());
+    let _ = write!(out, "ma {key} N0 J{initial} D{delta} v\r\n");
 }
 
 pub(crate) fn noop(out: &mut Vec<u8>) {

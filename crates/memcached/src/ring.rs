@@ -2,7 +2,7 @@
 //! `u32`s, and a key belongs to the first point at or after its own hash. Adding or
 //! removing one of N servers moves about 1/N of the keys.
 
-use sha2::{Digest, Sha256};
+use xxhash_rust::xxh3::xxh3_64;
 
 /// Points per server: enough for an even spread over a handful of servers.
 pub(crate) const POINTS_PER_SERVER: usize = 160;
@@ -11,15 +11,14 @@ pub(crate) const POINTS_PER_SERVER: usize = 160;
 pub(crate) struct Ring {
     /// (point, server index), sorted by point.
     points: Vec<(u32, usize)>,
+    /// One server: every key is its own, nothing to hash.
+    single: bool,
 }
 
-/// A stable hash: the same in every process and every release, unlike `std`'s.
-fn hash(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
-
-fn point(digest: &[u8; 32], at: usize) -> u32 {
-    u32::from_le_bytes([digest[at], digest[at + 1], digest[at + 2], digest[at + 3]])
+/// A key's place on the circle: XXH3, fast and stable (the same in every process and
+/// every release, unlike `std`'s hasher); routing needs spread, not secrecy.
+fn point(bytes: &[u8]) -> u32 {
+    (xxh3_64(bytes) >> 32) as u32
 }
 
 impl Ring {
@@ -27,20 +26,25 @@ impl Ring {
     pub(crate) fn new<S: AsRef<str>>(servers: &[S]) -> Self {
         let mut points = Vec::with_capacity(servers.len() * POINTS_PER_SERVER);
         for (index, server) in servers.iter().enumerate() {
-            // Each digest yields eight points, as ketama's MD5 yields four.
-            for replica in 0..POINTS_PER_SERVER / 8 {
-                let digest = hash(format!("{}-{replica}", server.as_ref()).as_bytes());
-                points.extend((0..8).map(|slot| (point(&digest, slot * 4), index)));
+            for replica in 0..POINTS_PER_SERVER {
+                let name = format!("{}-{replica}", server.as_ref());
+                points.push((point(name.as_bytes()), index));
             }
         }
         points.sort_unstable();
-        Self { points }
+        Self {
+            points,
+            single: servers.len() == 1,
+        }
     }
 
     /// The server that owns `key`, skipping servers for which `skip` is true (down
     /// ones); `None` when every server is skipped or the ring is empty.
     pub(crate) fn server_for(&self, key: &[u8], skip: impl Fn(usize) -> bool) -> Option<usize> {
-        let at = point(&hash(key), 0);
+        if self.single {
+            return (!skip(0)).then_some(0);
+        }
+        let at = point(key);
         let start = self.points.partition_point(|(point, _)| *point < at);
         let (after, before) = self.points.split_at(start);
         before
@@ -62,6 +66,15 @@ mod tests {
                     .unwrap()
             })
             .collect()
+    }
+
+    #[test]
+    fn one_server_owns_every_key_unless_skipped() {
+        let ring = Ring::new(&["a:1"]);
+        assert_eq!(ring.server_for(b"anything", |_| false), Some(0));
+        assert_eq!(ring.server_for(b"", |_| false), Some(0));
+        assert_eq!(ring.server_for(b"anything", |_| true), None);
+        assert_eq!(Ring::new::<&str>(&[]).server_for(b"k", |_| false), None);
     }
 
     #[test]

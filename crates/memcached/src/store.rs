@@ -115,26 +115,18 @@ impl MemcachedStore {
     async fn exchange(
         &self,
         index: usize,
-        request: &[u8],
+        request: Vec<u8>,
         replies: usize,
     ) -> Result<Vec<Reply>, Error> {
         let pool = &self.pools[index];
-        let limit = self.config.command_timeout;
-        let result = match tokio::time::timeout(
-            limit,
-            pool.exchange(request, replies, self.config.max_value_size),
-        )
-        .await
-        {
-            Ok(result) => result,
-            Err(_) => Err(Error::new(
-                ErrorKind::Timeout,
-                format!(
-                    "memcached at {} did not answer within {limit:?}",
-                    pool.address
-                ),
-            )),
-        };
+        let result = pool
+            .exchange(
+                request,
+                replies,
+                self.config.max_value_size,
+                self.config.command_timeout,
+            )
+            .await;
         let failed = result.as_ref().is_err_and(Error::is_transient);
         let marked_down = pool.record(
             !failed,
@@ -146,18 +138,13 @@ impl MemcachedStore {
             // what is written there: it is not read again before its generation moves.
             self.generations[index].distrust();
         }
-        if let Err(error) = &result
-            && !error.is_transient()
-            && error.kind() != ErrorKind::Rejected
-        {
-            // A protocol surprise: the connection may be out of step.
-            pool.reset();
-        }
+        // A protocol surprise broke the connection it came on (see `Pipeline`): the
+        // next call opens another.
         result
     }
 
     /// Sends one command to server `index` and reads its reply.
-    pub(crate) async fn one(&self, index: usize, request: &[u8]) -> Result<Reply, Error> {
+    pub(crate) async fn one(&self, index: usize, request: Vec<u8>) -> Result<Reply, Error> {
         let mut replies = self.exchange(index, request, 1).await?;
         replies
             .pop()
@@ -172,8 +159,8 @@ impl MemcachedStore {
     pub async fn server_ttl(&self, key: &str) -> Result<Option<Duration>, Error> {
         let (index, full) = self.locate(key).await?;
         let mut request = Vec::new();
-        protocol::get_ttl(&mut request, &full);
-        Ok(match self.one(index, &request).await? {
+        protocol::get_ttl(&mut request, full);
+        Ok(match self.one(index, request).await? {
             Reply::Done(flags) => flags
                 .split(' ')
                 .find_map(|flag| flag.strip_prefix('t'))
@@ -187,9 +174,9 @@ impl MemcachedStore {
 impl ByteStore for MemcachedStore {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, Error> {
         let (index, full) = self.locate(key).await?;
-        let mut request = Vec::new();
-        protocol::get(&mut request, &full);
-        match self.one(index, &request).await? {
+        let mut request = Vec::with_capacity(key.len() + 64);
+        protocol::get(&mut request, full);
+        match self.one(index, request).await? {
             Reply::Value(bytes) => Ok(Some(bytes)),
             Reply::Missing => Ok(None),
             other => Err(Error::new(
@@ -221,10 +208,10 @@ impl ByteStore for MemcachedStore {
             ));
         }
         let (index, full) = self.locate(key).await?;
-        let mut request = Vec::with_capacity(full.len() + value.len() + 32);
+        let mut request = Vec::with_capacity(key.len() + value.len() + 96);
         let expires = exptime::exptime(ttl, exptime::unix_now());
-        protocol::set(&mut request, &full, &value, expires);
-        match self.one(index, &request).await? {
+        protocol::set(&mut request, full, &value, expires);
+        match self.one(index, request).await? {
             Reply::Done(_) => Ok(()),
             other => Err(Error::new(
                 ErrorKind::Rejected,
@@ -235,9 +222,9 @@ impl ByteStore for MemcachedStore {
 
     async fn delete(&self, key: &str) -> Result<(), Error> {
         let (index, full) = self.locate(key).await?;
-        let mut request = Vec::new();
-        protocol::delete(&mut request, &full);
-        match self.one(index, &request).await? {
+        let mut request = Vec::with_capacity(key.len() + 64);
+        protocol::delete(&mut request, full);
+        match self.one(index, request).await? {
             Reply::Done(_) | Reply::Missing => Ok(()),
             other => Err(Error::new(
                 ErrorKind::Other,
@@ -317,10 +304,10 @@ impl ByteStore for MemcachedStore {
                 let generation = self.generation(server, false).await?;
                 let mut request = Vec::new();
                 for (_, key) in batch {
-                    protocol::get(&mut request, &self.full_key(generation, key)?);
+                    protocol::get(&mut request, self.full_key(generation, key)?);
                 }
                 protocol::noop(&mut request);
-                let replies = self.exchange(server, &request, batch.len() + 1).await?;
+                let replies = self.exchange(server, request, batch.len() + 1).await?;
                 Ok::<_, Error>(
                     batch
                         .iter()

@@ -47,6 +47,8 @@ impl Hangable {
     fn config(&self) -> MemcachedConfig {
         MemcachedConfig::new([self.address(0), self.address(1)])
             .namespace(NAMESPACE)
+            // One multiplexed connection per server: the one `hang` stalls.
+            .max_connections(1)
             .command_timeout(TIMEOUT)
             .connect_timeout(TIMEOUT)
     }

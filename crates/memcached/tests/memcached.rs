@@ -453,3 +453,34 @@ fn the_store_reports_its_namespace_for_encryption_to_bind() {
         MemcachedStore::new(MemcachedConfig::new(["127.0.0.1:1"]).namespace("users")).unwrap();
     assert_eq!(store.namespace(), "users");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_callers_share_a_few_sockets_and_each_gets_its_own_reply() {
+    let server = MemcachedServer::start().unwrap();
+    let before = stat(&server, "total_connections");
+    let tier =
+        std::sync::Arc::new(MemcachedStore::new(config(&[&server]).max_connections(2)).unwrap());
+    // Distinct values of distinct sizes: a reply handed to the wrong caller shows.
+    let calls: Vec<_> = (0..512)
+        .map(|i| {
+            let tier = std::sync::Arc::clone(&tier);
+            tokio::spawn(async move {
+                let value = Bytes::from(format!("value {i} {}", "x".repeat(i % 97)));
+                tier.set(&format!("k{i}"), value.clone(), None).await?;
+                let read = tier.get(&format!("k{i}")).await?;
+                let missing = tier.get(&format!("absent{i}")).await?;
+                Ok::<_, stratacache::Error>((value, read, missing))
+            })
+        })
+        .collect();
+    for call in calls {
+        let (value, read, missing) = call.await.unwrap().unwrap();
+        assert_eq!(read, Some(value));
+        assert_eq!(missing, None);
+    }
+    let opened = stat(&server, "total_connections") - before - 1; // our stats connection
+    assert!(
+        (1..=2).contains(&opened),
+        "512 concurrent callers opened {opened} connections with max_connections(2)"
+    );
+}

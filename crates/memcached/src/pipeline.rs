@@ -1,0 +1,210 @@
+//! One multiplexed connection to a memcached server: callers' requests are written back
+//! to back on one socket (batched into one write when they queue up) and the replies,
+//! which memcached sends in order, are handed back in the same order. Concurrent
+//! callers share a few sockets instead of holding one each for a whole round trip.
+//!
+//! A caller that gives up (its timeout) leaves the stream in step: its reply is read
+//! and dropped. Anything that may leave the stream out of step (an I/O error, a reply
+//! that does not parse) breaks the connection: every caller waiting on it gets the
+//! error, and the pool opens a new one.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use stratacache_tier::{Error, ErrorKind};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::protocol::{self, Reply, io_error};
+
+/// Requests waiting to be written, per connection, before callers wait for room.
+const QUEUE: usize = 1024;
+/// A batched write stops growing at this size.
+const MAX_BATCH: usize = 64 * 1024;
+
+type Answer = oneshot::Sender<Result<Vec<Reply>, Error>>;
+
+/// A request and where its replies go.
+struct Job {
+    request: Vec<u8>,
+    replies: usize,
+    max_value: usize,
+    answer: Answer,
+}
+
+/// Replies the reader expects, in the order the requests were written.
+struct Expected {
+    replies: usize,
+    max_value: usize,
+    answer: Answer,
+}
+
+/// A handle on one connection; dropping it closes the connection (replies still owed
+/// to callers that hold no handle are abandoned).
+#[derive(Debug)]
+pub(crate) struct Pipeline {
+    jobs: mpsc::Sender<Job>,
+    health: Arc<Health>,
+    _close: oneshot::Sender<()>,
+}
+
+/// What the connection's task tells the handles.
+#[derive(Debug, Default)]
+struct Health {
+    /// The connection failed.
+    broken: AtomicBool,
+    /// Replies read so far: a connection that read none while a caller waited out its
+    /// whole timeout is stalled.
+    replies: AtomicU64,
+}
+
+impl Pipeline {
+    /// Connects to `address` within `timeout` and starts the connection's task.
+    pub(crate) async fn connect(address: &str, timeout: Duration) -> Result<Self, Error> {
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => return Err(Error::from_source(ErrorKind::Unavailable, error)),
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("connecting to memcached at {address} took over {timeout:?}"),
+                ));
+            }
+        };
+        stream.set_nodelay(true).map_err(io_error)?;
+        let (jobs, queued) = mpsc::channel(QUEUE);
+        let (close, closed) = oneshot::channel();
+        let health = Arc::new(Health::default());
+        tokio::spawn(run(stream, queued, closed, Arc::clone(&health)));
+        Ok(Self {
+            jobs,
+            health,
+            _close: close,
+        })
+    }
+
+    /// Whether the connection failed: the pool replaces it.
+    pub(crate) fn is_broken(&self) -> bool {
+        self.health.broken.load(Ordering::Relaxed)
+    }
+
+    /// How many replies the connection has read: compared before and after a call
+    /// that timed out, it tells a stalled connection from a slow answer.
+    pub(crate) fn replies_read(&self) -> u64 {
+        self.health.replies.load(Ordering::Relaxed)
+    }
+
+    /// Sends `request` (one or more commands) and waits for `replies` replies. No
+    /// timeout here: the caller bounds the whole call.
+    pub(crate) async fn exchange(
+        &self,
+        request: Vec<u8>,
+        replies: usize,
+        max_value: usize,
+    ) -> Result<Vec<Reply>, Error> {
+        let (answer, answered) = oneshot::channel();
+        let job = Job {
+            request,
+            replies,
+            max_value,
+            answer,
+        };
+        self.jobs.send(job).await.map_err(|_| lost())?;
+        answered.await.map_err(|_| lost())?
+    }
+}
+
+fn lost() -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        "the connection to memcached was lost",
+    )
+}
+
+/// The connection's task: writes and reads until either fails or the handle is dropped.
+async fn run(
+    stream: TcpStream,
+    queued: mpsc::Receiver<Job>,
+    closed: oneshot::Receiver<()>,
+    health: Arc<Health>,
+) {
+    let (read, write) = stream.into_split();
+    let (expect, expected) = mpsc::unbounded_channel();
+    tokio::select! {
+        _ = closed => {}
+        _ = write_requests(write, queued, expect) => {}
+        _ = read_replies(BufReader::new(read), expected, &health) => {}
+    }
+    health.broken.store(true, Ordering::Relaxed);
+    // Dropping the channels here fails every caller still waiting.
+}
+
+/// Writes queued requests, as many as are waiting in one write, and tells the reader
+/// what to expect before the bytes leave.
+async fn write_requests(
+    mut write: OwnedWriteHalf,
+    mut queued: mpsc::Receiver<Job>,
+    expect: mpsc::UnboundedSender<Expected>,
+) {
+    let mut batch = Vec::with_capacity(16 * 1024);
+    while let Some(mut job) = queued.recv().await {
+        loop {
+            batch.extend_from_slice(&job.request);
+            let expected = Expected {
+                replies: job.replies,
+                max_value: job.max_value,
+                answer: job.answer,
+            };
+            if expect.send(expected).is_err() {
+                return;
+            }
+            match queued.try_recv() {
+                Ok(next) if batch.len() < MAX_BATCH => job = next,
+                Ok(next) => {
+                    // Full: this batch goes, the next one starts with `next`.
+                    if write.write_all(&batch).await.is_err() {
+                        return;
+                    }
+                    batch.clear();
+                    job = next;
+                }
+                Err(_) => break,
+            }
+        }
+        if write.write_all(&batch).await.is_err() {
+            return;
+        }
+        batch.clear();
+    }
+}
+
+/// Reads replies in order and hands each request its own.
+async fn read_replies(
+    mut read: BufReader<OwnedReadHalf>,
+    mut expected: mpsc::UnboundedReceiver<Expected>,
+    health: &Health,
+) {
+    while let Some(slot) = expected.recv().await {
+        let mut replies = Vec::with_capacity(slot.replies);
+        let mut refused = None;
+        for _ in 0..slot.replies {
+            let reply = protocol::read_reply(&mut read, slot.max_value).await;
+            health.replies.fetch_add(1, Ordering::Relaxed);
+            match reply {
+                Ok(reply) => replies.push(reply),
+                // A refused item leaves the stream in step; anything else may not.
+                Err(error) if error.kind() == ErrorKind::Rejected && slot.replies == 1 => {
+                    refused = Some(error);
+                }
+                Err(error) => {
+                    let _ = slot.answer.send(Err(error));
+                    return;
+                }
+            }
+        }
+        let _ = slot.answer.send(refused.map_or(Ok(replies), Err));
+    }
+}
