@@ -2,6 +2,10 @@
 //!
 //! - `telemetry_hit/{on,off}`: counters on, no subscriber, no handler, vs telemetry off.
 //! - `stampede_hit/{on,off}`: stampede protection on vs off (telemetry on in both).
+//! - `stampede_miss/{off,on,uniflight_alone}`: a miss that runs the loader (which finds
+//!   nothing, so nothing is stored and every call misses again), stampede protection
+//!   off vs on, and beside them what uniflight alone costs to run one flight: the floor
+//!   of any coalescing built on it.
 //! - `metrics_hit/{published,unpublished}`: a cache that publishes to the `metrics`
 //!   facade (handles registered with a recorder) vs the same cache that does not: the
 //!   hit path has no metrics code, so the two must cost the same.
@@ -75,11 +79,43 @@ fn metrics_hit(c: &mut Criterion) {
     );
 }
 
+fn stampede_miss(c: &mut Criterion) {
+    let loading = |builder: CacheBuilder<u64, u64>| {
+        builder
+            .loader(|_key: u64| async { Ok::<_, std::convert::Infallible>(None) })
+            .build()
+            .unwrap()
+    };
+    let off = loading(Cache::builder());
+    let on = loading(Cache::builder().stampede_protection(true));
+    let merger: uniflight::Merger<u64, Option<u64>> = uniflight::Merger::new();
+    let mut group = c.benchmark_group("stampede_miss");
+    for (name, cache) in [("off", off), ("on", on)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let found = cache.get(black_box(&7)).now_or_never().unwrap().unwrap();
+                assert!(black_box(found).is_none());
+            });
+        });
+    }
+    group.bench_function("uniflight_alone", |b| {
+        b.iter(|| {
+            let found = merger
+                .execute(black_box(&7), || async { None })
+                .now_or_never()
+                .unwrap()
+                .unwrap();
+            assert!(black_box(found).is_none());
+        });
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = telemetry_hit, stampede_hit, metrics_hit
+    targets = telemetry_hit, stampede_hit, stampede_miss, metrics_hit
 }
 criterion_main!(benches);

@@ -140,8 +140,9 @@ fn redis_batch(c: &mut Criterion) {
 }
 
 /// L1-miss/Redis-hit gets from 1, 8, 32 and 128 concurrent tasks on a two-worker runtime,
-/// through stratacache and through a raw redis-rs connection (the same multiplexed
-/// kind): time per operation from criterion, and CPU per operation printed.
+/// through stratacache, through a raw redis-rs multiplexed connection, and through a
+/// raw redis-rs `ConnectionManager` (the reconnecting handle the store is built on):
+/// time per operation from criterion, and CPU per operation printed.
 fn redis_concurrent(c: &mut Criterion) {
     let (server, url) = stratacache_benches::redis();
     let runtime = stratacache_benches::two_worker_runtime();
@@ -178,13 +179,44 @@ fn redis_concurrent(c: &mut Criterion) {
             }
         }
     };
+    // redis-rs's reconnecting handle, which the store is built on, set up as the store
+    // sets it up: the floor of any store that reconnects through it.
+    let manager = runtime
+        .block_on(redis::aio::ConnectionManager::new_with_config(
+            client,
+            redis::aio::ConnectionManagerConfig::new()
+                .set_response_timeout(None)
+                .set_number_of_retries(1),
+        ))
+        .unwrap();
+    let managed = move |_task: usize, ops: usize| {
+        let mut connection = manager.clone();
+        async move {
+            for _ in 0..ops {
+                let found: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg("concurrent:AQ")
+                    .query_async(&mut connection)
+                    .await
+                    .unwrap();
+                black_box(found);
+            }
+        }
+    };
     let mut group = c.benchmark_group("redis_concurrent");
     for tasks in [1, 8, 32, 128] {
         // CPU per operation, over one fixed run each.
         let ops = 40_000;
         let ours_run = stratacache_benches::concurrently(&runtime, tasks, ops, &ours);
         let raw_run = stratacache_benches::concurrently(&runtime, tasks, ops, &theirs);
+        let managed_run = stratacache_benches::concurrently(&runtime, tasks, ops, &managed);
         stratacache_benches::print_concurrency("redis_concurrent", tasks, ops, ours_run, raw_run);
+        stratacache_benches::print_concurrency(
+            "redis_concurrent (vs raw ConnectionManager)",
+            tasks,
+            ops,
+            ours_run,
+            managed_run,
+        );
         group.bench_function(format!("stratacache/{tasks}"), |b| {
             b.iter_custom(|iters| {
                 let ops = usize::try_from(iters).unwrap().div_ceil(tasks) * tasks;
@@ -196,6 +228,13 @@ fn redis_concurrent(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let ops = usize::try_from(iters).unwrap().div_ceil(tasks) * tasks;
                 let (wall, _) = stratacache_benches::concurrently(&runtime, tasks, ops, &theirs);
+                wall.mul_f64(iters as f64 / ops as f64)
+            });
+        });
+        group.bench_function(format!("raw_connection_manager/{tasks}"), |b| {
+            b.iter_custom(|iters| {
+                let ops = usize::try_from(iters).unwrap().div_ceil(tasks) * tasks;
+                let (wall, _) = stratacache_benches::concurrently(&runtime, tasks, ops, &managed);
                 wall.mul_f64(iters as f64 / ops as f64)
             });
         });

@@ -18,8 +18,9 @@ pub(crate) struct Step {
     pub(crate) reads: u64,
     pub(crate) writes: u64,
     pub(crate) errors: u64,
-    /// Queries the database ran during the step, when known.
-    pub(crate) queries: Option<u64>,
+    /// Queries the database ran during the step, when known (a share of those counted
+    /// between two samples, in proportion to the time the step shares with them).
+    pub(crate) queries: Option<f64>,
 }
 
 impl Step {
@@ -37,7 +38,7 @@ impl Step {
     pub(crate) fn served_from_cache(&self) -> Option<f64> {
         let queries = self.queries?;
         (self.reads > 0).then(|| {
-            let read_queries = queries.saturating_sub(self.writes) as f64;
+            let read_queries = (queries - self.writes as f64).max(0.0);
             (1.0 - read_queries / self.reads as f64).clamp(0.0, 1.0)
         })
     }
@@ -78,14 +79,30 @@ impl Report {
                 }
             }
         }
+        // Samples are taken about once a step, but late when the service is slow to
+        // answer: each interval's queries are shared by the steps it covers.
+        let step_ms = f64::from(STEP_MS);
         for pair in queries.windows(2) {
-            let ((at, before), (_, after)) = (pair[0], pair[1]);
-            if let Some(step) = steps.get_mut((at / STEP_MS) as usize) {
-                step.queries = Some(after.saturating_sub(before));
+            let ((from, before), (to, after)) = (pair[0], pair[1]);
+            let (from, to) = (f64::from(from), f64::from(to));
+            if to <= from {
+                continue;
+            }
+            let counted = after.saturating_sub(before) as f64;
+            let first = (from / step_ms) as usize;
+            for (index, step) in steps.iter_mut().enumerate().skip(first) {
+                let (start, end) = (index as f64 * step_ms, (index + 1) as f64 * step_ms);
+                if start >= to {
+                    break;
+                }
+                let shared = end.min(to) - start.max(from);
+                if shared > 0.0 {
+                    *step.queries.get_or_insert(0.0) += counted * shared / (to - from);
+                }
             }
         }
         if let (Some(first), Some(last)) = (queries.first(), queries.last()) {
-            all.queries = Some(last.1.saturating_sub(first.1));
+            all.queries = Some(last.1.saturating_sub(first.1) as f64);
         }
         Self {
             steps,
@@ -113,10 +130,10 @@ impl Report {
         );
         if let (Some(queries), Some(ratio)) = (all.queries, all.served_from_cache()) {
             text += &format!(
-                "database  {queries} queries; reads served without it {:.2}% \
-                 ({} queries saved)\n",
+                "database  {queries:.0} queries; reads served without it {:.2}% \
+                 ({:.0} queries saved)\n",
                 ratio * 100.0,
-                requests.saturating_sub(queries)
+                (requests as f64 - queries).max(0.0)
             );
         }
         text
@@ -228,12 +245,24 @@ mod tests {
         let mut samples: Vec<Sample> = (0..8).map(|n| sample(n * 10, 1_000, false)).collect();
         samples.extend([sample(100, 2_000, true), sample(110, 2_000, true)]);
         samples.extend((0..4).map(|n| sample(STEP_MS + n, 500, false)));
-        let queries = [(0, 10), (STEP_MS, 14), (2 * STEP_MS, 14)];
+        // Sampled late once: the 4 queries of 0..300 ms are shared 250:50.
+        let queries = [(0, 10), (STEP_MS + 50, 14), (2 * STEP_MS, 14)];
         let report = Report::new(&samples, &queries, 0.5);
         assert_eq!(report.steps.len(), 2);
         assert_eq!((report.steps[0].reads, report.steps[0].writes), (8, 2));
-        assert_eq!(report.steps[0].served_from_cache(), Some(0.75));
-        assert_eq!(report.steps[1].served_from_cache(), Some(1.0));
+        let share = |step: usize| report.steps[step].queries.unwrap();
+        assert!(
+            (share(0) - 4.0 * 250.0 / 300.0).abs() < 1e-9,
+            "{}",
+            share(0)
+        );
+        assert!((share(1) - 4.0 * 50.0 / 300.0).abs() < 1e-9, "{}", share(1));
+        // Step 0: 8 reads, 2 writes, 3.33 queries: 1.33 for reads.
+        let served = report.steps[0].served_from_cache().unwrap();
+        assert!(
+            (served - (1.0 - (10.0 / 3.0 - 2.0) / 8.0)).abs() < 1e-9,
+            "{served}"
+        );
         assert_eq!(report.all.served_from_cache(), Some(10.0 / 12.0));
         let summary = report.summary();
         assert!(summary.contains("requests  14 "), "{summary}");

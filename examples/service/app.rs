@@ -157,8 +157,11 @@ async fn read(State(shared): State<Shared>, Path(id): Path<u64>) -> Response {
     }
 }
 
-/// `PUT /users/{id}`: write the table, then the cache (every instance's L1 copy of the
-/// old user is dropped through the backplane).
+/// `PUT /users/{id}`: write the table, then invalidate the cached user (on every
+/// instance, through the backplane); the next read loads the row. Invalidating rather
+/// than storing the new user keeps two concurrent PUTs from leaving the cache on the
+/// one the table did not keep, and a read that loaded the old row while the write ran
+/// is not stored over it (the cache's write tickets).
 async fn write(
     State(shared): State<Shared>,
     Path(id): Path<u64>,
@@ -167,16 +170,18 @@ async fn write(
     if let Some(problem) = fields.problem() {
         return (StatusCode::UNPROCESSABLE_ENTITY, problem).into_response();
     }
+    if i64::try_from(id).is_err() {
+        return (StatusCode::UNPROCESSABLE_ENTITY, "id out of range").into_response();
+    }
     let user = match shared.users.upsert(id, fields).await {
         Ok(user) => user,
-        Err(sqlx::Error::RowNotFound) => return StatusCode::NOT_FOUND.into_response(),
         Err(error) => return unavailable(error),
     };
-    // The table is the truth. A remote tier that cannot take the write now keeps it
-    // waiting and replays it when it answers again (`CacheStats::recovery_queued`), and
-    // the old user is dropped from every L1 meanwhile: nothing to do here but report.
-    if let Err(error) = shared.cache.insert(id, user.clone()).await {
-        eprintln!("user {id}: cache write failed: {error}");
+    // A remote tier that cannot take the invalidation now keeps it waiting and replays
+    // it when it answers again (`CacheStats::recovery_queued`); L1 copies are dropped
+    // meanwhile.
+    if let Err(error) = shared.cache.invalidate(&id).await {
+        eprintln!("user {id}: cache invalidation failed: {error}");
     }
     axum::Json(user).into_response()
 }

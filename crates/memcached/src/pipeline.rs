@@ -4,9 +4,10 @@
 //! callers share a few sockets instead of holding one each for a whole round trip.
 //!
 //! A caller that gives up (its timeout) leaves the stream in step: its reply is read
-//! and dropped. Anything that may leave the stream out of step (an I/O error, a reply
-//! that does not parse) breaks the connection: every caller waiting on it gets the
-//! error, and the pool opens a new one.
+//! and dropped, or its request not sent at all if it was still queued. A `SERVER_ERROR`
+//! is that request's own failure. Anything that may leave the stream out of step (an
+//! I/O error, a reply that does not parse, `CLIENT_ERROR`) breaks the connection: every
+//! caller waiting on it gets the error, and the pool opens a new one.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -88,7 +89,8 @@ impl Pipeline {
 
     /// Whether the connection failed: the pool replaces it.
     pub(crate) fn is_broken(&self) -> bool {
-        self.health.broken.load(Ordering::Relaxed)
+        // The task also ends without saying so when its runtime shuts down.
+        self.health.broken.load(Ordering::Relaxed) || self.jobs.is_closed()
     }
 
     /// How many replies the connection has read: compared before and after a call
@@ -152,6 +154,17 @@ async fn write_requests(
     let mut batch = Vec::with_capacity(16 * 1024);
     while let Some(mut job) = queued.recv().await {
         loop {
+            // A caller that gave up (its timeout) is not written for: its command, a
+            // `set` say, could otherwise land after a later one on another connection.
+            if job.answer.is_closed() {
+                match queued.try_recv() {
+                    Ok(next) => {
+                        job = next;
+                        continue;
+                    }
+                    Err(_) => break,
+                }
+            }
             batch.extend_from_slice(&job.request);
             let expected = Expected {
                 replies: job.replies,
@@ -174,7 +187,7 @@ async fn write_requests(
                 Err(_) => break,
             }
         }
-        if write.write_all(&batch).await.is_err() {
+        if !batch.is_empty() && write.write_all(&batch).await.is_err() {
             return;
         }
         batch.clear();
@@ -189,22 +202,20 @@ async fn read_replies(
 ) {
     while let Some(slot) = expected.recv().await {
         let mut replies = Vec::with_capacity(slot.replies);
-        let mut refused = None;
         for _ in 0..slot.replies {
             let reply = protocol::read_reply(&mut read, slot.max_value).await;
             health.replies.fetch_add(1, Ordering::Relaxed);
             match reply {
+                // A `SERVER_ERROR` is a reply like any other: the request's own failure.
                 Ok(reply) => replies.push(reply),
-                // A refused item leaves the stream in step; anything else may not.
-                Err(error) if error.kind() == ErrorKind::Rejected && slot.replies == 1 => {
-                    refused = Some(error);
-                }
+                // Anything else (I/O, a line that does not parse, a value over the
+                // limit) may leave the stream out of step: the connection ends.
                 Err(error) => {
                     let _ = slot.answer.send(Err(error));
                     return;
                 }
             }
         }
-        let _ = slot.answer.send(refused.map_or(Ok(replies), Err));
+        let _ = slot.answer.send(Ok(replies));
     }
 }

@@ -84,6 +84,25 @@ pub(crate) enum Reply {
     NoOp,
     /// `OK` (to `flush_all`).
     Ok,
+    /// `SERVER_ERROR …`: this request failed on the server; the line as sent.
+    ServerError(String),
+}
+
+impl Reply {
+    /// This reply as the error it is, if it is one: a `SERVER_ERROR`.
+    pub(crate) fn into_result(self) -> Result<Self, Error> {
+        match self {
+            Self::ServerError(line) => Err(Error::new(
+                if line.contains("too large") {
+                    ErrorKind::Rejected
+                } else {
+                    ErrorKind::Other
+                },
+                format!("memcached: {line}"),
+            )),
+            reply => Ok(reply),
+        }
+    }
 }
 
 /// Reads one reply, accepting values up to `max_value` bytes.
@@ -115,14 +134,10 @@ pub(crate) async fn read_reply<R: AsyncBufRead + Unpin>(
         "NS" => Ok(Reply::NotStored),
         "MN" => Ok(Reply::NoOp),
         "OK" => Ok(Reply::Ok),
-        "SERVER_ERROR" if line.contains("too large") => Err(Error::new(
-            ErrorKind::Rejected,
-            format!("memcached: {line}"),
-        )),
-        "CLIENT_ERROR" => Err(Error::new(
-            ErrorKind::Rejected,
-            format!("memcached: {line}"),
-        )),
+        // The server refused this one request (out of memory, an item too large) and
+        // swallowed what came with it: the stream stays in step.
+        "SERVER_ERROR" => Ok(Reply::ServerError(line)),
+        // The server could not parse what it was sent: what it reads next is unknown.
         _ => Err(Error::new(ErrorKind::Other, format!("memcached: {line}"))),
     }
 }
@@ -184,12 +199,25 @@ mod tests {
         assert_eq!(parse(b"EN\r\n").await.unwrap(), Reply::Missing);
         assert_eq!(parse(b"NF\r\n").await.unwrap(), Reply::Missing);
         assert_eq!(parse(b"MN\r\n").await.unwrap(), Reply::NoOp);
+        let too_large = parse(b"SERVER_ERROR object too large for cache\r\n")
+            .await
+            .unwrap();
         assert_eq!(
-            parse(b"SERVER_ERROR object too large for cache\r\n")
-                .await
-                .unwrap_err()
-                .kind(),
+            too_large.into_result().unwrap_err().kind(),
             ErrorKind::Rejected
+        );
+        let out_of_memory = parse(b"SERVER_ERROR out of memory storing object\r\n")
+            .await
+            .unwrap();
+        assert_eq!(
+            out_of_memory.into_result().unwrap_err().kind(),
+            ErrorKind::Other
+        );
+        assert!(
+            parse(b"CLIENT_ERROR bad command line format\r\n")
+                .await
+                .is_err(),
+            "out of step: an error that ends the connection"
         );
     }
 

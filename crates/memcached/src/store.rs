@@ -149,6 +149,7 @@ impl MemcachedStore {
         replies
             .pop()
             .ok_or_else(|| Error::new(ErrorKind::Other, "memcached sent no reply"))
+            .and_then(Reply::into_result)
     }
 
     /// The time-to-live memcached holds for `key`; `None` when missing or unlimited.
@@ -319,7 +320,7 @@ impl ByteStore for MemcachedStore {
         let mut values = vec![None; keys.len()];
         for batch in futures::future::try_join_all(batches).await? {
             for (position, reply) in batch {
-                if let Reply::Value(bytes) = reply {
+                if let Reply::Value(bytes) = reply.into_result()? {
                     values[position] = Some(bytes);
                 }
             }

@@ -458,8 +458,15 @@ fn the_store_reports_its_namespace_for_encryption_to_bind() {
 async fn concurrent_callers_share_a_few_sockets_and_each_gets_its_own_reply() {
     let server = MemcachedServer::start().unwrap();
     let before = stat(&server, "total_connections");
-    let tier =
-        std::sync::Arc::new(MemcachedStore::new(config(&[&server]).max_connections(2)).unwrap());
+    // A generous timeout: 1,536 calls on a busy two-core machine.
+    let tier = std::sync::Arc::new(
+        MemcachedStore::new(
+            config(&[&server])
+                .max_connections(2)
+                .command_timeout(Duration::from_secs(5)),
+        )
+        .unwrap(),
+    );
     // Distinct values of distinct sizes: a reply handed to the wrong caller shows.
     let calls: Vec<_> = (0..512)
         .map(|i| {

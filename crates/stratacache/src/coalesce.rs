@@ -88,11 +88,12 @@ where
                 self.fetch_alone(key, levels, from, ticket, loader, op)
                     .await
             }
-            // Boxed: the flights' futures are large, and every miss would otherwise carry
-            // their size, coalesced or not.
+            // Not boxed again: the miss path's future is boxed once already, and the
+            // flight's own work is boxed by uniflight.
             Some(coalescer) => {
                 let span = (levels, from);
-                Box::pin(self.fetch_coalesced(coalescer, key, span, ticket, loader, op)).await
+                self.fetch_coalesced(coalescer, key, span, ticket, loader, op)
+                    .await
             }
         }
     }

@@ -1,0 +1,55 @@
+//! Stampede protection costs a miss only uniflight's own allocations: proven with a
+//! counting global allocator. (A binary of its own: the misses' epoch garbage would be
+//! collected, allocating, by the threads of `alloc.rs`'s hit tests.)
+#![expect(
+    unsafe_code,
+    reason = "a counting global allocator must implement GlobalAlloc"
+)]
+
+mod counting;
+
+use counting::allocations_during;
+use futures::FutureExt;
+use stratacache::Cache;
+
+/// Allocations per call of `miss`, after a warm-up.
+fn allocations_per_call(mut miss: impl FnMut()) -> u64 {
+    for _ in 0..1_000 {
+        miss();
+    }
+    allocations_during(|| {
+        for _ in 0..1_000 {
+            miss();
+        }
+    }) / 1_000
+}
+
+#[test]
+fn stampede_protection_adds_only_uniflights_allocations_to_a_miss() {
+    let loading = |protected: bool| -> Cache<u64, u64> {
+        Cache::builder()
+            .stampede_protection(protected)
+            .loader(|_key: u64| async { Ok::<_, std::io::Error>(None) })
+            .build()
+            .unwrap()
+    };
+    let (plain, protected) = (loading(false), loading(true));
+    let miss = |cache: &Cache<u64, u64>| {
+        let found = cache.get(&7).now_or_never().expect("nothing awaits");
+        assert_eq!(found.unwrap(), None);
+    };
+    let plain_allocations = allocations_per_call(|| miss(&plain));
+    let protected_allocations = allocations_per_call(|| miss(&protected));
+    // One flight in uniflight alone: its shared cell and its boxed future.
+    let merger: uniflight::Merger<u64, Option<u64>> = uniflight::Merger::new();
+    let uniflight_allocations = allocations_per_call(|| {
+        let found = merger.execute(&7, || async { None }).now_or_never();
+        assert_eq!(found.map(Result::ok), Some(Some(None)));
+    });
+    assert_eq!(
+        protected_allocations,
+        plain_allocations + uniflight_allocations,
+        "a protected miss allocates {protected_allocations} times, a plain one \
+         {plain_allocations}, uniflight's flight {uniflight_allocations}"
+    );
+}
