@@ -30,17 +30,10 @@ fn memcached_get(c: &mut Criterion) {
     runtime.block_on(cache.insert(1, "v".repeat(100))).unwrap();
 
     // The raw side reads a value of the same size under a plain key.
-    let value = vec![b'v'; 130];
     let mut raw = runtime.block_on(async {
-        let mut stream = BufReader::new(TcpStream::connect(&address).await.unwrap());
-        let mut request = format!("ms rawkey {} T0\r\n", value.len()).into_bytes();
-        request.extend_from_slice(&value);
-        request.extend_from_slice(b"\r\n");
-        stream.get_mut().write_all(&request).await.unwrap();
-        let mut line = String::new();
-        stream.read_line(&mut line).await.unwrap();
-        assert!(line.starts_with("HD"), "{line}");
-        stream
+        let mut raw = RawClient::connect(&address).await;
+        raw.set("rawkey", &[b'v'; 130]).await;
+        raw
     });
 
     let mut group = c.benchmark_group("memcached_get");
@@ -56,18 +49,7 @@ fn memcached_get(c: &mut Criterion) {
     });
     group.bench_function("raw_client", |b| {
         b.iter(|| {
-            runtime.block_on(async {
-                raw.get_mut()
-                    .write_all(black_box(b"mg rawkey v\r\n"))
-                    .await
-                    .unwrap();
-                let mut line = String::new();
-                raw.read_line(&mut line).await.unwrap();
-                let len: usize = line.split(' ').nth(1).unwrap().trim().parse().unwrap();
-                let mut data = vec![0; len + 2];
-                raw.read_exact(&mut data).await.unwrap();
-                black_box(data)
-            })
+            runtime.block_on(async { black_box(raw.get(black_box(b"mg rawkey v\r\n")).await) })
         });
     });
     group.finish();
@@ -160,20 +142,14 @@ fn memcached_concurrent(c: &mut Criterion) {
             ours_run,
             raw_run,
         );
-        group.bench_function(format!("stratacache/{tasks}"), |b| {
-            b.iter_custom(|iters| {
-                let ops = usize::try_from(iters).unwrap().div_ceil(tasks) * tasks;
-                let (wall, _) = stratacache_benches::concurrently(&runtime, tasks, ops, &ours);
-                wall.mul_f64(iters as f64 / ops as f64)
-            });
-        });
-        group.bench_function(format!("raw_connection_per_task/{tasks}"), |b| {
-            b.iter_custom(|iters| {
-                let ops = usize::try_from(iters).unwrap().div_ceil(tasks) * tasks;
-                let (wall, _) = stratacache_benches::concurrently(&runtime, tasks, ops, &theirs);
-                wall.mul_f64(iters as f64 / ops as f64)
-            });
-        });
+        stratacache_benches::bench_tasks(&mut group, "stratacache", &runtime, tasks, &ours);
+        stratacache_benches::bench_tasks(
+            &mut group,
+            "raw_connection_per_task",
+            &runtime,
+            tasks,
+            &theirs,
+        );
     }
     group.finish();
     drop(server);

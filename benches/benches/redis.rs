@@ -139,6 +139,28 @@ fn redis_batch(c: &mut Criterion) {
     drop(server);
 }
 
+/// A bench body: `ops` raw `GET`s of the hot key on a clone of `connection`.
+fn raw_gets<C>(connection: C) -> impl Fn(usize, usize) -> BoxedGets
+where
+    C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
+{
+    move |_task, ops| {
+        let mut connection = connection.clone();
+        Box::pin(async move {
+            for _ in 0..ops {
+                let found: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg("concurrent:AQ")
+                    .query_async(&mut connection)
+                    .await
+                    .unwrap();
+                black_box(found);
+            }
+        })
+    }
+}
+
+type BoxedGets = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// L1-miss/Redis-hit gets from 1, 8, 32 and 128 concurrent tasks on a two-worker runtime,
 /// through stratacache, through a raw redis-rs multiplexed connection, and through a
 /// raw redis-rs `ConnectionManager` (the reconnecting handle the store is built on):
@@ -166,19 +188,7 @@ fn redis_concurrent(c: &mut Criterion) {
             }
         }
     };
-    let theirs = move |_task: usize, ops: usize| {
-        let mut connection = raw.clone();
-        async move {
-            for _ in 0..ops {
-                let found: Option<Vec<u8>> = redis::cmd("GET")
-                    .arg("concurrent:AQ")
-                    .query_async(&mut connection)
-                    .await
-                    .unwrap();
-                black_box(found);
-            }
-        }
-    };
+    let theirs = raw_gets(raw);
     // redis-rs's reconnecting handle, which the store is built on, set up as the store
     // sets it up: the floor of any store that reconnects through it.
     let manager = runtime
@@ -189,19 +199,7 @@ fn redis_concurrent(c: &mut Criterion) {
                 .set_number_of_retries(1),
         ))
         .unwrap();
-    let managed = move |_task: usize, ops: usize| {
-        let mut connection = manager.clone();
-        async move {
-            for _ in 0..ops {
-                let found: Option<Vec<u8>> = redis::cmd("GET")
-                    .arg("concurrent:AQ")
-                    .query_async(&mut connection)
-                    .await
-                    .unwrap();
-                black_box(found);
-            }
-        }
-    };
+    let managed = raw_gets(manager);
     let mut group = c.benchmark_group("redis_concurrent");
     for tasks in [1, 8, 32, 128] {
         // CPU per operation, over one fixed run each.
@@ -217,27 +215,15 @@ fn redis_concurrent(c: &mut Criterion) {
             ours_run,
             managed_run,
         );
-        group.bench_function(format!("stratacache/{tasks}"), |b| {
-            b.iter_custom(|iters| {
-                let ops = usize::try_from(iters).unwrap().div_ceil(tasks) * tasks;
-                let (wall, _) = stratacache_benches::concurrently(&runtime, tasks, ops, &ours);
-                wall.mul_f64(iters as f64 / ops as f64)
-            });
-        });
-        group.bench_function(format!("raw/{tasks}"), |b| {
-            b.iter_custom(|iters| {
-                let ops = usize::try_from(iters).unwrap().div_ceil(tasks) * tasks;
-                let (wall, _) = stratacache_benches::concurrently(&runtime, tasks, ops, &theirs);
-                wall.mul_f64(iters as f64 / ops as f64)
-            });
-        });
-        group.bench_function(format!("raw_connection_manager/{tasks}"), |b| {
-            b.iter_custom(|iters| {
-                let ops = usize::try_from(iters).unwrap().div_ceil(tasks) * tasks;
-                let (wall, _) = stratacache_benches::concurrently(&runtime, tasks, ops, &managed);
-                wall.mul_f64(iters as f64 / ops as f64)
-            });
-        });
+        stratacache_benches::bench_tasks(&mut group, "stratacache", &runtime, tasks, &ours);
+        stratacache_benches::bench_tasks(&mut group, "raw", &runtime, tasks, &theirs);
+        stratacache_benches::bench_tasks(
+            &mut group,
+            "raw_connection_manager",
+            &runtime,
+            tasks,
+            &managed,
+        );
     }
     group.finish();
     drop(server);

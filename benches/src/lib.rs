@@ -128,3 +128,28 @@ pub fn print_concurrency(
         ours.1.as_secs_f64() / theirs.1.as_secs_f64().max(f64::MIN_POSITIVE),
     );
 }
+
+/// Adds `name/{tasks}` to `group`: `tasks` tasks running `body` (see [`concurrently`]),
+/// timed per operation.
+///
+/// # Panics
+///
+/// When a task panics.
+pub fn bench_tasks<F, Fut>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    runtime: &tokio::runtime::Runtime,
+    tasks: usize,
+    body: &F,
+) where
+    F: Fn(usize, usize) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    group.bench_function(format!("{name}/{tasks}"), |b| {
+        b.iter_custom(|iters| {
+            let ops = usize::try_from(iters).unwrap_or(usize::MAX).div_ceil(tasks) * tasks;
+            let (wall, _) = concurrently(runtime, tasks, ops, body);
+            wall.mul_f64(iters as f64 / ops as f64)
+        });
+    });
+}
