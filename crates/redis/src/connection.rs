@@ -1,10 +1,9 @@
-//! The connection to Redis: one node's self-reconnecting multiplexed connection, or the
+//! The connection to Redis: one node's multiplexed connection (reopened when it breaks), or the
 //! cluster client; every command bounded by the command timeout.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManagerConfig;
 use redis::{Cmd, FromRedisValue, Pipeline};
 use stratacache_tier::{Error, ErrorKind};
 
@@ -32,15 +31,12 @@ impl Connection {
             .first()
             .ok_or_else(|| Error::new(ErrorKind::Config, "no Redis URL"))?;
         let client = open(url, config)?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            // No response timeout of its own: every command is bounded once, by
-            // `SingleNode::run`, so a call arms one timer, not two.
-            .set_response_timeout(None)
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
         // Lazy: the first command connects, so a service starts while Redis is down.
-        let node = SingleNode::new(client, manager_config, config.reconnect_after_timeouts)?;
+        let node = SingleNode::new(
+            client,
+            config.connect_timeout,
+            config.reconnect_after_timeouts,
+        );
         Ok(Self::Single(Arc::new(node)))
     }
 
@@ -51,8 +47,11 @@ impl Connection {
     ) -> Result<T, Error> {
         match self {
             Self::Single(node) => {
-                node.run(limit, |mut manager| async move {
-                    command.query_async(&mut manager).await.map_err(map_error)
+                node.run(limit, |mut connection| async move {
+                    command
+                        .query_async(&mut connection)
+                        .await
+                        .map_err(map_error)
                 })
                 .await
             }
@@ -68,8 +67,11 @@ impl Connection {
     ) -> Result<T, Error> {
         match self {
             Self::Single(node) => {
-                node.run(limit, |mut manager| async move {
-                    pipeline.query_async(&mut manager).await.map_err(map_error)
+                node.run(limit, |mut connection| async move {
+                    pipeline
+                        .query_async(&mut connection)
+                        .await
+                        .map_err(map_error)
                 })
                 .await
             }

@@ -3,9 +3,9 @@
 //!
 //! [`RedisStore`] is a [`ByteStore`](stratacache_tier::ByteStore): put it behind the
 //! facade's codec boundary (`Fallback::remote(Remote::new(tier))`) to use it as a typed
-//! L2. It uses [redis-rs](https://docs.rs/redis): a multiplexed connection that
-//! reconnects by itself (`ConnectionManager`), or the async cluster client, which
-//! follows `MOVED` and `ASK` redirections.
+//! L2. It uses [redis-rs](https://docs.rs/redis): one multiplexed connection per node,
+//! shared by every command, opened on first use and reopened when it breaks; or the
+//! async cluster client, which follows `MOVED` and `ASK` redirections.
 //!
 //! - Every command is bounded by [`RedisConfig::command_timeout`]: a server that is down
 //!   or slow costs at most that, as a [`Timeout`](stratacache_tier::ErrorKind::Timeout)

@@ -1,129 +1,164 @@
-//! The connection to one Redis node, replaced when commands keep timing out.
+//! The connection to one Redis node: one multiplexed connection shared by every
+//! command, opened on first use and replaced when it breaks or keeps timing out.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use arc_swap::ArcSwap;
+use redis::AsyncConnectionConfig;
+use redis::aio::MultiplexedConnection;
 use stratacache_tier::{Error, ErrorKind};
+use tokio::sync::OnceCell;
 
-/// A self-reconnecting multiplexed connection (`ConnectionManager`) that is itself
-/// replaced after `reconnect_after` commands in a row time out.
+/// redis-rs's multiplexed connection (every command pipelined on one socket), with
+/// the reconnection this crate needs around it:
 ///
-/// `ConnectionManager` reconnects when its socket fails, not when replies stop coming:
-/// on a half-open connection (the server's host vanished) or behind a stuck proxy, the
-/// socket stays up and every command times out until the OS gives up on it, which takes
-/// minutes. Timeouts in a row are the sign; a fresh connection is the cure, and the
-/// old one is dropped once the commands still holding it end.
+/// - **Lazy.** The connection opens on the first command, so a service starts while
+///   Redis is down; a failed attempt is tried again by the next command.
+/// - **Broken.** A command that finds the connection gone (the server restarted or
+///   closed it) replaces it; the command is made once more on the new one within what
+///   is left of its time.
+/// - **Silent.** A connection whose commands time out `reconnect_after` times in a row
+///   is replaced too: on a half-open connection (the server's host vanished) or behind
+///   a stuck proxy the socket stays up, and would until the OS gives up on it, which
+///   takes minutes.
+///
+/// The old connection is dropped once the commands still holding it end.
+///
+/// (redis-rs's `ConnectionManager` reconnects too, but only when the socket fails, and
+/// costs every command more than the connection it wraps: measured at 128 concurrent
+/// tasks, 0.55× the throughput of the bare multiplexed connection.)
 pub(crate) struct SingleNode {
     client: redis::Client,
-    config: ConnectionManagerConfig,
-    current: RwLock<Generation>,
+    config: AsyncConnectionConfig,
+    current: ArcSwap<Generation>,
     timeouts_in_a_row: AtomicU32,
     reconnect_after: u32,
 }
 
-/// The manager in use, and how many times it was replaced before.
-#[derive(Clone)]
+/// The connection in use (once opened), and how many were replaced before it.
 struct Generation {
     number: u64,
-    manager: ConnectionManager,
+    connection: OnceCell<MultiplexedConnection>,
+}
+
+impl Generation {
+    fn new(number: u64) -> Arc<Self> {
+        Arc::new(Self {
+            number,
+            connection: OnceCell::new(),
+        })
+    }
 }
 
 impl SingleNode {
     pub(crate) fn new(
         client: redis::Client,
-        config: ConnectionManagerConfig,
+        connect_timeout: Duration,
         reconnect_after: u32,
-    ) -> Result<Self, Error> {
-        let manager = lazy(&client, &config)?;
-        Ok(Self {
+    ) -> Self {
+        Self {
             client,
-            config,
-            current: RwLock::new(Generation { number: 0, manager }),
+            // No response timeout of its own: every command is bounded once, by
+            // `run`, so a call arms one timer, not two.
+            config: AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(connect_timeout))
+                .set_response_timeout(None),
+            current: ArcSwap::from(Generation::new(0)),
             timeouts_in_a_row: AtomicU32::new(0),
             reconnect_after,
-        })
+        }
     }
 
-    /// Runs `call` on the current manager within `limit`, and replaces the manager when
-    /// this is the `reconnect_after`-th timeout in a row.
-    ///
-    /// A call that finds the connection broken (the server restarted since the last
-    /// command: the manager learns it only now, and reconnects) is made once more within
-    /// what is left of `limit`: every command this crate sends is idempotent.
+    /// Runs `call` on the connection within `limit` (opening it if need be); see the
+    /// type's docs for what a broken or silent connection does. Every command this
+    /// crate sends is idempotent, so making one twice is safe.
     pub(crate) async fn run<T, F, Fut>(&self, limit: Duration, call: F) -> Result<T, Error>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(MultiplexedConnection) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
         let started = std::time::Instant::now();
-        // One handle per call (the retry takes another): every clone touches counters
-        // that all callers share.
-        let (number, manager) = {
-            let current = self.current();
-            (current.number, current.manager.clone())
-        };
-        let mut result = crate::errors::within(limit, call(manager)).await;
+        let mut result = self.attempt(limit, &call).await;
         if let Err(error) = &result
             && error.kind() == ErrorKind::Unavailable
             && let Some(left) = limit.checked_sub(started.elapsed())
             && left >= limit / 4
         {
-            let manager = self.current().manager.clone();
-            result = crate::errors::within(left, call(manager)).await;
-        }
-        match &result {
-            // Timeouts of a connection already replaced say nothing of the new one.
-            Err(error) if error.kind() == ErrorKind::Timeout => {
-                if self.current().number == number {
-                    let in_a_row = self.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
-                    if self.reconnect_after > 0 && in_a_row >= self.reconnect_after {
-                        self.replace(number);
-                    }
-                }
-            }
-            // Written only when it changes: a store on every call would bounce the
-            // counter's cache line between cores.
-            _ => {
-                if self.timeouts_in_a_row.load(Ordering::Relaxed) != 0 {
-                    self.timeouts_in_a_row.store(0, Ordering::Relaxed);
-                }
-            }
+            result = self.attempt(left, &call).await;
         }
         result
     }
 
-    fn current(&self) -> std::sync::RwLockReadGuard<'_, Generation> {
-        self.current.read().unwrap_or_else(PoisonError::into_inner)
+    /// One try on the current connection within `limit`: its outcome decides whether
+    /// the connection is replaced.
+    async fn attempt<T, F, Fut>(&self, limit: Duration, call: &F) -> Result<T, Error>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let generation = self.current.load_full();
+        let result = crate::errors::within(limit, async {
+            call(self.connection(&generation).await?).await
+        })
+        .await;
+        match &result {
+            Ok(_) => {
+                // Written only when it changes: a store on every call would bounce the
+                // counter's cache line between cores.
+                if self.timeouts_in_a_row.load(Ordering::Relaxed) != 0 {
+                    self.timeouts_in_a_row.store(0, Ordering::Relaxed);
+                }
+            }
+            Err(error) if error.kind() == ErrorKind::Unavailable => {
+                self.replace(&generation);
+            }
+            Err(error) if error.kind() == ErrorKind::Timeout => self.timed_out(&generation),
+            Err(_) => {}
+        }
+        result
     }
 
-    /// Replaces the manager of generation `number`, unless another command already did.
-    fn replace(&self, number: u64) {
-        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
-        if current.number != number {
+    /// The generation's connection, opened by the first caller that needs it (the
+    /// others wait for that attempt rather than open their own).
+    async fn connection(&self, generation: &Generation) -> Result<MultiplexedConnection, Error> {
+        generation
+            .connection
+            .get_or_try_init(|| async {
+                self.client
+                    .get_multiplexed_async_connection_with_config(&self.config)
+                    .await
+                    .map_err(crate::errors::map_error)
+            })
+            .await
+            .cloned()
+    }
+
+    /// Counts a command that timed out on `generation`: the `reconnect_after`-th in a
+    /// row replaces it. Timeouts of a connection already replaced say nothing of the
+    /// new one.
+    fn timed_out(&self, generation: &Arc<Generation>) {
+        if self.current.load().number != generation.number {
             return;
         }
-        // Lazy, so this never blocks: the next command connects.
-        if let Ok(manager) = lazy(&self.client, &self.config) {
-            *current = Generation {
-                number: number + 1,
-                manager,
-            };
-            self.timeouts_in_a_row.store(0, Ordering::Relaxed);
+        let in_a_row = self.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.reconnect_after > 0 && in_a_row >= self.reconnect_after {
             tracing::warn!(
                 target: "stratacache::redis",
                 timeouts = self.reconnect_after,
                 "Redis stopped answering on an open connection; reconnecting"
             );
+            self.replace(generation);
         }
     }
-}
 
-fn lazy(
-    client: &redis::Client,
-    config: &ConnectionManagerConfig,
-) -> Result<ConnectionManager, Error> {
-    ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-        .map_err(crate::errors::config_error)
+    /// Replaces `generation` with a fresh, unopened one, unless it was already.
+    fn replace(&self, generation: &Arc<Generation>) {
+        let fresh = Generation::new(generation.number + 1);
+        let previous = self.current.compare_and_swap(generation, fresh);
+        if Arc::ptr_eq(&previous, generation) {
+            self.timeouts_in_a_row.store(0, Ordering::Relaxed);
+        }
+    }
 }
