@@ -98,7 +98,27 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_are_cached_and_writes_replace_them() {
     let database = Database::new();
-    let service = Service::start(Config::new(database.url()))
+    reads_and_writes_over(database.url()).await;
+}
+
+/// The same over Postgres: `STRATACACHE_POSTGRES_URL=postgres://… cargo test -p
+/// stratacache-examples --features service --test service -- --ignored` (users 1 to 3
+/// of that database's `users` table are deleted first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Postgres server: set STRATACACHE_POSTGRES_URL"]
+async fn reads_are_cached_and_writes_replace_them_over_postgres() {
+    let url = std::env::var("STRATACACHE_POSTGRES_URL").expect("STRATACACHE_POSTGRES_URL");
+    let users = stratacache_examples::service::Users::connect(&url)
+        .await
+        .expect("Postgres");
+    for id in 1..=3 {
+        users.delete(id).await.expect("deleted");
+    }
+    reads_and_writes_over(url).await;
+}
+
+async fn reads_and_writes_over(database_url: String) {
+    let service = Service::start(Config::new(database_url))
         .await
         .expect("started");
     let client = client();
