@@ -142,7 +142,7 @@ fn redis_batch(c: &mut Criterion) {
 /// A bench body: `ops` raw `GET`s of the hot key on a clone of `connection`.
 fn raw_gets<C>(connection: C) -> impl Fn(usize, usize) -> BoxedGets
 where
-    C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
+    C: redis::aio::ConnectionLike + Clone + Send + 'static,
 {
     move |_task, ops| {
         let mut connection = connection.clone();
@@ -163,7 +163,7 @@ type BoxedGets = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
 
 /// L1-miss/Redis-hit gets from 1, 8, 32 and 128 concurrent tasks on a two-worker runtime,
 /// through stratacache, through a raw redis-rs multiplexed connection, and through a
-/// raw redis-rs `ConnectionManager` (the reconnecting handle the store is built on):
+/// raw redis-rs `ConnectionManager` (the reconnecting handle the store used before):
 /// time per operation from criterion, and CPU per operation printed.
 fn redis_concurrent(c: &mut Criterion) {
     let (server, url) = stratacache_benches::redis();
@@ -189,7 +189,7 @@ fn redis_concurrent(c: &mut Criterion) {
         }
     };
     let theirs = raw_gets(raw);
-    // redis-rs's reconnecting handle, which the store is built on, set up as the store
+    // redis-rs's reconnecting handle, which the store used before, set up as the store
     // sets it up: the floor of any store that reconnects through it.
     let manager = runtime
         .block_on(redis::aio::ConnectionManager::new_with_config(

@@ -15,25 +15,48 @@ pub(crate) async fn bounded<T>(
 }
 
 /// Runs a call within `limit`; running out is a [`Timeout`](ErrorKind::Timeout).
+/// The error of a command Redis did not answer within `limit`.
+pub(crate) fn timed_out(limit: Duration) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!("Redis did not answer within {limit:?}"),
+    )
+}
+
 pub(crate) async fn within<T>(
     limit: Duration,
     call: impl Future<Output = Result<T, Error>>,
 ) -> Result<T, Error> {
     match tokio::time::timeout(limit, call).await {
         Ok(result) => result,
-        Err(_) => Err(Error::new(
-            ErrorKind::Timeout,
-            format!("Redis did not answer within {limit:?}"),
-        )),
+        Err(_) => Err(timed_out(limit)),
     }
 }
 
-/// A failed Redis call, by kind: timeouts, refused or dropped connections (unavailable),
+/// Server errors that say "not now" rather than "never": a server loading its data
+/// after a restart, a replica whose master is down, a demoted master after a failover
+/// (`READONLY`: the connection points at the wrong node), a cluster mid-reconfiguration.
+const UNAVAILABLE_CODES: [&str; 5] = [
+    "LOADING",
+    "MASTERDOWN",
+    "READONLY",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+];
+
+/// A failed Redis call, by kind: timeouts; refused, dropped or unusable connections and
+/// servers that cannot serve now (unavailable: transient, the connection is replaced);
 /// anything else.
 pub(crate) fn map_error(error: RedisError) -> Error {
     let kind = if error.is_timeout() {
         ErrorKind::Timeout
-    } else if error.is_connection_refusal() || error.is_io_error() || error.is_connection_dropped()
+    } else if error.is_connection_refusal()
+        || error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_unrecoverable_error()
+        || error
+            .code()
+            .is_some_and(|code| UNAVAILABLE_CODES.contains(&code))
     {
         ErrorKind::Unavailable
     } else {

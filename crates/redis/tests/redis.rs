@@ -453,8 +453,21 @@ async fn a_cache_starts_while_redis_is_down_and_uses_it_once_it_is_up() {
     assert!(cache.stats().tiers[1].errors >= 1);
 
     server.restart().unwrap();
-    let outcome = cache.insert(1, "up".into()).await.unwrap();
-    assert!(outcome.is_complete(), "{outcome:?}");
+    // The first write after the restart connects (an attempt that raced the restart
+    // may still fail: that write waits in the recovery queue).
+    let restarted = Instant::now();
+    loop {
+        let outcome = cache.insert(1, "up".into()).await.unwrap();
+        if outcome.is_complete() {
+            break;
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(2),
+            "Redis still unused {:?} after it came back: {outcome:?}",
+            restarted.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let other: Cache<u64, String> = Cache::builder()
         .fallback(Fallback::remote(Remote::new(
             RedisStore::new(config).unwrap(),
@@ -470,4 +483,92 @@ async fn the_store_reports_its_namespace_for_encryption_to_bind() {
     let store =
         RedisStore::new(RedisConfig::from_url("redis://127.0.0.1:1/").namespace("users")).unwrap();
     assert_eq!(store.namespace(), "users");
+}
+
+/// A raw connection of the test's own, to look at and act on the server.
+async fn admin(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+async fn connections_received(admin: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(admin)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("total_connections_received:"))
+        .and_then(|count| count.trim().parse().ok())
+        .expect("total_connections_received")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_connection_is_replaced_within_the_same_call() {
+    let server = RedisServer::start().unwrap();
+    let tier = tier(&server, "killed");
+    tier.set("k", Bytes::from_static(b"v"), None).await.unwrap();
+    let mut admin = admin(&server).await;
+    // Every client but this one: the store's connection is closed under it.
+    let killed: u64 = redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"][..])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1, "the store's one connection");
+    // The call finds its connection closed, opens a new one and is made again.
+    assert_eq!(tier.get("k").await.unwrap(), Some(Bytes::from_static(b"v")));
+    assert_eq!(tier.get("k").await.unwrap(), Some(Bytes::from_static(b"v")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_calls_open_one_connection() {
+    let server = RedisServer::start().unwrap();
+    let mut admin = admin(&server).await;
+    let before = connections_received(&mut admin).await;
+    let tier = std::sync::Arc::new(tier(&server, "first"));
+    let calls: Vec<_> = (0..200)
+        .map(|i| {
+            let tier = std::sync::Arc::clone(&tier);
+            tokio::spawn(async move { tier.get(&format!("k{i}")).await })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap(), None);
+    }
+    assert_eq!(
+        connections_received(&mut admin).await - before,
+        1,
+        "200 concurrent first calls shared one attempt to connect"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_loading_its_data_is_unavailable_not_a_hard_error() {
+    let server = RedisServer::start().unwrap();
+    let tier = tier(&server, "loading");
+    tier.set("k", Bytes::from_static(b"v"), None).await.unwrap();
+    let mut admin = admin(&server).await;
+    // What a replica says while it loads: `DEBUG` is disabled by default, so the
+    // read-only error of a replica stands in (the same "not now" family).
+    let _: () = redis::cmd("REPLICAOF")
+        .arg(&["127.0.0.1", "1"][..])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let error = tier
+        .set("k", Bytes::from_static(b"w"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unavailable, "{error}");
+    assert!(error.is_transient());
+    let _: () = redis::cmd("REPLICAOF")
+        .arg(&["NO", "ONE"][..])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    tier.set("k", Bytes::from_static(b"w"), None).await.unwrap();
 }
