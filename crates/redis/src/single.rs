@@ -115,13 +115,20 @@ impl SingleNode {
         Fut: Future<Output = Result<T, Error>>,
     {
         let deadline = tokio::time::Instant::now() + limit;
-        let generation = self.current.load_full();
-        let connection = match generation.connection.get() {
-            Some(connection) => connection.clone(),
-            None => match tokio::time::timeout_at(deadline, self.connect(&generation)).await {
-                Ok(connected) => connected?,
-                Err(_) => return Err(crate::errors::timed_out(limit)),
-            },
+        // The usual case touches no shared reference count: a guard, not an `Arc`.
+        let (number, open) = {
+            let generation = self.current.load();
+            (generation.number, generation.connection.get().cloned())
+        };
+        let connection = match open {
+            Some(connection) => connection,
+            None => {
+                let generation = self.current.load_full();
+                match tokio::time::timeout_at(deadline, self.connect(&generation)).await {
+                    Ok(connected) => connected?,
+                    Err(_) => return Err(crate::errors::timed_out(limit)),
+                }
+            }
         };
         let result = match tokio::time::timeout_at(deadline, call(connection)).await {
             Ok(result) => result,
@@ -135,10 +142,8 @@ impl SingleNode {
                     self.timeouts_in_a_row.store(0, Ordering::Relaxed);
                 }
             }
-            Err(error) if error.kind() == ErrorKind::Unavailable => {
-                self.replace(&generation);
-            }
-            Err(error) if error.kind() == ErrorKind::Timeout => self.timed_out(&generation),
+            Err(error) if error.kind() == ErrorKind::Unavailable => self.replace(number),
+            Err(error) if error.kind() == ErrorKind::Timeout => self.timed_out(number),
             Err(_) => {}
         }
         result
@@ -197,11 +202,11 @@ impl SingleNode {
         .shared()
     }
 
-    /// Counts a command that timed out on `generation`: the `reconnect_after`-th in a
-    /// row replaces it. Timeouts of a connection already replaced say nothing of the
-    /// new one.
-    fn timed_out(&self, generation: &Arc<Generation>) {
-        if self.current.load().number != generation.number {
+    /// Counts a command that timed out on generation `number`: the `reconnect_after`-th
+    /// in a row replaces it. Timeouts of a connection already replaced say nothing of
+    /// the new one.
+    fn timed_out(&self, number: u64) {
+        if self.current.load().number != number {
             return;
         }
         let in_a_row = self.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
@@ -211,15 +216,20 @@ impl SingleNode {
                 timeouts = self.reconnect_after,
                 "Redis stopped answering on an open connection; reconnecting"
             );
-            self.replace(generation);
+            self.replace(number);
         }
     }
 
-    /// Replaces `generation` with a fresh, unopened one, unless it was already.
-    fn replace(&self, generation: &Arc<Generation>) {
-        let fresh = Generation::new(generation.number + 1);
-        let previous = self.current.compare_and_swap(generation, fresh);
-        if Arc::ptr_eq(&previous, generation) {
+    /// Replaces generation `number` with a fresh, unopened one, unless it was already.
+    fn replace(&self, number: u64) {
+        let current = self.current.load_full();
+        if current.number != number {
+            return;
+        }
+        let previous = self
+            .current
+            .compare_and_swap(&current, Generation::new(number + 1));
+        if Arc::ptr_eq(&previous, &current) {
             self.timeouts_in_a_row.store(0, Ordering::Relaxed);
         }
     }
