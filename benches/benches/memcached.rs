@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::sync::{Arc, Mutex};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use stratacache::{ByteStore, Cache, Fallback, InsertPolicy, Remote};
+use stratacache::ByteStore;
 use stratacache_memcached::{MemcachedConfig, MemcachedStore};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -22,11 +22,7 @@ fn memcached_get(c: &mut Criterion) {
 
     let tier =
         MemcachedStore::new(MemcachedConfig::new([address.clone()]).namespace("bench")).unwrap();
-    let cache: Cache<u64, String> = Cache::builder()
-        .insert_policy(InsertPolicy::never())
-        .fallback(Fallback::remote(Remote::new(tier)))
-        .build()
-        .unwrap();
+    let cache = stratacache_benches::l1_miss_cache(tier);
     runtime.block_on(cache.insert(1, "v".repeat(100))).unwrap();
 
     // The raw side reads a value of the same size under a plain key.
@@ -96,11 +92,7 @@ fn memcached_concurrent(c: &mut Criterion) {
     let _inside = runtime.enter();
     let tier = MemcachedStore::new(MemcachedConfig::new([address.clone()]).namespace("concurrent"))
         .unwrap();
-    let cache: Cache<u64, String> = Cache::builder()
-        .insert_policy(InsertPolicy::never())
-        .fallback(Fallback::remote(Remote::new(tier)))
-        .build()
-        .unwrap();
+    let cache = stratacache_benches::l1_miss_cache(tier);
     runtime.block_on(cache.insert(1, "v".repeat(100))).unwrap();
     let connections: Arc<Vec<Mutex<Option<RawClient>>>> = Arc::new(runtime.block_on(async {
         let mut connections = Vec::new();

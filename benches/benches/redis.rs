@@ -8,7 +8,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use stratacache::{ByteStore, Cache, Fallback, InsertPolicy, Remote};
+use stratacache::ByteStore;
 use stratacache_redis::{RedisConfig, RedisStore};
 
 fn redis_get(c: &mut Criterion) {
@@ -18,11 +18,7 @@ fn redis_get(c: &mut Criterion) {
 
     let tier = RedisStore::new(RedisConfig::from_url(&url).namespace("bench")).unwrap();
     // L1 stores nothing, so every get misses L1 and hits Redis.
-    let cache: Cache<u64, String> = Cache::builder()
-        .insert_policy(InsertPolicy::never())
-        .fallback(Fallback::remote(Remote::new(tier.clone())))
-        .build()
-        .unwrap();
+    let cache = stratacache_benches::l1_miss_cache(tier.clone());
     let value = "v".repeat(100);
     runtime.block_on(cache.insert(1, value.clone())).unwrap();
     let stored = runtime
@@ -68,11 +64,7 @@ fn redis_batch(c: &mut Criterion) {
     let _inside = runtime.enter();
 
     let tier = RedisStore::new(RedisConfig::from_url(&url).namespace("batch")).unwrap();
-    let cache: Cache<u64, String> = Cache::builder()
-        .insert_policy(InsertPolicy::never())
-        .fallback(Fallback::remote(Remote::new(tier)))
-        .build()
-        .unwrap();
+    let cache = stratacache_benches::l1_miss_cache(tier);
     let keys: Vec<u64> = (0..100).collect();
     let value = "v".repeat(100);
     runtime
@@ -170,11 +162,7 @@ fn redis_concurrent(c: &mut Criterion) {
     let runtime = stratacache_benches::two_worker_runtime();
     let _inside = runtime.enter();
     let tier = RedisStore::new(RedisConfig::from_url(&url).namespace("concurrent")).unwrap();
-    let cache: Cache<u64, String> = Cache::builder()
-        .insert_policy(InsertPolicy::never())
-        .fallback(Fallback::remote(Remote::new(tier)))
-        .build()
-        .unwrap();
+    let cache = stratacache_benches::l1_miss_cache(tier);
     runtime.block_on(cache.insert(1, "v".repeat(100))).unwrap();
     let client = redis::Client::open(url.as_str()).unwrap();
     let raw = runtime

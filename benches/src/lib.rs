@@ -1,7 +1,23 @@
 //! Shared set-up of the benches in `benches/`: the servers they measure against.
 //! Run them with `cargo bench -p stratacache-benches`.
 
+use stratacache::{ByteStore, Cache, Fallback, InsertPolicy, Remote};
 use stratacache_testkit::{MemcachedServer, RedisServer};
+
+/// A cache over `store` whose L1 stores nothing: every `get` misses L1 and reads the
+/// store (the L1-miss/L2-hit path the remote benches measure).
+///
+/// # Panics
+///
+/// When the cache cannot be built.
+#[must_use]
+pub fn l1_miss_cache<S: ByteStore>(store: S) -> Cache<u64, String> {
+    Cache::builder()
+        .insert_policy(InsertPolicy::never())
+        .fallback(Fallback::remote(Remote::new(store)))
+        .build()
+        .expect("a cache")
+}
 
 /// A Redis to bench against: `REDIS_URL` when set, otherwise a `redis-server` started
 /// here (kept alive by the returned guard).
