@@ -491,3 +491,91 @@ async fn concurrent_callers_share_a_few_sockets_and_each_gets_its_own_reply() {
         "512 concurrent callers opened {opened} connections with max_connections(2)"
     );
 }
+
+/// 64 tasks call the store without pause while `fault` runs; returns the slowest call
+/// and how many calls failed, once `fault` is over and one more second has passed.
+async fn load_through(
+    tier: &std::sync::Arc<MemcachedStore>,
+    fault: impl std::future::Future<Output = ()>,
+) -> (Duration, usize) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..64)
+        .map(|task| {
+            let (tier, stop) = (std::sync::Arc::clone(tier), std::sync::Arc::clone(&stop));
+            tokio::spawn(async move {
+                let (mut slowest, mut failed) = (Duration::ZERO, 0);
+                let mut i = 0_u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let key = format!("k{}", (task * 1_000 + i) % 500);
+                    let value = Bytes::from(key.clone());
+                    let started = Instant::now();
+                    let outcome = if i.is_multiple_of(4) {
+                        tier.set(&key, value.clone(), None).await.map(|()| None)
+                    } else {
+                        tier.get(&key).await
+                    };
+                    slowest = slowest.max(started.elapsed());
+                    match outcome {
+                        // A reply is never another key's value.
+                        Ok(Some(read)) => assert_eq!(read, value, "{key}"),
+                        Ok(None) => {}
+                        Err(_) => failed += 1,
+                    }
+                    i += 1;
+                }
+                (slowest, failed)
+            })
+        })
+        .collect();
+    fault.await;
+    tokio::time::sleep(SEC).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut result = (Duration::ZERO, 0);
+    for worker in workers {
+        let (slowest, failed) = worker.await.unwrap();
+        result = (result.0.max(slowest), result.1 + failed);
+    }
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_load_a_stalled_then_killed_server_costs_timeouts_never_a_hang_or_a_wrong_reply() {
+    let mut server = MemcachedServer::start().unwrap();
+    let tier = std::sync::Arc::new(MemcachedStore::new(config(&[&server])).unwrap());
+
+    let (slowest, failed) = load_through(&tier, async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        server.pause().unwrap();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        server.resume().unwrap();
+    })
+    .await;
+    assert!(failed > 0, "the stall was felt");
+    // The command timeout (200 ms), connecting included, with room for a busy machine.
+    assert!(
+        slowest < 10 * Duration::from_millis(200),
+        "slowest call {slowest:?}"
+    );
+    let after_stall = tier.get("k1").await;
+    assert!(after_stall.is_ok(), "{after_stall:?}");
+
+    let (slowest, failed) = load_through(&tier, async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        server.stop();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        server.restart().unwrap();
+    })
+    .await;
+    assert!(failed > 0, "the outage was felt");
+    assert!(
+        slowest < 10 * Duration::from_millis(200),
+        "slowest call {slowest:?}"
+    );
+    tier.set("k1", Bytes::from_static(b"k1"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        tier.get("k1").await.unwrap(),
+        Some(Bytes::from_static(b"k1"))
+    );
+}
