@@ -44,9 +44,9 @@ if ! command -v cargo-deny >/dev/null 2>&1; then
 fi
 # The advisory database is a git clone from GitHub: checked when it can be fetched.
 if timeout 120 cargo deny fetch db >/dev/null 2>&1; then
-  cargo deny check
+  cargo deny --offline check
 else
   echo "    advisory database unreachable: checking bans, licences and sources only"
-  cargo deny check bans licenses sources
+  cargo deny --offline check bans licenses sources
 fi
 echo "==> all checks passed"

@@ -10,7 +10,7 @@ use stratacache_tier::{Error, ErrorKind};
 #[cfg(feature = "cluster")]
 use crate::cluster::Cluster;
 use crate::config::RedisConfig;
-use crate::errors::{config_error, map_error};
+use crate::errors::config_error;
 use crate::single::SingleNode;
 
 #[derive(Clone)]
@@ -48,10 +48,7 @@ impl Connection {
         match self {
             Self::Single(node) => {
                 node.run(limit, |mut connection| async move {
-                    command
-                        .query_async(&mut connection)
-                        .await
-                        .map_err(map_error)
+                    command.query_async(&mut connection).await
                 })
                 .await
             }
@@ -68,10 +65,7 @@ impl Connection {
         match self {
             Self::Single(node) => {
                 node.run(limit, |mut connection| async move {
-                    pipeline
-                        .query_async(&mut connection)
-                        .await
-                        .map_err(map_error)
+                    pipeline.query_async(&mut connection).await
                 })
                 .await
             }

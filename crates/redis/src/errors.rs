@@ -14,7 +14,6 @@ pub(crate) async fn bounded<T>(
     within(limit, async { call.await.map_err(map_error) }).await
 }
 
-/// Runs a call within `limit`; running out is a [`Timeout`](ErrorKind::Timeout).
 /// The error of a command Redis did not answer within `limit`.
 pub(crate) fn timed_out(limit: Duration) -> Error {
     Error::new(
@@ -23,6 +22,7 @@ pub(crate) fn timed_out(limit: Duration) -> Error {
     )
 }
 
+/// Runs a call within `limit`; running out is a [`Timeout`](ErrorKind::Timeout).
 pub(crate) async fn within<T>(
     limit: Duration,
     call: impl Future<Output = Result<T, Error>>,
@@ -34,9 +34,9 @@ pub(crate) async fn within<T>(
 }
 
 /// Server errors that say "not now" rather than "never": a server loading its data
-/// after a restart, a replica whose master is down, a demoted master after a failover
-/// (`READONLY`: the connection points at the wrong node), a cluster mid-reconfiguration.
-const UNAVAILABLE_CODES: [&str; 5] = [
+/// after a restart, a replica whose master is down, a demoted master after a failover,
+/// a cluster mid-reconfiguration.
+const NOT_NOW: [&str; 5] = [
     "LOADING",
     "MASTERDOWN",
     "READONLY",
@@ -44,19 +44,27 @@ const UNAVAILABLE_CODES: [&str; 5] = [
     "CLUSTERDOWN",
 ];
 
+/// Whether the connection `error` came on is of no further use: closed, broken, out
+/// of step, or (`READONLY`) talking to a node that is no longer the master, so that a
+/// new connection may reach the one that is. A server that only says "not now" keeps
+/// its connection.
+pub(crate) fn connection_unusable(error: &RedisError) -> bool {
+    error.kind() != redis::ErrorKind::AuthenticationFailed
+        && (error.is_connection_refusal()
+            || error.is_io_error()
+            || error.is_connection_dropped()
+            || error.is_unrecoverable_error()
+            || error.code() == Some("READONLY"))
+}
+
 /// A failed Redis call, by kind: timeouts; refused, dropped or unusable connections and
-/// servers that cannot serve now (unavailable: transient, the connection is replaced);
-/// anything else.
+/// servers that cannot serve now (unavailable: transient); anything else, a wrong
+/// password included.
 pub(crate) fn map_error(error: RedisError) -> Error {
     let kind = if error.is_timeout() {
         ErrorKind::Timeout
-    } else if error.is_connection_refusal()
-        || error.is_io_error()
-        || error.is_connection_dropped()
-        || error.is_unrecoverable_error()
-        || error
-            .code()
-            .is_some_and(|code| UNAVAILABLE_CODES.contains(&code))
+    } else if connection_unusable(&error)
+        || error.code().is_some_and(|code| NOT_NOW.contains(&code))
     {
         ErrorKind::Unavailable
     } else {

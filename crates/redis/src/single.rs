@@ -8,8 +8,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, RedisError};
 use stratacache_tier::{Error, ErrorKind};
 
 /// An attempt to connect, running on its own task, that every caller waiting for the
@@ -26,9 +26,12 @@ type Connecting = Shared<BoxFuture<'static, Result<MultiplexedConnection, Error>
 ///   and the first command after a failed attempt starts the next. (A server that is
 ///   down is not asked more often than commands come; a circuit breaker on the tier,
 ///   `Fallback::circuit_breaker`, spares it those too.)
-/// - **Broken.** A command that finds the connection gone (the server restarted or
-///   closed it) replaces it; the command is made once more on the new one within what
-///   is left of its time.
+/// - **Broken.** A command that finds the connection gone or unusable (the server
+///   restarted or closed it, a reply out of step, `READONLY` from a master demoted by a
+///   failover) replaces it; the command is made once more on the new one if a quarter
+///   of its time is left. A server that only says "not now" (`LOADING`, `MASTERDOWN`,
+///   `TRYAGAIN`, `CLUSTERDOWN`) keeps its connection: the command fails as
+///   `Unavailable`.
 /// - **Silent.** A connection whose commands time out `reconnect_after` times in a row
 ///   is replaced too: on a half-open connection (the server's host vanished) or behind
 ///   a stuck proxy the socket stays up, and would until the OS gives up on it, which
@@ -92,31 +95,36 @@ impl SingleNode {
     pub(crate) async fn run<T, F, Fut>(&self, limit: Duration, call: F) -> Result<T, Error>
     where
         F: Fn(MultiplexedConnection) -> Fut,
-        Fut: Future<Output = Result<T, Error>>,
-    {
-        let started = std::time::Instant::now();
-        let mut result = self.attempt(limit, &call).await;
-        if let Err(error) = &result
-            && error.kind() == ErrorKind::Unavailable
-            && let Some(left) = limit.checked_sub(started.elapsed())
-            && left >= limit / 4
-        {
-            result = self.attempt(left, &call).await;
-        }
-        result
-    }
-
-    /// One try on the current connection within `limit`: its outcome decides whether
-    /// the connection is replaced. A failure to connect replaces nothing: the attempt
-    /// itself is retried (see the type's docs).
-    async fn attempt<T, F, Fut>(&self, limit: Duration, call: &F) -> Result<T, Error>
-    where
-        F: Fn(MultiplexedConnection) -> Fut,
-        Fut: Future<Output = Result<T, Error>>,
+        Fut: Future<Output = Result<T, RedisError>>,
     {
         let deadline = tokio::time::Instant::now() + limit;
+        match self.attempt(deadline, limit, &call).await {
+            // The connection was found broken and replaced: once more on a new one, if
+            // enough time is left.
+            Err((_, true)) if deadline - tokio::time::Instant::now() >= limit / 4 => self
+                .attempt(deadline, limit, &call)
+                .await
+                .map_err(|(error, _)| error),
+            outcome => outcome.map_err(|(error, _)| error),
+        }
+    }
+
+    /// One try on the current connection, until `deadline` (`limit` is what the error
+    /// says): its outcome decides whether the connection is replaced, and the error
+    /// says whether it was. A failure to connect replaces nothing: the next command
+    /// starts another attempt (see the type's docs).
+    async fn attempt<T, F, Fut>(
+        &self,
+        deadline: tokio::time::Instant,
+        limit: Duration,
+        call: &F,
+    ) -> Result<T, (Error, bool)>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
         // The usual case touches no shared reference count: a guard, not an `Arc`.
-        let (number, open) = {
+        let (mut number, open) = {
             let generation = self.current.load();
             (generation.number, generation.connection.get().cloned())
         };
@@ -124,29 +132,38 @@ impl SingleNode {
             Some(connection) => connection,
             None => {
                 let generation = self.current.load_full();
+                number = generation.number;
                 match tokio::time::timeout_at(deadline, self.connect(&generation)).await {
-                    Ok(connected) => connected?,
-                    Err(_) => return Err(crate::errors::timed_out(limit)),
+                    Ok(Ok(connection)) => connection,
+                    Ok(Err(error)) => return Err((error, false)),
+                    Err(_) => return Err((crate::errors::timed_out(limit), false)),
                 }
             }
         };
         let result = match tokio::time::timeout_at(deadline, call(connection)).await {
             Ok(result) => result,
-            Err(_) => Err(crate::errors::timed_out(limit)),
+            Err(_) => {
+                self.timed_out(number);
+                return Err((crate::errors::timed_out(limit), false));
+            }
         };
-        match &result {
-            Ok(_) => {
+        match result {
+            Ok(value) => {
                 // Written only when it changes: a store on every call would bounce the
                 // counter's cache line between cores.
                 if self.timeouts_in_a_row.load(Ordering::Relaxed) != 0 {
                     self.timeouts_in_a_row.store(0, Ordering::Relaxed);
                 }
+                Ok(value)
             }
-            Err(error) if error.kind() == ErrorKind::Unavailable => self.replace(number),
-            Err(error) if error.kind() == ErrorKind::Timeout => self.timed_out(number),
-            Err(_) => {}
+            Err(error) => {
+                let replaced = crate::errors::connection_unusable(&error);
+                if replaced {
+                    self.replace(number);
+                }
+                Err((crate::errors::map_error(error), replaced))
+            }
         }
-        result
     }
 
     /// Waits for `generation`'s connection: joins the attempt under way, or starts one if
@@ -157,8 +174,10 @@ impl SingleNode {
                 .connecting
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
+            // Polled here rather than peeked: an attempt every waiter gave up on has
+            // not been polled to its end, and must still count as failed.
             match connecting.take() {
-                Some(attempt) if !matches!(attempt.peek(), Some(Err(_))) => {
+                Some(attempt) if !matches!(attempt.clone().now_or_never(), Some(Err(_))) => {
                     connecting.insert(attempt).clone()
                 }
                 _ => connecting.insert(self.start_connecting()).clone(),

@@ -547,13 +547,12 @@ async fn concurrent_first_calls_open_one_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_loading_its_data_is_unavailable_not_a_hard_error() {
+async fn a_read_only_server_is_unavailable_not_a_hard_error() {
     let server = RedisServer::start().unwrap();
     let tier = tier(&server, "loading");
     tier.set("k", Bytes::from_static(b"v"), None).await.unwrap();
     let mut admin = admin(&server).await;
-    // What a replica says while it loads: `DEBUG` is disabled by default, so the
-    // read-only error of a replica stands in (the same "not now" family).
+    // A replica refuses writes with `READONLY`, as a master demoted by a failover does.
     let _: () = redis::cmd("REPLICAOF")
         .arg(&["127.0.0.1", "1"][..])
         .query_async(&mut admin)
