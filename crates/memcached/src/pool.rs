@@ -1,5 +1,5 @@
 //! The connections to one memcached server: a few multiplexed [`Pipeline`]s shared by
-//! every caller, chosen in turn, and the server's health.
+//! every caller (the first one not busy), and the server's health.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
