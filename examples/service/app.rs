@@ -181,7 +181,7 @@ async fn write(
     // it when it answers again (`CacheStats::recovery_queued`); L1 copies are dropped
     // meanwhile.
     if let Err(error) = shared.cache.invalidate(&id).await {
-        eprintln!("user {id}: cache invalidation failed: {error}");
+        tracing::warn!(user = id, %error, "cache invalidation failed");
     }
     axum::Json(user).into_response()
 }
@@ -193,7 +193,7 @@ async fn remove(State(shared): State<Shared>, Path(id): Path<u64>) -> Response {
         Err(error) => return unavailable(error),
     };
     if let Err(error) = shared.cache.invalidate(&id).await {
-        eprintln!("user {id}: cache invalidation failed: {error}");
+        tracing::warn!(user = id, %error, "cache invalidation failed");
     }
     if existed {
         StatusCode::NO_CONTENT.into_response()
