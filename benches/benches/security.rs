@@ -7,16 +7,13 @@
 //!   boundary over an in-memory store, plain beside LZ4; the compression ratio is
 //!   printed.
 
-use std::collections::HashMap;
 use std::hint::black_box;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
+use stratacache::mock::MemoryStore;
 use stratacache::{
-    ByteStore, Cache, CacheEntry, CacheTier, Compression, Encryption, Error, Fallback,
-    InsertPolicy, Remote,
+    Cache, CacheEntry, CacheTier, Compression, Encryption, Fallback, InsertPolicy, Remote,
 };
 use stratacache_redis::{RedisConfig, RedisStore};
 
@@ -57,28 +54,6 @@ fn sealed_redis_get(c: &mut Criterion) {
     drop(server);
 }
 
-/// An in-memory store, to measure the codec boundary alone.
-#[derive(Clone, Default)]
-struct MapStore(Arc<Mutex<HashMap<String, Bytes>>>);
-
-impl ByteStore for MapStore {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, Error> {
-        Ok(self.0.lock().unwrap().get(key).cloned())
-    }
-    async fn set(&self, key: &str, value: Bytes, _: Option<Duration>) -> Result<(), Error> {
-        self.0.lock().unwrap().insert(key.to_string(), value);
-        Ok(())
-    }
-    async fn delete(&self, key: &str) -> Result<(), Error> {
-        self.0.lock().unwrap().remove(key);
-        Ok(())
-    }
-    async fn clear(&self) -> Result<(), Error> {
-        self.0.lock().unwrap().clear();
-        Ok(())
-    }
-}
-
 /// About 10 KiB of JSON-like text: records with repeated field names, varied values.
 fn json_like() -> String {
     let mut out = String::from("[");
@@ -100,7 +75,8 @@ fn compression_10k(c: &mut Criterion) {
     let now = SystemTime::now();
     let mut group = c.benchmark_group("compression_10k");
     for (name, compress) in [("plain", false), ("lz4", true)] {
-        let store = MapStore::default();
+        // An in-memory store, to measure the codec boundary alone.
+        let store = MemoryStore::new();
         let remote = Remote::new(store.clone());
         let remote = if compress {
             remote.compress(Compression::lz4())
@@ -110,7 +86,12 @@ fn compression_10k(c: &mut Criterion) {
         let tier = remote.into_tier::<u64, String>();
         let entry = CacheEntry::new(value.clone(), now, None);
         futures::executor::block_on(tier.insert(1, entry.clone(), None)).unwrap();
-        let stored: usize = store.0.lock().unwrap().values().map(Bytes::len).sum();
+        let stored: usize = store
+            .keys()
+            .iter()
+            .filter_map(|key| store.raw(key))
+            .map(|bytes| bytes.len())
+            .sum();
         println!(
             "compression_10k/{name}: {} bytes of JSON-like text stored as {stored} bytes ({:.1}%)",
             value.len(),

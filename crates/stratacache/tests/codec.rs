@@ -1,51 +1,13 @@
 //! Bad bytes in a remote tier, in process: whatever a store hands back that is not an
 //! entry of this cache is a counted miss, deleted, and reloaded; never a panic.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
 use bytes::Bytes;
-use stratacache::{ByteStore, Cache, Error, Fallback, Remote};
-
-/// A store over a map, whose bytes the test can overwrite, counting deletes.
-#[derive(Clone, Default)]
-struct Planted {
-    bytes: Arc<Mutex<HashMap<String, Bytes>>>,
-    deletes: Arc<Mutex<usize>>,
-}
-
-impl Planted {
-    /// Replaces every stored value with `garbage`.
-    fn spoil(&self, garbage: &[u8]) {
-        for value in self.bytes.lock().unwrap().values_mut() {
-            *value = Bytes::copy_from_slice(garbage);
-        }
-    }
-}
-
-impl ByteStore for Planted {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, Error> {
-        Ok(self.bytes.lock().unwrap().get(key).cloned())
-    }
-    async fn set(&self, key: &str, value: Bytes, _ttl: Option<Duration>) -> Result<(), Error> {
-        self.bytes.lock().unwrap().insert(key.to_string(), value);
-        Ok(())
-    }
-    async fn delete(&self, key: &str) -> Result<(), Error> {
-        *self.deletes.lock().unwrap() += 1;
-        self.bytes.lock().unwrap().remove(key);
-        Ok(())
-    }
-    async fn clear(&self) -> Result<(), Error> {
-        self.bytes.lock().unwrap().clear();
-        Ok(())
-    }
-}
+use stratacache::{Cache, Fallback, Remote};
+use stratacache_tier::mock::MemoryStore;
 
 #[tokio::test]
 async fn bad_bytes_are_counted_misses_deleted_and_reloaded() {
-    let store = Planted::default();
+    let store = MemoryStore::new();
     let cache: Cache<u64, String> = Cache::builder()
         .fallback(Fallback::remote(Remote::new(store.clone())))
         .build()
@@ -63,7 +25,7 @@ async fn bad_bytes_are_counted_misses_deleted_and_reloaded() {
         store.spoil(garbage);
         let read = cache.with(below).get(&1).await.unwrap();
         assert_eq!(read, None, "garbage {round} is a miss");
-        assert_eq!(*store.deletes.lock().unwrap(), round + 1, "and is deleted");
+        assert_eq!(store.deletes(), round + 1, "and is deleted");
         let loaded = cache
             .with(below)
             .get_or_insert(&1, || async { "reloaded".to_string() })
@@ -76,7 +38,7 @@ async fn bad_bytes_are_counted_misses_deleted_and_reloaded() {
 
 #[tokio::test]
 async fn bad_bytes_in_a_batch_fail_their_own_key_alone() {
-    let store = Planted::default();
+    let store = MemoryStore::new();
     let cache: Cache<u64, String> = Cache::builder()
         .fallback(Fallback::remote(Remote::new(store.clone())))
         .build()
@@ -91,13 +53,13 @@ async fn bad_bytes_in_a_batch_fail_their_own_key_alone() {
         .build()
         .unwrap();
     other.insert(2, "two".into()).await.unwrap();
-    assert_eq!(store.bytes.lock().unwrap().len(), 2);
+    assert_eq!(store.keys().len(), 2);
     // Spoil key 1's bytes only.
-    store.bytes.lock().unwrap().values_mut().for_each(|value| {
-        if value.ends_with(b"one") {
-            *value = Bytes::from_static(b"\x00garbage");
+    for key in store.keys() {
+        if store.raw(&key).is_some_and(|value| value.ends_with(b"one")) {
+            store.plant(&key, Bytes::from_static(b"\x00garbage"));
         }
-    });
+    }
     let fresh: Cache<u64, String> = Cache::builder()
         .fallback(Fallback::remote(Remote::new(store.clone())))
         .build()
@@ -105,9 +67,5 @@ async fn bad_bytes_in_a_batch_fail_their_own_key_alone() {
     let values = fresh.get_many(&[1, 2]).await.unwrap();
     assert_eq!(values, [None, Some("two".into())]);
     assert_eq!(fresh.stats().tiers[1].errors, 1);
-    assert_eq!(
-        *store.deletes.lock().unwrap(),
-        1,
-        "the bad bytes are deleted"
-    );
+    assert_eq!(store.deletes(), 1, "the bad bytes are deleted");
 }

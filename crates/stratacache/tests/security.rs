@@ -3,70 +3,16 @@
 //! real Redis and memcached.
 #![cfg(all(feature = "encryption", feature = "compression"))]
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
 use bytes::Bytes;
-use stratacache::{
-    ByteStore, Cache, Compression, Encryption, Error, Fallback, Options, Remote, Tags,
-};
+use stratacache::{Cache, Compression, Encryption, Fallback, Options, Remote, Tags};
 use stratacache_memcached::{MemcachedConfig, MemcachedStore};
 use stratacache_redis::{RedisConfig, RedisStore};
 use stratacache_testkit::{MemcachedServer, RedisServer};
-
-/// A store over a map, in a namespace, whose bytes the test can read and overwrite.
-#[derive(Clone)]
-struct MapStore {
-    namespace: &'static str,
-    bytes: Arc<Mutex<HashMap<String, Bytes>>>,
-}
-
-impl MapStore {
-    fn new(namespace: &'static str) -> Self {
-        Self {
-            namespace,
-            bytes: Arc::default(),
-        }
-    }
-
-    fn keys(&self) -> Vec<String> {
-        self.bytes.lock().unwrap().keys().cloned().collect()
-    }
-
-    fn value(&self, key: &str) -> Bytes {
-        self.bytes.lock().unwrap()[key].clone()
-    }
-
-    fn put(&self, key: &str, value: Bytes) {
-        self.bytes.lock().unwrap().insert(key.to_string(), value);
-    }
-}
-
-impl ByteStore for MapStore {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, Error> {
-        Ok(self.bytes.lock().unwrap().get(key).cloned())
-    }
-    async fn set(&self, key: &str, value: Bytes, _ttl: Option<Duration>) -> Result<(), Error> {
-        self.put(key, value);
-        Ok(())
-    }
-    async fn delete(&self, key: &str) -> Result<(), Error> {
-        self.bytes.lock().unwrap().remove(key);
-        Ok(())
-    }
-    async fn clear(&self) -> Result<(), Error> {
-        self.bytes.lock().unwrap().clear();
-        Ok(())
-    }
-    fn namespace(&self) -> &str {
-        self.namespace
-    }
-}
+use stratacache_tier::mock::MemoryStore;
 
 const KEY: [u8; 32] = [0x42; 32];
 
-fn cache_over(store: &MapStore, encryption: &Encryption) -> Cache<String, String> {
+fn cache_over(store: &MemoryStore, encryption: &Encryption) -> Cache<String, String> {
     let remote = Remote::new(store.clone())
         .compress(Compression::lz4().threshold(64))
         .encrypt(encryption)
@@ -83,7 +29,7 @@ fn below() -> Options {
 
 #[tokio::test]
 async fn the_store_sees_neither_values_nor_keys_nor_tags() {
-    let store = MapStore::new("users");
+    let store = MemoryStore::new().namespace("users");
     let cache = cache_over(&store, &Encryption::new(1, KEY).hash_keys());
     let secret = "ada.lovelace@example.com ".repeat(20);
     cache
@@ -94,7 +40,7 @@ async fn the_store_sees_neither_values_nor_keys_nor_tags() {
     let keys = store.keys();
     assert_eq!(keys.len(), 1);
     assert!(keys[0].starts_with('~'), "a keyed hash: {}", keys[0]);
-    let stored = store.value(&keys[0]);
+    let stored = store.raw(&keys[0]).unwrap();
     for clear in ["ada", "lovelace", "user", "tenant", "analytical"] {
         assert!(
             !stored
@@ -134,7 +80,7 @@ fn store_key(key: &str) -> String {
 
 #[tokio::test]
 async fn tampered_swapped_or_foreign_bytes_are_integrity_misses_and_deleted() {
-    let store = MapStore::new("users");
+    let store = MemoryStore::new().namespace("users");
     let cache = cache_over(&store, &Encryption::new(1, KEY));
     for name in ["a", "b"] {
         cache
@@ -143,12 +89,12 @@ async fn tampered_swapped_or_foreign_bytes_are_integrity_misses_and_deleted() {
             .unwrap();
     }
     let (a, b) = (store_key("a"), store_key("b"));
-    let (bytes_a, bytes_b) = (store.value(&a), store.value(&b));
+    let (bytes_a, bytes_b) = (store.raw(&a).unwrap(), store.raw(&b).unwrap());
     let mut flipped = bytes_a.to_vec();
     let last = flipped.len() - 1;
     flipped[last] ^= 1;
     // A plain cache's entry, planted where sealed ones belong.
-    let plain_store = MapStore::new("users");
+    let plain_store = MemoryStore::new().namespace("users");
     let plain: Cache<String, String> = Cache::builder()
         .fallback(Fallback::remote(Remote::new(plain_store.clone())))
         .build()
@@ -158,10 +104,10 @@ async fn tampered_swapped_or_foreign_bytes_are_integrity_misses_and_deleted() {
         ("b's ciphertext under a's key", bytes_b),
         ("a flipped bit", Bytes::from(flipped)),
         ("truncated", bytes_a.slice(..bytes_a.len() - 5)),
-        ("plain bytes", plain_store.value(&a)),
+        ("plain bytes", plain_store.raw(&a).unwrap()),
     ];
     for (count, (what, bytes)) in (1..).zip(planted) {
-        store.put(&a, bytes);
+        store.plant(&a, bytes);
         assert_eq!(cache.with(below()).get("a").await.unwrap(), None, "{what}");
         assert_eq!(cache.stats().integrity_failures, count, "{what}");
         assert!(!store.keys().contains(&a), "{what}: deleted");
@@ -176,7 +122,7 @@ async fn tampered_swapped_or_foreign_bytes_are_integrity_misses_and_deleted() {
 
 #[tokio::test]
 async fn a_decompression_bomb_is_an_integrity_miss() {
-    let store = MapStore::new("bombs");
+    let store = MemoryStore::new().namespace("bombs");
     let big = Remote::new(store.clone()).compress(Compression::lz4());
     let writer: Cache<String, String> = Cache::builder()
         .fallback(Fallback::remote(big))
@@ -187,7 +133,7 @@ async fn a_decompression_bomb_is_an_integrity_miss() {
         .await
         .unwrap();
     assert!(
-        store.value(&store_key("zeros")).len() < 64 << 10,
+        store.raw(&store_key("zeros")).unwrap().len() < 64 << 10,
         "4 MiB packs small"
     );
     let small =
@@ -261,27 +207,27 @@ async fn keyed_hashing_end_to_end_on_redis_and_memcached() {
 
 #[tokio::test]
 async fn another_cache_or_a_wrong_key_cannot_read_and_rotation_keeps_old_entries() {
-    let store = MapStore::new("users");
+    let store = MemoryStore::new().namespace("users");
     let writer = cache_over(&store, &Encryption::new(1, KEY));
     writer.insert("a".into(), "secret".into()).await.unwrap();
     let a = store_key("a");
-    let sealed = store.value(&a);
+    let sealed = store.raw(&a).unwrap();
 
     // The same bytes in another cache's namespace: bound to "users", they do not open.
-    let other_store = MapStore::new("orders");
-    other_store.put(&a, sealed.clone());
+    let other_store = MemoryStore::new().namespace("orders");
+    other_store.plant(&a, sealed.clone());
     let other = cache_over(&other_store, &Encryption::new(1, KEY));
     assert_eq!(other.get("a").await.unwrap(), None);
     assert_eq!(other.stats().integrity_failures, 1);
 
     // A wrong master key reads a miss.
-    store.put(&a, sealed.clone());
+    store.plant(&a, sealed.clone());
     let wrong = cache_over(&store, &Encryption::new(1, [0x13; 32]));
     assert_eq!(wrong.get("a").await.unwrap(), None);
     assert_eq!(wrong.stats().integrity_failures, 1);
 
     // Rotation: key 2 seals, key 1 still opens what it sealed.
-    store.put(&a, sealed);
+    store.plant(&a, sealed);
     let rotated = cache_over(
         &store,
         &Encryption::new(2, [0x77; 32]).also_open_with(1, KEY),
@@ -299,7 +245,7 @@ async fn another_cache_or_a_wrong_key_cannot_read_and_rotation_keeps_old_entries
 
 #[test]
 fn a_store_without_a_namespace_cannot_be_encrypted() {
-    let error = Remote::new(MapStore::new(""))
+    let error = Remote::new(MemoryStore::new().namespace(""))
         .encrypt(&Encryption::new(1, KEY))
         .unwrap_err();
     assert_eq!(error.kind(), stratacache::ErrorKind::Config);

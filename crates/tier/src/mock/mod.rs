@@ -1,10 +1,13 @@
 //! Test doubles with fault injection: a tier that records calls and fails or stalls on
-//! demand, an in-process backplane whose subscriptions can be cut, an in-process lock.
+//! demand, an in-process backplane whose subscriptions can be cut, an in-process lock,
+//! an in-memory byte store whose bytes can be read and tampered with.
 
 mod backplane;
 mod lock;
+mod store;
 mod tier;
 
 pub use backplane::MockBackplane;
 pub use lock::MockLock;
+pub use store::MemoryStore;
 pub use tier::{MockTier, TierCall, TierOp};
