@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use stratacache_examples::service::{Config, Service};
+use stratacache_examples::service::{Config, ScratchDatabase, Service};
 use stratacache_testkit::RedisServer;
 
 use report::{Report, STEP_MS};
@@ -86,15 +86,8 @@ impl Options {
 struct Started {
     redis: Option<Arc<Mutex<RedisServer>>>,
     service: Arc<Service>,
-    database: PathBuf,
-}
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm", "-journal"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.database.display()));
-        }
-    }
+    /// Kept until the run ends: dropping it removes the file.
+    _database: ScratchDatabase,
 }
 
 async fn start_service(options: &Options) -> Result<Started, BoxError> {
@@ -106,9 +99,8 @@ async fn start_service(options: &Options) -> Result<Started, BoxError> {
             (Some(Arc::new(Mutex::new(server))), url)
         }
     };
-    let database =
-        std::env::temp_dir().join(format!("stratacache-loadgen-{}.db", std::process::id()));
-    let mut config = Config::new(format!("sqlite://{}?mode=rwc", database.display())).redis(url);
+    let database = ScratchDatabase::new("loadgen");
+    let mut config = Config::new(database.url()).redis(url);
     // A short L1 life: instances read Redis often, so its outage shows.
     config.l1_ttl = Some(Duration::from_secs(2));
     let service = Service::start(config).await?;
@@ -119,7 +111,7 @@ async fn start_service(options: &Options) -> Result<Started, BoxError> {
     Ok(Started {
         redis,
         service: Arc::new(service),
-        database,
+        _database: database,
     })
 }
 

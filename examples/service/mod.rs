@@ -8,8 +8,10 @@
 
 mod app;
 mod config;
+mod scratch;
 mod users;
 
 pub use app::Service;
 pub use config::Config;
+pub use scratch::ScratchDatabase;
 pub use users::{User, UserFields, Users};

@@ -2,45 +2,13 @@
 //! `redis-server`, services started on free ports in this process (and once as the
 //! binary the README runs).
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use stratacache_examples::service::{Config, Service, User};
+use stratacache_examples::service::{Config, ScratchDatabase, Service, User};
 use stratacache_testkit::RedisServer;
-
-/// A fresh SQLite file, removed when dropped.
-struct Database(PathBuf);
-
-impl Database {
-    fn new() -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("stratacache-service-{}-{n}.db", std::process::id()));
-        let database = Self(path);
-        database.remove();
-        database
-    }
-
-    fn url(&self) -> String {
-        format!("sqlite://{}?mode=rwc", self.0.display())
-    }
-
-    fn remove(&self) {
-        for suffix in ["", "-wal", "-shm", "-journal"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-        }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        self.remove();
-    }
-}
 
 fn client() -> Client {
     Client::builder()
@@ -97,7 +65,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_are_cached_and_writes_replace_them() {
-    let database = Database::new();
+    let database = ScratchDatabase::new("service");
     reads_and_writes_over(database.url()).await;
 }
 
@@ -237,7 +205,7 @@ async fn reads_and_writes_over(database_url: String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_on_one_instance_is_read_on_another() {
     let redis = RedisServer::start().expect("redis-server");
-    let database = Database::new();
+    let database = ScratchDatabase::new("service");
     let config = Config::new(database.url()).redis(redis.url());
     let (a, b) = (
         Service::start(config.clone()).await.expect("a started"),
@@ -283,7 +251,7 @@ async fn a_write_on_one_instance_is_read_on_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_while_redis_is_down_or_stalled() {
     let mut redis = RedisServer::start().expect("redis-server");
-    let database = Database::new();
+    let database = ScratchDatabase::new("service");
     let service = Service::start(Config::new(database.url()).redis(redis.url()))
         .await
         .expect("started");
@@ -381,7 +349,7 @@ async fn the_binary_serves_what_the_readme_says() {
         }
     }
 
-    let database = Database::new();
+    let database = ScratchDatabase::new("service");
     let mut child = Running(
         Command::new(env!("CARGO_BIN_EXE_service"))
             .env("BIND", "127.0.0.1:0")
