@@ -121,7 +121,7 @@ where
                 }
             }
         }
-        if entry.is_expired(now) {
+        let Some(age) = entry.live_age(now) else {
             if self.may_serve_stale(&entry, now, op) {
                 // Kept for fail-safe: the miss path reads it again and keeps it at hand.
                 return FirstLook::Deferred;
@@ -131,9 +131,9 @@ where
             // value was stored since the lookup, or fail-safe keeps it for others.
             memory.remove_if(key, |found| self.reclaims(found, now));
             return FirstLook::Miss;
-        }
+        };
         self.report(op, l1, TierOutcome::Hit, stopwatch);
-        self.refresh_if_stale(key, &entry, now);
+        self.refresh_if_due(key, &entry, age, now);
         FirstLook::Hit(entry.into_value())
     }
 

@@ -235,12 +235,33 @@ impl<V> CacheEntry<V> {
     #[must_use]
     #[inline]
     pub fn is_expired(&self, now: SystemTime) -> bool {
-        let Some(ttl) = self.ttl else {
-            return false;
-        };
-        match now.duration_since(self.cached_at) {
-            Ok(age) => age >= ttl,
-            Err(ahead) => ahead.duration() >= ttl.min(MAX_CLOCK_SKEW),
+        self.ttl.is_some() && self.live_age(now).is_none()
+    }
+
+    /// The entry's [age](Self::age) at `now` if it has not [expired](Self::is_expired)
+    /// by then, `None` if it has: both judgements from one reading of the clock, for a
+    /// hit path that needs the age of a live entry (time-to-refresh).
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use stratacache_tier::CacheEntry;
+    ///
+    /// let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+    /// let entry = CacheEntry::new(7, t0, Some(Duration::from_secs(60)));
+    /// assert_eq!(entry.live_age(t0 + Duration::from_secs(20)), Some(Duration::from_secs(20)));
+    /// assert_eq!(entry.live_age(t0 - Duration::from_millis(500)), Some(Duration::ZERO));
+    /// assert_eq!(entry.live_age(t0 + Duration::from_secs(60)), None);
+    /// ```
+    #[must_use]
+    #[inline]
+    pub fn live_age(&self, now: SystemTime) -> Option<Duration> {
+        match (now.duration_since(self.cached_at), self.ttl) {
+            (Ok(age), None) => Some(age),
+            (Ok(age), Some(ttl)) => (age < ttl).then_some(age),
+            (Err(_), None) => Some(Duration::ZERO),
+            (Err(ahead), Some(ttl)) => {
+                (ahead.duration() < ttl.min(MAX_CLOCK_SKEW)).then_some(Duration::ZERO)
+            }
         }
     }
 

@@ -18,6 +18,9 @@ use crate::walk::Look;
 pub(crate) struct Refresher<K, V> {
     pub(crate) after: Duration,
     jitter: Duration,
+    /// The youngest age any entry is due at (`after` less the whole jitter): a hit
+    /// younger than this is judged with one comparison.
+    earliest: Duration,
     timeout: Duration,
     spawner: Spawner,
     /// The refresh's own loader, else the cache's.
@@ -34,6 +37,7 @@ where
         Self {
             after: config.after,
             jitter: config.jitter,
+            earliest: config.after.saturating_sub(config.jitter),
             timeout: config.timeout.unwrap_or(config.after),
             spawner: config.spawner,
             reload: config.reload.or(cache_loader),
@@ -156,11 +160,26 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
+        self.refresh_if_due(key, entry, entry.age(now), now);
+    }
+
+    /// [`refresh_if_stale`](Self::refresh_if_stale) for an entry whose age at `now`
+    /// the caller already knows (the hit path judged expiry with the same reading).
+    #[inline]
+    pub(crate) fn refresh_if_due<Q>(
+        self: &Arc<Self>,
+        key: &Q,
+        entry: &CacheEntry<V>,
+        age: Duration,
+        now: SystemTime,
+    ) where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         let Some(refresher) = &self.refresher else {
             return;
         };
-        let age = entry.age(now);
-        if age < refresher.after.saturating_sub(refresher.jitter)
+        if age < refresher.earliest
             || age < refresher.due(entry)
             || !refresher.claims.claim(key, now)
         {
