@@ -151,9 +151,17 @@ where
         // The load it waited on found nothing (an optional loader led it): this caller's
         // own loader still gets its turn.
         if let (Ok(Fetched::LoadedNothing), Some(loader)) = (&loaded, second.take()) {
-            return self
-                .fetch_alone(key, levels.clone(), levels.start, ticket, Some(loader), op)
-                .await;
+            // Boxed: a rare turn, and inline it would make every miss's future hold a
+            // second walk and load.
+            return Box::pin(self.fetch_alone(
+                key,
+                levels.clone(),
+                levels.start,
+                ticket,
+                Some(loader),
+                op,
+            ))
+            .await;
         }
         loaded
     }

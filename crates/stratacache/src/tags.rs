@@ -162,7 +162,19 @@ impl TagMarkers {
         if asked.is_empty() {
             return Ok(());
         }
-        self.resend(store.as_ref()).await;
+        // Boxed: only a read of markers takes this path, and inline its future would
+        // enlarge every read's.
+        Box::pin(self.ask(store.as_ref(), asked, now)).await
+    }
+
+    /// Reads the markers of the `asked` tags (not known well enough at `now`).
+    async fn ask(
+        &self,
+        store: &dyn MarkerStore,
+        asked: Vec<&str>,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        self.resend(store).await;
         let epoch = self.epoch.load(Ordering::Acquire);
         let answer = match store.get_many(&asked).await {
             Ok(markers) if markers.len() == asked.len() => Ok(markers),

@@ -366,6 +366,22 @@ where
             self.publish_in_memory(&self.levels[0], memory, key, entry, ticket, stored, op);
             return;
         }
+        // Boxed: a promotion into L1, the common case, never takes this path, and inline
+        // its future would enlarge every miss's.
+        Box::pin(self.publish_to_tiers(key, entry, ticket, into, stored, op)).await;
+    }
+
+    /// [`publish`](Self::publish) into tiers that are not all a memory L1: under the key's
+    /// lock, lowest first.
+    async fn publish_to_tiers(
+        &self,
+        key: &K,
+        entry: &CacheEntry<V>,
+        ticket: Ticket,
+        into: Range<usize>,
+        stored: TierOutcome,
+        op: &Op,
+    ) {
         // A key held by a writer (whose write outdates this value) or by another publisher
         // (whose value is as good): skip rather than wait.
         let _key = match &self.key_locks {
