@@ -145,7 +145,10 @@ where
                     .query_async(&mut connection)
                     .await
                     .unwrap();
-                black_box(found);
+                assert!(
+                    black_box(found).is_some(),
+                    "the raw client reads the cached key"
+                );
             }
         })
     }
@@ -153,10 +156,58 @@ where
 
 type BoxedGets = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
+/// The body of one concurrent contestant: `ops` gets from one task.
+type Gets = Box<dyn Fn(usize, usize) -> BoxedGets>;
+
+/// stratacache's contestant: `ops` L1-miss/Redis-hit gets of key 1 through `cache`.
+fn cache_gets(cache: stratacache::Cache<u64, String>) -> Gets {
+    Box::new(move |_task, ops| {
+        let cache = cache.clone();
+        Box::pin(async move {
+            for _ in 0..ops {
+                black_box(cache.get(&1).await.unwrap());
+            }
+        })
+    })
+}
+
+/// Runs `group` at 1, 8, 32 and 128 concurrent tasks on `runtime`: time per operation
+/// of every contestant from criterion, and CPU per operation of the first (stratacache)
+/// against each of the others printed, over one fixed run each.
+fn concurrency_group(
+    c: &mut Criterion,
+    group: &str,
+    runtime: &tokio::runtime::Runtime,
+    contestants: &[(&str, Gets)],
+) {
+    let mut criterion_group = c.benchmark_group(group);
+    for tasks in [1, 8, 32, 128] {
+        // Long enough for the 10 ms ticks the CPU time is counted in (half a second or
+        // more).
+        let ops = 40_000 * tasks.max(16) / 16;
+        let runs: Vec<_> = contestants
+            .iter()
+            .map(|(_, body)| stratacache_benches::concurrently(runtime, tasks, ops, body))
+            .collect();
+        for ((name, _), run) in contestants.iter().zip(&runs).skip(1) {
+            stratacache_benches::print_concurrency(
+                &format!("{group} (vs {name})"),
+                tasks,
+                ops,
+                runs[0],
+                *run,
+            );
+        }
+        for (name, body) in contestants {
+            stratacache_benches::bench_tasks(&mut criterion_group, name, runtime, tasks, body);
+        }
+    }
+    criterion_group.finish();
+}
+
 /// L1-miss/Redis-hit gets from 1, 8, 32 and 128 concurrent tasks on a two-worker runtime,
 /// through stratacache, through a raw redis-rs multiplexed connection, and through a
-/// raw redis-rs `ConnectionManager` (the reconnecting handle the store used before):
-/// time per operation from criterion, and CPU per operation printed.
+/// raw redis-rs `ConnectionManager` (the reconnecting handle the store used before).
 fn redis_concurrent(c: &mut Criterion) {
     let (server, url) = stratacache_benches::redis();
     let runtime = stratacache_benches::two_worker_runtime();
@@ -168,17 +219,8 @@ fn redis_concurrent(c: &mut Criterion) {
     let raw = runtime
         .block_on(client.get_multiplexed_async_connection())
         .unwrap();
-    let ours = move |_task: usize, ops: usize| {
-        let cache = cache.clone();
-        async move {
-            for _ in 0..ops {
-                black_box(cache.get(&1).await.unwrap());
-            }
-        }
-    };
-    let theirs = raw_gets(raw);
     // redis-rs's reconnecting handle, which the store used before, set up as the store
-    // sets it up: the floor of any store that reconnects through it.
+    // set it up: the floor of any store that reconnects through it.
     let manager = runtime
         .block_on(redis::aio::ConnectionManager::new_with_config(
             client,
@@ -187,35 +229,36 @@ fn redis_concurrent(c: &mut Criterion) {
                 .set_number_of_retries(1),
         ))
         .unwrap();
-    let managed = raw_gets(manager);
-    let mut group = c.benchmark_group("redis_concurrent");
-    for tasks in [1, 8, 32, 128] {
-        // CPU per operation, over one fixed run each, long enough for the 10 ms ticks
-        // the CPU time is counted in (half a second or more).
-        let ops = 40_000 * tasks.max(16) / 16;
-        let ours_run = stratacache_benches::concurrently(&runtime, tasks, ops, &ours);
-        let raw_run = stratacache_benches::concurrently(&runtime, tasks, ops, &theirs);
-        let managed_run = stratacache_benches::concurrently(&runtime, tasks, ops, &managed);
-        stratacache_benches::print_concurrency("redis_concurrent", tasks, ops, ours_run, raw_run);
-        stratacache_benches::print_concurrency(
-            "redis_concurrent (vs raw ConnectionManager)",
-            tasks,
-            ops,
-            ours_run,
-            managed_run,
-        );
-        stratacache_benches::bench_tasks(&mut group, "stratacache", &runtime, tasks, &ours);
-        stratacache_benches::bench_tasks(&mut group, "raw", &runtime, tasks, &theirs);
-        stratacache_benches::bench_tasks(
-            &mut group,
-            "raw_connection_manager",
-            &runtime,
-            tasks,
-            &managed,
-        );
-    }
-    group.finish();
+    let contestants: [(&str, Gets); 3] = [
+        ("stratacache", cache_gets(cache)),
+        ("raw", Box::new(raw_gets(raw))),
+        ("raw_connection_manager", Box::new(raw_gets(manager))),
+    ];
+    concurrency_group(c, "redis_concurrent", &runtime, &contestants);
     drop(server);
+}
+
+/// The same over a Redis Cluster of three masters (the test kit's), stratacache's
+/// cluster client beside a raw redis-rs `ClusterConnection`.
+fn redis_cluster_concurrent(c: &mut Criterion) {
+    let cluster = stratacache_testkit::RedisCluster::start().expect("start a Redis Cluster");
+    let runtime = stratacache_benches::two_worker_runtime();
+    let _inside = runtime.enter();
+    let config = RedisConfig::cluster(cluster.urls()).namespace("concurrent");
+    let cache = stratacache_benches::l1_miss_cache(RedisStore::new(config).unwrap());
+    runtime.block_on(cache.insert(1, "v".repeat(100))).unwrap();
+    let raw = runtime
+        .block_on(
+            redis::cluster::ClusterClient::new(cluster.urls())
+                .unwrap()
+                .get_async_connection(),
+        )
+        .unwrap();
+    let contestants: [(&str, Gets); 2] = [
+        ("stratacache", cache_gets(cache)),
+        ("raw", Box::new(raw_gets(raw))),
+    ];
+    concurrency_group(c, "redis_cluster_concurrent", &runtime, &contestants);
 }
 
 criterion_group! {
@@ -223,6 +266,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(3));
-    targets = redis_get, redis_batch, redis_concurrent
+    targets = redis_get, redis_batch, redis_concurrent, redis_cluster_concurrent
 }
 criterion_main!(benches);

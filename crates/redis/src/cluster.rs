@@ -19,9 +19,14 @@ pub(crate) struct Cluster {
 
 impl Cluster {
     pub(crate) fn new(config: &RedisConfig) -> Result<Self, Error> {
+        // Each node's reply is bounded by the command timeout (a stalled node fails the
+        // request, and redis-rs reconnects); the whole call, redirections and retry
+        // included, by `bounded` below. redis-rs's own overall timeout would be a third
+        // timer per call, bounding the same thing: off.
         let client = ClusterClient::builder(config.nodes.clone())
             .connection_timeout(config.connect_timeout)
             .response_timeout(config.command_timeout)
+            .overall_response_timeout(None)
             .retries(1)
             .build()
             .map_err(config_error)?;
@@ -32,6 +37,10 @@ impl Cluster {
     }
 
     async fn connection(&self, limit: Duration) -> Result<ClusterConnection, Error> {
+        // Once made, taken without arming a timer.
+        if let Some(connection) = self.connection.get() {
+            return Ok(connection.clone());
+        }
         bounded(limit, async {
             self.connection
                 .get_or_try_init(|| self.client.get_async_connection())
