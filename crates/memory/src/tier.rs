@@ -95,6 +95,34 @@ where
         }
     }
 
+    /// Whether the tier holds an entry under `key` (expired by the facade's clock or not),
+    /// without counting a read or returning a copy: cheaper than
+    /// [`lookup`](Self::lookup) when the answer is usually no.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use stratacache_memory::MemoryTier;
+    /// use stratacache_tier::CacheEntry;
+    ///
+    /// let tier = MemoryTier::<String, u32>::new(100);
+    /// tier.store("a".to_owned(), CacheEntry::new(1, SystemTime::now(), None), None);
+    /// assert!(tier.contains_key("a"));
+    /// assert!(!tier.contains_key("b"));
+    /// ```
+    #[must_use]
+    #[inline]
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match &self.engine {
+            Engine::Moka(moka) => moka.contains_key(key),
+            #[cfg(feature = "quick_cache")]
+            Engine::S3Fifo(quick, _) => quick.contains_key(key),
+        }
+    }
+
     /// Removes the entry under a borrowed key, without awaiting.
     pub fn remove<Q>(&self, key: &Q)
     where

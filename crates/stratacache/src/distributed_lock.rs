@@ -119,22 +119,6 @@ where
         ticket: Ticket,
         op: &Op,
     ) -> LockStep<V> {
-        if self.distributed_lock.is_none() {
-            return LockStep::Proceed;
-        }
-        // Boxed: the wait is a large future (1.5 KB), and inline it would make every
-        // miss's future that large, with a distributed lock or without.
-        Box::pin(self.lock_or_wait(key, levels, ticket, op)).await
-    }
-
-    /// [`before_load`](Self::before_load) for a cache with a distributed lock.
-    async fn lock_or_wait(
-        self: &Arc<Self>,
-        key: &K,
-        levels: &Range<usize>,
-        ticket: Ticket,
-        op: &Op,
-    ) -> LockStep<V> {
         let Some(dist) = &self.distributed_lock else {
             return LockStep::Proceed;
         };
@@ -143,6 +127,22 @@ where
         if shared >= levels.end || tokio::runtime::Handle::try_current().is_err() {
             return LockStep::Proceed;
         }
+        // Boxed: the lock and the wait make a large future (1.5 KB), and inline it would
+        // make every miss's future that large, with a distributed lock or without.
+        Box::pin(self.lock_or_wait(dist, key, levels, shared, ticket, op)).await
+    }
+
+    /// [`before_load`](Self::before_load) once the lock applies: `shared` is the first
+    /// shared tier of `levels`.
+    async fn lock_or_wait(
+        self: &Arc<Self>,
+        dist: &DistLock<K>,
+        key: &K,
+        levels: &Range<usize>,
+        shared: usize,
+        ticket: Ticket,
+        op: &Op,
+    ) -> LockStep<V> {
         let Ok(name) = (dist.encode)(key) else {
             return LockStep::Proceed;
         };

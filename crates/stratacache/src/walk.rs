@@ -141,7 +141,12 @@ where
     /// marker must be read first counts as not live), reporting nothing: a second look
     /// for a caller whose first look already counted.
     pub(crate) fn live_in_l1(&self, key: &K) -> Option<V> {
-        let entry = self.levels[0].memory()?.lookup(key)?;
+        let memory = self.levels[0].memory()?;
+        // Usually absent (the caller has just missed): asked first without a copy.
+        if !memory.contains_key(key) {
+            return None;
+        }
+        let entry = memory.lookup(key)?;
         let now = self.clock.recent();
         let live = !entry.is_expired(now) && self.tags.verdict(&entry, now) == Verdict::Valid;
         live.then(|| entry.into_value())
