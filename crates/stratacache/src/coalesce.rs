@@ -12,6 +12,7 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use futures::future::BoxFuture;
 use stratacache_tier::{Error, ErrorKind};
 use uniflight::{LeaderPanicked, Merger};
 
@@ -67,34 +68,41 @@ where
     V: Clone + Send + Sync + 'static,
 {
     /// The miss path of `get` and the loader family: the lower tiers, then the loader if
-    /// there is one; coalesced per key and epoch when stampede protection is on.
-    pub(crate) async fn fetch<F, Fut>(
-        self: &Arc<Self>,
-        key: &K,
-        levels: Range<usize>,
-        from: usize,
+    /// there is one; coalesced per key and epoch when stampede protection is on. `finish`
+    /// turns what it found into the caller's answer.
+    ///
+    /// Boxed once, here, as one of two futures: the walk and load in place, or the
+    /// coalesced path (whose walk and load uniflight boxes). As one future the miss
+    /// would carry room for both, above the sizes the allocator serves fastest.
+    pub(crate) fn fetch<'a, F, Fut, R>(
+        self: &'a Arc<Self>,
+        key: K,
+        (levels, from): (Range<usize>, usize),
         loader: Option<F>,
-        op: &mut Op,
-    ) -> Flight<V>
+        mut op: Op,
+        finish: impl FnOnce(Op, Flight<V>) -> R + Send + 'a,
+    ) -> BoxFuture<'a, R>
     where
-        F: FnOnce() -> Fut + Send,
-        Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send,
+        F: FnOnce() -> Fut + Send + 'a,
+        Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send + 'a,
     {
         // Taken before any tier is read: a write from now on keeps what is read out of
         // the cache, and out of the hands of callers that come after the write.
-        let ticket = self.generations.ticket(key);
+        let ticket = self.generations.ticket(&key);
         match &self.coalescer {
-            None => {
-                self.fetch_alone(key, levels, from, ticket, loader, op)
-                    .await
-            }
-            // Not boxed again: the miss path's future is boxed once already, and the
-            // flight's own work is boxed by uniflight.
-            Some(coalescer) => {
+            None => Box::pin(async move {
+                let flight = self
+                    .fetch_alone(&key, levels, from, ticket, loader, &op)
+                    .await;
+                finish(op, flight)
+            }),
+            Some(coalescer) => Box::pin(async move {
                 let span = (levels, from);
-                self.fetch_coalesced(coalescer, key, span, ticket, loader, op)
-                    .await
-            }
+                let flight = self
+                    .fetch_coalesced(coalescer, &key, span, ticket, loader, &mut op)
+                    .await;
+                finish(op, flight)
+            }),
         }
     }
 

@@ -136,7 +136,7 @@ where
     fn miss_path<'a, Q, F, Fut>(
         &'a self,
         key: &'a Q,
-        mut op: Op,
+        op: Op,
         from: usize,
         options: Options,
         loader: Option<F>,
@@ -153,11 +153,8 @@ where
             inner.telemetry.finish(&op, OperationOutcome::Miss);
             return None;
         }
-        let key = key.to_owned();
-        Some(Box::pin(async move {
-            let fetched = inner.fetch(&key, levels, from, loader, &mut op).await;
-            self.finish(&op, fetched)
-        }))
+        let finish = move |op: Op, fetched| self.finish(&op, fetched);
+        Some(inner.fetch(key.to_owned(), (levels, from), loader, op, finish))
     }
 
     /// Ends an operation of the `get` and loader family from what the miss path found.
