@@ -121,19 +121,30 @@ where
                 }
             }
         }
-        let Some(age) = entry.live_age(now) else {
-            if self.may_serve_stale(&entry, now, op) {
-                // Kept for fail-safe: the miss path reads it again and keeps it at hand.
-                return FirstLook::Deferred;
-            }
-            self.report(op, l1, TierOutcome::Expired, stopwatch);
-            // Reclaim now rather than waiting for moka's timer wheel, unless a fresh
-            // value was stored since the lookup, or fail-safe keeps it for others.
-            memory.remove_if(key, |found| self.reclaims(found, now));
-            return FirstLook::Miss;
+        // The entry's age, if judging expiry needed it. An entry without a TTL never
+        // expires, and its age matters only to a refresh (the S3-FIFO engine judges
+        // every hit): not computed for nothing.
+        let known_age = if entry.ttl().is_some() {
+            let Some(age) = entry.live_age(now) else {
+                if self.may_serve_stale(&entry, now, op) {
+                    // Kept for fail-safe: the miss path reads it again and keeps it at hand.
+                    return FirstLook::Deferred;
+                }
+                self.report(op, l1, TierOutcome::Expired, stopwatch);
+                // Reclaim now rather than waiting for moka's timer wheel, unless a fresh
+                // value was stored since the lookup, or fail-safe keeps it for others.
+                memory.remove_if(key, |found| self.reclaims(found, now));
+                return FirstLook::Miss;
+            };
+            Some(age)
+        } else {
+            None
         };
         self.report(op, l1, TierOutcome::Hit, stopwatch);
-        self.refresh_if_due(key, &entry, age, now);
+        if self.refresher.is_some() {
+            let age = known_age.unwrap_or_else(|| entry.age(now));
+            self.refresh_if_due(key, &entry, age, now);
+        }
         FirstLook::Hit(entry.into_value())
     }
 
