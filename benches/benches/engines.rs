@@ -2,7 +2,10 @@
 //! quick_cache's S3-FIFO (`MemoryTierBuilder::s3_fifo`, feature `quick_cache`), beside raw
 //! moka and raw quick_cache.
 //!
-//! - `engine_hit`: a hit among 1,024 keys;
+//! - `engine_hit`: a hit among 1,024 keys; beside the four, `memory_tier_s3fifo` (the
+//!   S3-FIFO memory tier alone) and `quick_cache_entry` (raw quick_cache holding the
+//!   tier's entry type: the floor of any L1 that keeps an entry's timestamps and tags
+//!   beside its value);
 //! - `engine_hit_1m`: a hit among 1,000,000 keys, in random order;
 //! - `engine_zipf_mixed`: two threads, 90% `get` / 10% `insert`, keys drawn from a Zipf
 //!   (s = 1) over 1,000,000 keys, capacity 100,000: time per operation; each
@@ -16,7 +19,7 @@ use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
 use futures::FutureExt;
-use stratacache::Cache;
+use stratacache::{Cache, CacheEntry, MemoryTier};
 
 fn now<F: std::future::Future>(future: F) -> F::Output {
     future
@@ -42,12 +45,14 @@ fn raw_quick(capacity: u64) -> quick_cache::sync::Cache<u64, u64> {
     quick_cache::sync::Cache::new(usize::try_from(capacity).unwrap())
 }
 
-/// The four contestants, filled with `keys`.
+/// The contestants, filled with `keys`.
 struct Contestants {
     moka_l1: Cache<u64, u64>,
     s3_fifo_l1: Cache<u64, u64>,
     moka: moka::sync::Cache<u64, u64>,
     quick: quick_cache::sync::Cache<u64, u64>,
+    quick_entry: quick_cache::sync::Cache<u64, CacheEntry<u64>>,
+    s3_fifo_tier: MemoryTier<u64, u64>,
 }
 
 impl Contestants {
@@ -57,6 +62,11 @@ impl Contestants {
             s3_fifo_l1: ours(capacity, true),
             moka: raw_moka(capacity),
             quick: raw_quick(capacity),
+            quick_entry: quick_cache::sync::Cache::new(usize::try_from(capacity).unwrap()),
+            s3_fifo_tier: MemoryTier::builder()
+                .max_capacity(capacity)
+                .s3_fifo()
+                .build(),
         }
     }
 
@@ -66,6 +76,9 @@ impl Contestants {
             now(self.s3_fifo_l1.insert(key, key)).unwrap();
             self.moka.insert(key, key);
             self.quick.insert(key, key);
+            let entry = CacheEntry::new(key, std::time::SystemTime::now(), None);
+            self.quick_entry.insert(key, entry.clone());
+            self.s3_fifo_tier.store(key, entry, None);
         }
         self.moka.run_pending_tasks();
     }
@@ -89,6 +102,26 @@ fn hits(group: &mut BenchmarkGroup<'_, WallTime>, caches: &Contestants, order: &
     group.bench_function("quick_cache", |b| {
         b.iter(|| black_box(caches.quick.get(black_box(&next()))));
     });
+    group.bench_function("memory_tier_s3fifo", |b| {
+        b.iter(|| {
+            black_box(
+                caches
+                    .s3_fifo_tier
+                    .lookup(black_box(&next()))
+                    .map(CacheEntry::into_value),
+            )
+        });
+    });
+    group.bench_function("quick_cache_entry", |b| {
+        b.iter(|| {
+            black_box(
+                caches
+                    .quick_entry
+                    .get(black_box(&next()))
+                    .map(CacheEntry::into_value),
+            )
+        });
+    });
 }
 
 fn engine_hit(c: &mut Criterion) {
@@ -105,6 +138,15 @@ fn engine_hit_1m(c: &mut Criterion) {
     let mut order: Vec<u64> = (0..N).collect();
     fastrand::seed(7);
     fastrand::shuffle(&mut order);
+    // Every key must still be there, or the group would time misses.
+    let held = |get: &dyn Fn(u64) -> bool| (0..N).filter(|&key| get(key)).count();
+    println!(
+        "engine_hit_1m keys held of {N}: stratacache {}, stratacache_s3fifo {}, quick_cache {}, quick_cache_entry {}",
+        held(&|key| now(caches.moka_l1.get(&key)).unwrap().is_some()),
+        held(&|key| now(caches.s3_fifo_l1.get(&key)).unwrap().is_some()),
+        held(&|key| caches.quick.get(&key).is_some()),
+        held(&|key| caches.quick_entry.get(&key).is_some()),
+    );
     let mut group = c.benchmark_group("engine_hit_1m");
     hits(&mut group, &caches, &order);
 }
