@@ -46,6 +46,7 @@ mod cluster;
 mod config;
 mod connection;
 mod errors;
+mod key;
 mod lock;
 #[cfg(feature = "cluster")]
 mod sharded;

@@ -7,6 +7,7 @@ use stratacache_tier::{ByteStore, Error, ErrorKind};
 
 use crate::config::RedisConfig;
 use crate::connection::Connection;
+use crate::key::FullKey;
 
 /// How many keys one `SCAN` step asks for while clearing.
 const SCAN_BATCH: usize = 500;
@@ -42,11 +43,11 @@ impl RedisStore {
         })
     }
 
-    fn key(&self, key: &str) -> String {
-        let mut full = String::with_capacity(self.prefix.len() + key.len());
-        full.push_str(&self.prefix);
-        full.push_str(key);
-        full
+    fn key<'a>(&'a self, key: &'a str) -> FullKey<'a> {
+        FullKey {
+            prefix: &self.prefix,
+            key,
+        }
     }
 
     fn limit(&self) -> Duration {
@@ -129,7 +130,7 @@ impl RedisStore {
     }
 }
 
-fn set_command(command: &mut redis::Cmd, key: String, value: &Bytes, ttl: Option<Duration>) {
+fn set_command(command: &mut redis::Cmd, key: FullKey<'_>, value: &Bytes, ttl: Option<Duration>) {
     command.arg(key).arg(value.as_ref());
     if let Some(ttl) = ttl {
         // Redis rejects PX 0; a TTL under a millisecond is rounded up to one.
@@ -207,13 +208,8 @@ impl ByteStore for RedisStore {
         // One MGET: one command for the server to parse and one reply, where a
         // pipeline of GETs costs the server a command per key.
         let mut command = redis::cmd("MGET");
-        // One buffer for every prefixed key: `arg` copies it into the command.
-        let mut full = String::with_capacity(self.prefix.len() + 64);
         for key in keys {
-            full.clear();
-            full.push_str(&self.prefix);
-            full.push_str(key);
-            command.arg(full.as_str());
+            command.arg(self.key(key));
         }
         let values: Vec<Option<Vec<u8>>> = self.connection.query(&command, self.limit()).await?;
         if values.len() != keys.len() {
