@@ -206,8 +206,9 @@ fn concurrency_group(
 }
 
 /// L1-miss/Redis-hit gets from 1, 8, 32 and 128 concurrent tasks on a two-worker runtime,
-/// through stratacache, through a raw redis-rs multiplexed connection, and through a
-/// raw redis-rs `ConnectionManager` (the reconnecting handle the store used before).
+/// through stratacache, through a raw redis-rs multiplexed connection, through the
+/// Redis store alone, and through a raw redis-rs `ConnectionManager` (the reconnecting
+/// handle the store used before).
 fn redis_concurrent(c: &mut Criterion) {
     let (server, url) = stratacache_benches::redis();
     let runtime = stratacache_benches::two_worker_runtime();

@@ -12,10 +12,10 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use futures::future::BoxFuture;
 use stratacache_tier::{Error, ErrorKind};
 use uniflight::{LeaderPanicked, Merger};
 
+use crate::erased::BoxFuture;
 use crate::generation::Ticket;
 use crate::inner::Inner;
 use crate::loader::Loaded;
