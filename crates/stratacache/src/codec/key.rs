@@ -15,12 +15,12 @@ pub(crate) struct StoreKey {
     pub(crate) check: Option<Vec<u8>>,
 }
 
-pub(crate) fn store_key(encoded: Vec<u8>) -> StoreKey {
-    let text = URL_SAFE_NO_PAD.encode(&encoded);
+pub(crate) fn store_key(encoded: &[u8]) -> StoreKey {
+    let text = URL_SAFE_NO_PAD.encode(encoded);
     if text.len() <= MAX_KEY_LEN {
         return StoreKey { text, check: None };
     }
-    let digest = Sha256::digest(&encoded);
+    let digest = Sha256::digest(encoded);
     let mut text = String::with_capacity(1 + 2 * digest.len());
     text.push('#');
     for byte in digest {
@@ -28,7 +28,7 @@ pub(crate) fn store_key(encoded: Vec<u8>) -> StoreKey {
     }
     StoreKey {
         text,
-        check: Some(encoded),
+        check: Some(encoded.to_vec()),
     }
 }
 
@@ -62,7 +62,7 @@ mod tests {
             vec![0; 10],
             vec![0xff; 10_000],
         ] {
-            let key = store_key(raw);
+            let key = store_key(&raw);
             assert!(is_safe(&key.text), "{:?}", key.text);
         }
     }
@@ -70,10 +70,10 @@ mod tests {
     #[test]
     fn long_keys_are_digested_and_keep_a_check() {
         let long = vec![7; 1_000];
-        let key = store_key(long.clone());
+        let key = store_key(&long);
         assert!(key.text.starts_with('#'));
         assert_eq!(key.check, Some(long));
-        let short = store_key(b"abc".to_vec());
+        let short = store_key(b"abc");
         assert_eq!(short.check, None);
         assert_eq!(short.text, "YWJj");
     }
@@ -90,7 +90,7 @@ mod tests {
 
     #[test]
     fn encoding_is_stable() {
-        assert_eq!(store_key(vec![1; 300]).text, store_key(vec![1; 300]).text);
-        assert_ne!(store_key(vec![1; 300]).text, store_key(vec![2; 300]).text);
+        assert_eq!(store_key(&[1; 300]).text, store_key(&[1; 300]).text);
+        assert_ne!(store_key(&[1; 300]).text, store_key(&[2; 300]).text);
     }
 }

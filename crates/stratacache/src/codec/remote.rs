@@ -1,3 +1,4 @@
+use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -213,9 +214,28 @@ where
     C: Codec<K> + Codec<V>,
 {
     fn key(&self, key: &K) -> Result<StoreKey, Error> {
-        let mut encoded = Vec::new();
-        Codec::<K>::encode(&self.codec, key, &mut encoded)?;
-        Ok(self.transforms.store_key(encoded))
+        thread_local! {
+            /// Where keys are encoded before they become text: one buffer per thread
+            /// rather than one per call.
+            static ENCODED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+        }
+        ENCODED.with(|scratch| {
+            // A key whose encoding reaches a cache on this thread finds the buffer in
+            // use: it gets one of its own.
+            let Ok(mut encoded) = scratch.try_borrow_mut() else {
+                let mut encoded = Vec::new();
+                Codec::<K>::encode(&self.codec, key, &mut encoded)?;
+                return Ok(self.transforms.store_key(&encoded));
+            };
+            encoded.clear();
+            let store_key = Codec::<K>::encode(&self.codec, key, &mut encoded)
+                .map(|()| self.transforms.store_key(&encoded));
+            // A huge key does not keep its room for ever.
+            if encoded.capacity() > 4_096 {
+                *encoded = Vec::new();
+            }
+            store_key
+        })
     }
 
     /// Decodes `bytes`; bad bytes never heal, so they are removed and the next lookup
@@ -346,5 +366,62 @@ where
 
     async fn clear(&self) -> Result<(), Error> {
         self.store.clear().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use stratacache_tier::Error;
+    use stratacache_tier::mock::MemoryStore;
+
+    use super::{Codec, Postcard, Remote, SerializedTier};
+
+    fn tier() -> SerializedTier<String, u32, MemoryStore> {
+        Remote::new(MemoryStore::new()).into_tier()
+    }
+
+    /// A key codec that encodes another key through a tier on the same thread first, as
+    /// a `Serialize` impl that reaches a cache would.
+    struct Reentrant;
+
+    impl Codec<String> for Reentrant {
+        fn encode(&self, value: &String, out: &mut Vec<u8>) -> Result<(), Error> {
+            let inner = tier().key(&format!("inner {value}"))?;
+            assert!(!inner.text.is_empty());
+            Codec::<String>::encode(&Postcard, value, out)
+        }
+
+        fn decode(&self, bytes: &[u8]) -> Result<String, Error> {
+            Codec::<String>::decode(&Postcard, bytes)
+        }
+    }
+
+    impl Codec<u32> for Reentrant {
+        fn encode(&self, value: &u32, out: &mut Vec<u8>) -> Result<(), Error> {
+            Codec::<u32>::encode(&Postcard, value, out)
+        }
+
+        fn decode(&self, bytes: &[u8]) -> Result<u32, Error> {
+            Codec::<u32>::decode(&Postcard, bytes)
+        }
+    }
+
+    #[test]
+    fn a_key_encoded_while_another_is_encoded_on_the_thread_is_its_own() {
+        let nested: SerializedTier<String, u32, MemoryStore, Reentrant> =
+            Remote::new(MemoryStore::new()).codec(Reentrant).into_tier();
+        let key = nested.key(&"outer".to_owned()).unwrap();
+        assert_eq!(key.text, tier().key(&"outer".to_owned()).unwrap().text);
+    }
+
+    #[test]
+    fn keys_encoded_one_after_another_share_nothing_but_the_buffer() {
+        let tier = tier();
+        let huge = "k".repeat(10_000);
+        let (short, long) = (tier.key(&"a".to_owned()).unwrap(), tier.key(&huge).unwrap());
+        assert!(long.text.starts_with('#'), "a long key becomes a digest");
+        assert_eq!(long.check.as_deref().map(<[u8]>::len), Some(10_002));
+        let again = tier.key(&"a".to_owned()).unwrap();
+        assert_eq!((again.text, again.check), (short.text, None));
     }
 }
