@@ -219,23 +219,29 @@ where
             /// rather than one per call.
             static ENCODED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
         }
-        ENCODED.with(|scratch| {
-            // A key whose encoding reaches a cache on this thread finds the buffer in
-            // use: it gets one of its own.
-            let Ok(mut encoded) = scratch.try_borrow_mut() else {
-                let mut encoded = Vec::new();
-                Codec::<K>::encode(&self.codec, key, &mut encoded)?;
-                return Ok(self.transforms.store_key(&encoded));
-            };
-            encoded.clear();
-            let store_key = Codec::<K>::encode(&self.codec, key, &mut encoded)
-                .map(|()| self.transforms.store_key(&encoded));
-            // A huge key does not keep its room for ever.
-            if encoded.capacity() > 4_096 {
-                *encoded = Vec::new();
-            }
-            store_key
-        })
+        let encode_alone = || {
+            let mut encoded = Vec::new();
+            Codec::<K>::encode(&self.codec, key, &mut encoded)?;
+            Ok(self.transforms.store_key(&encoded))
+        };
+        ENCODED
+            .try_with(|scratch| {
+                // A key whose encoding reaches a cache on this thread finds the buffer
+                // in use: it gets one of its own.
+                let Ok(mut encoded) = scratch.try_borrow_mut() else {
+                    return encode_alone();
+                };
+                encoded.clear();
+                let store_key = Codec::<K>::encode(&self.codec, key, &mut encoded)
+                    .map(|()| self.transforms.store_key(&encoded));
+                // A huge key does not keep its room for ever.
+                if encoded.capacity() > 4_096 {
+                    *encoded = Vec::new();
+                }
+                store_key
+            })
+            // The thread is ending and its buffer is gone.
+            .unwrap_or_else(|_| encode_alone())
     }
 
     /// Decodes `bytes`; bad bytes never heal, so they are removed and the next lookup
