@@ -141,10 +141,7 @@ where
             None
         };
         self.report(op, l1, TierOutcome::Hit, stopwatch);
-        if self.refresher.is_some() {
-            let age = known_age.unwrap_or_else(|| entry.age(now));
-            self.refresh_if_due(key, &entry, age, now);
-        }
+        self.refresh_if_due(key, &entry, known_age, now);
         FirstLook::Hit(entry.into_value())
     }
 

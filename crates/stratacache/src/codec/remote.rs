@@ -219,21 +219,19 @@ where
             /// rather than one per call.
             static ENCODED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
         }
-        let encode_alone = || {
-            let mut encoded = Vec::new();
-            Codec::<K>::encode(&self.codec, key, &mut encoded)?;
-            Ok(self.transforms.store_key(&encoded))
+        let encode = |encoded: &mut Vec<u8>| {
+            Codec::<K>::encode(&self.codec, key, encoded)
+                .map(|()| self.transforms.store_key(encoded))
         };
         ENCODED
             .try_with(|scratch| {
                 // A key whose encoding reaches a cache on this thread finds the buffer
                 // in use: it gets one of its own.
                 let Ok(mut encoded) = scratch.try_borrow_mut() else {
-                    return encode_alone();
+                    return encode(&mut Vec::new());
                 };
                 encoded.clear();
-                let store_key = Codec::<K>::encode(&self.codec, key, &mut encoded)
-                    .map(|()| self.transforms.store_key(&encoded));
+                let store_key = encode(&mut encoded);
                 // A huge key does not keep its room for ever.
                 if encoded.capacity() > 4_096 {
                     *encoded = Vec::new();
@@ -241,7 +239,7 @@ where
                 store_key
             })
             // The thread is ending and its buffer is gone.
-            .unwrap_or_else(|_| encode_alone())
+            .unwrap_or_else(|_| encode(&mut Vec::new()))
     }
 
     /// Decodes `bytes`; bad bytes never heal, so they are removed and the next lookup

@@ -160,17 +160,17 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        self.refresh_if_due(key, entry, entry.age(now), now);
+        self.refresh_if_due(key, entry, None, now);
     }
 
-    /// [`refresh_if_stale`](Self::refresh_if_stale) for an entry whose age at `now`
-    /// the caller already knows (the hit path judged expiry with the same reading).
+    /// [`refresh_if_stale`](Self::refresh_if_stale), given the entry's age at `now` if
+    /// the caller already knows it (the hit path judged expiry with the same reading).
     #[inline]
     pub(crate) fn refresh_if_due<Q>(
         self: &Arc<Self>,
         key: &Q,
         entry: &CacheEntry<V>,
-        age: Duration,
+        known_age: Option<Duration>,
         now: SystemTime,
     ) where
         K: Borrow<Q>,
@@ -179,6 +179,7 @@ where
         let Some(refresher) = &self.refresher else {
             return;
         };
+        let age = known_age.unwrap_or_else(|| entry.age(now));
         if age < refresher.earliest
             || age < refresher.due(entry)
             || !refresher.claims.claim(key, now)
