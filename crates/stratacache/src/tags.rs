@@ -144,14 +144,12 @@ impl TagMarkers {
     /// Reads from the store the markers of `tags` this instance does not know, or knows
     /// from too long ago. On a failure, what it knew stands until `trust_for` has passed
     /// (the store that holds the markers is the one that is down).
-    pub(crate) async fn learn<'a>(
-        &self,
+    pub(crate) fn learn<'a>(
+        &'a self,
         tags: impl IntoIterator<Item = &'a Tags>,
         now: SystemTime,
-    ) -> Result<(), Error> {
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
+    ) -> Option<BoxFuture<'a, Result<(), Error>>> {
+        let store = self.store.as_ref()?;
         let mut asked: Vec<&str> = Vec::new();
         for tag in tags.into_iter().flat_map(Tags::iter) {
             let known = self.known.shard(tag).get(tag).copied();
@@ -159,12 +157,9 @@ impl TagMarkers {
                 asked.push(tag);
             }
         }
-        if asked.is_empty() {
-            return Ok(());
-        }
         // Boxed: only a read of markers takes this path, and inline its future would
         // enlarge every read's.
-        Box::pin(self.ask(store.as_ref(), asked, now)).await
+        (!asked.is_empty()).then(|| Box::pin(self.ask(store.as_ref(), asked, now)) as _)
     }
 
     /// Reads the markers of the `asked` tags (not known well enough at `now`).

@@ -16,7 +16,6 @@ use crate::generation::Ticket;
 use crate::inner::Inner;
 use crate::level::Level;
 use crate::loader::Loaded;
-use crate::not_found::NotFound;
 use crate::recovery::{Recovery, is_outage};
 use crate::tags::Verdict;
 use crate::telemetry::{CacheCounter, Op, TierOutcome};
@@ -63,13 +62,6 @@ pub(crate) struct Walked<V> {
     pub(crate) stale: Option<CacheEntry<V>>,
     /// Whether a tier failed (and the failure was tolerated).
     pub(crate) failed: bool,
-}
-
-/// A load's context: when it began, the levels it fills, the ticket it took.
-struct Load {
-    started: SystemTime,
-    levels: Range<usize>,
-    ticket: Ticket,
 }
 
 /// Whether a walk copies what it finds into the tiers above and refreshes stale hits.
@@ -165,24 +157,44 @@ where
     /// An expired entry in a memory tier is reclaimed at once; one in a remote tier is
     /// left to the store's own expiry (it was handed the remaining TTL when written): a
     /// delete sent now could land after a newer write of the key and remove that.
-    pub(crate) async fn look_at(&self, level: &Level<K, V>, key: &K, op: &Op) -> Look<V> {
-        let stopwatch = op.stopwatch();
-        let answer = level.get(key).await;
-        let now = self.clock.now();
-        if let Ok(Some(entry)) = &answer {
-            self.learn_tags([entry.tags()], now).await;
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice in every miss's future"
+    )]
+    pub(crate) fn look_at<'a>(
+        &'a self,
+        level: &'a Level<K, V>,
+        key: &'a K,
+        op: &'a Op,
+    ) -> impl Future<Output = Look<V>> + Send + 'a {
+        async move {
+            let stopwatch = op.stopwatch();
+            let answer = level.get(key).await;
+            let now = self.clock.now();
+            if let Ok(Some(entry)) = &answer
+                && let Some(asking) = self.tags.learn([entry.tags()], now)
+            {
+                self.count_tag_error(asking.await);
+            }
+            self.judge(level, key, answer, now, op, stopwatch)
         }
-        self.judge(level, key, answer, now, op, stopwatch)
     }
 
     /// Reads the markers of `tags` this instance does not know well enough to judge
     /// entries carrying them at `now`; a failure is counted, and what was known stands.
     pub(crate) async fn learn_tags<'a>(
-        &self,
+        &'a self,
         tags: impl IntoIterator<Item = &'a Tags>,
         now: SystemTime,
     ) {
-        if self.tags.learn(tags, now).await.is_err() {
+        if let Some(asking) = self.tags.learn(tags, now) {
+            self.count_tag_error(asking.await);
+        }
+    }
+
+    /// Counts a failed read of tag markers.
+    fn count_tag_error(&self, read: Result<(), Error>) {
+        if read.is_err() {
             self.telemetry.count(CacheCounter::TagErrors);
         }
     }
@@ -263,164 +275,186 @@ where
     /// # Errors
     ///
     /// A tier's error, in strict mode only (see [`tolerate`](Self::tolerate)).
-    pub(crate) async fn walk(
-        self: &Arc<Self>,
-        key: &K,
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice in every miss's future"
+    )]
+    pub(crate) fn walk<'a>(
+        self: &'a Arc<Self>,
+        key: &'a K,
         levels: Range<usize>,
         from: usize,
         ticket: Ticket,
-        op: &Op,
+        op: &'a Op,
         mode: Walk,
-    ) -> Result<Walked<V>, Error> {
-        let mut walked = Walked {
-            live: None,
-            stale: None,
-            failed: false,
-        };
-        let top = levels.start;
-        let unread = self.levels.iter().enumerate().take(levels.end);
-        for (depth, level) in unread.skip(from.max(top)) {
-            match self.look_at(level, key, op).await {
-                Look::Live(entry, stopwatch) => {
-                    self.report(op, level, TierOutcome::Hit, stopwatch);
-                    if mode == Walk::Read {
-                        if depth == 0 {
-                            self.refresh_if_stale(key, &entry, self.clock.now());
-                        } else if level.promotion.allows(&entry) {
-                            self.publish(
-                                key,
-                                &entry,
-                                ticket,
-                                top..depth,
-                                TierOutcome::Promoted,
-                                op,
-                            )
-                            .await;
-                        }
+    ) -> impl Future<Output = Result<Walked<V>, Error>> + Send + 'a {
+        async move {
+            // Only what the loop needs lives across its await; the promotion comes after it,
+            // so the two futures share their room.
+            let (mut stale, mut failed) = (None, false);
+            let mut live = None;
+            for (depth, level) in self.levels[..levels.end]
+                .iter()
+                .enumerate()
+                .skip(from.max(levels.start))
+            {
+                match self.look_at(level, key, op).await {
+                    Look::Live(entry, stopwatch) => {
+                        self.report(op, level, TierOutcome::Hit, stopwatch);
+                        live = Some((depth, entry));
+                        break;
                     }
-                    walked.live = Some((depth, entry));
-                    return Ok(walked);
-                }
-                Look::Stale(entry) => {
-                    walked.stale.get_or_insert(entry);
-                }
-                Look::Absent => {}
-                Look::Failed(error) => {
-                    self.tolerate(error)?;
-                    walked.failed = true;
+                    Look::Stale(entry) => {
+                        stale.get_or_insert(entry);
+                    }
+                    Look::Absent => {}
+                    Look::Failed(error) => {
+                        self.tolerate(error)?;
+                        failed = true;
+                    }
                 }
             }
+            if mode == Walk::Read
+                && let Some((depth, entry)) = &live
+            {
+                let level = &self.levels[*depth];
+                if *depth == 0 {
+                    self.refresh_if_stale(key, entry, self.clock.now());
+                } else if level.promotion.allows(entry) {
+                    self.publish(
+                        key,
+                        entry,
+                        ticket,
+                        levels.start..*depth,
+                        TierOutcome::Promoted,
+                        op,
+                    )
+                    .await;
+                }
+            }
+            Ok(Walked {
+                live,
+                stale,
+                failed,
+            })
         }
-        Ok(walked)
     }
 
     /// The miss path for one caller (or one flight): the tiers of `levels` not looked at
     /// yet (from `from`), then the loader if there is one. What it finds or loads is
     /// published into `levels` only if no write to the key began since `ticket` was taken.
-    pub(crate) async fn fetch_alone<F, Fut>(
-        self: &Arc<Self>,
-        key: &K,
+    ///
+    /// Written as a function returning an `async` block, as are the phases it awaits: an
+    /// `async fn` keeps a second copy of its arguments beside the locals they move into,
+    /// and every miss's future carries that room.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice in every miss's future"
+    )]
+    pub(crate) fn fetch_alone<'a, F, Fut>(
+        self: &'a Arc<Self>,
+        key: &'a K,
         levels: Range<usize>,
         from: usize,
         ticket: Ticket,
         loader: Option<F>,
-        op: &Op,
-    ) -> Flight<V>
+        op: &'a Op,
+    ) -> impl Future<Output = Flight<V>> + Send + 'a
     where
-        F: FnOnce() -> Fut + Send,
-        Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send,
+        F: FnOnce() -> Fut + Send + 'a,
+        Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send + 'a,
     {
-        let walked = self
-            .walk(key, levels.clone(), from, ticket, op, Walk::Read)
-            .await?;
-        if let Some((_, entry)) = walked.live {
-            return Ok(Fetched::Hit(entry.into_value()));
-        }
-        // Fail-safe: what to answer instead of a failure.
-        let stale = walked.stale;
-        let Some(loader) = loader else {
-            return Ok(match stale {
-                Some(stale) if walked.failed => {
-                    Fetched::Stale(self.serve_stale(key, stale, ticket))
+        async move {
+            let walked = self.walk(key, levels.clone(), from, ticket, op, Walk::Read);
+            // Taken apart in a `match`: nothing of the walk outlives it into the load.
+            let (stale, failed) = match walked.await? {
+                Walked {
+                    live: Some((_, entry)),
+                    ..
+                } => return Ok(Fetched::Hit(entry.into_value())),
+                Walked { stale, failed, .. } => (stale, failed),
+            };
+            // Fail-safe: `stale` is what to answer instead of a failure.
+            match loader {
+                Some(loader) => {
+                    self.load_alone(key, (levels, ticket), loader, stale, op)
+                        .await
                 }
-                _ => Fetched::Miss,
-            });
-        };
-        // Remembered "not found" answers stand for the cache's own loader, which only
-        // `get` runs; a per-call closure always gets its turn.
-        let not_found = self.remembers_not_found(op);
-        if let Some(not_found) = not_found
-            && not_found.holds(key, self.clock.now())
-        {
-            self.telemetry.count(CacheCounter::NotFoundHits);
-            return Ok(Fetched::LoadedNothing);
-        }
-        // With a distributed lock, one instance loads; the others take its value.
-        let held = match self.before_load(key, &levels, ticket, op).await {
-            LockStep::Found(value) => return Ok(Fetched::Hit(value)),
-            LockStep::Held(held) => Some(held),
-            LockStep::Proceed => None,
-        };
-        self.telemetry.count(CacheCounter::Loads);
-        let started = self.clock.now();
-        let fetched = match self.timed_load(loader(), stale.is_some()).await {
-            Ok(loaded) => {
-                let load = Load {
-                    started,
-                    levels,
-                    ticket,
-                };
-                self.settle_load(key, loaded, stale, load, not_found, op)
-                    .await
+                None => Ok(match stale {
+                    Some(stale) if failed => Fetched::Stale(self.serve_stale(key, stale, ticket)),
+                    _ => Fetched::Miss,
+                }),
             }
-            Err(Overdue::Soft) => match stale {
-                Some(stale) => Ok(Fetched::Stale(self.serve_stale(key, stale, ticket))),
-                None => unreachable!("a soft timeout applies only with a stale value at hand"),
-            },
-        };
-        self.after_load(held).await;
-        fetched
+        }
     }
 
-    /// Stores what a load found (not over a write that raced it), remembers "not found",
-    /// or answers a failure with fail-safe's stale value.
-    async fn settle_load(
-        self: &Arc<Self>,
-        key: &K,
-        loaded: Result<Option<Loaded<V>>, Error>,
+    /// The load phase of [`fetch_alone`](Self::fetch_alone): remembered "not found"
+    /// answers, the distributed lock, the load within its timeouts, what it found
+    /// settled into `levels` unless a write raced it since `ticket`.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice in every miss's future"
+    )]
+    fn load_alone<'a, F, Fut>(
+        self: &'a Arc<Self>,
+        key: &'a K,
+        (levels, ticket): (Range<usize>, Ticket),
+        loader: F,
         stale: Option<CacheEntry<V>>,
-        load: Load,
-        not_found: Option<&NotFound<K>>,
-        op: &Op,
-    ) -> Flight<V> {
-        let Load {
-            started,
-            levels,
-            ticket,
-        } = load;
-        match loaded {
-            Ok(Some(loaded)) => {
-                let entry = loaded.into_entry(started);
-                self.publish(key, &entry, ticket, levels, TierOutcome::Inserted, op)
-                    .await;
-                Ok(Fetched::Loaded(entry.into_value()))
+        op: &'a Op,
+    ) -> impl Future<Output = Flight<V>> + Send + 'a
+    where
+        F: FnOnce() -> Fut + Send + 'a,
+        Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send + 'a,
+    {
+        async move {
+            // Remembered "not found" answers stand for the cache's own loader, which only
+            // `get` runs; a per-call closure always gets its turn.
+            let not_found = self.remembers_not_found(op);
+            if let Some(not_found) = not_found
+                && not_found.holds(key, self.clock.now())
+            {
+                self.telemetry.count(CacheCounter::NotFoundHits);
+                return Ok(Fetched::LoadedNothing);
             }
-            Ok(None) => {
-                if let Some(not_found) = not_found {
-                    // Like any value a reader publishes: not if a write raced the load.
-                    let now = self.clock.now();
-                    self.generations
-                        .publish(ticket, || not_found.remember(key.clone(), now));
+            // With a distributed lock, one instance loads; the others take its value.
+            let held = match self.before_load(key, &levels, ticket, op).await {
+                LockStep::Found(value) => return Ok(Fetched::Hit(value)),
+                LockStep::Held(held) => Some(held),
+                LockStep::Proceed => None,
+            };
+            self.telemetry.count(CacheCounter::Loads);
+            let started = self.clock.now();
+            let fetched = match self.timed_load(loader(), stale.is_some()).await {
+                Ok(Ok(Some(loaded))) => {
+                    let entry = loaded.into_entry(started);
+                    self.publish(key, &entry, ticket, levels, TierOutcome::Inserted, op)
+                        .await;
+                    Ok(Fetched::Loaded(entry.into_value()))
                 }
-                Ok(Fetched::LoadedNothing)
-            }
-            Err(error) => {
-                self.telemetry.count(CacheCounter::LoadErrors);
-                match stale {
+                Ok(Ok(None)) => {
+                    if let Some(not_found) = not_found {
+                        // Like any value a reader publishes: not if a write raced the load.
+                        let now = self.clock.now();
+                        self.generations
+                            .publish(ticket, || not_found.remember(key.clone(), now));
+                    }
+                    Ok(Fetched::LoadedNothing)
+                }
+                Ok(Err(error)) => {
+                    self.telemetry.count(CacheCounter::LoadErrors);
+                    match stale {
+                        Some(stale) => Ok(Fetched::Stale(self.serve_stale(key, stale, ticket))),
+                        None => Err(error),
+                    }
+                }
+                Err(Overdue::Soft) => match stale {
                     Some(stale) => Ok(Fetched::Stale(self.serve_stale(key, stale, ticket))),
-                    None => Err(error),
-                }
-            }
+                    None => unreachable!("a soft timeout applies only with a stale value at hand"),
+                },
+            };
+            self.after_load(held).await;
+            fetched
         }
     }
 

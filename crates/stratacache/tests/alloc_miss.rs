@@ -1,5 +1,6 @@
-//! Stampede protection costs a miss only uniflight's own allocations: proven with a
-//! counting global allocator. (A binary of its own: the misses' epoch garbage would be
+//! Stampede protection costs a miss only uniflight's own allocations, and a miss that
+//! reads L2 makes no allocation too large for the allocator's per-thread cache: proven
+//! with a counting global allocator. (A binary of its own: the misses' epoch garbage would be
 //! collected, allocating, by the threads of `alloc.rs`'s hit tests.)
 #![expect(
     unsafe_code,
@@ -8,9 +9,10 @@
 
 mod counting;
 
-use counting::allocations_during;
+use counting::{allocations_during, largest_allocation_during};
 use futures::FutureExt;
-use stratacache::Cache;
+use stratacache::{Cache, Fallback, InsertPolicy, Remote};
+use stratacache_tier::mock::MemoryStore;
 
 /// Allocations per call of `miss`, after a warm-up.
 fn allocations_per_call(mut miss: impl FnMut()) -> u64 {
@@ -52,4 +54,39 @@ fn stampede_protection_adds_only_uniflights_allocations_to_a_miss() {
         "a protected miss allocates {protected_allocations} times, a plain one \
          {plain_allocations}, uniflight's flight {uniflight_allocations}"
     );
+}
+
+/// The largest request glibc's per-thread cache serves without taking its arena's lock,
+/// which 128 concurrent callers on two workers contend for.
+const THREAD_CACHE_LIMIT: usize = 1_032;
+
+#[test]
+fn a_miss_that_finds_the_value_below_l1_fits_the_allocators_thread_cache() {
+    let remote = |loads: bool, protected: bool| -> Cache<u64, String> {
+        let builder = Cache::builder()
+            .insert_policy(InsertPolicy::never())
+            .stampede_protection(protected)
+            .fallback(Fallback::remote(Remote::new(MemoryStore::new())));
+        let builder = if loads {
+            builder.loader(|_key: u64| async { Ok::<_, std::io::Error>(None) })
+        } else {
+            builder
+        };
+        builder.build().unwrap()
+    };
+    for (loads, protected) in [(false, false), (true, false), (false, true), (true, true)] {
+        let cache = remote(loads, protected);
+        let value = "v".repeat(100);
+        let inserted = cache.insert(1, value.clone()).now_or_never();
+        assert!(matches!(inserted, Some(Ok(_))));
+        let largest = largest_allocation_during(|| {
+            let found = cache.get(&1).now_or_never().expect("nothing awaits");
+            assert_eq!(found.unwrap().as_ref(), Some(&value), "read from L2");
+        });
+        assert!(
+            largest <= THREAD_CACHE_LIMIT,
+            "with a loader: {loads}, stampede protection: {protected}: an allocation of \
+             {largest} bytes"
+        );
+    }
 }
