@@ -95,7 +95,10 @@ where
             return FirstLook::Miss;
         };
         let tagged = !entry.tags().is_empty();
-        if !tagged && self.refresher.is_none() && !self.l1_judges_expiry {
+        // Nothing to judge by the clock: no tag, no refresh, and an entry that never
+        // expires or an engine that drops it at its deadline.
+        let timeless = !self.l1_judges_expiry || entry.ttl().is_none();
+        if !tagged && self.refresher.is_none() && timeless {
             self.report(op, l1, TierOutcome::Hit, stopwatch);
             return FirstLook::Hit(entry.into_value());
         }

@@ -19,15 +19,25 @@ impl<const N: usize> Counters<N> {
     /// Adds one to counter `index`.
     #[inline]
     pub(crate) fn bump(&self, index: usize) {
-        let cells = self
-            .per_thread
-            .get_or(|| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))));
+        // The thread's cells exist after its first count: that path stays out of line.
+        let cells = match self.per_thread.get() {
+            Some(cells) => cells,
+            None => self.first_cells(),
+        };
         let cell = &cells[index];
         // The calling thread is the only writer of its cells.
         cell.store(
             cell.load(Ordering::Relaxed).wrapping_add(1),
             Ordering::Relaxed,
         );
+    }
+
+    /// Makes the calling thread's cells.
+    #[cold]
+    #[inline(never)]
+    fn first_cells(&self) -> &CachePadded<[AtomicU64; N]> {
+        self.per_thread
+            .get_or(|| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))))
     }
 
     /// Every counter, summed over all threads.
