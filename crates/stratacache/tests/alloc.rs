@@ -4,7 +4,10 @@
     reason = "a counting global allocator must implement GlobalAlloc"
 )]
 
-#[expect(dead_code, reason = "its largest-allocation probe serves alloc_miss.rs")]
+#[expect(
+    dead_code,
+    reason = "its largest-allocation probe serves alloc_miss.rs"
+)]
 mod counting;
 
 use std::sync::Arc;
