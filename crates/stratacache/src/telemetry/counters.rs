@@ -1,5 +1,6 @@
 //! Counters sharded by thread, so that counting a hit stays off the shared cache lines.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
@@ -13,23 +14,55 @@ use thread_local::ThreadLocal;
 /// is ever lost; a read racing with bumps may miss the ones still in flight.
 pub(crate) struct Counters<const N: usize> {
     per_thread: ThreadLocal<CachePadded<[AtomicU64; N]>>,
+    /// Never shared by two sets of counters, so that a thread's [`LAST`] names one.
+    id: u64,
+}
+
+/// The ids of sets of counters.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The set of counters this thread counted in last, and its cells there: a count in
+    /// the same set (a run of hits on one cache) skips the lookup of the thread's cells.
+    static LAST: Cell<(u64, *const AtomicU64)> = const { Cell::new((0, std::ptr::null())) };
 }
 
 impl<const N: usize> Counters<N> {
     /// Adds one to counter `index`.
     #[inline]
     pub(crate) fn bump(&self, index: usize) {
-        // The thread's cells exist after its first count: that path stays out of line.
-        let cells = match self.per_thread.get() {
-            Some(cells) => cells,
-            None => self.first_cells(),
+        let cell = match LAST.try_with(Cell::get) {
+            Ok((id, cells)) if id == self.id => {
+                #[expect(unsafe_code, reason = "a count's hot path: see SAFETY")]
+                // SAFETY: `cells` points at this thread's `N` cells in `self.per_thread`
+                // (ids are never reused, so `LAST` naming `self.id` means it was set by
+                // `cells` below for these counters, which are alive: `self` is borrowed).
+                // `ThreadLocal` never moves or frees a thread's value before it is
+                // dropped itself, and `index < N`, checked by `cells`'s own indexing when
+                // it was set, is checked again here.
+                unsafe {
+                    assert!(index < N);
+                    &*cells.add(index)
+                }
+            }
+            _ => &self.cells()[index],
         };
-        let cell = &cells[index];
         // The calling thread is the only writer of its cells.
         cell.store(
             cell.load(Ordering::Relaxed).wrapping_add(1),
             Ordering::Relaxed,
         );
+    }
+
+    /// The calling thread's cells, remembered as the last it counted in.
+    #[inline(never)]
+    fn cells(&self) -> &[AtomicU64; N] {
+        let cells = match self.per_thread.get() {
+            Some(cells) => cells,
+            None => self.first_cells(),
+        };
+        let _ = LAST.try_with(|last| last.set((self.id, cells.as_ptr())));
+        cells
     }
 
     /// Makes the calling thread's cells.
@@ -56,6 +89,7 @@ impl<const N: usize> Default for Counters<N> {
     fn default() -> Self {
         Self {
             per_thread: ThreadLocal::new(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 }
@@ -83,5 +117,27 @@ mod tests {
             thread.join().unwrap();
         }
         assert_eq!(counters.read(), [40_000, 40_000, 0]);
+    }
+
+    #[test]
+    fn counts_alternating_between_sets_land_in_their_own_set() {
+        // Each switch of set on a thread misses the remembered cells; none goes astray.
+        let (first, second) = (Counters::<2>::default(), Counters::<2>::default());
+        for round in 0..1_000 {
+            first.bump(0);
+            second.bump(1);
+            if round % 3 == 0 {
+                second.bump(1);
+            }
+        }
+        first.bump(0);
+        assert_eq!(first.read(), [1_001, 0]);
+        assert_eq!(second.read(), [0, 1_334]);
+        // A set made after another is dropped (perhaps at the same address) starts at
+        // zero, though this thread last counted in the dropped one.
+        drop(first);
+        let third = Counters::<2>::default();
+        third.bump(0);
+        assert_eq!(third.read(), [1, 0]);
     }
 }
