@@ -172,8 +172,8 @@ fn cache_gets(cache: stratacache::Cache<u64, String>) -> Gets {
 }
 
 /// Runs `group` at 1, 8, 32 and 128 concurrent tasks on `runtime`: time per operation
-/// of every contestant from criterion, and CPU per operation of the first (stratacache)
-/// against each of the others printed, over one fixed run each.
+/// of every contestant from criterion, and time and CPU per operation of the first
+/// (stratacache) against each of the others printed, the medians of runs taken in turn.
 fn concurrency_group(
     c: &mut Criterion,
     group: &str,
@@ -185,10 +185,9 @@ fn concurrency_group(
         // Long enough for the 10 ms ticks the CPU time is counted in (half a second or
         // more).
         let ops = 40_000 * tasks.max(16) / 16;
-        let runs: Vec<_> = contestants
-            .iter()
-            .map(|(_, body)| stratacache_benches::concurrently(runtime, tasks, ops, body))
-            .collect();
+        let runs = stratacache_benches::median_runs(contestants.len(), |contestant| {
+            stratacache_benches::concurrently(runtime, tasks, ops, &contestants[contestant].1)
+        });
         for ((name, _), run) in contestants.iter().zip(&runs).skip(1) {
             stratacache_benches::print_concurrency(
                 &format!("{group} (vs {name})"),

@@ -123,6 +123,41 @@ where
     (wall.elapsed(), cpu_time().saturating_sub(cpu))
 }
 
+/// How many runs of each contestant [`median_runs`] takes.
+pub const ROUNDS: usize = 5;
+
+/// Runs each of `count` contestants [`ROUNDS`] times, taking turns, so that the
+/// machine's slow spells fall on all of them alike; `run(i)` runs contestant `i` once
+/// and returns its `(wall, cpu)` times. Returns each contestant's median wall time
+/// and median CPU time.
+///
+/// # Panics
+///
+/// When `count` is zero.
+#[must_use]
+pub fn median_runs(
+    count: usize,
+    mut run: impl FnMut(usize) -> (std::time::Duration, std::time::Duration),
+) -> Vec<(std::time::Duration, std::time::Duration)> {
+    assert!(count > 0, "no contestant");
+    let mut runs = vec![Vec::with_capacity(ROUNDS); count];
+    for _ in 0..ROUNDS {
+        for (contestant, times) in runs.iter_mut().enumerate() {
+            times.push(run(contestant));
+        }
+    }
+    let median = |mut values: Vec<std::time::Duration>| {
+        values.sort_unstable();
+        values[values.len() / 2]
+    };
+    runs.into_iter()
+        .map(|times| {
+            let (walls, cpus) = times.into_iter().unzip();
+            (median(walls), median(cpus))
+        })
+        .collect()
+}
+
 /// Prints one line of a concurrency group: time and CPU per operation of `ours` and
 /// `theirs` (each `(wall, cpu)` over `ops` operations) and their ratios.
 pub fn print_concurrency(

@@ -18,7 +18,7 @@
 //! flight. The version lives in the high bits so that it wraps around harmlessly: a long
 //! running process can write a stripe more than 2^32 times.
 
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::Hash;
 use std::sync::PoisonError;
 
 #[cfg(stratacache_loom)]
@@ -53,7 +53,7 @@ impl Stripe {
 
 pub(crate) struct Generations {
     stripes: Box<[Stripe]>,
-    hasher: RandomState,
+    hasher: ahash::RandomState,
 }
 
 /// The state of a key's stripe when a reader started.
@@ -85,7 +85,7 @@ impl Generations {
                     l1: Mutex::new(()),
                 })
                 .collect(),
-            hasher: RandomState::new(),
+            hasher: ahash::RandomState::new(),
         }
     }
 

@@ -16,8 +16,16 @@ pub(crate) struct StoreKey {
 }
 
 pub(crate) fn store_key(encoded: &[u8]) -> StoreKey {
-    let text = URL_SAFE_NO_PAD.encode(encoded);
-    if text.len() <= MAX_KEY_LEN {
+    let text_len = base64::encoded_len(encoded.len(), false);
+    if let Some(text_len) = text_len.filter(|&len| len <= MAX_KEY_LEN) {
+        // Into room of the right size, filled in place: `Engine::encode` asks for a
+        // zeroed allocation (`vec![0; n]`), which skips the allocator's per-thread
+        // cache, and `encode_string` clears a kilobyte of its own first. Any byte but
+        // zero keeps `vec!` off that path; every one is overwritten.
+        let mut text = vec![b'='; text_len];
+        let written = URL_SAFE_NO_PAD.encode_slice(encoded, &mut text);
+        debug_assert_eq!(written.ok(), Some(text_len));
+        let text = String::from_utf8(text).expect("base64url is ASCII");
         return StoreKey { text, check: None };
     }
     let digest = Sha256::digest(encoded);
