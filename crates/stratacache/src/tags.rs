@@ -141,9 +141,10 @@ impl TagMarkers {
             })
     }
 
-    /// Reads from the store the markers of `tags` this instance does not know, or knows
-    /// from too long ago. On a failure, what it knew stands until `trust_for` has passed
-    /// (the store that holds the markers is the one that is down).
+    /// The read of the markers of `tags` this instance does not know, or knows from too
+    /// long ago: `None` when there is nothing to read (decided now, without awaiting).
+    /// On a failure, what it knew stands until `trust_for` has passed (the store that
+    /// holds the markers is the one that is down).
     pub(crate) fn learn<'a>(
         &'a self,
         tags: impl IntoIterator<Item = &'a Tags>,

@@ -296,11 +296,8 @@ where
             // so the two futures share their room.
             let (mut stale, mut failed) = (None, false);
             let mut live = None;
-            for (depth, level) in self.levels[..levels.end]
-                .iter()
-                .enumerate()
-                .skip(from.max(levels.start))
-            {
+            let unread = self.levels.iter().enumerate().take(levels.end);
+            for (depth, level) in unread.skip(from.max(levels.start)) {
                 match self.look_at(level, key, op).await {
                     Look::Live(entry, stopwatch) => {
                         self.report(op, level, TierOutcome::Hit, stopwatch);
