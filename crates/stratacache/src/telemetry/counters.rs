@@ -11,8 +11,13 @@ use thread_local::ThreadLocal;
 /// A bump is a plain load and store on the calling thread's own cache line: no locked
 /// instruction, and no line bouncing between cores when many threads hit one cache. A
 /// read sums every thread's cells. Only the owning thread writes its cells, so no count
-/// is ever lost; a read racing with bumps may miss the ones still in flight.
+/// is ever lost; a read racing with bumps may miss the ones still in flight. (One
+/// exception: a count made by a thread's own thread-local destructors after
+/// `thread_local` released the thread's slot to a new thread may race with that thread
+/// and be lost. Without the remembered slot, such a count panicked.)
 pub(crate) struct Counters<const N: usize> {
+    /// Never cleared: a thread's [`LAST`] may point into it (a reset would need a new
+    /// `id` too).
     per_thread: ThreadLocal<CachePadded<[AtomicU64; N]>>,
     /// Never shared by two sets of counters, so that a thread's [`LAST`] names one.
     id: u64,
@@ -34,12 +39,12 @@ impl<const N: usize> Counters<N> {
         let cell = match LAST.try_with(Cell::get) {
             Ok((id, cells)) if id == self.id => {
                 #[expect(unsafe_code, reason = "a count's hot path: see SAFETY")]
-                // SAFETY: `cells` points at this thread's `N` cells in `self.per_thread`
-                // (ids are never reused, so `LAST` naming `self.id` means it was set by
-                // `cells` below for these counters, which are alive: `self` is borrowed).
-                // `ThreadLocal` never moves or frees a thread's value before it is
-                // dropped itself, and `index < N`, checked by `cells`'s own indexing when
-                // it was set, is checked again here.
+                // SAFETY: `cells` points at this thread's `N` cells in `self.per_thread`:
+                // ids are never reused, so `LAST` naming `self.id` was set by `cells()`
+                // below for these counters, which are alive (`self` is borrowed).
+                // `ThreadLocal` never moves a thread's value, and frees it only when
+                // cleared or dropped, which needs `&mut self` (nothing here clears it).
+                // The `assert!` keeps the offset within the `N` cells.
                 unsafe {
                     assert!(index < N);
                     &*cells.add(index)
