@@ -174,10 +174,8 @@ where
             let stopwatch = op.stopwatch();
             let answer = level.get(key).await;
             let now = self.clock.now();
-            if let Ok(Some(entry)) = &answer
-                && let Some(asking) = self.tags.learn([entry.tags()], now)
-            {
-                self.count_tag_error(asking.await);
+            if let Ok(Some(entry)) = &answer {
+                self.learn_tags([entry.tags()], now).await;
             }
             self.judge(level, key, answer, now, op, stopwatch)
         }
@@ -185,20 +183,21 @@ where
 
     /// Reads the markers of `tags` this instance does not know well enough to judge
     /// entries carrying them at `now`; a failure is counted, and what was known stands.
-    pub(crate) async fn learn_tags<'a>(
+    ///
+    /// Which markers to read is decided when this is called: the future holds only the
+    /// read, if there is one (an `async fn` would also hold `tags`, twice).
+    pub(crate) fn learn_tags<'a>(
         &'a self,
         tags: impl IntoIterator<Item = &'a Tags>,
         now: SystemTime,
-    ) {
-        if let Some(asking) = self.tags.learn(tags, now) {
-            self.count_tag_error(asking.await);
-        }
-    }
-
-    /// Counts a failed read of tag markers.
-    fn count_tag_error(&self, read: Result<(), Error>) {
-        if read.is_err() {
-            self.telemetry.count(CacheCounter::TagErrors);
+    ) -> impl Future<Output = ()> + Send + 'a {
+        let asking = self.tags.learn(tags, now);
+        async move {
+            if let Some(asking) = asking
+                && asking.await.is_err()
+            {
+                self.telemetry.count(CacheCounter::TagErrors);
+            }
         }
     }
 
