@@ -14,6 +14,11 @@
 //! The word also names a flight's epoch: callers holding equal tickets started between the
 //! same two writes, so they may share one lookup (see `coalesce`).
 //!
+//! Another instance's write, heard on the backplane, is a write like any other here, and
+//! is also counted apart: a write of ours to a key of the stripe that was under way then
+//! keeps its value out of L1 (see [`WriteGuard::store_in_l1`]), since the order in which
+//! the two writes reached the shared tiers is unknown.
+//!
 //! Unrelated keys that share a stripe only cost an occasional skipped store or an extra
 //! flight. The version lives in the high bits so that it wraps around harmlessly: a long
 //! running process can write a stripe more than 2^32 times.
@@ -40,6 +45,8 @@ const VERSION: u64 = 1 << WRITERS_BITS;
 
 struct Stripe {
     word: AtomicU64,
+    /// How many writes of other instances were heard for the stripe's keys.
+    heard: AtomicU64,
     /// Held while L1 is checked and changed, by readers publishing and by writers.
     l1: Mutex<()>,
 }
@@ -82,6 +89,7 @@ impl Generations {
             stripes: (0..STRIPES)
                 .map(|_| Stripe {
                     word: AtomicU64::new(0),
+                    heard: AtomicU64::new(0),
                     l1: Mutex::new(()),
                 })
                 .collect(),
@@ -128,10 +136,21 @@ impl Generations {
     /// Marks a write to `key` as begun; the guard marks it done when dropped.
     pub(crate) fn write<K: Hash + ?Sized>(&self, key: &K) -> WriteGuard<'_> {
         let stripe = &self.stripes[self.stripe_of(key)];
+        let heard = stripe.heard.load(Ordering::Acquire);
         stripe.word.fetch_add(VERSION + 1, Ordering::AcqRel);
         WriteGuard {
             stripes: std::slice::from_ref(stripe),
+            heard,
         }
+    }
+
+    /// Marks another instance's write to `key`, heard on the backplane, as begun here:
+    /// [`write`](Self::write), and a write of ours to the stripe under way now keeps its
+    /// value out of L1.
+    pub(crate) fn hear<K: Hash + ?Sized>(&self, key: &K) -> WriteGuard<'_> {
+        let stripe = &self.stripes[self.stripe_of(key)];
+        stripe.heard.fetch_add(1, Ordering::AcqRel);
+        self.write(key)
     }
 
     /// Marks a write to every key as begun (a clear). Each stripe moves under its lock,
@@ -144,6 +163,7 @@ impl Generations {
         }
         WriteGuard {
             stripes: &self.stripes,
+            heard: 0,
         }
     }
 }
@@ -151,6 +171,8 @@ impl Generations {
 /// A write in progress. Dropping it (even on a cancelled future) marks the write done.
 pub(crate) struct WriteGuard<'a> {
     stripes: &'a [Stripe],
+    /// The stripe's count of heard writes when this one began (one stripe only).
+    heard: u64,
 }
 
 impl WriteGuard<'_> {
@@ -163,6 +185,23 @@ impl WriteGuard<'_> {
             _ => None,
         };
         change()
+    }
+
+    /// Runs `store`, the write's own L1 copy, as [`in_l1`](Self::in_l1) does, unless
+    /// another instance's write to a key of the stripe was heard since this one began:
+    /// which of the two the shared tiers kept is unknown, and a copy kept here could
+    /// outlive the other's announcement for good. Returns whether it stored.
+    pub(crate) fn store_in_l1(&self, store: impl FnOnce()) -> bool {
+        self.in_l1(|| {
+            let heard = match self.stripes {
+                [stripe] => stripe.heard.load(Ordering::Acquire) != self.heard,
+                _ => false,
+            };
+            if !heard {
+                store();
+            }
+            !heard
+        })
     }
 }
 

@@ -134,7 +134,9 @@ pub enum TierWriteResult {
     /// would already be expired), and dropped any older copy.
     Declined,
     /// A tier below failed, so this one dropped its copy of the key rather than hold a
-    /// value the tiers below may not have.
+    /// value the tiers below may not have; or, for L1, another instance's write of the
+    /// key was announced while this one was under way, and which of the two the shared
+    /// tiers kept is unknown.
     Dropped,
     /// The tier failed; what it holds now is unknown.
     Failed(Error),

@@ -108,24 +108,28 @@ where
         let mut results = self.blank_outcome();
         match &change {
             Change::Store(entry) => {
-                let mut below_failed = false;
+                let (mut below_failed, mut stored_below) = (false, false);
                 for (depth, level) in self.levels.iter().enumerate().rev() {
                     let copy = (!below_failed && levels.contains(&depth))
                         .then(|| self.copy_to_keep(level, entry, now, op))
                         .flatten();
                     let stores = copy.is_some();
+                    let shared = stored_below;
+                    stored_below |= stores;
                     let result = match copy {
-                        Some(copy) => match self.store_at(level, key, copy, &guard, op).await {
-                            // The tier is up but refuses this value (too large, say): it
-                            // must not keep serving the one this write replaces.
-                            TierWriteResult::Failed(error)
-                                if error.kind() == ErrorKind::Rejected =>
-                            {
-                                self.remove_at(level, key, &guard, op).await;
+                        Some(copy) => {
+                            match self.store_at(level, key, copy, (&guard, shared), op).await {
+                                // The tier is up but refuses this value (too large, say): it
+                                // must not keep serving the one this write replaces.
                                 TierWriteResult::Failed(error)
+                                    if error.kind() == ErrorKind::Rejected =>
+                                {
+                                    self.remove_at(level, key, &guard, op).await;
+                                    TierWriteResult::Failed(error)
+                                }
+                                stored => stored,
                             }
-                            stored => stored,
-                        },
+                        }
                         None => {
                             let removed = self.remove_at(level, key, &guard, op).await;
                             match (removed, below_failed) {
@@ -262,18 +266,29 @@ where
         }
     }
 
+    /// Stores `copy` at `level` under the write's `guard`. A memory L1 over tiers this
+    /// write stored into (`below`) keeps no copy if another instance's write of the key
+    /// was heard meanwhile ([`Dropped`](TierWriteResult::Dropped)): the tiers below hold
+    /// one of the two values, and which is unknown.
     async fn store_at(
         &self,
         level: &Level<K, V>,
         key: &K,
         copy: Copy<V>,
-        guard: &WriteGuard<'_>,
+        (guard, below): (&WriteGuard<'_>, bool),
         op: &Op,
     ) -> TierWriteResult {
         let stopwatch = op.stopwatch();
         let stored = match level.memory() {
             Some(memory) => {
-                guard.in_l1(|| memory.store(key.clone(), copy.entry, copy.keep_for));
+                let store = || memory.store(key.clone(), copy.entry, copy.keep_for);
+                if below {
+                    if !guard.store_in_l1(store) {
+                        return TierWriteResult::Dropped;
+                    }
+                } else {
+                    guard.in_l1(store);
+                }
                 Ok(())
             }
             None => level.insert(key.clone(), copy).await,

@@ -60,6 +60,88 @@ async fn a_write_on_one_instance_drops_the_others_copy() {
     assert_eq!(a.stats().backplane_sent, 3);
 }
 
+/// A shared tier whose next insert, once armed, stores and then waits for a signal:
+/// the write has reached the shared tier and not yet L1.
+#[derive(Clone)]
+struct LandsThenWaits {
+    inner: MemoryTier<u64, String>,
+    hold: std::sync::Arc<std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>>,
+}
+
+impl CacheTier<u64, String> for LandsThenWaits {
+    async fn get(
+        &self,
+        key: &u64,
+    ) -> Result<Option<stratacache::CacheEntry<String>>, stratacache::Error> {
+        self.inner.get(key).await
+    }
+
+    async fn insert(
+        &self,
+        key: u64,
+        entry: stratacache::CacheEntry<String>,
+        keep_for: Option<Duration>,
+    ) -> Result<(), stratacache::Error> {
+        self.inner.insert(key, entry, keep_for).await?;
+        let hold = self.hold.lock().unwrap().take();
+        if let Some(hold) = hold {
+            let _ = hold.await;
+        }
+        Ok(())
+    }
+
+    async fn invalidate(&self, key: &u64) -> Result<(), stratacache::Error> {
+        self.inner.invalidate(key).await
+    }
+
+    async fn clear(&self) -> Result<(), stratacache::Error> {
+        self.inner.clear().await
+    }
+}
+
+#[tokio::test]
+async fn a_write_that_hears_another_instances_write_of_the_key_keeps_no_l1_copy() {
+    // a's write reaches the shared tier first, b's lands over it and is announced, and
+    // only then does a's write go on to its L1: the shared tier holds b's value, so a
+    // must not keep its own in L1, where no announcement would ever drop it.
+    let l2 = LandsThenWaits {
+        inner: MemoryTier::new(100),
+        hold: std::sync::Arc::default(),
+    };
+    let backplane = MockBackplane::new();
+    let [a, b] = replicas(&l2, &backplane);
+    tokio::task::yield_now().await;
+    let (release, hold) = tokio::sync::oneshot::channel();
+    *l2.hold.lock().unwrap() = Some(hold);
+    let writing = tokio::spawn({
+        let a = a.clone();
+        async move { a.insert(1, "a".into()).await.unwrap() }
+    });
+    until("a's value reached the shared tier", || {
+        l2.inner.lookup(&1).is_some()
+    })
+    .await;
+    b.insert(1, "b".into()).await.unwrap();
+    until("a heard b's write", || a.stats().backplane_received == 1).await;
+    release.send(()).unwrap();
+    let outcome = writing.await.unwrap();
+    assert!(
+        matches!(
+            outcome.tiers()[0].result(),
+            stratacache::TierWriteResult::Dropped
+        ),
+        "a's L1 keeps no copy: {outcome:?}"
+    );
+    let shared = l2.inner.lookup(&1).map(|entry| entry.value().clone());
+    assert_eq!(shared.as_deref(), Some("b"));
+    assert_eq!(
+        a.get(&1).await.unwrap().as_deref(),
+        Some("b"),
+        "a reads what is shared"
+    );
+    assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("b"));
+}
+
 #[tokio::test]
 async fn a_clear_on_one_instance_empties_the_others_l1() {
     let (l2, backplane) = (MemoryTier::new(100), MockBackplane::new());

@@ -234,7 +234,7 @@ where
                 recovery.settle(key);
             }
         }
-        let guard = self.generations.write(key);
+        let guard = self.generations.hear(key);
         if let Some(memory) = self.levels[0].memory() {
             guard.in_l1(|| memory.remove(key));
         }
