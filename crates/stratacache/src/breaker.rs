@@ -44,6 +44,17 @@ impl Breaker {
         self.circuit.state()
     }
 
+    /// Runs `call` through `breaker` when there is one, else as it is.
+    pub(crate) async fn guard_if_any<T>(
+        breaker: Option<&Self>,
+        call: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        match breaker {
+            Some(breaker) => breaker.guard(call).await,
+            None => call.await,
+        }
+    }
+
     /// Runs `call` if the circuit lets it (see [`Circuit::pass`]), and records how it
     /// ended; an opening or closing is reported.
     pub(crate) async fn guard<T>(

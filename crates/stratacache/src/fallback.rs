@@ -126,6 +126,9 @@ where
     /// cache's clock. Its reads are misses and its writes report
     /// [`ErrorKind::CircuitOpen`](crate::ErrorKind::CircuitOpen) at once, instead of each
     /// waiting out a timeout; then one call probes it, and a success closes the circuit.
+    /// The tag markers this tier keeps go through the same breaker: while it is open, a
+    /// tagged read judges by what the instance knew, and an invalidation's marker waits
+    /// to be written (both counted in [`CacheStats::tag_errors`](crate::CacheStats::tag_errors)).
     /// The state is in [`TierStats::circuit`](crate::TierStats::circuit); turned-away
     /// calls are counted in [`TierStats::short_circuits`](crate::TierStats::short_circuits).
     ///

@@ -58,7 +58,8 @@ pub(crate) struct Level<K, V> {
     pub(crate) promotion: PromotionPolicy<V>,
     pub(crate) counters: Arc<TierCounters>,
     /// Skips the tier after repeated failures, when set.
-    pub(crate) breaker: Option<Breaker>,
+    /// Shared with the tag markers when this tier keeps them.
+    pub(crate) breaker: Option<Arc<Breaker>>,
     /// Changes the tier could not take, waiting for it to answer again (remote tiers).
     pub(crate) recovery: Option<Recovery<K, V>>,
 }
@@ -95,10 +96,7 @@ where
 
     /// `call` through the tier's circuit breaker, if it has one.
     async fn guarded<T>(&self, call: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
-        let answer = match &self.breaker {
-            Some(breaker) => breaker.guard(call).await,
-            None => call.await,
-        };
+        let answer = Breaker::guard_if_any(self.breaker.as_deref(), call).await;
         if let Some(recovery) = &self.recovery
             && answer.as_ref().is_ok()
         {

@@ -135,12 +135,12 @@ where
         };
         let recovery = (recovery > 0 && depth > 0).then(|| Recovery::new(recovery));
         let breaker = self.breaker.map(|settings| {
-            Breaker::new(
+            Arc::new(Breaker::new(
                 settings,
                 clock.clone(),
                 Arc::clone(telemetry),
                 Arc::clone(&name),
-            )
+            ))
         });
         Ok(Level {
             index: depth,

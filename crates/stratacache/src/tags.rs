@@ -18,6 +18,7 @@ use std::hash::Hash;
 
 use stratacache_tier::{CacheEntry, Error, ErrorKind, MAX_CLOCK_SKEW, Tags};
 
+use crate::breaker::Breaker;
 use crate::erased::BoxFuture;
 use crate::inner::Inner;
 use crate::sharded::ShardedMap;
@@ -77,6 +78,10 @@ pub(crate) struct TagMarkers {
     resending: AtomicBool,
     /// The level whose store keeps the markers.
     level: Option<usize>,
+    /// That level's circuit breaker: while it skips the tier, markers are neither read
+    /// (what is known stands) nor written (they wait to be resent), so a tagged read or
+    /// an invalidation does not wait on a tier known to be down.
+    breaker: Option<Arc<Breaker>>,
     /// Moved by [`distrust`](Self::distrust): a read of the store that began before
     /// it confirms nothing.
     epoch: AtomicU64,
@@ -86,9 +91,11 @@ pub(crate) struct TagMarkers {
 const KNOWN_PER_SHARD: usize = 2_048;
 
 impl TagMarkers {
-    /// Markers kept in `store`, the store of level `level`.
+    /// Markers kept in `store`, the store of level `level`, called through `breaker`
+    /// (that level's).
     pub(crate) fn new(
         store: Option<(usize, Arc<dyn MarkerStore>)>,
+        breaker: Option<Arc<Breaker>>,
         trust_for: Duration,
         marker_ttl: Option<Duration>,
     ) -> Self {
@@ -102,6 +109,7 @@ impl TagMarkers {
             waiting: AtomicBool::new(false),
             resending: AtomicBool::new(false),
             level,
+            breaker,
             epoch: AtomicU64::new(0),
         }
     }
@@ -172,7 +180,8 @@ impl TagMarkers {
     ) -> Result<(), Error> {
         self.resend(store).await;
         let epoch = self.epoch.load(Ordering::Acquire);
-        let answer = match store.get_many(&asked).await {
+        let read = Breaker::guard_if_any(self.breaker.as_deref(), store.get_many(&asked));
+        let answer = match read.await {
             Ok(markers) if markers.len() == asked.len() => Ok(markers),
             Ok(markers) => Err(Error::new(
                 ErrorKind::Other,
@@ -229,7 +238,7 @@ impl TagMarkers {
             return Ok(());
         };
         self.resend(store.as_ref()).await;
-        let written = store.set(tag, at, self.marker_ttl).await;
+        let written = self.send(store.as_ref(), tag, at).await;
         if written.is_err() {
             self.keep(tag, at);
         }
@@ -248,6 +257,12 @@ impl TagMarkers {
             self.epoch.fetch_add(1, Ordering::AcqRel);
             self.known.for_each(|_, known| known.checked = None);
         }
+    }
+
+    /// Writes `tag`'s marker `at` to `store`, through the breaker.
+    async fn send(&self, store: &dyn MarkerStore, tag: &str, at: SystemTime) -> Result<(), Error> {
+        let set = store.set(tag, at, self.marker_ttl);
+        Breaker::guard_if_any(self.breaker.as_deref(), set).await
     }
 
     fn keep(&self, tag: &str, at: SystemTime) {
@@ -269,7 +284,7 @@ impl TagMarkers {
         for (tag, at) in waiting.by_ref() {
             let known = self.known.shard(&*tag).get(&tag).and_then(|known| known.at);
             let at = known.map_or(at, |known| known.max(at));
-            if store.set(&tag, at, self.marker_ttl).await.is_err() {
+            if self.send(store, &tag, at).await.is_err() {
                 self.keep(&tag, at);
                 break;
             }

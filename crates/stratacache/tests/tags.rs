@@ -4,12 +4,14 @@
 //! clock, mock backplane) and over a real Redis.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use stratacache::mock::MockBackplane;
+use bytes::Bytes;
+use stratacache::mock::{MemoryStore, MockBackplane};
 use stratacache::{
-    BoxError, Cache, ErrorKind, Fallback, FrozenClock, Loaded, Loader, MemoryTier, Remote, Tags,
+    BoxError, ByteStore, Cache, Error, ErrorKind, Fallback, FrozenClock, Loaded, Loader,
+    MemoryTier, Remote, Tags,
 };
 use stratacache_redis::{RedisBackplane, RedisConfig, RedisStore};
 use stratacache_testkit::RedisServer;
@@ -397,4 +399,94 @@ async fn a_loaded_entrys_age_counts_from_when_its_load_began() {
     );
     clock.advance(5 * SEC);
     assert!(cache.get_entry(&1).await.unwrap().is_none());
+}
+
+/// A byte store that can be taken down (every call then fails as unreachable), counting
+/// the calls that reach it.
+#[derive(Clone, Default)]
+struct Switched {
+    bytes: MemoryStore,
+    down: Arc<AtomicBool>,
+    calls: Arc<AtomicUsize>,
+}
+
+impl Switched {
+    fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    fn reach(&self) -> Result<(), Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            return Err(Error::new(ErrorKind::Unavailable, "down"));
+        }
+        Ok(())
+    }
+}
+
+impl ByteStore for Switched {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, Error> {
+        self.reach()?;
+        self.bytes.get(key).await
+    }
+
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), Error> {
+        self.reach()?;
+        self.bytes.set(key, value, ttl).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), Error> {
+        self.reach()?;
+        self.bytes.delete(key).await
+    }
+
+    async fn clear(&self) -> Result<(), Error> {
+        self.reach()?;
+        self.bytes.clear().await
+    }
+}
+
+#[tokio::test]
+async fn while_the_markers_tier_is_skipped_tagged_reads_and_invalidations_do_not_call_it() {
+    let (clock, loads, store) = (FrozenClock::new(), Arc::default(), Switched::default());
+    let cache: Cache<u64, String> = Cache::builder()
+        .clock(clock.clone())
+        .fallback(Fallback::remote(Remote::new(store.clone())).circuit_breaker(2, 10 * SEC))
+        .loader(orders(&loads))
+        .tag_marker_refresh(SEC)
+        .build()
+        .unwrap();
+    cache.get(&1).await.unwrap(); // loaded, tagged "customer:1", kept in L1
+    store.set_down(true);
+    // Reads of the tier fail until its circuit opens.
+    for id in [10, 12, 14] {
+        cache.get(&id).await.unwrap();
+    }
+    let reached = store.calls();
+    clock.advance(SEC); // what this instance knows of "customer:1" is now out of date
+
+    assert_eq!(
+        cache.get(&1).await.unwrap().as_deref(),
+        Some("order 1, v1"),
+        "served from L1 on what was known: the marker could not be read"
+    );
+    let refused = cache.invalidate_tag("customer:0").await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::CircuitOpen, "{refused}");
+    assert_eq!(
+        store.calls(),
+        reached,
+        "neither the marker's read nor its write reached a tier whose circuit is open"
+    );
+    assert!(cache.stats().tag_errors >= 2, "both were counted");
+
+    // Once the tier answers again, the marker that waited is written.
+    store.set_down(false);
+    clock.advance(10 * SEC);
+    cache.get(&20).await.unwrap();
+    let written = || store.bytes.keys().iter().any(|key| key.contains("!t"));
+    stratacache_testkit::until("the marker is in the store", MS, 10 * SEC, written).await;
 }

@@ -161,12 +161,19 @@ where
         if let (Some(link), Some(every)) = (&mut backplane, self.backplane_heartbeat) {
             link.heartbeat = every;
         }
-        let tags = TagMarkers::new(marker_store, trust_markers_for, self.tag_marker_ttl);
-        let levels = std::iter::once(self.l1)
+        let levels: Box<[_]> = std::iter::once(self.l1)
             .chain(self.fallbacks)
             .enumerate()
             .map(|(depth, spec)| spec.build(depth, &clock, &telemetry, track_evictions))
-            .collect::<Result<Box<[_]>, _>>()?;
+            .collect::<Result<_, _>>()?;
+        // Called through the breaker of the tier that keeps them.
+        let breaker = (marker_store.as_ref()).and_then(|(level, _)| levels[*level].breaker.clone());
+        let tags = TagMarkers::new(
+            marker_store,
+            breaker,
+            trust_markers_for,
+            self.tag_marker_ttl,
+        );
         let refresher = match self.time_to_refresh {
             Some(config) => {
                 let config = check_refresh(config, &levels, self.loader.is_some())?;

@@ -109,7 +109,7 @@ where
             .levels
             .iter()
             .map(|level| {
-                let circuit = level.breaker.as_ref().map(crate::breaker::Breaker::state);
+                let circuit = level.breaker.as_deref().map(crate::breaker::Breaker::state);
                 TierStats::read(&level.name, &level.counters, level.len(), circuit)
             })
             .collect();
