@@ -256,7 +256,7 @@ where
         let stopwatch = op.stopwatch();
         let (applied, outcome) = match change {
             Pending::Store(entry) => {
-                let Some(copy) = self.copy_to_keep(level, &entry, self.clock.now(), &op) else {
+                let Some(copy) = self.copy_to_keep(level, &entry, || self.clock.now(), &op) else {
                     return Replayed::Dropped;
                 };
                 (level.insert(key.clone(), copy).await, TierOutcome::Inserted)

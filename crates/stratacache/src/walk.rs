@@ -174,7 +174,9 @@ where
             let stopwatch = op.stopwatch();
             let answer = level.get(key).await;
             let now = self.clock.now();
-            if let Ok(Some(entry)) = &answer {
+            if let Ok(Some(entry)) = &answer
+                && !entry.tags().is_empty()
+            {
                 self.learn_tags([entry.tags()], now).await;
             }
             self.judge(level, key, answer, now, op, stopwatch)

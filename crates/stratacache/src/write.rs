@@ -111,7 +111,7 @@ where
                 let (mut below_failed, mut stored_below) = (false, false);
                 for (depth, level) in self.levels.iter().enumerate().rev() {
                     let copy = (!below_failed && levels.contains(&depth))
-                        .then(|| self.copy_to_keep(level, entry, now, op))
+                        .then(|| self.copy_to_keep(level, entry, || now, op))
                         .flatten();
                     let stores = copy.is_some();
                     let shared = stored_below;
@@ -415,7 +415,7 @@ where
                 self.publish_in_memory(level, memory, key, entry, ticket, stored, op);
                 continue;
             }
-            let Some(copy) = self.copy_to_keep(level, entry, self.clock.now(), op) else {
+            let Some(copy) = self.copy_to_keep(level, entry, || self.clock.now(), op) else {
                 continue;
             };
             // Under the key's lock no write of this key can begin; a write of another key
@@ -453,7 +453,7 @@ where
         stored: TierOutcome,
         op: &Op,
     ) {
-        let Some(copy) = self.copy_to_keep(level, entry, self.clock.now(), op) else {
+        let Some(copy) = self.copy_to_keep(level, entry, || self.clock.now(), op) else {
             return;
         };
         let stopwatch = op.stopwatch();
@@ -484,20 +484,21 @@ where
         }
     }
 
-    /// The copy `level` keeps of `entry` at `now`: none when its insert policy declines
-    /// the value (reported) or the copy would already be expired.
+    /// The copy `level` keeps of `entry` at `now` (read only if the insert policy takes
+    /// the value): none when the policy declines it (reported) or the copy would already
+    /// be expired.
     pub(crate) fn copy_to_keep(
         &self,
         level: &Level<K, V>,
         entry: &CacheEntry<V>,
-        now: std::time::SystemTime,
+        now: impl FnOnce() -> std::time::SystemTime,
         op: &Op,
     ) -> Option<Copy<V>> {
         if !level.insert_policy.allows(entry) {
             self.report(op, level, TierOutcome::InsertRejected, None);
             return None;
         }
-        let copy = self.jittered(level.copy_for(entry, now)?);
+        let copy = self.jittered(level.copy_for(entry, now())?);
         // With fail-safe, a copy outlives its TTL by the stale age, to be served if the
         // source fails.
         Some(match (self.stale_age(), copy.keep_for) {

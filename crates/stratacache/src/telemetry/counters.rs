@@ -16,31 +16,37 @@ use thread_local::ThreadLocal;
 /// `thread_local` released the thread's slot to a new thread may race with that thread
 /// and be lost. Without the remembered slot, such a count panicked.)
 pub(crate) struct Counters<const N: usize> {
-    /// Never cleared: a thread's [`LAST`] may point into it (a reset would need a new
-    /// `id` too).
+    /// Never cleared: a thread's [`REMEMBERED`] may point into it (a reset would need a
+    /// new `id` too).
     per_thread: ThreadLocal<CachePadded<[AtomicU64; N]>>,
-    /// Never shared by two sets of counters, so that a thread's [`LAST`] names one.
+    /// Never shared by two sets of counters, so that a thread's [`REMEMBERED`] names one.
     id: u64,
 }
 
 /// The ids of sets of counters.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// How many sets of counters a thread remembers its cells in: one per slot, the slot its
+/// id names. A cache's own counters and its tiers' are made one after another, so a
+/// miss that counts in three of them finds each remembered.
+const SLOTS: usize = 4;
+
 thread_local! {
-    /// The set of counters this thread counted in last, and its cells there: a count in
-    /// the same set (a run of hits on one cache) skips the lookup of the thread's cells.
-    static LAST: Cell<(u64, *const AtomicU64)> = const { Cell::new((0, std::ptr::null())) };
+    /// Sets of counters this thread counted in, and its cells there, each in the slot its
+    /// id names: a count in a remembered set skips the lookup of the thread's cells.
+    static REMEMBERED: [Cell<(u64, *const AtomicU64)>; SLOTS] =
+        const { [const { Cell::new((0, std::ptr::null())) }; SLOTS] };
 }
 
 impl<const N: usize> Counters<N> {
     /// Adds one to counter `index`.
     #[inline]
     pub(crate) fn bump(&self, index: usize) {
-        let cell = match LAST.try_with(Cell::get) {
+        let cell = match REMEMBERED.try_with(|slots| slots[self.slot()].get()) {
             Ok((id, cells)) if id == self.id => {
                 #[expect(unsafe_code, reason = "a count's hot path: see SAFETY")]
                 // SAFETY: `cells` points at this thread's `N` cells in `self.per_thread`:
-                // ids are never reused, so `LAST` naming `self.id` was set by `cells()`
+                // ids are never reused, so a slot naming `self.id` was set by `cells()`
                 // below for these counters, which are alive (`self` is borrowed).
                 // `ThreadLocal` never moves a thread's value, and frees it only when
                 // cleared or dropped, which needs `&mut self` (nothing here clears it).
@@ -59,14 +65,21 @@ impl<const N: usize> Counters<N> {
         );
     }
 
-    /// The calling thread's cells, remembered as the last it counted in.
+    /// The slot of [`REMEMBERED`] these counters are remembered in.
+    #[inline]
+    fn slot(&self) -> usize {
+        // Lossless: the remainder is below `SLOTS`.
+        (self.id % SLOTS as u64) as usize
+    }
+
+    /// The calling thread's cells, remembered in their slot.
     #[inline(never)]
     fn cells(&self) -> &[AtomicU64; N] {
         let cells = match self.per_thread.get() {
             Some(cells) => cells,
             None => self.first_cells(),
         };
-        let _ = LAST.try_with(|last| last.set((self.id, cells.as_ptr())));
+        let _ = REMEMBERED.try_with(|slots| slots[self.slot()].set((self.id, cells.as_ptr())));
         cells
     }
 
@@ -126,23 +139,29 @@ mod tests {
 
     #[test]
     fn counts_alternating_between_sets_land_in_their_own_set() {
-        // Each switch of set on a thread misses the remembered cells; none goes astray.
-        let (first, second) = (Counters::<2>::default(), Counters::<2>::default());
+        // More sets than slots: some share a slot and evict each other's cells, the others
+        // stay remembered; no count goes astray either way.
+        let sets: Vec<Counters<2>> = (0..SLOTS + 2).map(|_| Counters::default()).collect();
         for round in 0..1_000 {
-            first.bump(0);
-            second.bump(1);
-            if round % 3 == 0 {
-                second.bump(1);
+            for (n, set) in sets.iter().enumerate() {
+                set.bump(n % 2);
+                if round % 3 == 0 && n == 1 {
+                    set.bump(1);
+                }
             }
         }
-        first.bump(0);
-        assert_eq!(first.read(), [1_001, 0]);
-        assert_eq!(second.read(), [0, 1_334]);
+        sets[0].bump(0);
+        assert_eq!(sets[0].read(), [1_001, 0]);
+        assert_eq!(sets[1].read(), [0, 1_334]);
+        for (n, set) in sets.iter().enumerate().skip(2) {
+            let expected = if n % 2 == 0 { [1_000, 0] } else { [0, 1_000] };
+            assert_eq!(set.read(), expected, "set {n}");
+        }
         // A set made after another is dropped (perhaps at the same address) starts at
         // zero, though this thread last counted in the dropped one.
-        drop(first);
-        let third = Counters::<2>::default();
-        third.bump(0);
-        assert_eq!(third.read(), [1, 0]);
+        drop(sets);
+        let fresh = Counters::<2>::default();
+        fresh.bump(0);
+        assert_eq!(fresh.read(), [1, 0]);
     }
 }
