@@ -12,6 +12,28 @@ use crate::key::FullKey;
 /// How many keys one `SCAN` step asks for while clearing.
 const SCAN_BATCH: usize = 500;
 
+/// [`ByteStore::set_if_greater`] in one step on the server: sets `KEYS[1]` to `ARGV[1]`
+/// (expiring after `ARGV[2]` ms, or never when that is empty) unless the bytes there
+/// sort at or after it. Compared byte by byte: Lua's string comparison follows the
+/// server's collation, which need not be the bytes' order.
+const SET_IF_GREATER: &str = r"
+local function sorts_before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+local current = redis.call('GET', KEYS[1])
+if current and not sorts_before(current, ARGV[1]) then return 0 end
+if ARGV[2] == '' then
+  redis.call('SET', KEYS[1], ARGV[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 1
+";
+
 /// A Redis [`ByteStore`]: see the [crate docs](crate).
 #[derive(Clone)]
 pub struct RedisStore {
@@ -132,11 +154,15 @@ impl RedisStore {
 
 fn set_command(command: &mut redis::Cmd, key: FullKey<'_>, value: &Bytes, ttl: Option<Duration>) {
     command.arg(key).arg(value.as_ref());
-    if let Some(ttl) = ttl {
-        // Redis rejects PX 0; a TTL under a millisecond is rounded up to one.
-        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+    if let Some(millis) = ttl.map(px) {
         command.arg("PX").arg(millis);
     }
+}
+
+/// `ttl` in the milliseconds of `PX`: Redis rejects `PX 0`, so a TTL under a millisecond
+/// is rounded up to one.
+fn px(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 impl ByteStore for RedisStore {
@@ -226,6 +252,28 @@ impl ByteStore for RedisStore {
             .into_iter()
             .map(|value| value.map(Bytes::from))
             .collect())
+    }
+
+    async fn set_if_greater(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<(), Error> {
+        let mut command = redis::cmd("EVAL");
+        command
+            .arg(SET_IF_GREATER)
+            .arg(1)
+            .arg(self.key(key))
+            .arg(value.as_ref());
+        match ttl {
+            Some(ttl) => command.arg(px(ttl)),
+            None => command.arg(""),
+        };
+        self.connection
+            .query::<i64>(&command, self.limit())
+            .await
+            .map(drop)
     }
 
     /// Stores many values, in one pipelined round trip (concurrent commands in a

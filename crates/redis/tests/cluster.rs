@@ -57,6 +57,15 @@ async fn keys_spread_over_the_masters_and_clear_reaches_them_all() {
     assert_eq!(other.get("keep").await.unwrap().as_deref(), Some(&b"1"[..]));
     let values = redis.get_many(&["AQ", "Ag"]).await.unwrap();
     assert_eq!(values, vec![None, None]);
+
+    // The compare-and-set script runs on the master of its key's slot, for any key.
+    for key in ["a", "b", "c", "d", "e", "f"] {
+        for value in [&b"\x02"[..], b"\x01", b"\x03"] {
+            let value = Bytes::copy_from_slice(value);
+            redis.set_if_greater(key, value, None).await.unwrap();
+        }
+        assert_eq!(redis.get(key).await.unwrap().as_deref(), Some(&b"\x03"[..]));
+    }
 }
 
 /// Waits (bounded) until `done` holds.

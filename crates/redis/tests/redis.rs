@@ -571,3 +571,54 @@ async fn a_read_only_server_is_unavailable_not_a_hard_error() {
         .unwrap();
     tier.set("k", Bytes::from_static(b"w"), None).await.unwrap();
 }
+
+#[tokio::test]
+async fn set_if_greater_keeps_the_greater_bytes_in_one_step_on_the_server() {
+    let server = RedisServer::start().unwrap();
+    let redis = tier(&server, "register");
+    let set = |bytes: &'static [u8], ttl| redis.set_if_greater("r", Bytes::from_static(bytes), ttl);
+    set(b"\x01\x00", Some(60 * SEC)).await.unwrap();
+    // Byte order, not the server's collation: 0x00 sorts first, 0xff last.
+    set(b"\x00\xff", None).await.unwrap();
+    assert_eq!(
+        redis.get("r").await.unwrap().as_deref(),
+        Some(&b"\x01\x00"[..])
+    );
+    set(b"\x01\x00", None).await.unwrap(); // equal: kept as it is, with its TTL
+    let ttl = redis
+        .server_ttl("r")
+        .await
+        .unwrap()
+        .expect("the first TTL stands");
+    assert!(ttl > 59 * SEC, "{ttl:?}");
+    set(b"\x01\x00\x00", None).await.unwrap(); // a longer value with the same start
+    assert_eq!(
+        redis.get("r").await.unwrap().as_deref(),
+        Some(&b"\x01\x00\x00"[..])
+    );
+    assert_eq!(
+        redis.server_ttl("r").await.unwrap(),
+        None,
+        "no TTL asked, none set"
+    );
+    set(b"\xff", Some(SEC)).await.unwrap();
+    let ttl = redis.server_ttl("r").await.unwrap().expect("a TTL");
+    assert!(ttl <= SEC && ttl > SEC / 2, "{ttl:?}");
+
+    // Many writers racing: the greatest value stands, whatever the order they land in.
+    redis.delete("race").await.unwrap();
+    let writes = (0..64_u16).map(|n| {
+        let redis = redis.clone();
+        tokio::spawn(async move {
+            let value = Bytes::copy_from_slice(&((n * 37) % 64).to_be_bytes());
+            redis.set_if_greater("race", value, None).await
+        })
+    });
+    for write in futures::future::join_all(writes).await {
+        write.unwrap().unwrap();
+    }
+    assert_eq!(
+        redis.get("race").await.unwrap().as_deref(),
+        Some(&63_u16.to_be_bytes()[..])
+    );
+}

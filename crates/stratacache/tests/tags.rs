@@ -490,3 +490,28 @@ async fn while_the_markers_tier_is_skipped_tagged_reads_and_invalidations_do_not
     let written = || store.bytes.keys().iter().any(|key| key.contains("!t"));
     stratacache_testkit::until("the marker is in the store", MS, 10 * SEC, written).await;
 }
+
+#[tokio::test]
+async fn two_invalidations_racing_leave_the_later_marker_in_redis_whichever_lands_last() {
+    let server = RedisServer::start().unwrap();
+    let loads = Arc::new(AtomicUsize::new(0));
+    let start = FrozenClock::new().now();
+    let at = |offset: Duration| FrozenClock::at(start + offset);
+    // An entry produced at +5 s is in Redis.
+    let writer = redis_cache(&server, &at(5 * SEC), &loads);
+    writer.get(&1).await.unwrap();
+    // Two instances invalidate its tag: the one whose time is later (+10 s) writes
+    // first, the one at +0 s (its clock behind, or its write delayed) writes last.
+    let ahead = redis_cache(&server, &at(10 * SEC), &loads);
+    ahead.invalidate_tag("customer:1").await.unwrap();
+    let behind = redis_cache(&server, &at(Duration::ZERO), &loads);
+    behind.invalidate_tag("customer:1").await.unwrap();
+
+    // An instance that heard neither (no backplane) reads the marker from Redis: the
+    // later one, which invalidates the entry of +5 s.
+    let late = redis_cache(&server, &at(11 * SEC), &loads);
+    assert!(
+        late.get_entry(&1).await.unwrap().is_none(),
+        "the entry produced before the later invalidation is invalid"
+    );
+}

@@ -127,6 +127,46 @@ pub trait ByteStore: Send + Sync + 'static {
         }
     }
 
+    /// Stores `value` under `key` (expiring after `ttl`) unless the bytes already there
+    /// sort at or after it, compared byte by byte: a register that only moves forward,
+    /// for values whose byte order is their order (a big-endian time, say). Two writers
+    /// racing leave the greater value, whichever lands last.
+    ///
+    /// The default reads, then writes: a write by someone else between the two may be
+    /// overwritten. A store that can compare and set in one step (a Redis script,
+    /// memcached's compare-and-swap) overrides it.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use stratacache_tier::ByteStore;
+    /// use stratacache_tier::mock::MemoryStore;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let store = MemoryStore::new();
+    /// store.set_if_greater("t", Bytes::from_static(b"\x00\x05"), None).await?;
+    /// store.set_if_greater("t", Bytes::from_static(b"\x00\x03"), None).await?; // older: kept out
+    /// assert_eq!(store.raw("t"), Some(Bytes::from_static(b"\x00\x05")));
+    /// # Ok::<(), stratacache_tier::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`set`](Self::set).
+    fn set_if_greater(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        async move {
+            match self.get(key).await? {
+                Some(current) if current >= value => Ok(()),
+                _ => self.set(key, value, ttl).await,
+            }
+        }
+    }
+
     /// The largest value the store accepts, when it has a limit; values over it are
     /// rejected before they are sent.
     fn max_value_size(&self) -> Option<usize> {
@@ -168,6 +208,26 @@ mod tests {
             self.0.lock().unwrap().clear();
             Ok(())
         }
+    }
+
+    #[test]
+    fn the_default_register_keeps_the_greater_value_byte_by_byte() {
+        let store = Map::default();
+        futures::executor::block_on(async {
+            let set =
+                |bytes: &'static [u8]| store.set_if_greater("k", Bytes::from_static(bytes), None);
+            set(b"\x01\x00").await.unwrap();
+            set(b"\x00\xff").await.unwrap(); // sorts first though its last byte is larger
+            assert_eq!(
+                store.get("k").await.unwrap(),
+                Some(Bytes::from_static(b"\x01\x00"))
+            );
+            set(b"\x01\x00\x00").await.unwrap(); // a longer value with the same start is greater
+            assert_eq!(
+                store.get("k").await.unwrap(),
+                Some(Bytes::from_static(b"\x01\x00\x00"))
+            );
+        });
     }
 
     #[test]

@@ -10,10 +10,17 @@ use super::transforms::Transforms;
 use crate::erased::BoxFuture;
 use crate::tags::{MarkerStore, millis};
 
-const MAGIC: &[u8; 3] = b"SCt";
+/// A marker as written now: its bytes sort as its time does.
+const MAGIC: &[u8; 3] = b"SCu";
+/// A marker as written before 0.2 (time little-endian), still read. It sorts before
+/// every marker written now, so one of those replaces it whatever its time.
+const LEGACY_MAGIC: &[u8; 3] = b"SCt";
 
-/// The markers of a [`Remote`](crate::Remote) tier, in its store: `b"SCt"` then the
-/// marker's time in ms since the Unix epoch (u64 LE).
+/// The markers of a [`Remote`](crate::Remote) tier, in its store: `b"SCu"` then the
+/// marker's time in ms since the Unix epoch (u64 big-endian), so that the bytes sort as
+/// the times do. A marker is written with [`ByteStore::set_if_greater`]: when two
+/// instances invalidate one tag at once, the later time stands, whichever write lands
+/// last.
 pub(crate) struct StoreMarkers<S> {
     pub(crate) store: Arc<S>,
     /// How marker keys are made (hashed, when the tier hashes keys).
@@ -47,18 +54,19 @@ impl<S: ByteStore> MarkerStore for StoreMarkers<S> {
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let key = self.transforms.marker_key(tag);
-            self.store.set(&key, self.encode(&key, at), ttl).await
+            let marker = self.encode(&key, at);
+            self.store.set_if_greater(&key, marker, ttl).await
         })
     }
 }
 
 impl<S> StoreMarkers<S> {
-    /// The stored marker: `SCt`, the time in ms (u64 LE), and, in an encrypting tier, a
-    /// tag binding both to the marker's key (so that nobody without the key can plant a
-    /// marker that blocks a tag, or move one).
+    /// The stored marker: `SCu`, the time in ms (u64 big-endian), and, in an encrypting
+    /// tier, a tag binding both to the marker's key (so that nobody without the key can
+    /// plant a marker that blocks a tag, or move one).
     fn encode(&self, key: &str, at: SystemTime) -> Bytes {
         let mut bytes = MAGIC.to_vec();
-        bytes.extend_from_slice(&millis(at).to_le_bytes());
+        bytes.extend_from_slice(&millis(at).to_be_bytes());
         if let Some(tag) = self.transforms.authenticate(key, &bytes) {
             bytes.extend_from_slice(&tag);
         }
@@ -72,8 +80,11 @@ impl<S> StoreMarkers<S> {
         if !self.transforms.verify(key, marker, tag) {
             return None;
         }
-        let millis = marker.strip_prefix(MAGIC)?;
-        let millis = u64::from_le_bytes(millis.try_into().ok()?);
+        let millis = match marker.split_at(MAGIC.len()) {
+            (magic, millis) if magic == MAGIC => u64::from_be_bytes(millis.try_into().ok()?),
+            (magic, millis) if magic == LEGACY_MAGIC => u64::from_le_bytes(millis.try_into().ok()?),
+            _ => return None,
+        };
         SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(millis))
     }
 }
@@ -99,6 +110,37 @@ mod tests {
             markers.decode("k", &longer),
             None,
             "a plain tier takes no tag"
+        );
+    }
+
+    #[test]
+    fn markers_sort_as_their_times_and_after_legacy_ones_which_still_read() {
+        let markers = StoreMarkers {
+            store: Arc::new(()),
+            transforms: Transforms::default(),
+        };
+        let at = |ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
+        let times = [
+            0,
+            255,
+            256,
+            1_700_000_000_123,
+            1_700_000_000_124,
+            u64::MAX >> 1,
+        ];
+        for pair in times.windows(2) {
+            let (earlier, later) = (
+                markers.encode("k", at(pair[0])),
+                markers.encode("k", at(pair[1])),
+            );
+            assert!(earlier < later, "{pair:?}");
+        }
+        let mut legacy = LEGACY_MAGIC.to_vec();
+        legacy.extend_from_slice(&1_700_000_000_123_u64.to_le_bytes());
+        assert_eq!(markers.decode("k", &legacy), Some(at(1_700_000_000_123)));
+        assert!(
+            legacy[..] < markers.encode("k", at(0))[..],
+            "replaced by any new marker"
         );
     }
 

@@ -95,6 +95,20 @@ impl ByteStore for MemoryStore {
         Ok(())
     }
 
+    async fn set_if_greater(
+        &self,
+        key: &str,
+        value: Bytes,
+        _ttl: Option<Duration>,
+    ) -> Result<(), Error> {
+        // Compared and set under the map's lock: one step, as a real store's script.
+        let mut map = self.map();
+        if map.get(key).is_none_or(|current| *current < value) {
+            map.insert(key.to_owned(), value);
+        }
+        Ok(())
+    }
+
     async fn delete(&self, key: &str) -> Result<(), Error> {
         self.deletes.fetch_add(1, Ordering::Relaxed);
         self.map().remove(key);
