@@ -144,6 +144,26 @@ impl Generations {
         }
     }
 
+    /// Marks a write of what was read under `ticket` as begun, as [`write`](Self::write)
+    /// does, only if the ticket is still current: `None` (and nothing marked) if a write
+    /// to the stripe was in progress when it was taken, or has begun since. One step, so
+    /// that no write can begin between the check and the mark.
+    pub(crate) fn write_if_current(&self, ticket: Ticket) -> Option<WriteGuard<'_>> {
+        if ticket.writer_was_busy() {
+            return None;
+        }
+        let stripe = &self.stripes[ticket.stripe];
+        let heard = stripe.heard.load(Ordering::Acquire);
+        let begun = ticket.seen.wrapping_add(VERSION + 1);
+        (stripe.word)
+            .compare_exchange(ticket.seen, begun, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
+        Some(WriteGuard {
+            stripes: std::slice::from_ref(stripe),
+            heard,
+        })
+    }
+
     /// Marks another instance's write to `key`, heard on the backplane, as begun here:
     /// [`write`](Self::write), and a write of ours to the stripe under way now keeps its
     /// value out of L1.
@@ -328,6 +348,26 @@ mod tests {
         assert!(!generations.is_current(during));
         assert!(!generations.publish(during, || panic!("must not store")));
         assert!(generations.is_current(generations.ticket("k")));
+    }
+
+    #[test]
+    fn a_write_of_what_a_ticket_read_begins_only_while_the_ticket_is_current() {
+        let generations = Generations::new();
+        let ticket = generations.ticket("k");
+        let guard = generations.write_if_current(ticket).expect("current");
+        assert!(!generations.is_current(ticket), "it is a write like any other");
+        assert!(generations.write_if_current(ticket).is_none(), "not twice");
+        drop(guard);
+        assert!(generations.write_if_current(ticket).is_none(), "nor after it");
+
+        let before = generations.ticket("k");
+        drop(generations.write("k"));
+        assert!(generations.write_if_current(before).is_none(), "a write came first");
+        let during = {
+            let _writing = generations.write("k");
+            generations.ticket("k")
+        };
+        assert!(generations.write_if_current(during).is_none(), "taken mid-write");
     }
 
     #[test]

@@ -96,6 +96,44 @@ where
     ) -> Result<WriteOutcome, Error> {
         let held = self.hold(key).await;
         let guard = self.generations.write(key);
+        self.apply(key, change, levels, op, (held, guard)).await
+    }
+
+    /// [`write`](Self::write)s a change made from what was read under `ticket` (a
+    /// refresh's load): `None`, and nothing changed, if a write to the key's stripe began
+    /// since. Checked as the write begins, under the key's lock: a write that was waiting
+    /// for the lock when the load ended goes first, and stands.
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Self::write).
+    pub(crate) async fn write_if_current(
+        &self,
+        key: &K,
+        change: Change<V>,
+        levels: Range<usize>,
+        op: &Op,
+        ticket: Ticket,
+    ) -> Result<Option<WriteOutcome>, Error> {
+        let held = self.hold(key).await;
+        let Some(guard) = self.generations.write_if_current(ticket) else {
+            return Ok(None);
+        };
+        self.apply(key, change, levels, op, (held, guard))
+            .await
+            .map(Some)
+    }
+
+    /// Applies `change` once its write has begun (`guard`), under the key's lock if the
+    /// cache has key locks (`held`).
+    async fn apply(
+        &self,
+        key: &K,
+        change: Change<V>,
+        levels: Range<usize>,
+        op: &Op,
+        (held, guard): (Option<KeyGuard<'_, K>>, WriteGuard<'_>),
+    ) -> Result<WriteOutcome, Error> {
         // A write dropped half-way (its caller timed out, say) may have reached a remote
         // tier and not L1: L1 then drops the key rather than keep what that tier replaced.
         let mut unfinished = Unfinished {

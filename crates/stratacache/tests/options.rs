@@ -224,3 +224,46 @@ async fn the_call_ttl_caps_loads_and_inserts() {
         "others keep the cache's TTL"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_overtaken_by_a_write_while_it_waited_for_the_key_writes_nothing() {
+    let s = setup();
+    s.l2.delay(TierOp::Insert, Duration::from_millis(100));
+    let settle = || tokio::time::sleep(Duration::from_millis(1));
+    // A `get` whose load is published into L2 slowly, under the key's lock.
+    let cache = s.cache.clone();
+    let publisher = tokio::spawn(async move { cache.get(&1).await });
+    settle().await;
+    // A refresh whose load ends only when told.
+    let go = Arc::new(tokio::sync::Notify::new());
+    let (cache, told) = (s.cache.clone(), Arc::clone(&go));
+    let refresh = tokio::spawn(async move {
+        let refresh = cache.with(strategy(Strategy::Refresh));
+        let load = || async move {
+            told.notified().await;
+            "read before the write".to_string()
+        };
+        refresh.get_or_insert(&1, load).await
+    });
+    settle().await;
+    // A write, waiting for the key's lock; then the refresh's load ends, and the refresh
+    // waits for the lock behind it.
+    let cache = s.cache.clone();
+    let writer = tokio::spawn(async move { cache.insert(1, "written".into()).await });
+    settle().await;
+    go.notify_one();
+    publisher.await.unwrap().unwrap();
+    writer.await.unwrap().unwrap();
+    let refreshed = refresh.await.unwrap().unwrap();
+    assert_eq!(
+        refreshed.as_deref(),
+        Some("read before the write"),
+        "the caller gets what it loaded"
+    );
+    assert_eq!(
+        in_l2(&s, 1).as_deref(),
+        Some("written"),
+        "the write stands in L2"
+    );
+    assert_eq!(s.cache.get(&1).await.unwrap().as_deref(), Some("written"));
+}

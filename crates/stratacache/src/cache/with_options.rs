@@ -361,11 +361,10 @@ where
                     }
                     None => (Change::Remove, Fetched::LoadedNothing),
                 };
-                if !inner.generations.is_current(ticket) {
-                    // A newer write stands; the caller still gets what it loaded.
-                    return self.cache.finish(&op, Ok(fetched));
-                }
-                inner.write(key, change, levels, &op).await.map(|_| fetched)
+                // A write begun since the load began stands (nothing is written); the
+                // caller still gets what it loaded.
+                let written = inner.write_if_current(key, change, levels, &op, ticket);
+                written.await.map(|_| fetched)
             }
         };
         self.cache.finish(&op, fetched)
