@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
 /// Where and how to reach Redis.
 #[derive(Clone, Debug)]
 #[must_use]
@@ -49,8 +51,11 @@ impl RedisConfig {
     }
 
     /// Authenticates as `username` with `password` (ACL), or with `password` only when
-    /// `username` is empty.
+    /// `username` is empty. Any characters may appear in either: they are
+    /// percent-encoded into the URL (a `/`, `#`, `?`, `@` or `%` in a password would
+    /// otherwise end or change it).
     pub fn credentials(mut self, username: &str, password: &str) -> Self {
+        let (username, password) = (userinfo(username), userinfo(password));
         self.nodes = self
             .nodes
             .iter()
@@ -125,9 +130,32 @@ impl RedisConfig {
     }
 }
 
+/// `text` as it may stand in a URL's user information: every byte but the unreserved
+/// ones (letters, digits, `-._~`) percent-encoded.
+fn userinfo(text: &str) -> String {
+    const RESERVED: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    utf8_percent_encode(text, RESERVED).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_with_any_characters_survive_the_url() {
+        let password = "p@ss/w#rd?%41:é";
+        let config = RedisConfig::new("h", 1).credentials("us:er", password);
+        let info = redis::IntoConnectionInfo::into_connection_info(config.nodes[0].as_str())
+            .expect("a valid URL");
+        let redis = info.redis_settings();
+        assert_eq!(redis.username(), Some("us:er"));
+        assert_eq!(redis.password(), Some(password));
+        assert_eq!(info.addr().to_string(), "h:1");
+    }
 
     #[test]
     fn credentials_and_database_shape_the_url() {

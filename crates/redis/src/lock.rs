@@ -76,19 +76,29 @@ impl DistributedLock for RedisLock {
     fn try_lock(&self, name: Bytes, ttl: Duration) -> BoxFuture<'_, Result<Option<u64>, Error>> {
         Box::pin(async move {
             let token = fastrand::u64(1..);
-            let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
             let mut command = redis::cmd("SET");
             command
                 .arg(self.key(&name))
                 .arg(token)
                 .arg("NX")
                 .arg("PX")
-                .arg(millis);
+                .arg(crate::store::px(ttl));
             let key = self.key(&name);
-            let answer: Value = self
+            let answer: Value = match self
                 .connection
                 .query(&command, self.config.command_timeout)
-                .await?;
+                .await
+            {
+                Ok(answer) => answer,
+                Err(error) => {
+                    // The `SET` may still land (a stalled server that resumes): a lock
+                    // nobody knows it holds would make every other instance wait out its
+                    // TTL. Released by its token, best effort: sent on the same
+                    // connection, the release runs after the `SET` if both land.
+                    let _ = self.unlock(name, token).await;
+                    return Err(error);
+                }
+            };
             if matches!(answer, Value::Okay | Value::SimpleString(_)) {
                 return Ok(Some(token));
             }

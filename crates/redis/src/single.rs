@@ -16,6 +16,10 @@ use stratacache_tier::{Error, ErrorKind};
 /// connection shares.
 type Connecting = Shared<BoxFuture<'static, Result<MultiplexedConnection, Error>>>;
 
+/// How long a failed attempt to connect answers for, from its start: the commands in
+/// that time fail with its error rather than each dial a server that refused.
+const RETRY_AFTER: Duration = Duration::from_millis(100);
+
 /// redis-rs's multiplexed connection (every command pipelined on one socket), with
 /// the reconnection this crate needs around it:
 ///
@@ -23,9 +27,10 @@ type Connecting = Shared<BoxFuture<'static, Result<MultiplexedConnection, Error>
 ///   Redis is down. One attempt at a time runs, on a task of its own, bounded by the
 ///   connect timeout whatever the commands waiting for it do (a command that gives up
 ///   does not cut it short); the commands that arrive while it runs share its outcome,
-///   and the first command after a failed attempt starts the next. (A server that is
-///   down is not asked more often than commands come; a circuit breaker on the tier,
-///   `Fallback::circuit_breaker`, spares it those too.)
+///   and so do those within [`RETRY_AFTER`] of its start when it failed; the first
+///   command after that starts the next. (A server that is down, refusing connections
+///   at once, is not dialled more than ten times a second however many commands come; a
+///   circuit breaker on the tier, `Fallback::circuit_breaker`, spares it those too.)
 /// - **Broken.** A command that finds the connection gone or unusable (the server
 ///   restarted or closed it, a reply out of step, `READONLY` from a master demoted by a
 ///   failover) replaces it; the command is made once more on the new one if a quarter
@@ -56,7 +61,8 @@ pub(crate) struct SingleNode {
 struct Generation {
     number: u64,
     connection: OnceLock<MultiplexedConnection>,
-    connecting: Mutex<Option<Connecting>>,
+    /// The last attempt to connect, and when it began.
+    connecting: Mutex<Option<(Connecting, tokio::time::Instant)>>,
 }
 
 impl Generation {
@@ -177,10 +183,19 @@ impl SingleNode {
             // Polled here rather than peeked: an attempt every waiter gave up on has
             // not been polled to its end, and must still count as failed.
             match connecting.take() {
-                Some(attempt) if !matches!(attempt.clone().now_or_never(), Some(Err(_))) => {
-                    connecting.insert(attempt).clone()
+                Some((attempt, began))
+                    if !matches!(attempt.clone().now_or_never(), Some(Err(_)))
+                        || began.elapsed() < RETRY_AFTER =>
+                {
+                    connecting.insert((attempt, began)).0.clone()
                 }
-                _ => connecting.insert(self.start_connecting()).clone(),
+                _ => {
+                    let began = tokio::time::Instant::now();
+                    connecting
+                        .insert((self.start_connecting(), began))
+                        .0
+                        .clone()
+                }
             }
         };
         let connection = attempt.await?;

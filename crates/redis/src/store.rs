@@ -159,10 +159,12 @@ fn set_command(command: &mut redis::Cmd, key: FullKey<'_>, value: &Bytes, ttl: O
     }
 }
 
-/// `ttl` in the milliseconds of `PX`: Redis rejects `PX 0`, so a TTL under a millisecond
-/// is rounded up to one.
-fn px(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+/// `ttl` in the milliseconds of `PX`. Redis rejects `PX 0`, so a TTL under a millisecond
+/// is rounded up to one; and a deadline past what it can hold (now plus the TTL over
+/// `i64::MAX` ms), so a longer TTL is cut to about 146 million years.
+pub(crate) fn px(ttl: Duration) -> u64 {
+    const LONGEST: u64 = (i64::MAX as u64) / 2;
+    u64::try_from(ttl.as_millis()).map_or(LONGEST, |millis| millis.clamp(1, LONGEST))
 }
 
 impl ByteStore for RedisStore {
@@ -283,6 +285,10 @@ impl ByteStore for RedisStore {
     ///
     /// As [`ByteStore::set`].
     async fn set_many(&self, items: &[(&str, Bytes, Option<Duration>)]) -> Result<(), Error> {
+        if items.is_empty() {
+            // redis-rs refuses an empty pipeline.
+            return Ok(());
+        }
         if self.connection.is_cluster() {
             let writes = items
                 .iter()

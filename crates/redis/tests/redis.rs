@@ -1,5 +1,7 @@
 //! `RedisStore` against a real `redis-server` started by the test kit.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -620,5 +622,75 @@ async fn set_if_greater_keeps_the_greater_bytes_in_one_step_on_the_server() {
     assert_eq!(
         redis.get("race").await.unwrap().as_deref(),
         Some(&63_u16.to_be_bytes()[..])
+    );
+}
+
+#[tokio::test]
+async fn a_ttl_past_what_redis_holds_and_an_empty_batch_are_taken() {
+    let server = RedisServer::start().unwrap();
+    let redis = tier(&server, "edges");
+    let value = || Bytes::from_static(b"v");
+    redis
+        .set("long", value(), Some(Duration::MAX))
+        .await
+        .unwrap();
+    redis
+        .set_if_greater("long", Bytes::from_static(b"w"), Some(Duration::MAX))
+        .await
+        .unwrap();
+    let ttl = redis
+        .server_ttl("long")
+        .await
+        .unwrap()
+        .expect("a TTL, cut short");
+    assert!(
+        ttl > Duration::from_secs(1_000_000 * 365 * 24 * 3600),
+        "{ttl:?}"
+    );
+    redis.set_many(&[]).await.unwrap();
+    assert_eq!(
+        redis.get_many(&[]).await.unwrap(),
+        Vec::<Option<Bytes>>::new()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_refuses_is_not_dialled_by_every_command() {
+    // Accepts and hangs up at once: every attempt to connect fails, fast.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dials = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&dials);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let redis = RedisStore::new(
+        RedisConfig::new("127.0.0.1", port).command_timeout(Duration::from_millis(500)),
+    )
+    .unwrap();
+    let began = Instant::now();
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let redis = redis.clone();
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    assert!(redis.get("k").await.is_err());
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let (dials, took) = (dials.load(Ordering::SeqCst), began.elapsed());
+    // One attempt per 100 ms at most (and the one under way when that ends).
+    let most = 2 * (took.as_millis() / 100 + 1);
+    assert!(
+        (dials as u128) <= most,
+        "{dials} attempts in {took:?} from 1,280 commands"
     );
 }

@@ -355,19 +355,31 @@ mod tests {
         let generations = Generations::new();
         let ticket = generations.ticket("k");
         let guard = generations.write_if_current(ticket).expect("current");
-        assert!(!generations.is_current(ticket), "it is a write like any other");
+        assert!(
+            !generations.is_current(ticket),
+            "it is a write like any other"
+        );
         assert!(generations.write_if_current(ticket).is_none(), "not twice");
         drop(guard);
-        assert!(generations.write_if_current(ticket).is_none(), "nor after it");
+        assert!(
+            generations.write_if_current(ticket).is_none(),
+            "nor after it"
+        );
 
         let before = generations.ticket("k");
         drop(generations.write("k"));
-        assert!(generations.write_if_current(before).is_none(), "a write came first");
+        assert!(
+            generations.write_if_current(before).is_none(),
+            "a write came first"
+        );
         let during = {
             let _writing = generations.write("k");
             generations.ticket("k")
         };
-        assert!(generations.write_if_current(during).is_none(), "taken mid-write");
+        assert!(
+            generations.write_if_current(during).is_none(),
+            "taken mid-write"
+        );
     }
 
     #[test]

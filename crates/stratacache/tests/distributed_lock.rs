@@ -147,6 +147,41 @@ async fn the_redis_lock_is_exclusive_token_checked_and_expires() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_whose_set_timed_out_on_a_stalled_server_is_released_when_it_resumes() {
+    let server = RedisServer::start().unwrap();
+    let config = RedisConfig::from_url(server.url())
+        .namespace("locks")
+        .command_timeout(Duration::from_millis(200));
+    let (ours, theirs) = (
+        RedisLock::new(config.clone()).unwrap(),
+        RedisLock::new(config).unwrap(),
+    );
+    let name = Bytes::from_static(b"k");
+    // Connected before the stall.
+    let token = ours.try_lock(name.clone(), Duration::from_secs(30)).await;
+    ours.unlock(name.clone(), token.unwrap().unwrap())
+        .await
+        .unwrap();
+
+    server.pause().unwrap();
+    let timed_out = ours.try_lock(name.clone(), Duration::from_secs(30)).await;
+    assert!(timed_out.is_err(), "the stalled server did not answer");
+    server.resume().unwrap();
+    // The `SET` lands once the server resumes, and the release sent after it too: the
+    // lock is free long before its 30 s TTL.
+    let mut free = false;
+    for _ in 0..100 {
+        if let Ok(Some(token)) = theirs.try_lock(name.clone(), Duration::from_secs(30)).await {
+            theirs.unlock(name.clone(), token).await.unwrap();
+            free = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(free, "nobody holds a lock nobody knows of");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_over_redis_load_a_key_once() {
     let server = RedisServer::start().unwrap();
     let config = RedisConfig::from_url(server.url()).namespace("stampede");
