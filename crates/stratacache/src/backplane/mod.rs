@@ -33,7 +33,10 @@ use crate::telemetry::CacheCounter;
 
 const VERSION: u8 = 1;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-const LAST_BACKOFF: Duration = Duration::from_secs(5);
+/// The longest pause between two attempts to subscribe (or to announce). Short: between
+/// the backplane's return and this instance's subscription, the others' announcements
+/// go unheard, and what L1 took in meanwhile is served until the subscription drops it.
+const LAST_BACKOFF: Duration = Duration::from_secs(1);
 
 /// How long the channel may stay quiet before the subscription is checked, by default.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
