@@ -100,7 +100,10 @@ impl Pool {
         max_value: usize,
         timeout: Duration,
     ) -> Result<Vec<Reply>, Error> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let now = tokio::time::Instant::now();
+        // A timeout past what an `Instant` holds (`Duration::MAX`) is a year: still bounded.
+        let deadline =
+            (now.checked_add(timeout)).unwrap_or(now + Duration::from_secs(365 * 86_400));
         let slot = self.choose();
         let _in_flight = InFlight::new(&slot.in_flight);
         let pipeline = match slot.current() {

@@ -13,6 +13,10 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 /// No reply line is longer than this.
 const MAX_LINE: usize = 8 * 1024;
 
+/// No item is larger than this (memcached's own limit on `-I`): a value announced larger
+/// is a confused peer, not a value to read past.
+const MAX_ITEM: usize = 1 << 30;
+
 /// The longest key memcached accepts, in bytes.
 pub(crate) const MAX_KEY: usize = 250;
 
@@ -86,6 +90,9 @@ pub(crate) enum Reply {
     Ok,
     /// `SERVER_ERROR …`: this request failed on the server; the line as sent.
     ServerError(String),
+    /// A value of this many bytes, over what the request accepts (a foreign writer's):
+    /// read past, not kept.
+    TooLarge(usize),
 }
 
 impl Reply {
@@ -99,6 +106,10 @@ impl Reply {
                     ErrorKind::Other
                 },
                 format!("memcached: {line}"),
+            )),
+            Self::TooLarge(len) => Err(Error::new(
+                ErrorKind::Rejected,
+                format!("memcached holds a value of {len} bytes there, over this client's limit"),
             )),
             reply => Ok(reply),
         }
@@ -118,8 +129,28 @@ pub(crate) async fn read_reply<R: AsyncBufRead + Unpin>(
                 .next()
                 .and_then(|len| len.parse().ok())
                 .ok_or_else(|| protocol_error(&line))?;
-            if len > max_value {
+            if len > MAX_ITEM {
                 return Err(protocol_error(&line));
+            }
+            if len > max_value {
+                // Read past it, keeping nothing, so that the stream stays in step and the
+                // connection's other callers are not failed with this one.
+                let skipped =
+                    tokio::io::copy(&mut (&mut *reader).take(len as u64), &mut tokio::io::sink())
+                        .await
+                        .map_err(io_error)?;
+                let mut end = [0; 2];
+                if skipped != len as u64 {
+                    return Err(Error::new(
+                        ErrorKind::Unavailable,
+                        "memcached closed the connection",
+                    ));
+                }
+                reader.read_exact(&mut end).await.map_err(io_error)?;
+                if end != *b"\r\n" {
+                    return Err(protocol_error("value not terminated by CRLF"));
+                }
+                return Ok(Reply::TooLarge(len));
             }
             let mut data = vec![0; len + 2];
             reader.read_exact(&mut data).await.map_err(io_error)?;

@@ -281,6 +281,47 @@ async fn oversized_values_are_rejected_before_sending() {
     assert_eq!(strict.get("big").await.unwrap(), None);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_value_over_the_limit_fails_its_own_read_not_the_connection() {
+    let server = MemcachedServer::start().unwrap();
+    // A writer that takes larger values than the reader does (a foreign one, say).
+    let writer = MemcachedStore::new(config(&[&server])).unwrap();
+    let reader = std::sync::Arc::new(
+        MemcachedStore::new(config(&[&server]).max_value_size(1_000).max_connections(1)).unwrap(),
+    );
+    writer
+        .set("big", Bytes::from(vec![7; 50_000]), None)
+        .await
+        .unwrap();
+    writer
+        .set("small", Bytes::from_static(b"s"), None)
+        .await
+        .unwrap();
+    reader.get("small").await.unwrap(); // the one connection is open
+    let connections = stat(&server, "total_connections");
+    // Reads of both at once, pipelined on the one connection.
+    let reads: Vec<_> = (0..20)
+        .map(|n| {
+            let reader = std::sync::Arc::clone(&reader);
+            tokio::spawn(async move {
+                let key = if n % 2 == 0 { "big" } else { "small" };
+                (key, reader.get(key).await)
+            })
+        })
+        .collect();
+    for read in reads {
+        match read.await.unwrap() {
+            ("big", answer) => assert_eq!(answer.unwrap_err().kind(), ErrorKind::Rejected),
+            (_, answer) => assert_eq!(answer.unwrap().as_deref(), Some(&b"s"[..])),
+        }
+    }
+    assert_eq!(
+        stat(&server, "total_connections"),
+        connections + 1, // this `stats` read's own
+        "no connection was broken and replaced"
+    );
+}
+
 #[tokio::test]
 async fn hostile_keys_round_trip() {
     let server = MemcachedServer::start().unwrap();
