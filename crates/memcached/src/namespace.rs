@@ -97,20 +97,53 @@ impl MemcachedStore {
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis();
-        let mut request = Vec::new();
-        protocol::add(&mut request, &self.generation_key(), now_ms, delta);
-        match self.one(index, request).await? {
-            Reply::Value(bytes) => std::str::from_utf8(&bytes)
-                .ok()
-                .and_then(|text| text.trim().parse().ok()),
-            _ => None,
+        let key = self.generation_key();
+        // Twice at most: the second after the key was found holding no number.
+        for _ in 0..2 {
+            let mut request = Vec::new();
+            protocol::add(&mut request, &key, now_ms, delta);
+            match self.one(index, request).await? {
+                Reply::Value(bytes) => {
+                    if let Some(generation) = std::str::from_utf8(&bytes)
+                        .ok()
+                        .and_then(|text| text.trim().parse().ok())
+                    {
+                        return Ok(generation);
+                    }
+                }
+                Reply::NotANumber => {
+                    self.renew_generation(index, &key, now_ms).await?;
+                    continue;
+                }
+                _ => {}
+            }
+            break;
         }
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::Other,
-                "memcached answered the generation with no number",
-            )
-        })
+        Err(Error::new(
+            ErrorKind::Other,
+            "memcached answered the generation with no number",
+        ))
+    }
+
+    /// Replaces what server `index` holds under the generation `key`, which is not a
+    /// number (someone else's bytes), with `now_ms`, as if it had been lost: a new prefix
+    /// that no entry has. Only if nobody changed it meanwhile, so that clients renewing it
+    /// at once agree on one generation: the others find the winner's number.
+    async fn renew_generation(&self, index: usize, key: &str, now_ms: u128) -> Result<(), Error> {
+        let mut request = Vec::new();
+        protocol::cas_token(&mut request, key);
+        let cas = match self.one(index, request).await? {
+            Reply::Done(flags) => flags
+                .split(' ')
+                .find_map(|flag| flag.strip_prefix('c')?.parse::<u64>().ok()),
+            _ => None,
+        };
+        let Some(cas) = cas else {
+            return Ok(()); // gone, or already replaced: asked again
+        };
+        let mut request = Vec::new();
+        protocol::set_if_unchanged(&mut request, key, now_ms.to_string().as_bytes(), cas);
+        self.one(index, request).await.map(drop)
     }
 
     /// Clears this namespace on server `index`: moves its generation, or runs

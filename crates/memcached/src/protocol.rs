@@ -17,6 +17,10 @@ const MAX_LINE: usize = 8 * 1024;
 /// is a confused peer, not a value to read past.
 const MAX_ITEM: usize = 1 << 30;
 
+/// memcached's answer to `ma` on an item that is not a number: the one `CLIENT_ERROR`
+/// that leaves the stream in step.
+const NOT_A_NUMBER: &str = "CLIENT_ERROR cannot increment or decrement non-numeric value";
+
 /// The longest key memcached accepts, in bytes.
 pub(crate) const MAX_KEY: usize = 250;
 
@@ -65,6 +69,19 @@ pub(crate) fn add(out: &mut Vec<u8>, key: &str, initial: u128, delta: u64) {
     let _ = write!(out, "ma {key} N0 J{initial} D{delta} v\r\n");
 }
 
+/// Asks for `key`'s compare-and-swap token (the reply's `c` flag), not its value.
+pub(crate) fn cas_token(out: &mut Vec<u8>, key: &str) {
+    let _ = write!(out, "mg {key} c\r\n");
+}
+
+/// Stores `value` under `key`, never to expire, only if the item still has `cas` as its
+/// token (else `EX`, or `NF` when it is gone).
+pub(crate) fn set_if_unchanged(out: &mut Vec<u8>, key: &str, value: &[u8], cas: u64) {
+    let _ = write!(out, "ms {key} {} T0 C{cas}\r\n", value.len());
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
 pub(crate) fn noop(out: &mut Vec<u8>) {
     out.extend_from_slice(b"mn\r\n");
 }
@@ -84,6 +101,11 @@ pub(crate) enum Reply {
     Missing,
     /// `NS`: not stored.
     NotStored,
+    /// `EX`: not stored, the item changed since its compare-and-swap token was read.
+    Exists,
+    /// `ma` on an item that does not hold a number: memcached's `CLIENT_ERROR` for it,
+    /// which concerns that request only.
+    NotANumber,
     /// `MN`: the end of a pipelined batch.
     NoOp,
     /// `OK` (to `flush_all`).
@@ -163,6 +185,8 @@ pub(crate) async fn read_reply<R: AsyncBufRead + Unpin>(
         "HD" => Ok(Reply::Done(words.collect::<Vec<_>>().join(" "))),
         "EN" | "NF" => Ok(Reply::Missing),
         "NS" => Ok(Reply::NotStored),
+        "EX" => Ok(Reply::Exists),
+        _ if line == NOT_A_NUMBER => Ok(Reply::NotANumber),
         "MN" => Ok(Reply::NoOp),
         "OK" => Ok(Reply::Ok),
         // The server refused this one request (out of memory, an item too large) and
@@ -249,6 +273,30 @@ mod tests {
                 .await
                 .is_err(),
             "out of step: an error that ends the connection"
+        );
+        assert_eq!(parse(b"EX\r\n").await.unwrap(), Reply::Exists);
+        let not_a_number = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n";
+        assert_eq!(parse(not_a_number).await.unwrap(), Reply::NotANumber);
+    }
+
+    #[tokio::test]
+    async fn a_value_over_the_requests_limit_is_read_past_and_the_stream_stays_in_step() {
+        let mut stream = b"VA 2000\r\n".to_vec();
+        stream.extend_from_slice(&[b'x'; 2000]);
+        stream.extend_from_slice(b"\r\nVA 1\r\ny\r\n");
+        let mut reader = tokio::io::BufReader::new(&stream[..]);
+        let first = read_reply(&mut reader, 1024).await.unwrap();
+        assert_eq!(first, Reply::TooLarge(2000));
+        assert_eq!(first.into_result().unwrap_err().kind(), ErrorKind::Rejected);
+        assert_eq!(
+            read_reply(&mut reader, 1024).await.unwrap(),
+            Reply::Value(Bytes::from_static(b"y"))
+        );
+        let mut cut = b"VA 2000\r\n".to_vec();
+        cut.extend_from_slice(&[b'x'; 10]);
+        assert!(
+            parse(&cut).await.is_err(),
+            "the connection closed mid-value"
         );
     }
 

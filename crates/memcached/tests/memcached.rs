@@ -322,6 +322,42 @@ async fn a_foreign_value_over_the_limit_fails_its_own_read_not_the_connection() 
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_planted_under_the_generation_key_are_replaced_by_one_new_generation() {
+    let server = MemcachedServer::start().unwrap();
+    let mut raw = TcpStream::connect(server.address()).unwrap();
+    raw.write_all(b"set stratacache:generation 0 0 7\r\ngarbage\r\n")
+        .unwrap();
+    let mut stored = [0; 8];
+    raw.read_exact(&mut stored).unwrap();
+    assert_eq!(&stored, b"STORED\r\n");
+    // Fresh clients, at once: they agree on one new generation, and work.
+    let stores: Vec<_> = (0..4)
+        .map(|_| std::sync::Arc::new(MemcachedStore::new(config(&[&server])).unwrap()))
+        .collect();
+    let writes = stores.iter().enumerate().map(|(n, store)| {
+        let store = std::sync::Arc::clone(store);
+        tokio::spawn(async move {
+            store
+                .set(&format!("k{n}"), Bytes::from_static(b"v"), None)
+                .await
+        })
+    });
+    for write in futures::future::join_all(writes).await {
+        write.unwrap().unwrap();
+    }
+    for store in &stores {
+        for n in 0..stores.len() {
+            let value = store.get(&format!("k{n}")).await.unwrap();
+            assert_eq!(
+                value.as_deref(),
+                Some(&b"v"[..]),
+                "every client reads every key"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn hostile_keys_round_trip() {
     let server = MemcachedServer::start().unwrap();
