@@ -5,16 +5,18 @@
 //!
 //! A caller that gives up (its timeout) leaves the stream in step: its reply is read
 //! and dropped, or its request not sent at all if it was still queued. A `SERVER_ERROR`
-//! is that request's own failure. Anything that may leave the stream out of step (an
-//! I/O error, a reply that does not parse, `CLIENT_ERROR`) breaks the connection: every
-//! caller waiting on it gets the error, and the pool opens a new one.
+//! is that request's own failure, and so are a value over the request's limit (read
+//! past) and `ma`'s "not a number". Anything that may leave the stream out of step (an
+//! I/O error, a reply that does not parse, any other `CLIENT_ERROR`) breaks the
+//! connection: every caller waiting on it gets the error, and the pool opens a new one.
+//! So does the server closing an idle connection (a restart): it is noticed while idle.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use stratacache_tier::{Error, ErrorKind};
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
@@ -194,13 +196,25 @@ async fn write_requests(
     }
 }
 
-/// Reads replies in order and hands each request its own.
+/// Reads replies in order and hands each request its own. While no reply is owed it
+/// still watches the socket: the server closing it (a restart) or sending what nobody
+/// asked for ends the connection then, not at the next caller's expense.
 async fn read_replies(
     mut read: BufReader<OwnedReadHalf>,
     mut expected: mpsc::UnboundedReceiver<Expected>,
     health: &Health,
 ) {
-    while let Some(slot) = expected.recv().await {
+    loop {
+        // A reply's slot is queued before its request is written: once bytes can arrive,
+        // their slot is already here, and is taken first.
+        let slot = tokio::select! {
+            biased;
+            slot = expected.recv() => match slot {
+                Some(slot) => slot,
+                None => return,
+            },
+            _ = read.fill_buf() => return,
+        };
         let mut replies = Vec::with_capacity(slot.replies);
         for _ in 0..slot.replies {
             let reply = protocol::read_reply(&mut read, slot.max_value).await;
@@ -208,8 +222,8 @@ async fn read_replies(
             match reply {
                 // A `SERVER_ERROR` is a reply like any other: the request's own failure.
                 Ok(reply) => replies.push(reply),
-                // Anything else (I/O, a line that does not parse, a value over the
-                // limit) may leave the stream out of step: the connection ends.
+                // Anything else (I/O, a line that does not parse) may leave the stream
+                // out of step: the connection ends.
                 Err(error) => {
                     let _ = slot.answer.send(Err(error));
                     return;

@@ -358,6 +358,38 @@ async fn bytes_planted_under_the_generation_key_are_replaced_by_one_new_generati
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_the_first_calls_find_connections_that_work() {
+    let mut server = MemcachedServer::start().unwrap();
+    let tier = std::sync::Arc::new(MemcachedStore::new(config(&[&server])).unwrap());
+    // Several idle connections: concurrent calls opened them.
+    let calls = (0..32).map(|n| {
+        let tier = std::sync::Arc::clone(&tier);
+        tokio::spawn(async move {
+            tier.set(&format!("k{n}"), Bytes::from_static(b"v"), None)
+                .await
+        })
+    });
+    for call in futures::future::join_all(calls).await {
+        call.unwrap().unwrap();
+    }
+    server.stop();
+    server.restart().unwrap();
+    // The connections' tasks saw the server close them while idle.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let calls = (0..32).map(|n| {
+        let tier = std::sync::Arc::clone(&tier);
+        tokio::spawn(async move {
+            tier.set(&format!("k{n}"), Bytes::from_static(b"w"), None)
+                .await
+        })
+    });
+    for call in futures::future::join_all(calls).await {
+        call.unwrap()
+            .expect("no call is the one to find its connection closed");
+    }
+}
+
 #[tokio::test]
 async fn hostile_keys_round_trip() {
     let server = MemcachedServer::start().unwrap();
