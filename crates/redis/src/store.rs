@@ -261,7 +261,7 @@ impl ByteStore for RedisStore {
         key: &str,
         value: Bytes,
         ttl: Option<Duration>,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let mut command = redis::cmd("EVAL");
         command
             .arg(SET_IF_GREATER)
@@ -272,10 +272,8 @@ impl ByteStore for RedisStore {
             Some(ttl) => command.arg(px(ttl)),
             None => command.arg(""),
         };
-        self.connection
-            .query::<i64>(&command, self.limit())
-            .await
-            .map(drop)
+        let stored: i64 = self.connection.query(&command, self.limit()).await?;
+        Ok(stored == 1)
     }
 
     /// Stores many values, in one pipelined round trip (concurrent commands in a

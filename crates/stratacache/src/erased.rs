@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use stratacache_tier::{CacheEntry, CacheTier, Error, Lookup};
 
@@ -19,7 +19,13 @@ pub(crate) trait DynTier<K, V>: Send + Sync {
         entry: CacheEntry<V>,
         keep_for: Option<Duration>,
     ) -> BoxFuture<'_, Result<(), Error>>;
-    fn invalidate<'a>(&'a self, key: &'a K) -> BoxFuture<'a, Result<(), Error>>;
+    fn fill(
+        &self,
+        key: K,
+        entry: CacheEntry<V>,
+        keep_for: Option<Duration>,
+    ) -> BoxFuture<'_, Result<bool, Error>>;
+    fn invalidate_at<'a>(&'a self, key: &'a K, at: SystemTime) -> BoxFuture<'a, Result<(), Error>>;
     fn clear(&self) -> BoxFuture<'_, Result<(), Error>>;
     fn len(&self) -> Option<u64>;
 }
@@ -47,8 +53,17 @@ where
         Box::pin(CacheTier::insert(self, key, entry, keep_for))
     }
 
-    fn invalidate<'a>(&'a self, key: &'a K) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(CacheTier::invalidate(self, key))
+    fn fill(
+        &self,
+        key: K,
+        entry: CacheEntry<V>,
+        keep_for: Option<Duration>,
+    ) -> BoxFuture<'_, Result<bool, Error>> {
+        Box::pin(CacheTier::fill(self, key, entry, keep_for))
+    }
+
+    fn invalidate_at<'a>(&'a self, key: &'a K, at: SystemTime) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(CacheTier::invalidate_at(self, key, at))
     }
 
     fn clear(&self) -> BoxFuture<'_, Result<(), Error>> {

@@ -150,13 +150,29 @@ where
         }
     }
 
-    pub(crate) async fn invalidate(&self, key: &K) -> Result<(), Error> {
+    /// Stores what a reader found below or a loader produced, unless the tier holds
+    /// something newer (see [`CacheTier::fill`]); answers whether it stored.
+    pub(crate) async fn fill(&self, key: K, copy: Copy<V>) -> Result<bool, Error> {
+        match &self.tier {
+            TierHandle::Memory(memory) => {
+                memory.store(key, copy.entry, copy.keep_for);
+                Ok(true)
+            }
+            TierHandle::Dyn(tier) => {
+                self.guarded(tier.fill(key, copy.entry, copy.keep_for))
+                    .await
+            }
+        }
+    }
+
+    /// Removes `key` as of `at` (see [`CacheTier::invalidate_at`]).
+    pub(crate) async fn invalidate_at(&self, key: &K, at: SystemTime) -> Result<(), Error> {
         match &self.tier {
             TierHandle::Memory(memory) => {
                 memory.remove(key);
                 Ok(())
             }
-            TierHandle::Dyn(tier) => self.guarded(tier.invalidate(key)).await,
+            TierHandle::Dyn(tier) => self.guarded(tier.invalidate_at(key, at)).await,
         }
     }
 

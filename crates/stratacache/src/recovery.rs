@@ -259,9 +259,15 @@ where
                 let Some(copy) = self.copy_to_keep(level, &entry, || self.clock.now(), &op) else {
                     return Replayed::Dropped;
                 };
-                (level.insert(key.clone(), copy).await, TierOutcome::Inserted)
+                // Not over what another instance wrote since (compared in one step).
+                match level.fill(key.clone(), copy).await {
+                    Ok(false) => return Replayed::Dropped,
+                    filled => (filled.map(drop), TierOutcome::Inserted),
+                }
             }
-            Pending::Remove { .. } => (level.invalidate(key).await, TierOutcome::Invalidated),
+            Pending::Remove { at } => {
+                (level.invalidate_at(key, at).await, TierOutcome::Invalidated)
+            }
         };
         match applied {
             Ok(()) => {

@@ -162,14 +162,14 @@ where
                                 TierWriteResult::Failed(error)
                                     if error.kind() == ErrorKind::Rejected =>
                                 {
-                                    self.remove_at(level, key, &guard, op).await;
+                                    self.remove_at(level, key, (&guard, now), op).await;
                                     TierWriteResult::Failed(error)
                                 }
                                 stored => stored,
                             }
                         }
                         None => {
-                            let removed = self.remove_at(level, key, &guard, op).await;
+                            let removed = self.remove_at(level, key, (&guard, now), op).await;
                             match (removed, below_failed) {
                                 (TierWriteResult::Failed(error), _) => {
                                     TierWriteResult::Failed(error)
@@ -190,7 +190,7 @@ where
             }
             Change::Remove => {
                 for (depth, level) in self.levels.iter().enumerate() {
-                    let removed = self.remove_at(level, key, &guard, op).await;
+                    let removed = self.remove_at(level, key, (&guard, now), op).await;
                     results[depth].result =
                         self.recover_later(level, key, removed, || Pending::Remove { at: now });
                 }
@@ -341,11 +341,12 @@ where
         )
     }
 
+    /// Removes `key` from `level` as of `at`, the write's time.
     async fn remove_at(
         &self,
         level: &Level<K, V>,
         key: &K,
-        guard: &WriteGuard<'_>,
+        (guard, at): (&WriteGuard<'_>, std::time::SystemTime),
         op: &Op,
     ) -> TierWriteResult {
         let stopwatch = op.stopwatch();
@@ -354,7 +355,7 @@ where
                 guard.in_l1(|| memory.remove(key));
                 Ok(())
             }
-            None => level.invalidate(key).await,
+            None => level.invalidate_at(key, at).await,
         };
         let done = TierWriteResult::Removed;
         self.settle(
@@ -462,14 +463,18 @@ where
                 return;
             }
             let stopwatch = op.stopwatch();
-            match level.insert(key.clone(), copy).await {
-                Ok(()) => {
+            // A fill: another instance's write may have landed since the read.
+            match level.fill(key.clone(), copy).await {
+                Ok(true) => {
                     // What a reader found since a waiting change is newer than it.
                     if let Some(recovery) = &level.recovery {
                         recovery.settle(key);
                     }
                     self.report(op, level, stored, stopwatch);
                 }
+                // The tier holds something newer (another instance's write or removal,
+                // not heard of yet): the tiers above must not keep this value either.
+                Ok(false) => return,
                 Err(error) => self.report(op, level, TierOutcome::Error(error.kind()), stopwatch),
             }
         }

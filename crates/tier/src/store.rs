@@ -130,7 +130,7 @@ pub trait ByteStore: Send + Sync + 'static {
     /// Stores `value` under `key` (expiring after `ttl`) unless the bytes already there
     /// sort at or after it, compared byte by byte: a register that only moves forward,
     /// for values whose byte order is their order (a big-endian time, say). Two writers
-    /// racing leave the greater value, whichever lands last.
+    /// racing leave the greater value, whichever lands last. Answers whether it stored.
     ///
     /// The default reads, then writes: a write by someone else between the two may be
     /// overwritten. A store that can compare and set in one step (a Redis script,
@@ -143,8 +143,9 @@ pub trait ByteStore: Send + Sync + 'static {
     ///
     /// # futures::executor::block_on(async {
     /// let store = MemoryStore::new();
-    /// store.set_if_greater("t", Bytes::from_static(b"\x00\x05"), None).await?;
-    /// store.set_if_greater("t", Bytes::from_static(b"\x00\x03"), None).await?; // older: kept out
+    /// assert!(store.set_if_greater("t", Bytes::from_static(b"\x00\x05"), None).await?);
+    /// let older = Bytes::from_static(b"\x00\x03");
+    /// assert!(!store.set_if_greater("t", older, None).await?, "kept out");
     /// assert_eq!(store.raw("t"), Some(Bytes::from_static(b"\x00\x05")));
     /// # Ok::<(), stratacache_tier::Error>(())
     /// # }).unwrap();
@@ -158,11 +159,11 @@ pub trait ByteStore: Send + Sync + 'static {
         key: &str,
         value: Bytes,
         ttl: Option<Duration>,
-    ) -> impl Future<Output = Result<(), Error>> + Send {
+    ) -> impl Future<Output = Result<bool, Error>> + Send {
         async move {
             match self.get(key).await? {
-                Some(current) if current >= value => Ok(()),
-                _ => self.set(key, value, ttl).await,
+                Some(current) if current >= value => Ok(false),
+                _ => self.set(key, value, ttl).await.map(|()| true),
             }
         }
     }

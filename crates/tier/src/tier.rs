@@ -1,5 +1,5 @@
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::entry::CacheEntry;
 use crate::error::Error;
@@ -81,6 +81,38 @@ pub trait CacheTier<K, V>: Send + Sync + 'static {
     ///
     /// When the tier cannot be reached.
     fn invalidate(&self, key: &K) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Stores `entry`, which a reader found below this tier or a loader produced, unless
+    /// the tier holds something newer under `key`: an entry produced later, or a removal
+    /// made later ([`invalidate_at`](Self::invalidate_at)). A tier that several instances
+    /// share needs it: another instance's write may land between this instance's read
+    /// and its fill, before this instance hears of it. Answers whether it stored;
+    /// errors as [`insert`](Self::insert).
+    ///
+    /// The default is [`insert`](Self::insert), for a tier no other instance writes.
+    fn fill(
+        &self,
+        key: K,
+        entry: CacheEntry<V>,
+        keep_for: Option<Duration>,
+    ) -> impl Future<Output = Result<bool, Error>> + Send {
+        let insert = self.insert(key, entry, keep_for);
+        async move { insert.await.map(|()| true) }
+    }
+
+    /// Removes the entry under `key` as of `at` (the cache's time): a later
+    /// [`fill`](Self::fill) of an entry produced before `at` must not bring it back.
+    /// Errors as [`invalidate`](Self::invalidate).
+    ///
+    /// The default is [`invalidate`](Self::invalidate).
+    fn invalidate_at(
+        &self,
+        key: &K,
+        at: SystemTime,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        let _ = at;
+        self.invalidate(key)
+    }
 
     /// Removes every entry this tier holds for this cache (and only for this cache).
     ///

@@ -7,7 +7,11 @@ use std::time::{Duration, SystemTime};
 use stratacache_tier::{Error, ErrorKind, Tags};
 
 const MAGIC: &[u8; 2] = b"SC";
-const FORMAT_VERSION: u8 = 1;
+/// The format written: the production time comes first, big-endian, so that the bytes of
+/// two entries of one key sort as their times (see `CacheTier::fill`).
+const FORMAT_VERSION: u8 = 2;
+/// The format written before 0.2 (flags, then the time little-endian), still read.
+const LEGACY_FORMAT_VERSION: u8 = 1;
 const HAS_TTL: u8 = 0b1;
 /// The body starts with the full encoded key.
 pub(crate) const HAS_KEY_CHECK: u8 = 0b10;
@@ -17,7 +21,10 @@ pub(crate) const HAS_TAGS: u8 = 0b100;
 pub(crate) const ENCRYPTED: u8 = 0b1000;
 /// The payload is compressed.
 pub(crate) const COMPRESSED: u8 = 0b1_0000;
-const KNOWN_FLAGS: u8 = HAS_TTL | HAS_KEY_CHECK | HAS_TAGS | ENCRYPTED | COMPRESSED;
+/// No value: the key was removed at the head's time. Read as absent; kept so that a
+/// fill of what was read before the removal does not bring it back.
+pub(crate) const TOMBSTONE: u8 = 0b10_0000;
+const KNOWN_FLAGS: u8 = HAS_TTL | HAS_KEY_CHECK | HAS_TAGS | ENCRYPTED | COMPRESSED | TOMBSTONE;
 
 /// The part of the envelope always in clear.
 #[derive(Debug, PartialEq, Eq)]
@@ -45,12 +52,12 @@ pub(crate) fn write_head(out: &mut Vec<u8>, head: &Head) {
     }
     out.extend_from_slice(MAGIC);
     out.push(FORMAT_VERSION);
-    out.push(flags);
     let since_epoch = head
         .cached_at
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
-    out.extend_from_slice(&millis(since_epoch).to_le_bytes());
+    out.extend_from_slice(&millis(since_epoch).to_be_bytes());
+    out.push(flags);
     if let Some(ttl) = head.ttl {
         out.extend_from_slice(&millis(ttl).to_le_bytes());
     }
@@ -164,19 +171,30 @@ pub(crate) fn read_head(bytes: &[u8]) -> Result<(Head, &[u8]), Error> {
     if reader.take(2).map_err(|_| corrupt("too short"))? != MAGIC {
         return Err(corrupt("unknown magic bytes"));
     }
-    let version = reader.u8()?;
-    if version != FORMAT_VERSION {
-        return Err(Error::new(
-            ErrorKind::Codec,
-            format!("envelope format version {version}, this build reads {FORMAT_VERSION}"),
-        ));
-    }
-    let flags = reader.u8()?;
+    let (flags, cached_at) = match reader.u8()? {
+        FORMAT_VERSION => {
+            let cached_at = u64::from_be_bytes(reader.u64()?.to_le_bytes());
+            (reader.u8()?, cached_at)
+        }
+        LEGACY_FORMAT_VERSION => {
+            let flags = reader.u8()?;
+            (flags, reader.u64()?)
+        }
+        version => {
+            return Err(Error::new(
+                ErrorKind::Codec,
+                format!(
+                    "envelope format version {version}, this build reads \
+                     {LEGACY_FORMAT_VERSION} and {FORMAT_VERSION}"
+                ),
+            ));
+        }
+    };
     if flags & !KNOWN_FLAGS != 0 {
         return Err(corrupt("unknown flags"));
     }
     let cached_at = SystemTime::UNIX_EPOCH
-        .checked_add(Duration::from_millis(reader.u64()?))
+        .checked_add(Duration::from_millis(cached_at))
         .ok_or_else(|| corrupt("timestamp out of range"))?;
     let ttl = if flags & HAS_TTL == 0 {
         None
@@ -276,16 +294,57 @@ mod tests {
     fn foreign_and_future_bytes_are_rejected() {
         assert!(read(b"{\"json\": true}").is_err());
         let mut future = sample(None);
-        future[2] = 2;
+        future[2] = 3;
         assert!(
             read(&future)
                 .unwrap_err()
                 .message()
-                .contains("format version 2")
+                .contains("format version 3")
         );
         let mut flags = sample(None);
-        flags[3] = 0x80; // a flag from a future build
+        flags[2 + 1 + 8] = 0x80; // a flag from a future build
         assert!(read(&flags).is_err());
+    }
+
+    #[test]
+    fn the_legacy_format_still_reads() {
+        let current = sample(Some(b"key"));
+        // Version 1: the flags before the time, the time little-endian.
+        let mut legacy = b"SC\x01".to_vec();
+        legacy.push(current[2 + 1 + 8]);
+        let millis = u64::from_be_bytes(current[3..11].try_into().unwrap());
+        legacy.extend_from_slice(&millis.to_le_bytes());
+        legacy.extend_from_slice(&current[12..]);
+        let (head, body) = read(&legacy).unwrap();
+        assert_eq!(
+            head.cached_at,
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)
+        );
+        assert_eq!(head.ttl, Some(Duration::from_secs(60)));
+        assert_eq!(body.payload, b"payload");
+        assert!(
+            legacy < current,
+            "a legacy entry sorts before any current one"
+        );
+    }
+
+    #[test]
+    fn entries_sort_as_their_times() {
+        let at = |millis: u64| {
+            let mut out = Vec::new();
+            let head = Head {
+                cached_at: SystemTime::UNIX_EPOCH + Duration::from_millis(millis),
+                ttl: None,
+                schema_version: 1,
+                flags: TOMBSTONE,
+            };
+            write_head(&mut out, &head);
+            out
+        };
+        let times = [0, 1, 255, 256, 1_700_000_000_123, 1_700_000_000_124];
+        for pair in times.windows(2) {
+            assert!(at(pair[0]) < at(pair[1]), "{pair:?}");
+        }
     }
 
     #[test]

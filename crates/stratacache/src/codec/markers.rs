@@ -55,7 +55,8 @@ impl<S: ByteStore> MarkerStore for StoreMarkers<S> {
         Box::pin(async move {
             let key = self.transforms.marker_key(tag);
             let marker = self.encode(&key, at);
-            self.store.set_if_greater(&key, marker, ttl).await
+            // A later marker there stands: nothing to do.
+            self.store.set_if_greater(&key, marker, ttl).await.map(drop)
         })
     }
 }

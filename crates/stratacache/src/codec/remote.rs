@@ -4,11 +4,11 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use stratacache_tier::{ByteStore, CacheEntry, CacheTier, Error, ErrorKind, Lookup, Tags};
 
-use super::envelope::Head;
+use super::envelope::{Head, TOMBSTONE};
 use super::key::StoreKey;
 use super::transforms::Transforms;
 use super::{Codec, Postcard};
@@ -30,10 +30,12 @@ use super::{Codec, Postcard};
 ///
 /// # Envelope
 ///
-/// The head, always in clear: `b"SC"`, format version (1 byte, now 1), flags (1 byte:
-/// bit 0 TTL present, bit 1 key check present, bit 2 tags present, bit 3 sealed, bit 4
-/// compressed), cached-at in ms since the Unix epoch (u64 LE), TTL in ms (u64 LE, if
-/// present), schema version (u32 LE). Then the body: key check (u32 LE length + bytes,
+/// The head, always in clear: `b"SC"`, format version (1 byte, now 2), cached-at in ms
+/// since the Unix epoch (u64 big-endian, so that two entries' bytes sort as their
+/// times), flags (1 byte: bit 0 TTL present, bit 1 key check present, bit 2 tags
+/// present, bit 3 sealed, bit 4 compressed, bit 5 tombstone), TTL in ms (u64 LE, if
+/// present), schema version (u32 LE). (Format 1, still read, had the flags before the
+/// time, little-endian.) A tombstone, left by an invalidation, has an empty payload. Then the body: key check (u32 LE length + bytes,
 /// if present), tags (u16 LE count, then each as u16 LE length + UTF-8, if present),
 /// then the payload (compressed: u32 LE uncompressed length + an LZ4 block). Sealed
 /// (feature `encryption`), the body is replaced by the key id (u32 LE), a 96-bit nonce
@@ -209,6 +211,10 @@ pub struct SerializedTier<K, V, S, C = Postcard> {
     _types: PhantomData<fn(K, V)>,
 }
 
+/// How long an invalidation's tombstone stays: a load that began before the invalidation
+/// and ends within this cannot put back what it read. Longer loads can.
+pub(crate) const TOMBSTONE_TTL: Duration = Duration::from_secs(10);
+
 impl<K, V, S, C> SerializedTier<K, V, S, C>
 where
     C: Codec<K> + Codec<V>,
@@ -257,6 +263,10 @@ where
 
     fn decode(&self, key: &StoreKey, bytes: &[u8]) -> Result<Option<CacheEntry<V>>, Error> {
         self.transforms.read(bytes, key, |head, body| {
+            if head.flags & TOMBSTONE != 0 {
+                // An invalidation's: absent, not bad bytes.
+                return Ok(None);
+            }
             if head.schema_version != self.schema_version {
                 return Err(Error::new(
                     ErrorKind::Codec,
@@ -324,6 +334,64 @@ where
         if keep_for == Some(Duration::ZERO) {
             return Ok(());
         }
+        let bytes = self.encode(&store_key, &entry)?;
+        self.store.set(&store_key.text, bytes, keep_for).await
+    }
+
+    /// [`ByteStore::set_if_greater`]: the head's time comes first, big-endian, so the
+    /// store keeps whichever of two entries (or of an entry and a tombstone) is newer;
+    /// of two made in one millisecond, the tombstone.
+    async fn fill(
+        &self,
+        key: K,
+        entry: CacheEntry<V>,
+        keep_for: Option<Duration>,
+    ) -> Result<bool, Error> {
+        let store_key = self.key(&key)?;
+        if keep_for == Some(Duration::ZERO) {
+            return Ok(false);
+        }
+        let bytes = self.encode(&store_key, &entry)?;
+        self.store
+            .set_if_greater(&store_key.text, bytes, keep_for)
+            .await
+    }
+
+    async fn invalidate(&self, key: &K) -> Result<(), Error> {
+        let key = self.key(key)?;
+        self.store.delete(&key.text).await
+    }
+
+    /// Leaves a tombstone dated `at` for 10 s: read as absent, and newer
+    /// than any fill of an entry produced before `at`.
+    async fn invalidate_at(&self, key: &K, at: SystemTime) -> Result<(), Error> {
+        let store_key = self.key(key)?;
+        let head = Head {
+            cached_at: at,
+            ttl: None,
+            schema_version: self.schema_version,
+            flags: TOMBSTONE,
+        };
+        let tombstone = self
+            .transforms
+            .write(head, &store_key, &Tags::none(), |_| Ok(()))?;
+        self.store
+            .set(&store_key.text, Bytes::from(tombstone), Some(TOMBSTONE_TTL))
+            .await
+    }
+
+    async fn clear(&self) -> Result<(), Error> {
+        self.store.clear().await
+    }
+}
+
+impl<K, V, S, C> SerializedTier<K, V, S, C>
+where
+    S: ByteStore,
+    C: Codec<K> + Codec<V>,
+{
+    /// `entry`'s stored bytes under `store_key`.
+    fn encode(&self, store_key: &StoreKey, entry: &CacheEntry<V>) -> Result<Bytes, Error> {
         if !entry.tags().within_limits() {
             return Err(Error::new(
                 ErrorKind::Rejected,
@@ -342,7 +410,7 @@ where
         };
         let bytes = self
             .transforms
-            .write(head, &store_key, entry.tags(), |out| {
+            .write(head, store_key, entry.tags(), |out| {
                 Codec::<V>::encode(&self.codec, entry.value(), out)
             })?;
         if let Some(limit) = self
@@ -358,18 +426,7 @@ where
                 ),
             ));
         }
-        self.store
-            .set(&store_key.text, Bytes::from(bytes), keep_for)
-            .await
-    }
-
-    async fn invalidate(&self, key: &K) -> Result<(), Error> {
-        let key = self.key(key)?;
-        self.store.delete(&key.text).await
-    }
-
-    async fn clear(&self) -> Result<(), Error> {
-        self.store.clear().await
+        Ok(Bytes::from(bytes))
     }
 }
 

@@ -11,7 +11,7 @@ use stratacache_tier::{Error, ErrorKind, Tags};
 use super::compression::Compression;
 #[cfg(feature = "encryption")]
 use super::encryption::Sealer;
-use super::envelope::{self, Body, COMPRESSED, ENCRYPTED, Head};
+use super::envelope::{self, Body, COMPRESSED, ENCRYPTED, Head, TOMBSTONE};
 use super::key::{StoreKey, marker_key, store_key};
 
 /// The transforms of one remote tier (none by default).
@@ -90,7 +90,7 @@ impl Transforms {
         encode: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>,
     ) -> Result<Vec<u8>, Error> {
         let check = key.check.as_deref();
-        head.flags = envelope::body_flags(check, tags);
+        head.flags = envelope::body_flags(check, tags) | (head.flags & TOMBSTONE);
         let mut out = Vec::with_capacity(64);
         if !self.sealed() && !self.compresses() {
             envelope::write_head(&mut out, &head);

@@ -100,13 +100,14 @@ impl ByteStore for MemoryStore {
         key: &str,
         value: Bytes,
         _ttl: Option<Duration>,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         // Compared and set under the map's lock: one step, as a real store's script.
         let mut map = self.map();
-        if map.get(key).is_none_or(|current| *current < value) {
+        let greater = map.get(key).is_none_or(|current| *current < value);
+        if greater {
             map.insert(key.to_owned(), value);
         }
-        Ok(())
+        Ok(greater)
     }
 
     async fn delete(&self, key: &str) -> Result<(), Error> {

@@ -1,0 +1,137 @@
+//! Fills of a tier that instances share: what one instance read or loaded never lands
+//! over what another instance wrote or removed since, even before it hears of it (no
+//! backplane here at all). Over the mock byte store (its compare-and-set under a lock)
+//! and over a real Redis (a script).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use stratacache::mock::MemoryStore;
+use stratacache::{ByteStore, Cache, Fallback, FrozenClock, Remote};
+use stratacache_redis::{RedisConfig, RedisStore};
+use stratacache_testkit::RedisServer;
+use tokio::sync::Notify;
+
+const MS: Duration = Duration::from_millis(1);
+
+/// An instance over `store` whose loader answers "old row" once `go` is notified: a
+/// database read made before the other instance's change, answered late.
+fn instance<S: ByteStore + Clone>(
+    clock: &FrozenClock,
+    store: &S,
+    go: &Arc<Notify>,
+) -> Cache<u64, String> {
+    let go = Arc::clone(go);
+    Cache::builder()
+        .clock(clock)
+        .fallback(Fallback::remote(Remote::new(store.clone())))
+        .loader(move |_key: u64| {
+            let go = Arc::clone(&go);
+            async move {
+                go.notified().await;
+                Ok::<_, std::io::Error>(Some("old row".to_string()))
+            }
+        })
+        .build()
+        .unwrap()
+}
+
+/// `a` loads key 1 (slowly); meanwhile `b` changes it with `change`; then `a`'s load
+/// ends. What does each instance, and a fresh one, read afterwards?
+async fn race<S: ByteStore + Clone>(
+    store: &S,
+    change: impl AsyncFnOnce(&Cache<u64, String>),
+) -> [Option<String>; 3] {
+    let clock = FrozenClock::new();
+    let go = Arc::new(Notify::new());
+    let (a, b) = (instance(&clock, store, &go), instance(&clock, store, &go));
+    let loading = tokio::spawn({
+        let a = a.clone();
+        async move { a.get(&1).await }
+    });
+    tokio::time::sleep(10 * MS).await; // `a` missed and is loading
+    clock.advance(MS);
+    change(&b).await;
+    go.notify_one();
+    assert_eq!(
+        loading.await.unwrap().unwrap().as_deref(),
+        Some("old row"),
+        "the caller gets what it loaded"
+    );
+    let fresh = instance(&clock, store, &go);
+    let late = fresh
+        .get_entry(&1)
+        .await
+        .unwrap()
+        .map(|entry| entry.into_value());
+    [
+        a.get_entry(&1)
+            .await
+            .unwrap()
+            .map(|entry| entry.into_value()),
+        b.get_entry(&1)
+            .await
+            .unwrap()
+            .map(|entry| entry.into_value()),
+        late,
+    ]
+}
+
+async fn an_insert_on_another_instance_is_not_overwritten_by_a_fill<S>(store: S)
+where
+    S: ByteStore + Clone,
+{
+    let read = race(&store, async |b| {
+        b.insert(1, "new row".into()).await.unwrap();
+    })
+    .await;
+    assert_eq!(
+        read,
+        [
+            Some("new row".into()),
+            Some("new row".into()),
+            Some("new row".into())
+        ]
+    );
+}
+
+async fn an_invalidation_on_another_instance_is_not_undone_by_a_fill<S>(store: S)
+where
+    S: ByteStore + Clone,
+{
+    let read = race(&store, async |b| {
+        b.invalidate(&1).await.unwrap();
+    })
+    .await;
+    assert_eq!(
+        read,
+        [None, None, None],
+        "nobody serves the row read before"
+    );
+}
+
+#[tokio::test]
+async fn in_process_an_insert_elsewhere_stands_against_a_late_fill() {
+    an_insert_on_another_instance_is_not_overwritten_by_a_fill(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn in_process_an_invalidation_elsewhere_stands_against_a_late_fill() {
+    an_invalidation_on_another_instance_is_not_undone_by_a_fill(MemoryStore::new()).await;
+}
+
+fn redis(server: &RedisServer, namespace: &str) -> RedisStore {
+    RedisStore::new(RedisConfig::from_url(server.url()).namespace(namespace)).unwrap()
+}
+
+#[tokio::test]
+async fn over_redis_an_insert_elsewhere_stands_against_a_late_fill() {
+    let server = RedisServer::start().unwrap();
+    an_insert_on_another_instance_is_not_overwritten_by_a_fill(redis(&server, "insert")).await;
+}
+
+#[tokio::test]
+async fn over_redis_an_invalidation_elsewhere_stands_against_a_late_fill() {
+    let server = RedisServer::start().unwrap();
+    an_invalidation_on_another_instance_is_not_undone_by_a_fill(redis(&server, "removal")).await;
+}
