@@ -1,4 +1,4 @@
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use stratacache_tier::CacheEntry;
 
@@ -28,6 +28,25 @@ pub enum CacheRequest<K, V> {
     },
     /// Remove the entry under the key.
     Invalidate(K),
+    /// Store the entry unless the tier holds something newer (see
+    /// [`CacheTier::fill`](stratacache_tier::CacheTier::fill)); answered with
+    /// [`CacheResponse::Filled`].
+    Fill {
+        /// The key.
+        key: K,
+        /// The entry, with its timestamps.
+        entry: CacheEntry<V>,
+        /// How long to keep it from now, as the cache measured it (`None`: no limit).
+        keep_for: Option<Duration>,
+    },
+    /// Remove the entry under the key as of a time (see
+    /// [`CacheTier::invalidate_at`](stratacache_tier::CacheTier::invalidate_at)).
+    InvalidateAt {
+        /// The key.
+        key: K,
+        /// When, by the cache's clock.
+        at: SystemTime,
+    },
     /// Remove every entry.
     Clear,
 }
@@ -55,4 +74,6 @@ pub enum CacheResponse<V> {
     Entry(Option<CacheEntry<V>>),
     /// The answer to a write, invalidation or clear.
     Done,
+    /// The answer to [`CacheRequest::Fill`]: whether the tier stored the entry.
+    Filled(bool),
 }

@@ -1,7 +1,7 @@
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use stratacache_tier::{BoxError, CacheEntry, CacheTier, Error, ErrorKind};
 use tower::{Layer, Service, ServiceExt};
@@ -110,6 +110,7 @@ fn unexpected<V>(response: &CacheResponse<V>) -> Error {
     let what = match response {
         CacheResponse::Entry(_) => "an entry",
         CacheResponse::Done => "done",
+        CacheResponse::Filled(_) => "a fill's outcome",
     };
     Error::new(
         ErrorKind::Other,
@@ -151,6 +152,34 @@ where
 
     async fn invalidate(&self, key: &K) -> Result<(), Error> {
         match self.call(CacheRequest::Invalidate(key.clone())).await? {
+            CacheResponse::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn fill(
+        &self,
+        key: K,
+        entry: CacheEntry<V>,
+        keep_for: Option<Duration>,
+    ) -> Result<bool, Error> {
+        let request = CacheRequest::Fill {
+            key,
+            entry,
+            keep_for,
+        };
+        match self.call(request).await? {
+            CacheResponse::Filled(stored) => Ok(stored),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn invalidate_at(&self, key: &K, at: SystemTime) -> Result<(), Error> {
+        let request = CacheRequest::InvalidateAt {
+            key: key.clone(),
+            at,
+        };
+        match self.call(request).await? {
             CacheResponse::Done => Ok(()),
             other => Err(unexpected(&other)),
         }

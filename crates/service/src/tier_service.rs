@@ -122,6 +122,18 @@ where
                 CacheRequest::Invalidate(key) => {
                     tier.invalidate(&key).await.map(|()| CacheResponse::Done)
                 }
+                CacheRequest::Fill {
+                    key,
+                    entry,
+                    keep_for,
+                } => tier
+                    .fill(key, entry, keep_for)
+                    .await
+                    .map(CacheResponse::Filled),
+                CacheRequest::InvalidateAt { key, at } => tier
+                    .invalidate_at(&key, at)
+                    .await
+                    .map(|()| CacheResponse::Done),
                 CacheRequest::Clear => tier.clear().await.map(|()| CacheResponse::Done),
             }
         })

@@ -227,3 +227,33 @@ async fn retry_retries_timeouts_and_leaves_rejections_and_bad_bytes_alone() {
         assert_eq!(flaky.count(TierOp::Get), 1, "{kind:?} is not retried");
     }
 }
+
+#[tokio::test]
+async fn fills_and_timed_removals_cross_the_service_with_their_answer() {
+    let store = stratacache::mock::MemoryStore::new();
+    let remote = stratacache::Remote::new(store.clone()).into_tier::<u64, String>();
+    let tier = ServiceTier::layered(remote, ServiceBuilder::new());
+    let at = |ms| std::time::SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
+    let made = |value: &str, ms| CacheEntry::new(value.to_string(), at(ms), None);
+    assert!(tier.fill(1, made("first", 10), None).await.unwrap());
+    assert!(
+        !tier.fill(1, made("older", 5), None).await.unwrap(),
+        "the tier holds a newer entry"
+    );
+    tier.invalidate_at(&1, at(20)).await.unwrap();
+    assert_eq!(
+        tier.get(&1).await.unwrap(),
+        None,
+        "a tombstone reads as absent"
+    );
+    assert!(!tier.fill(1, made("read before", 15), None).await.unwrap());
+    assert!(tier.fill(1, made("read after", 25), None).await.unwrap());
+    assert_eq!(
+        tier.get(&1)
+            .await
+            .unwrap()
+            .map(CacheEntry::into_value)
+            .as_deref(),
+        Some("read after")
+    );
+}
