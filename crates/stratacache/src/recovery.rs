@@ -6,7 +6,10 @@
 //! promoted back while Redis is down or flapping. A change is settled (forgotten) when a
 //! later write of the key reaches the tier, or a reader stores a newer value there; it is
 //! dropped at replay when the tier already holds an entry newer than it (another instance
-//! wrote since). Changes are queued, settled and replayed under the key's lock.
+//! wrote since). A change whose key another instance is heard writing is *contested*:
+//! which of the two is newer is not known here, so lookups ask the tier again, and the
+//! replay (a fill, compared by time in the store) decides. Changes are queued, settled
+//! and replayed under the key's lock.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -26,9 +29,15 @@ pub(crate) enum Pending<V> {
     Remove { at: SystemTime },
 }
 
+/// A waiting change, and whether another instance was heard writing its key since.
+struct Waiting<V> {
+    change: Pending<V>,
+    contested: bool,
+}
+
 /// One tier's waiting changes.
 pub(crate) struct Recovery<K, V> {
-    pending: Mutex<HashMap<K, Pending<V>>>,
+    pending: Mutex<HashMap<K, Waiting<V>>>,
     /// How many changes wait: lookups skip the lock while it is zero.
     len: AtomicUsize,
     capacity: usize,
@@ -52,7 +61,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Recovery<K, V> {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<K, Pending<V>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<K, Waiting<V>>> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -82,7 +91,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Recovery<K, V> {
             return None;
         }
         let pending = self.lock();
-        match pending.get(key) {
+        let waiting = pending.get(key).filter(|waiting| !waiting.contested);
+        match waiting.map(|waiting| &waiting.change) {
             Some(Pending::Store(entry)) => Some(Some(entry.clone())),
             Some(Pending::Remove { .. }) => Some(None),
             None if self.cleared.load(Ordering::Acquire) => Some(None),
@@ -104,9 +114,20 @@ impl<K: Hash + Eq + Clone, V: Clone> Recovery<K, V> {
         if pending.len() >= self.capacity && !pending.contains_key(&key) {
             return false;
         }
-        pending.insert(key, change);
+        let contested = false;
+        pending.insert(key, Waiting { change, contested });
         self.len.store(pending.len(), Ordering::Release);
         true
+    }
+
+    /// Marks the change of `key` contested: another instance was heard writing the key.
+    pub(crate) fn contest(&self, key: &K) {
+        if self.is_empty() {
+            return;
+        }
+        if let Some(waiting) = self.lock().get_mut(key) {
+            waiting.contested = true;
+        }
     }
 
     /// Forgets the change of `key`: the tier took a newer one.
@@ -128,7 +149,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Recovery<K, V> {
     }
 
     fn waiting(&self, key: &K) -> Option<Pending<V>> {
-        self.lock().get(key).cloned()
+        self.lock().get(key).map(|waiting| waiting.change.clone())
     }
 
     fn some_keys(&self, count: usize) -> Vec<K> {

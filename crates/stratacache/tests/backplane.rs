@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use stratacache::mock::MockBackplane;
+use stratacache::mock::{MemoryStore, MockBackplane, SwitchedStore};
 use stratacache::{Backplane, Cache, CacheTier, Fallback, MemoryTier, Remote};
 use stratacache_redis::{RedisBackplane, RedisConfig, RedisStore};
 use stratacache_testkit::RedisServer;
@@ -390,4 +390,86 @@ async fn what_a_dropped_instance_wrote_last_is_still_announced() {
     drop(a); // before its sender ran
     until("b heard the write", || b.stats().backplane_received == 1).await;
     assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("new"));
+}
+
+/// Two instances over one store (`a` sees it through a switch it can lose) and one
+/// backplane, with one clock; both subscribed.
+async fn cut_off_pair(
+    clock: &stratacache::FrozenClock,
+    backplane: &MockBackplane,
+) -> (
+    SwitchedStore<MemoryStore>,
+    Cache<u64, String>,
+    Cache<u64, String>,
+) {
+    let shared = MemoryStore::new();
+    let a_view = SwitchedStore::new(shared.clone());
+    let instance = |store: Remote<_>| {
+        Cache::builder()
+            .clock(clock)
+            .fallback(Fallback::remote(store))
+            .backplane(backplane.clone())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (
+        instance(Remote::new(a_view.clone())),
+        instance(Remote::new(SwitchedStore::new(shared))),
+    );
+    // Subscribed: each hears the other.
+    a.insert(u64::MAX, String::new()).await.unwrap();
+    b.insert(u64::MAX - 1, String::new()).await.unwrap();
+    until("subscribed", || {
+        a.stats().backplane_received > 0 && b.stats().backplane_received > 0
+    })
+    .await;
+    (a_view, a, b)
+}
+
+/// `first` writes key 1, then (1 ms later) `second` writes it while its store is cut off
+/// (its write waits for recovery); `first`'s announcement reaches `second` only after
+/// that. Once `a`'s store is back and the replay has run, what do both read, and was
+/// `a`'s change replayed (`true`) or dropped?
+async fn late_announcement(a_writes_first: bool) -> ([Option<String>; 2], bool) {
+    let (clock, backplane) = (stratacache::FrozenClock::new(), MockBackplane::new());
+    let (a_view, a, b) = cut_off_pair(&clock, &backplane).await;
+    let heard_by_a = a.stats().backplane_received;
+    a_view.set_down(true);
+    backplane.set_down(true); // announcements wait in the outboxes
+    let (first, second) = if a_writes_first { (&a, &b) } else { (&b, &a) };
+    first.insert(1, "first".into()).await.unwrap();
+    clock.advance(Duration::from_millis(1));
+    second.insert(1, "second".into()).await.unwrap();
+    backplane.set_down(false);
+    until("a heard b", || a.stats().backplane_received > heard_by_a).await;
+    a_view.set_down(false);
+    a.get(&99).await.unwrap(); // the store answers: the replay starts
+    until("replayed", || {
+        let stats = a.stats();
+        stats.recovery_replayed + stats.recovery_dropped > 0
+    })
+    .await;
+    let replayed = a.stats().recovery_replayed > 0;
+    (
+        [a.get(&1).await.unwrap(), b.get(&1).await.unwrap()],
+        replayed,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_waiting_for_a_tier_stands_against_an_older_write_heard_late() {
+    // b's write (first) is older than a's (second), which waited for the store: hearing
+    // b's late announcement must not throw a's away.
+    let (read, replayed) = late_announcement(false).await;
+    assert_eq!(read, [Some("second".into()), Some("second".into())]);
+    assert!(replayed, "a's change reached the store");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_waiting_for_a_tier_gives_way_to_a_newer_write() {
+    // a's write (first) waited for the store; b's (second) is newer: the replay of a's
+    // must not land over it.
+    let (read, replayed) = late_announcement(true).await;
+    assert_eq!(read, [Some("second".into()), Some("second".into())]);
+    assert!(!replayed, "the store refused a's older change");
 }

@@ -4,14 +4,12 @@
 //! clock, mock backplane) and over a real Redis.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
-use stratacache::mock::{MemoryStore, MockBackplane};
+use stratacache::mock::{MemoryStore, MockBackplane, SwitchedStore};
 use stratacache::{
-    BoxError, ByteStore, Cache, Error, ErrorKind, Fallback, FrozenClock, Loaded, Loader,
-    MemoryTier, Remote, Tags,
+    BoxError, Cache, ErrorKind, Fallback, FrozenClock, Loaded, Loader, MemoryTier, Remote, Tags,
 };
 use stratacache_redis::{RedisBackplane, RedisConfig, RedisStore};
 use stratacache_testkit::RedisServer;
@@ -408,58 +406,10 @@ async fn a_loaded_entrys_age_counts_from_when_its_load_began() {
     assert!(cache.get_entry(&1).await.unwrap().is_none());
 }
 
-/// A byte store that can be taken down (every call then fails as unreachable), counting
-/// the calls that reach it.
-#[derive(Clone, Default)]
-struct Switched {
-    bytes: MemoryStore,
-    down: Arc<AtomicBool>,
-    calls: Arc<AtomicUsize>,
-}
-
-impl Switched {
-    fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
-    }
-
-    fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-
-    fn reach(&self) -> Result<(), Error> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        if self.down.load(Ordering::SeqCst) {
-            return Err(Error::new(ErrorKind::Unavailable, "down"));
-        }
-        Ok(())
-    }
-}
-
-impl ByteStore for Switched {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, Error> {
-        self.reach()?;
-        self.bytes.get(key).await
-    }
-
-    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), Error> {
-        self.reach()?;
-        self.bytes.set(key, value, ttl).await
-    }
-
-    async fn delete(&self, key: &str) -> Result<(), Error> {
-        self.reach()?;
-        self.bytes.delete(key).await
-    }
-
-    async fn clear(&self) -> Result<(), Error> {
-        self.reach()?;
-        self.bytes.clear().await
-    }
-}
-
 #[tokio::test]
 async fn while_the_markers_tier_is_skipped_tagged_reads_and_invalidations_do_not_call_it() {
-    let (clock, loads, store) = (FrozenClock::new(), Arc::default(), Switched::default());
+    let store = SwitchedStore::new(MemoryStore::new());
+    let (clock, loads) = (FrozenClock::new(), Arc::default());
     let cache: Cache<u64, String> = Cache::builder()
         .clock(clock.clone())
         .fallback(Fallback::remote(Remote::new(store.clone())).circuit_breaker(2, 10 * SEC))
@@ -494,7 +444,7 @@ async fn while_the_markers_tier_is_skipped_tagged_reads_and_invalidations_do_not
     store.set_down(false);
     clock.advance(10 * SEC);
     cache.get(&20).await.unwrap();
-    let written = || store.bytes.keys().iter().any(|key| key.contains("!t"));
+    let written = || store.inner().keys().iter().any(|key| key.contains("!t"));
     stratacache_testkit::until("the marker is in the store", MS, 10 * SEC, written).await;
 }
 

@@ -230,11 +230,12 @@ where
     /// Drops L1's copy of `key`, as a write does: readers that started before it do not
     /// put what they read back.
     fn forget_in_l1(&self, key: &K) {
-        // Another instance's finished write is newer than a change of ours still
-        // waiting for a tier: that change must neither answer reads nor be replayed.
+        // Which of another instance's write and a change of ours still waiting for a
+        // tier is newer is not known here (the announcement may be late): the change
+        // stops answering reads, and its replay, compared by time in the tier, decides.
         for level in &self.levels {
             if let Some(recovery) = &level.recovery {
-                recovery.settle(key);
+                recovery.contest(key);
             }
         }
         let guard = self.generations.hear(key);

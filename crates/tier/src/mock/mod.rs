@@ -5,9 +5,11 @@
 mod backplane;
 mod lock;
 mod store;
+mod switched;
 mod tier;
 
 pub use backplane::MockBackplane;
 pub use lock::MockLock;
 pub use store::MemoryStore;
+pub use switched::SwitchedStore;
 pub use tier::{MockTier, TierCall, TierOp};
