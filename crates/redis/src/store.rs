@@ -146,10 +146,29 @@ impl RedisStore {
                         .split(',')
                         .any(|flag| flag == "fail" || flag == "noaddr");
                 let address = fields.get(1)?.split('@').next()?;
-                live_primary.then(|| format!("redis://{address}/"))
+                let seed = self.config.nodes.first()?;
+                live_primary.then(|| node_url(seed, address))
             })
             .collect())
     }
+}
+
+/// The URL of the node at `address` (`host:port` as `CLUSTER NODES` prints it, an IPv6
+/// host unbracketed), with the scheme (TLS or not) and the credentials of `seed`.
+fn node_url(seed: &str, address: &str) -> String {
+    let (scheme, rest) = seed.split_once("://").unwrap_or(("redis", seed));
+    let authority = rest.split('/').next().unwrap_or_default();
+    let userinfo = authority
+        .rsplit_once('@')
+        .map_or("", |(userinfo, _)| userinfo);
+    let at = if userinfo.is_empty() { "" } else { "@" };
+    let address = match address.rsplit_once(':') {
+        Some((host, port)) if host.contains(':') && !host.starts_with('[') => {
+            format!("[{host}]:{port}")
+        }
+        _ => address.to_owned(),
+    };
+    format!("{scheme}://{userinfo}{at}{address}/")
 }
 
 fn set_command(command: &mut redis::Cmd, key: FullKey<'_>, value: &Bytes, ttl: Option<Duration>) {
@@ -312,5 +331,22 @@ impl fmt::Debug for RedisStore {
             .field("cluster", &self.connection.is_cluster())
             .field("command_timeout", &self.config.command_timeout)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_nodes_url_keeps_the_seeds_scheme_and_credentials() {
+        let seed = "rediss://app:p%40ss@10.0.0.1:7000/";
+        assert_eq!(
+            node_url(seed, "10.0.0.2:7001"),
+            "rediss://app:p%40ss@10.0.0.2:7001/"
+        );
+        assert_eq!(node_url("redis://h:1", "::1:7002"), "redis://[::1]:7002/");
+        assert_eq!(node_url("redis://h:1", "[::1]:7002"), "redis://[::1]:7002/");
+        assert_eq!(node_url("redis://:pw@h:1/0", "h2:2"), "redis://:pw@h2:2/");
     }
 }
