@@ -142,7 +142,8 @@ impl MemcachedStore {
             return Ok(()); // gone, or already replaced: asked again
         };
         let mut request = Vec::new();
-        protocol::set_if_unchanged(&mut request, key, now_ms.to_string().as_bytes(), cas);
+        let generation = now_ms.to_string();
+        protocol::set_if_unchanged(&mut request, key, generation.as_bytes(), 0, cas);
         self.one(index, request).await.map(drop)
     }
 

@@ -74,10 +74,29 @@ pub(crate) fn cas_token(out: &mut Vec<u8>, key: &str) {
     let _ = write!(out, "mg {key} c\r\n");
 }
 
-/// Stores `value` under `key`, never to expire, only if the item still has `cas` as its
-/// token (else `EX`, or `NF` when it is gone).
-pub(crate) fn set_if_unchanged(out: &mut Vec<u8>, key: &str, value: &[u8], cas: u64) {
-    let _ = write!(out, "ms {key} {} T0 C{cas}\r\n", value.len());
+/// Asks for `key`'s value and compare-and-swap token: [`Reply::ValueAndCas`].
+pub(crate) fn get_with_cas(out: &mut Vec<u8>, key: impl Display) {
+    let _ = write!(out, "mg {key} v c\r\n");
+}
+
+/// Stores `value` under `key`, to expire at `exptime`, only if the item still has `cas`
+/// as its token (else `EX`, or `NF` when it is gone).
+pub(crate) fn set_if_unchanged(
+    out: &mut Vec<u8>,
+    key: impl Display,
+    value: &[u8],
+    exptime: u32,
+    cas: u64,
+) {
+    let _ = write!(out, "ms {key} {} T{exptime} C{cas}\r\n", value.len());
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Stores `value` under `key`, to expire at `exptime`, only if there is no such item
+/// (else `NS`).
+pub(crate) fn set_if_absent(out: &mut Vec<u8>, key: impl Display, value: &[u8], exptime: u32) {
+    let _ = write!(out, "ms {key} {} T{exptime} ME\r\n", value.len());
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
@@ -95,6 +114,8 @@ pub(crate) fn flush_all(out: &mut Vec<u8>) {
 pub(crate) enum Reply {
     /// `VA <len> <flags>` and its data.
     Value(Bytes),
+    /// `VA <len> c<token>` and its data: a value asked with its compare-and-swap token.
+    ValueAndCas(Bytes, u64),
     /// `HD <flags>`: done, the flags as sent back.
     Done(String),
     /// `EN`, `NF`: no such item.
@@ -180,7 +201,13 @@ pub(crate) async fn read_reply<R: AsyncBufRead + Unpin>(
                 return Err(protocol_error("value not terminated by CRLF"));
             }
             data.truncate(len);
-            Ok(Reply::Value(Bytes::from(data)))
+            let data = Bytes::from(data);
+            // The flags the request asked for: a `c` one carries the item's token.
+            let cas = words.find_map(|flag| flag.strip_prefix('c')?.parse().ok());
+            Ok(match cas {
+                Some(cas) => Reply::ValueAndCas(data, cas),
+                None => Reply::Value(data),
+            })
         }
         "HD" => Ok(Reply::Done(words.collect::<Vec<_>>().join(" "))),
         "EN" | "NF" => Ok(Reply::Missing),
@@ -275,6 +302,15 @@ mod tests {
             "out of step: an error that ends the connection"
         );
         assert_eq!(parse(b"EX\r\n").await.unwrap(), Reply::Exists);
+        assert_eq!(
+            parse(b"VA 1 c42\r\nx\r\n").await.unwrap(),
+            Reply::ValueAndCas(Bytes::from_static(b"x"), 42)
+        );
+        assert_eq!(
+            parse(b"VA 1 t59\r\nx\r\n").await.unwrap(),
+            Reply::Value(Bytes::from_static(b"x")),
+            "a token only when asked for"
+        );
         let not_a_number = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n";
         assert_eq!(parse(not_a_number).await.unwrap(), Reply::NotANumber);
     }

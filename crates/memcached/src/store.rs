@@ -172,6 +172,34 @@ impl MemcachedStore {
     }
 }
 
+/// How many times [`ByteStore::set_if_greater`] reads and tries to swap before giving up.
+const CAS_ATTEMPTS: usize = 8;
+
+/// An answer that does not fit the request.
+fn unexpected(reply: &Reply, request: &str) -> Error {
+    Error::new(
+        ErrorKind::Other,
+        format!("memcached answered {reply:?} to {request}"),
+    )
+}
+
+impl MemcachedStore {
+    /// Refuses a value over [`MemcachedConfig::max_value_size`] before anything is sent.
+    fn check_size(&self, value: &[u8]) -> Result<(), Error> {
+        if value.len() > self.config.max_value_size {
+            return Err(Error::new(
+                ErrorKind::Rejected,
+                format!(
+                    "value of {} bytes is over memcached's limit of {}",
+                    value.len(),
+                    self.config.max_value_size
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl ByteStore for MemcachedStore {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, Error> {
         let (index, full) = self.locate(key).await?;
@@ -198,16 +226,7 @@ impl ByteStore for MemcachedStore {
     /// As [`ByteStore::set`]; [`ErrorKind::Rejected`] for a value over
     /// [`MemcachedConfig::max_value_size`], before anything is sent.
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), Error> {
-        if value.len() > self.config.max_value_size {
-            return Err(Error::new(
-                ErrorKind::Rejected,
-                format!(
-                    "value of {} bytes is over memcached's limit of {}",
-                    value.len(),
-                    self.config.max_value_size
-                ),
-            ));
-        }
+        self.check_size(&value)?;
         let (index, full) = self.locate(key).await?;
         let mut request = Vec::with_capacity(key.len() + value.len() + 96);
         let expires = exptime::exptime(ttl, exptime::unix_now());
@@ -219,6 +238,53 @@ impl ByteStore for MemcachedStore {
                 format!("memcached did not store it: {other:?}"),
             )),
         }
+    }
+
+    /// With memcached's compare-and-swap: reads the value and its token, and stores only
+    /// if the item is still as read (or still absent), asking again when another writer
+    /// came in between. TTL as [`set`](Self::set).
+    ///
+    /// # Errors
+    ///
+    /// As [`set`](Self::set); [`ErrorKind::Other`] when other writers changed the item
+    /// between the read and the store of each of 8 attempts.
+    async fn set_if_greater(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, Error> {
+        self.check_size(&value)?;
+        let (index, full) = self.locate(key).await?;
+        let expires = exptime::exptime(ttl, exptime::unix_now());
+        for _ in 0..CAS_ATTEMPTS {
+            let mut request = Vec::with_capacity(key.len() + 64);
+            protocol::get_with_cas(&mut request, full);
+            let request = match self.one(index, request).await? {
+                Reply::ValueAndCas(current, _) if current >= value => return Ok(false),
+                Reply::ValueAndCas(_, cas) => {
+                    let mut request = Vec::with_capacity(key.len() + value.len() + 96);
+                    protocol::set_if_unchanged(&mut request, full, &value, expires, cas);
+                    request
+                }
+                Reply::Missing => {
+                    let mut request = Vec::with_capacity(key.len() + value.len() + 96);
+                    protocol::set_if_absent(&mut request, full, &value, expires);
+                    request
+                }
+                other => return Err(unexpected(&other, "mg")),
+            };
+            match self.one(index, request).await? {
+                Reply::Done(_) => return Ok(true),
+                // Changed, added or removed since the read: read again.
+                Reply::Exists | Reply::NotStored | Reply::Missing => {}
+                other => return Err(unexpected(&other, "ms")),
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Other,
+            format!("memcached: {key} changed under each of {CAS_ATTEMPTS} compare-and-swaps"),
+        ))
     }
 
     async fn delete(&self, key: &str) -> Result<(), Error> {

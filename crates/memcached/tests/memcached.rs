@@ -672,3 +672,49 @@ async fn under_load_a_stalled_then_killed_server_costs_timeouts_never_a_hang_or_
         Some(Bytes::from_static(b"k1"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_if_greater_keeps_the_greater_bytes_by_compare_and_swap() {
+    let server = MemcachedServer::start().unwrap();
+    let store = std::sync::Arc::new(MemcachedStore::new(config(&[&server])).unwrap());
+    let set = |bytes: &'static [u8]| store.set_if_greater("r", Bytes::from_static(bytes), None);
+    assert!(set(b"\x01\x00").await.unwrap(), "absent: added");
+    assert!(
+        !set(b"\x00\xff").await.unwrap(),
+        "byte order: 0x00 sorts first"
+    );
+    assert!(!set(b"\x01\x00").await.unwrap(), "equal: kept");
+    assert!(
+        set(b"\x01\x00\x00").await.unwrap(),
+        "longer with the same start"
+    );
+    assert_eq!(
+        store.get("r").await.unwrap().as_deref(),
+        Some(&b"\x01\x00\x00"[..])
+    );
+    let ttl = Some(60 * SEC);
+    assert!(
+        store
+            .set_if_greater("r", Bytes::from_static(b"\xff"), ttl)
+            .await
+            .unwrap()
+    );
+    let held = store.server_ttl("r").await.unwrap().expect("a TTL");
+    assert!(held > 58 * SEC && held <= 60 * SEC, "{held:?}");
+
+    // Many writers racing: the greatest value stands, whatever the order they land in.
+    let writes = (0..64_u16).map(|n| {
+        let store = std::sync::Arc::clone(&store);
+        tokio::spawn(async move {
+            let value = Bytes::copy_from_slice(&((n * 37) % 64).to_be_bytes());
+            store.set_if_greater("race", value, None).await
+        })
+    });
+    for write in futures::future::join_all(writes).await {
+        write.unwrap().unwrap();
+    }
+    assert_eq!(
+        store.get("race").await.unwrap().as_deref(),
+        Some(&63_u16.to_be_bytes()[..])
+    );
+}

@@ -1,15 +1,16 @@
 //! Fills of a tier that instances share: what one instance read or loaded never lands
 //! over what another instance wrote or removed since, even before it hears of it (no
-//! backplane here at all). Over the mock byte store (its compare-and-set under a lock)
-//! and over a real Redis (a script).
+//! backplane here at all). Over the mock byte store (its compare-and-set under a lock),
+//! a real Redis (a script) and a real memcached (compare-and-swap).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use stratacache::mock::MemoryStore;
 use stratacache::{ByteStore, Cache, Fallback, FrozenClock, Remote};
+use stratacache_memcached::{MemcachedConfig, MemcachedStore};
 use stratacache_redis::{RedisConfig, RedisStore};
-use stratacache_testkit::RedisServer;
+use stratacache_testkit::{MemcachedServer, RedisServer};
 use tokio::sync::Notify;
 
 const MS: Duration = Duration::from_millis(1);
@@ -134,4 +135,22 @@ async fn over_redis_an_insert_elsewhere_stands_against_a_late_fill() {
 async fn over_redis_an_invalidation_elsewhere_stands_against_a_late_fill() {
     let server = RedisServer::start().unwrap();
     an_invalidation_on_another_instance_is_not_undone_by_a_fill(redis(&server, "removal")).await;
+}
+
+/// One client, shared by the instances (it is not `Clone`).
+fn memcached(server: &MemcachedServer) -> Arc<MemcachedStore> {
+    let config = MemcachedConfig::new([server.address()]);
+    Arc::new(MemcachedStore::new(config).unwrap())
+}
+
+#[tokio::test]
+async fn over_memcached_an_insert_elsewhere_stands_against_a_late_fill() {
+    let server = MemcachedServer::start().unwrap();
+    an_insert_on_another_instance_is_not_overwritten_by_a_fill(memcached(&server)).await;
+}
+
+#[tokio::test]
+async fn over_memcached_an_invalidation_elsewhere_stands_against_a_late_fill() {
+    let server = MemcachedServer::start().unwrap();
+    an_invalidation_on_another_instance_is_not_undone_by_a_fill(memcached(&server)).await;
 }

@@ -182,6 +182,61 @@ pub trait ByteStore: Send + Sync + 'static {
     }
 }
 
+/// A store shared behind an `Arc` (one client for several caches) is a store.
+impl<S: ByteStore> ByteStore for std::sync::Arc<S> {
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, Error>> + Send {
+        S::get(self, key)
+    }
+
+    fn set(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        S::set(self, key, value, ttl)
+    }
+
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), Error>> + Send {
+        S::delete(self, key)
+    }
+
+    fn clear(&self) -> impl Future<Output = Result<(), Error>> + Send {
+        S::clear(self)
+    }
+
+    fn get_many(
+        &self,
+        keys: &[&str],
+    ) -> impl Future<Output = Result<Vec<Option<Bytes>>, Error>> + Send {
+        S::get_many(self, keys)
+    }
+
+    fn set_many(
+        &self,
+        items: &[(&str, Bytes, Option<Duration>)],
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        S::set_many(self, items)
+    }
+
+    fn set_if_greater(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<bool, Error>> + Send {
+        S::set_if_greater(self, key, value, ttl)
+    }
+
+    fn max_value_size(&self) -> Option<usize> {
+        S::max_value_size(self)
+    }
+
+    fn namespace(&self) -> &str {
+        S::namespace(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
