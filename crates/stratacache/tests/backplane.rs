@@ -416,13 +416,18 @@ async fn cut_off_pair(
         instance(Remote::new(a_view.clone())),
         instance(Remote::new(SwitchedStore::new(shared))),
     );
-    // Subscribed: each hears the other.
-    a.insert(u64::MAX, String::new()).await.unwrap();
-    b.insert(u64::MAX - 1, String::new()).await.unwrap();
-    until("subscribed", || {
-        a.stats().backplane_received > 0 && b.stats().backplane_received > 0
-    })
-    .await;
+    // Subscribed (in the background): each hears the other. Announcements made before
+    // a subscription are lost to it, so they are made until both have heard one.
+    let heard = || a.stats().backplane_received > 0 && b.stats().backplane_received > 0;
+    for _ in 0..2_000 {
+        a.insert(u64::MAX, String::new()).await.unwrap();
+        b.insert(u64::MAX - 1, String::new()).await.unwrap();
+        if heard() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(heard(), "both subscribed");
     (a_view, a, b)
 }
 
@@ -433,7 +438,7 @@ async fn cut_off_pair(
 async fn late_announcement(a_writes_first: bool) -> ([Option<String>; 2], bool) {
     let (clock, backplane) = (stratacache::FrozenClock::new(), MockBackplane::new());
     let (a_view, a, b) = cut_off_pair(&clock, &backplane).await;
-    let heard_by_a = a.stats().backplane_received;
+    let (heard_by_a, heard_by_b) = (a.stats().backplane_received, b.stats().backplane_received);
     a_view.set_down(true);
     backplane.set_down(true); // announcements wait in the outboxes
     let (first, second) = if a_writes_first { (&a, &b) } else { (&b, &a) };
@@ -441,7 +446,10 @@ async fn late_announcement(a_writes_first: bool) -> ([Option<String>; 2], bool) 
     clock.advance(Duration::from_millis(1));
     second.insert(1, "second".into()).await.unwrap();
     backplane.set_down(false);
-    until("a heard b", || a.stats().backplane_received > heard_by_a).await;
+    until("each heard the other", || {
+        a.stats().backplane_received > heard_by_a && b.stats().backplane_received > heard_by_b
+    })
+    .await;
     a_view.set_down(false);
     a.get(&99).await.unwrap(); // the store answers: the replay starts
     until("replayed", || {

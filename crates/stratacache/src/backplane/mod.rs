@@ -349,8 +349,8 @@ async fn listen<K, V>(
             Ok(subscription) => subscription,
             Err(_) => {
                 if !std::mem::replace(&mut missed, true) {
-                    inner.telemetry.count(CacheCounter::BackplaneGaps);
                     inner.distrust_l1();
+                    inner.telemetry.count(CacheCounter::BackplaneGaps);
                 }
                 drop(inner);
                 let pause = Box::pin(tokio::time::sleep(backoff));
@@ -398,8 +398,9 @@ async fn listen<K, V>(
                 let Some(inner) = cache.upgrade() else {
                     return;
                 };
-                inner.telemetry.count(CacheCounter::BackplaneGaps);
+                // Dropped before it is counted: whoever sees the gap sees L1 without it.
                 inner.distrust_l1();
+                inner.telemetry.count(CacheCounter::BackplaneGaps);
                 missed = true;
                 break;
             }
