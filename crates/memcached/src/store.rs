@@ -386,8 +386,15 @@ impl ByteStore for MemcachedStore {
         let mut values = vec![None; keys.len()];
         for batch in futures::future::try_join_all(batches).await? {
             for (position, reply) in batch {
-                if let Reply::Value(bytes) = reply.into_result()? {
-                    values[position] = Some(bytes);
+                match reply {
+                    // Another writer's value over the limit: absent for this batch, rather
+                    // than failing every other key of it.
+                    Reply::TooLarge(_) => {}
+                    reply => {
+                        if let Reply::Value(bytes) = reply.into_result()? {
+                            values[position] = Some(bytes);
+                        }
+                    }
                 }
             }
         }

@@ -304,6 +304,9 @@ async fn a_foreign_value_over_the_limit_fails_its_own_read_not_the_connection() 
         connections + 1, // this `stats` read's own
         "no connection was broken and replaced"
     );
+    // In a batch, it is absent; the other keys are read.
+    let batch = reader.get_many(&["big", "small"]).await.unwrap();
+    assert_eq!(batch, vec![None, Some(Bytes::from_static(b"s"))]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -472,3 +472,36 @@ async fn two_invalidations_racing_leave_the_later_marker_in_redis_whichever_land
         "the entry produced before the later invalidation is invalid"
     );
 }
+
+#[tokio::test]
+async fn bytes_planted_where_a_marker_goes_do_not_block_the_tags_markers() {
+    let store = MemoryStore::new();
+    let clock = FrozenClock::new();
+    let loads = Arc::default();
+    let cache: Cache<u64, String> = Cache::builder()
+        .clock(clock.clone())
+        .fallback(Fallback::remote(Remote::new(store.clone())))
+        .loader(orders(&loads))
+        .build()
+        .unwrap();
+    cache.invalidate_tag("customer:1").await.unwrap();
+    let key = store
+        .keys()
+        .into_iter()
+        .find(|key| key.contains("!t"))
+        .expect("a marker");
+    let ours = store.raw(&key).unwrap();
+    // Bytes that sort after any marker, and a marker from far in the future.
+    let mut ahead = ours.to_vec();
+    ahead[3] = 0xff;
+    for planted in [&b"\xff\xff garbage"[..], &ahead] {
+        store.plant(&key, bytes::Bytes::copy_from_slice(planted));
+        clock.advance(SEC);
+        cache.invalidate_tag("customer:1").await.unwrap();
+        let now = store.raw(&key).unwrap();
+        assert!(
+            now.starts_with(b"SCu") && now[..] != *planted,
+            "replaced: {now:?}"
+        );
+    }
+}

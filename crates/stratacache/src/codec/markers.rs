@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use stratacache_tier::{ByteStore, Error};
+use stratacache_tier::{ByteStore, Error, MAX_CLOCK_SKEW};
 
 use super::transforms::Transforms;
 use crate::erased::BoxFuture;
@@ -55,8 +55,21 @@ impl<S: ByteStore> MarkerStore for StoreMarkers<S> {
         Box::pin(async move {
             let key = self.transforms.marker_key(tag);
             let marker = self.encode(&key, at);
-            // A later marker there stands: nothing to do.
-            self.store.set_if_greater(&key, marker, ttl).await.map(drop)
+            if self.store.set_if_greater(&key, marker.clone(), ttl).await? {
+                return Ok(());
+            }
+            // A later marker stands, unless it is no marker of this cache's (bytes that
+            // sort high but do not decode or authenticate) or lies further ahead than a
+            // clock may run: those would block every marker of the tag, and are replaced.
+            let latest = at.checked_add(MAX_CLOCK_SKEW).unwrap_or(at);
+            let there = self.store.get(&key).await?;
+            let stands = (there.as_deref())
+                .and_then(|bytes| self.decode(&key, bytes))
+                .is_some_and(|later| later <= latest);
+            if stands {
+                return Ok(());
+            }
+            self.store.set(&key, marker, ttl).await
         })
     }
 }
