@@ -213,15 +213,21 @@ impl WriteGuard<'_> {
     /// outlive the other's announcement for good. Returns whether it stored.
     pub(crate) fn store_in_l1(&self, store: impl FnOnce()) -> bool {
         self.in_l1(|| {
-            let heard = match self.stripes {
-                [stripe] => stripe.heard.load(Ordering::Acquire) != self.heard,
-                _ => false,
-            };
+            let heard = self.heard_since_begun();
             if !heard {
                 store();
             }
             !heard
         })
+    }
+
+    /// Whether another instance's write to a key of the stripe was heard since this
+    /// write began: which of the two the shared tiers keep is not known here.
+    pub(crate) fn heard_since_begun(&self) -> bool {
+        match self.stripes {
+            [stripe] => stripe.heard.load(Ordering::Acquire) != self.heard,
+            _ => false,
+        }
     }
 }
 

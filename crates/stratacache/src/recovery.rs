@@ -19,6 +19,7 @@ use std::time::SystemTime;
 
 use stratacache_tier::{CacheEntry, ErrorKind};
 
+use crate::backplane::Action;
 use crate::inner::Inner;
 use crate::telemetry::{CacheCounter, Operation, TierOutcome};
 
@@ -108,13 +109,14 @@ impl<K: Hash + Eq + Clone, V: Clone> Recovery<K, V> {
         self.cleared.store(true, Ordering::Release);
     }
 
-    /// Queues `change` of `key`, replacing an older one; false when the queue is full.
-    pub(crate) fn queue(&self, key: K, change: Pending<V>) -> bool {
+    /// Queues `change` of `key`, replacing an older one (`contested` if another
+    /// instance was heard writing the key since the change began); false when the queue
+    /// is full.
+    pub(crate) fn queue(&self, key: K, change: Pending<V>, contested: bool) -> bool {
         let mut pending = self.lock();
         if pending.len() >= self.capacity && !pending.contains_key(&key) {
             return false;
         }
-        let contested = false;
         pending.insert(key, Waiting { change, contested });
         self.len.store(pending.len(), Ordering::Release);
         true
@@ -216,10 +218,15 @@ where
                 let Some(change) = recovery.waiting(&key) else {
                     continue;
                 };
+                let action = match change {
+                    Pending::Store(_) => Action::Written,
+                    Pending::Remove { .. } => Action::Invalidated,
+                };
                 match self.replay_one(depth, &key, change).await {
                     Replayed::Applied => {
                         recovery.settle(&key);
                         self.telemetry.count(CacheCounter::RecoveryReplayed);
+                        self.replayed(&key, action);
                     }
                     Replayed::Dropped => {
                         recovery.settle(&key);
@@ -229,6 +236,17 @@ where
                 }
             }
         }
+    }
+
+    /// After a replay changed the shared tier: what was read from it before (by this
+    /// instance while the change was contested, or by any other) may sit in an L1. This
+    /// one drops its copy, as a write does, and the others are told.
+    fn replayed(&self, key: &K, action: Action) {
+        if let Some(memory) = self.levels[0].memory() {
+            let guard = self.generations.write(key);
+            guard.in_l1(|| memory.remove(key));
+        }
+        self.announce(action, Some(key));
     }
 
     /// Replays a clear the tier missed, holding every key as a clear does; whether the
@@ -311,4 +329,35 @@ where
 /// it refused the change.
 pub(crate) fn is_outage(kind: ErrorKind) -> bool {
     kind.is_transient() || kind == ErrorKind::CircuitOpen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(value: &str) -> Pending<String> {
+        Pending::Store(CacheEntry::new(
+            value.to_owned(),
+            SystemTime::UNIX_EPOCH,
+            None,
+        ))
+    }
+
+    #[test]
+    fn a_contested_change_waits_for_its_replay_without_answering_reads() {
+        let recovery = Recovery::<u64, String>::new(10);
+        assert!(recovery.queue(1, entry("ours"), false));
+        let answered = recovery.answer(&1).flatten().map(CacheEntry::into_value);
+        assert_eq!(answered.as_deref(), Some("ours"));
+        recovery.contest(&1);
+        assert_eq!(recovery.answer(&1), None, "the tier is asked again");
+        assert!(recovery.waiting(&1).is_some(), "still to be replayed");
+
+        // Queued after another instance was heard: contested from the start.
+        assert!(recovery.queue(2, entry("ours"), true));
+        assert_eq!(recovery.answer(&2), None);
+        // A later change of ours, with nothing heard since it began, answers again.
+        assert!(recovery.queue(2, entry("later"), false));
+        assert!(recovery.answer(&2).is_some());
+    }
 }

@@ -179,10 +179,11 @@ where
                             }
                         }
                     };
-                    let result = self.recover_later(level, key, result, || match stores {
-                        true => Pending::Store(entry.clone()),
-                        false => Pending::Remove { at: now },
-                    });
+                    let result =
+                        self.recover_later(level, key, (result, &guard), || match stores {
+                            true => Pending::Store(entry.clone()),
+                            false => Pending::Remove { at: now },
+                        });
                     // A change queued for recovery counts as made: the tier reads as it.
                     below_failed |= matches!(result, TierWriteResult::Failed(_));
                     results[depth].result = result;
@@ -192,7 +193,9 @@ where
                 for (depth, level) in self.levels.iter().enumerate() {
                     let removed = self.remove_at(level, key, (&guard, now), op).await;
                     results[depth].result =
-                        self.recover_later(level, key, removed, || Pending::Remove { at: now });
+                        self.recover_later(level, key, (removed, &guard), || Pending::Remove {
+                            at: now,
+                        });
                 }
             }
         }
@@ -215,12 +218,13 @@ where
 
     /// Settles `level`'s recovery queue for `key` after a write's `result` there: a
     /// change the tier took replaces any waiting one; a change it could not take because
-    /// it is down waits (not in strict mode, where the error is the caller's).
+    /// it is down waits (not in strict mode, where the error is the caller's), contested
+    /// if another instance's write was heard since this one (`guard`) began.
     fn recover_later(
         &self,
         level: &Level<K, V>,
         key: &K,
-        result: TierWriteResult,
+        (result, guard): (TierWriteResult, &WriteGuard<'_>),
         change: impl FnOnce() -> Pending<V>,
     ) -> TierWriteResult {
         let Some(recovery) = &level.recovery else {
@@ -228,7 +232,8 @@ where
         };
         match result {
             TierWriteResult::Failed(error) if is_outage(error.kind()) && !self.strict => {
-                if recovery.queue(key.clone(), change()) {
+                let contested = guard.heard_since_begun();
+                if recovery.queue(key.clone(), change(), contested) {
                     self.telemetry.count(CacheCounter::RecoveryQueued);
                     TierWriteResult::Queued(error)
                 } else {

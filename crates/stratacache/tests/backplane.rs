@@ -481,3 +481,28 @@ async fn a_change_waiting_for_a_tier_gives_way_to_a_newer_write() {
     assert_eq!(read, [Some("second".into()), Some("second".into())]);
     assert!(!replayed, "the store refused a's older change");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_write_is_announced_so_no_instance_keeps_what_it_replaced() {
+    let (clock, backplane) = (stratacache::FrozenClock::new(), MockBackplane::new());
+    let (a_view, a, b) = cut_off_pair(&clock, &backplane).await;
+    b.insert(1, "old".into()).await.unwrap();
+    a_view.set_down(true);
+    clock.advance(Duration::from_millis(1));
+    let heard = b.stats().backplane_received;
+    a.insert(1, "new".into()).await.unwrap(); // waits for a's store
+    until("b heard a's write", || b.stats().backplane_received > heard).await;
+    // The shared store still holds "old": b reads it into its L1.
+    assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("old"));
+
+    let heard = b.stats().backplane_received;
+    a_view.set_down(false);
+    a.get(&99).await.unwrap(); // a's store answers: the replay starts
+    until("replayed", || a.stats().recovery_replayed > 0).await;
+    until("b heard the replay", || {
+        b.stats().backplane_received > heard
+    })
+    .await;
+    assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("new"));
+    assert_eq!(a.get(&1).await.unwrap().as_deref(), Some("new"));
+}

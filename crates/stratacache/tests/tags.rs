@@ -491,10 +491,11 @@ async fn bytes_planted_where_a_marker_goes_do_not_block_the_tags_markers() {
         .find(|key| key.contains("!t"))
         .expect("a marker");
     let ours = store.raw(&key).unwrap();
-    // Bytes that sort after any marker, and a marker from far in the future.
-    let mut ahead = ours.to_vec();
-    ahead[3] = 0xff;
-    for planted in [&b"\xff\xff garbage"[..], &ahead] {
+    // Bytes that sort after any marker: garbage, and a marker whose bytes were changed.
+    let mut forged = ours.to_vec();
+    forged[3] = 0xff;
+    forged.push(0); // a plain tier's marker has no tag: this one no longer decodes
+    for planted in [&b"\xff\xff garbage"[..], &forged] {
         store.plant(&key, bytes::Bytes::copy_from_slice(planted));
         clock.advance(SEC);
         cache.invalidate_tag("customer:1").await.unwrap();

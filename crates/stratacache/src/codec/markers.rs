@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use stratacache_tier::{ByteStore, Error, MAX_CLOCK_SKEW};
+use stratacache_tier::{ByteStore, Error};
 
 use super::transforms::Transforms;
 use crate::erased::BoxFuture;
@@ -59,13 +59,13 @@ impl<S: ByteStore> MarkerStore for StoreMarkers<S> {
                 return Ok(());
             }
             // A later marker stands, unless it is no marker of this cache's (bytes that
-            // sort high but do not decode or authenticate) or lies further ahead than a
-            // clock may run: those would block every marker of the tag, and are replaced.
-            let latest = at.checked_add(MAX_CLOCK_SKEW).unwrap_or(at);
+            // sort high but do not decode or authenticate): those would block every marker
+            // of the tag, and are replaced. (A marker far ahead of every clock is read as
+            // at most `MAX_CLOCK_SKEW` ahead of the reader's.)
             let there = self.store.get(&key).await?;
             let stands = (there.as_deref())
                 .and_then(|bytes| self.decode(&key, bytes))
-                .is_some_and(|later| later <= latest);
+                .is_some();
             if stands {
                 return Ok(());
             }
