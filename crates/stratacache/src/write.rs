@@ -96,13 +96,16 @@ where
     ) -> Result<WriteOutcome, Error> {
         let held = self.hold(key).await;
         let guard = self.generations.write(key);
-        self.apply(key, change, levels, op, (held, guard)).await
+        self.apply(key, change, levels, op, (held, guard, false))
+            .await
     }
 
     /// [`write`](Self::write)s a change made from what was read under `ticket` (a
     /// refresh's load): `None`, and nothing changed, if a write to the key's stripe began
     /// since. Checked as the write begins, under the key's lock: a write that was waiting
-    /// for the lock when the load ended goes first, and stands.
+    /// for the lock when the load ended goes first, and stands. A value is stored in the
+    /// remote tiers as a fill: not over what another instance wrote since the load began
+    /// (the tiers above that one then keep nothing).
     ///
     /// # Errors
     ///
@@ -119,20 +122,20 @@ where
         let Some(guard) = self.generations.write_if_current(ticket) else {
             return Ok(None);
         };
-        self.apply(key, change, levels, op, (held, guard))
+        self.apply(key, change, levels, op, (held, guard, true))
             .await
             .map(Some)
     }
 
     /// Applies `change` once its write has begun (`guard`), under the key's lock if the
-    /// cache has key locks (`held`).
+    /// cache has key locks (`held`); a value goes into remote tiers as a fill if `fill`.
     async fn apply(
         &self,
         key: &K,
         change: Change<V>,
         levels: Range<usize>,
         op: &Op,
-        (held, guard): (Option<KeyGuard<'_, K>>, WriteGuard<'_>),
+        (held, guard, fill): (Option<KeyGuard<'_, K>>, WriteGuard<'_>, bool),
     ) -> Result<WriteOutcome, Error> {
         // A write dropped half-way (its caller timed out, say) may have reached a remote
         // tier and not L1: L1 then drops the key rather than keep what that tier replaced.
@@ -156,7 +159,8 @@ where
                     stored_below |= stores;
                     let result = match copy {
                         Some(copy) => {
-                            match self.store_at(level, key, copy, (&guard, shared), op).await {
+                            let how = (&guard, shared, fill);
+                            match self.store_at(level, key, copy, how, op).await {
                                 // The tier is up but refuses this value (too large, say): it
                                 // must not keep serving the one this write replaces.
                                 TierWriteResult::Failed(error)
@@ -184,8 +188,13 @@ where
                             true => Pending::Store(entry.clone()),
                             false => Pending::Remove { at: now },
                         });
-                    // A change queued for recovery counts as made: the tier reads as it.
-                    below_failed |= matches!(result, TierWriteResult::Failed(_));
+                    // A change queued for recovery counts as made: the tier reads as it. A
+                    // fill a remote tier refused (it holds something newer) is kept out of
+                    // the tiers above, as a failure is.
+                    let refused = fill
+                        && level.memory().is_none()
+                        && matches!(result, TierWriteResult::Dropped);
+                    below_failed |= refused || matches!(result, TierWriteResult::Failed(_));
                     results[depth].result = result;
                 }
             }
@@ -318,7 +327,7 @@ where
         level: &Level<K, V>,
         key: &K,
         copy: Copy<V>,
-        (guard, below): (&WriteGuard<'_>, bool),
+        (guard, below, fill): (&WriteGuard<'_>, bool, bool),
         op: &Op,
     ) -> TierWriteResult {
         let stopwatch = op.stopwatch();
@@ -334,6 +343,12 @@ where
                 }
                 Ok(())
             }
+            None if fill => match level.fill(key.clone(), copy).await {
+                Ok(true) => Ok(()),
+                // The tier holds something newer than this value: it stands.
+                Ok(false) => return TierWriteResult::Dropped,
+                Err(error) => Err(error),
+            },
             None => level.insert(key.clone(), copy).await,
         };
         self.settle(

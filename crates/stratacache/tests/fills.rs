@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stratacache::mock::MemoryStore;
-use stratacache::{ByteStore, Cache, Fallback, FrozenClock, Remote};
+use stratacache::{ByteStore, Cache, Fallback, FrozenClock, Options, Remote, Strategy};
 use stratacache_memcached::{MemcachedConfig, MemcachedStore};
 use stratacache_redis::{RedisConfig, RedisStore};
 use stratacache_testkit::{MemcachedServer, RedisServer};
@@ -109,6 +109,52 @@ where
         [None, None, None],
         "nobody serves the row read before"
     );
+}
+
+/// A refresh (`Strategy::Refresh`) on `a` whose load read the row before `b`'s insert.
+async fn an_insert_on_another_instance_is_not_overwritten_by_a_refresh<S>(store: S)
+where
+    S: ByteStore + Clone,
+{
+    let clock = FrozenClock::new();
+    let go = Arc::new(Notify::new());
+    let (a, b) = (instance(&clock, &store, &go), instance(&clock, &store, &go));
+    let refreshing = tokio::spawn({
+        let (a, go) = (a.clone(), Arc::clone(&go));
+        async move {
+            let refresh = a.with(Options::new().strategy(Strategy::Refresh));
+            let load = || async move {
+                go.notified().await;
+                "old row".to_string()
+            };
+            refresh.get_or_insert(&1, load).await
+        }
+    });
+    tokio::time::sleep(10 * MS).await;
+    clock.advance(MS);
+    b.insert(1, "new row".into()).await.unwrap();
+    go.notify_one();
+    refreshing.await.unwrap().unwrap();
+    let fresh = instance(&clock, &store, &go);
+    for (name, cache) in [("a", &a), ("b", &b), ("a fresh instance", &fresh)] {
+        let read = cache
+            .get_entry(&1)
+            .await
+            .unwrap()
+            .map(|entry| entry.into_value());
+        assert_eq!(read.as_deref(), Some("new row"), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn in_process_an_insert_elsewhere_stands_against_a_late_refresh() {
+    an_insert_on_another_instance_is_not_overwritten_by_a_refresh(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn over_redis_an_insert_elsewhere_stands_against_a_late_refresh() {
+    let server = RedisServer::start().unwrap();
+    an_insert_on_another_instance_is_not_overwritten_by_a_refresh(redis(&server, "refresh")).await;
 }
 
 #[tokio::test]
