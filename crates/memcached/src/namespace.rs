@@ -104,10 +104,7 @@ impl MemcachedStore {
             protocol::add(&mut request, &key, now_ms, delta);
             match self.one(index, request).await? {
                 Reply::Value(bytes) => {
-                    if let Some(generation) = std::str::from_utf8(&bytes)
-                        .ok()
-                        .and_then(|text| text.trim().parse().ok())
-                    {
+                    if let Some(generation) = parse_generation(&bytes) {
                         return Ok(generation);
                     }
                 }
@@ -131,15 +128,12 @@ impl MemcachedStore {
     /// at once agree on one generation: the others find the winner's number.
     async fn renew_generation(&self, index: usize, key: &str, now_ms: u128) -> Result<(), Error> {
         let mut request = Vec::new();
-        protocol::cas_token(&mut request, key);
+        protocol::get_with_cas(&mut request, key);
         let cas = match self.one(index, request).await? {
-            Reply::Done(flags) => flags
-                .split(' ')
-                .find_map(|flag| flag.strip_prefix('c')?.parse::<u64>().ok()),
-            _ => None,
-        };
-        let Some(cas) = cas else {
-            return Ok(()); // gone, or already replaced: asked again
+            // Still not a number: replaced if nobody changes it first.
+            Reply::ValueAndCas(bytes, cas) if parse_generation(&bytes).is_none() => cas,
+            // Gone, or already renewed by another client: asked again.
+            _ => return Ok(()),
         };
         let mut request = Vec::new();
         let generation = now_ms.to_string();
@@ -161,6 +155,11 @@ impl MemcachedStore {
         }
         Ok(())
     }
+}
+
+/// A generation as memcached holds it: a decimal number.
+fn parse_generation(bytes: &[u8]) -> Option<u64> {
+    std::str::from_utf8(bytes).ok()?.trim().parse().ok()
 }
 
 /// A key as stored, `namespace:generation:key`, written straight into a request (see

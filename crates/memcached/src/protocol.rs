@@ -69,11 +69,6 @@ pub(crate) fn add(out: &mut Vec<u8>, key: &str, initial: u128, delta: u64) {
     let _ = write!(out, "ma {key} N0 J{initial} D{delta} v\r\n");
 }
 
-/// Asks for `key`'s compare-and-swap token (the reply's `c` flag), not its value.
-pub(crate) fn cas_token(out: &mut Vec<u8>, key: &str) {
-    let _ = write!(out, "mg {key} c\r\n");
-}
-
 /// Asks for `key`'s value and compare-and-swap token: [`Reply::ValueAndCas`].
 pub(crate) fn get_with_cas(out: &mut Vec<u8>, key: impl Display) {
     let _ = write!(out, "mg {key} v c\r\n");

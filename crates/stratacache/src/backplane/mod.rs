@@ -211,7 +211,6 @@ where
                 return;
             }
         };
-        self.telemetry.count(CacheCounter::BackplaneReceived);
         match heard {
             Heard::Changed(key) => self.forget_in_l1(&key),
             Heard::Cleared => {
@@ -225,6 +224,8 @@ where
             Heard::Released(name) => self.lock_released(&name),
             Heard::TagInvalidated(tag, at) => self.tag_invalidated(&tag, at),
         }
+        // Counted once acted on: whoever sees the count sees its effect.
+        self.telemetry.count(CacheCounter::BackplaneReceived);
     }
 
     /// Drops L1's copy of `key`, as a write does: readers that started before it do not
