@@ -154,9 +154,11 @@ impl RedisStore {
 }
 
 /// The URL of the node at `address` (`host:port` as `CLUSTER NODES` prints it, an IPv6
-/// host unbracketed), with the scheme (TLS or not) and the credentials of `seed`.
+/// host unbracketed), with the scheme (TLS or not), the credentials and the parameters
+/// (`?protocol=resp3`, `#insecure`) of `seed`.
 fn node_url(seed: &str, address: &str) -> String {
     let (scheme, rest) = seed.split_once("://").unwrap_or(("redis", seed));
+    let parameters = rest.find(['?', '#']).map_or("", |start| &rest[start..]);
     let authority = rest.split('/').next().unwrap_or_default();
     let userinfo = authority
         .rsplit_once('@')
@@ -168,7 +170,7 @@ fn node_url(seed: &str, address: &str) -> String {
         }
         _ => address.to_owned(),
     };
-    format!("{scheme}://{userinfo}{at}{address}/")
+    format!("{scheme}://{userinfo}{at}{address}/{parameters}")
 }
 
 fn set_command(command: &mut redis::Cmd, key: FullKey<'_>, value: &Bytes, ttl: Option<Duration>) {
@@ -348,5 +350,9 @@ mod tests {
         assert_eq!(node_url("redis://h:1", "::1:7002"), "redis://[::1]:7002/");
         assert_eq!(node_url("redis://h:1", "[::1]:7002"), "redis://[::1]:7002/");
         assert_eq!(node_url("redis://:pw@h:1/0", "h2:2"), "redis://:pw@h2:2/");
+        assert_eq!(
+            node_url("rediss://h:1/?protocol=resp3#insecure", "h2:2"),
+            "rediss://h2:2/?protocol=resp3#insecure"
+        );
     }
 }
