@@ -208,10 +208,7 @@ impl ByteStore for MemcachedStore {
         match self.one(index, request).await? {
             Reply::Value(bytes) => Ok(Some(bytes)),
             Reply::Missing => Ok(None),
-            other => Err(Error::new(
-                ErrorKind::Other,
-                format!("memcached answered {other:?} to mg"),
-            )),
+            other => Err(unexpected(&other, "mg")),
         }
     }
 
@@ -293,10 +290,7 @@ impl ByteStore for MemcachedStore {
         protocol::delete(&mut request, full);
         match self.one(index, request).await? {
             Reply::Done(_) | Reply::Missing => Ok(()),
-            other => Err(Error::new(
-                ErrorKind::Other,
-                format!("memcached answered {other:?} to md"),
-            )),
+            other => Err(unexpected(&other, "md")),
         }
     }
 

@@ -240,12 +240,9 @@ where
 
     /// After a replay changed the shared tier: what was read from it before (by this
     /// instance while the change was contested, or by any other) may sit in an L1. This
-    /// one drops its copy, as a write does, and the others are told.
+    /// one forgets the key, as a write does, and the others are told.
     fn replayed(&self, key: &K, action: Action) {
-        if let Some(memory) = self.levels[0].memory() {
-            let guard = self.generations.write(key);
-            guard.in_l1(|| memory.remove(key));
-        }
+        self.forget_here(key, &self.generations.write(key));
         self.announce(action, Some(key));
     }
 

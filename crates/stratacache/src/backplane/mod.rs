@@ -27,6 +27,7 @@ mod outbox;
 
 use outbox::{Outbox, Subject};
 
+use crate::generation::WriteGuard;
 use crate::inner::Inner;
 use crate::tags::millis;
 use crate::telemetry::CacheCounter;
@@ -239,7 +240,13 @@ where
                 recovery.contest(key);
             }
         }
-        let guard = self.generations.hear(key);
+        self.forget_here(key, &self.generations.hear(key));
+    }
+
+    /// Drops what this instance keeps of `key` in memory (its L1 copy, a remembered "not
+    /// found") under the write `guard`, after a change of the key it did not see land in
+    /// the shared tier: another instance's write, or a replay of its own.
+    pub(crate) fn forget_here(&self, key: &K, guard: &WriteGuard<'_>) {
         if let Some(memory) = self.levels[0].memory() {
             guard.in_l1(|| memory.remove(key));
         }

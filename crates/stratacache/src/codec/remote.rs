@@ -35,12 +35,13 @@ use super::{Codec, Postcard};
 /// times), flags (1 byte: bit 0 TTL present, bit 1 key check present, bit 2 tags
 /// present, bit 3 sealed, bit 4 compressed, bit 5 tombstone), TTL in ms (u64 LE, if
 /// present), schema version (u32 LE). (Format 1, still read, had the flags before the
-/// time, little-endian.) A tombstone, left by an invalidation, has an empty payload. Then the body: key check (u32 LE length + bytes,
-/// if present), tags (u16 LE count, then each as u16 LE length + UTF-8, if present),
-/// then the payload (compressed: u32 LE uncompressed length + an LZ4 block). Sealed
-/// (feature `encryption`), the body is replaced by the key id (u32 LE), a 96-bit nonce
-/// and its AES-256-GCM ciphertext and tag, with the namespace, the store key and
-/// everything before the ciphertext as associated data.
+/// time, little-endian.) Then the body: key check (u32 LE length + bytes, if present),
+/// tags (u16 LE count, then each as u16 LE length + UTF-8, if present), then the payload
+/// (compressed: u32 LE uncompressed length + an LZ4 block). Sealed (feature
+/// `encryption`), the body is replaced by the key id (u32 LE), a 96-bit nonce and its
+/// AES-256-GCM ciphertext and tag, with the namespace, the store key and everything
+/// before the ciphertext as associated data. An invalidation leaves a tombstone: the
+/// tombstone flag, and an empty payload.
 ///
 /// ```
 /// use std::time::Duration;
@@ -330,11 +331,9 @@ where
         entry: CacheEntry<V>,
         keep_for: Option<Duration>,
     ) -> Result<(), Error> {
-        let store_key = self.key(&key)?;
-        if keep_for == Some(Duration::ZERO) {
+        let Some((store_key, bytes)) = self.stored(&key, &entry, keep_for)? else {
             return Ok(());
-        }
-        let bytes = self.encode(&store_key, &entry)?;
+        };
         self.store.set(&store_key.text, bytes, keep_for).await
     }
 
@@ -347,11 +346,9 @@ where
         entry: CacheEntry<V>,
         keep_for: Option<Duration>,
     ) -> Result<bool, Error> {
-        let store_key = self.key(&key)?;
-        if keep_for == Some(Duration::ZERO) {
+        let Some((store_key, bytes)) = self.stored(&key, &entry, keep_for)? else {
             return Ok(false);
-        }
-        let bytes = self.encode(&store_key, &entry)?;
+        };
         self.store
             .set_if_greater(&store_key.text, bytes, keep_for)
             .await
@@ -390,6 +387,22 @@ where
     S: ByteStore,
     C: Codec<K> + Codec<V>,
 {
+    /// `key`'s store key and `entry`'s bytes under it, to keep for `keep_for`; `None`
+    /// when there is nothing to keep (no time left).
+    fn stored(
+        &self,
+        key: &K,
+        entry: &CacheEntry<V>,
+        keep_for: Option<Duration>,
+    ) -> Result<Option<(StoreKey, Bytes)>, Error> {
+        let store_key = self.key(key)?;
+        if keep_for == Some(Duration::ZERO) {
+            return Ok(None);
+        }
+        let bytes = self.encode(&store_key, entry)?;
+        Ok(Some((store_key, bytes)))
+    }
+
     /// `entry`'s stored bytes under `store_key`.
     fn encode(&self, store_key: &StoreKey, entry: &CacheEntry<V>) -> Result<Bytes, Error> {
         if !entry.tags().within_limits() {
