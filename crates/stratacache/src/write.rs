@@ -465,6 +465,7 @@ where
             },
             None => None,
         };
+        let mut filled = false;
         for level in self.levels[into].iter().rev() {
             if op.is_unreachable(level.index) {
                 // It failed this operation already: one timeout per tier is the budget.
@@ -480,12 +481,13 @@ where
             // Under the key's lock no write of this key can begin; a write of another key
             // on the stripe only makes this conservative.
             if !self.generations.is_current(ticket) {
-                return;
+                break;
             }
             let stopwatch = op.stopwatch();
             // A fill: another instance's write may have landed since the read.
             match level.fill(key.clone(), copy).await {
                 Ok(true) => {
+                    filled = true;
                     // What a reader found since a waiting change is newer than it.
                     if let Some(recovery) = &level.recovery {
                         recovery.settle(key);
@@ -494,9 +496,14 @@ where
                 }
                 // The tier holds something newer (another instance's write or removal,
                 // not heard of yet): the tiers above must not keep this value either.
-                Ok(false) => return,
+                Ok(false) => break,
                 Err(error) => self.report(op, level, TierOutcome::Error(error.kind()), stopwatch),
             }
+        }
+        if filled {
+            // The shared tier now holds this value: another instance's L1 may hold the
+            // one it replaced (its own load, landed first).
+            self.announce(Action::Written, Some(key));
         }
     }
 
