@@ -100,9 +100,22 @@ pub(crate) enum LockStep<V> {
 }
 
 /// A held lock, to release after the load.
+///
+/// A load dropped before it released the lock (its caller went away, or its loader
+/// panicked) releases it from a task of its own: otherwise every instance would wait out
+/// the lock's TTL.
 pub(crate) struct Held {
     name: Bytes,
     token: u64,
+    orphaned: Option<Box<dyn FnOnce(Bytes, u64) + Send>>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(release) = self.orphaned.take() {
+            release(self.name.clone(), self.token);
+        }
+    }
 }
 
 impl<K, V> Inner<K, V>
@@ -162,9 +175,18 @@ where
                 .await
             {
                 Ok(Some(token)) => {
+                    let me = Arc::downgrade(self);
                     let held = Held {
                         name: Bytes::from(name.clone()),
                         token,
+                        orphaned: Some(Box::new(move |name, token| {
+                            let (Ok(runtime), Some(inner)) =
+                                (tokio::runtime::Handle::try_current(), me.upgrade())
+                            else {
+                                return;
+                            };
+                            runtime.spawn(async move { inner.release(&name, token).await });
+                        })),
                     };
                     // Loaded by another between this caller's walk and its lock?
                     if let Some(value) = self.look_below(key, levels, shared, ticket, op).await {
@@ -202,17 +224,28 @@ where
     /// Releases the lock taken before a load (once its value is stored), and tells the
     /// other instances.
     pub(crate) async fn after_load(&self, held: Option<Held>) {
-        let (Some(dist), Some(held)) = (&self.distributed_lock, held) else {
+        let Some(mut held) = held else {
             return;
         };
-        let _ = dist.lock.unlock(held.name.clone(), held.token).await;
-        self.announce_released(&held.name);
+        self.release(&held.name, held.token).await;
+        held.orphaned = None;
     }
 
-    /// Wakes this instance's waiters for the lock `name`: its holder released it.
+    /// Releases the lock `name` if `token` still holds it, and tells the other instances.
+    async fn release(&self, name: &Bytes, token: u64) {
+        let Some(dist) = &self.distributed_lock else {
+            return;
+        };
+        let _ = dist.lock.unlock(name.clone(), token).await;
+        self.announce_released(name);
+    }
+
+    /// Wakes this instance's waiters for the lock `name`: its holder released it. They
+    /// stay listening (the last one out leaves the map): one that finds no value and the
+    /// lock taken by a third instance must hear that one's release too.
     pub(crate) fn lock_released(&self, name: &[u8]) {
         if let Some(dist) = &self.distributed_lock
-            && let Some(waiters) = dist.waiting().remove(name)
+            && let Some(waiters) = dist.waiting().get(name)
         {
             waiters.notify_waiters();
         }

@@ -110,6 +110,68 @@ async fn a_dead_holder_delays_the_others_by_the_lock_ttl_at_most() {
     assert_eq!(loads.load(Ordering::SeqCst), 1, "then it loads anyway");
 }
 
+/// Waits (yielding, at most a few rounds) until `lock` holds nothing.
+async fn until_released(lock: &MockLock) {
+    for _ in 0..20 {
+        if lock.held() == 0 {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_load_whose_caller_went_away_releases_the_lock() {
+    let (l2, lock) = (MemoryTier::new(100), MockLock::new());
+    let (a_loads, b_loads) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let gate = Arc::new(Semaphore::new(0));
+    let a = instance(&l2, &lock, None, Some(Arc::clone(&gate)), &a_loads);
+    let a_get = tokio::spawn({
+        let a = a.clone();
+        async move { a.get(&1).await }
+    });
+    while a_loads.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await; // a holds the lock and loads
+    }
+    assert_eq!(lock.held(), 1);
+    a_get.abort(); // a timeout, a client gone
+    assert!(a_get.await.unwrap_err().is_cancelled());
+    until_released(&lock).await;
+    assert_eq!(lock.held(), 0, "released by the dropped load");
+
+    // So another instance loads at once, rather than waiting out the lock's 5 s.
+    let b = instance(&l2, &lock, None, None, &b_loads);
+    let started = tokio::time::Instant::now();
+    assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("row 1"));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(b.stats().lock_waits, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_loader_that_panics_releases_the_lock() {
+    let (l2, lock) = (MemoryTier::<u64, String>::new(100), MockLock::new());
+    let cache: Cache<u64, String> = Cache::builder()
+        .fallback(Fallback::tier(l2))
+        .loader(|key: u64| async move {
+            assert_ne!(key, 1, "the loader broke");
+            Ok::<_, std::io::Error>(Some(format!("row {key}")))
+        })
+        .distributed_lock(lock.clone(), Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let get = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.get(&1).await }
+    });
+    assert!(get.await.unwrap_err().is_panic());
+    until_released(&lock).await;
+    assert_eq!(lock.held(), 0, "released while the panic unwound");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_redis_lock_is_exclusive_token_checked_and_expires() {
     let server = RedisServer::start().unwrap();
