@@ -2,6 +2,10 @@ use std::time::Duration;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+/// The longest timeout kept: longer ones (`Duration::MAX`, say) would overflow the
+/// deadlines computed from them.
+const LONGEST_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Where and how to reach Redis.
 #[derive(Clone, Debug)]
 #[must_use]
@@ -91,15 +95,16 @@ impl RedisConfig {
         self
     }
 
-    /// How long to wait for a connection (1 s by default).
+    /// How long to wait for a connection (1 s by default; at most a day).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.connect_timeout = timeout.min(LONGEST_TIMEOUT);
         self
     }
 
-    /// How long any one command may take, reconnection included (250 ms by default).
+    /// How long any one command may take, reconnection included (250 ms by default; at
+    /// most a day).
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
-        self.command_timeout = timeout;
+        self.command_timeout = timeout.min(LONGEST_TIMEOUT);
         self
     }
 

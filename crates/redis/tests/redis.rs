@@ -694,3 +694,23 @@ async fn a_server_that_refuses_is_not_dialled_by_every_command() {
         "{dials} attempts in {took:?} from 1,280 commands"
     );
 }
+
+#[tokio::test]
+async fn timeouts_of_duration_max_are_taken_as_a_day() {
+    let server = RedisServer::start().unwrap();
+    let store = RedisStore::new(
+        RedisConfig::from_url(server.url())
+            .namespace("forever")
+            .connect_timeout(Duration::MAX)
+            .command_timeout(Duration::MAX),
+    )
+    .unwrap();
+    store
+        .set("k", Bytes::from_static(b"v"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("k").await.unwrap(),
+        Some(Bytes::from_static(b"v"))
+    );
+}

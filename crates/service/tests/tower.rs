@@ -257,3 +257,37 @@ async fn fills_and_timed_removals_cross_the_service_with_their_answer() {
         Some("read after")
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_breaker_with_a_cool_down_of_duration_max_answers_and_stays_open() {
+    let tier = MockTier::<u32, String>::new();
+    let breaker = ServiceTier::new(
+        ServiceBuilder::new()
+            .layer(stratacache_service::CircuitBreakerLayer::new(
+                1,
+                Duration::MAX,
+            ))
+            .service(TierService::new(tier.clone())),
+    );
+    breaker.insert(1, entry("one"), None).await.unwrap();
+    assert_eq!(
+        breaker
+            .get(&1)
+            .await
+            .unwrap()
+            .map(|e| e.into_value())
+            .as_deref(),
+        Some("one")
+    );
+    tier.fail(TierOp::Get, ErrorKind::Unavailable);
+    assert_eq!(
+        breaker.get(&1).await.unwrap_err().kind(),
+        ErrorKind::Unavailable
+    );
+    tokio::time::advance(Duration::from_secs(365 * 24 * 60 * 60)).await;
+    assert_eq!(
+        breaker.get(&1).await.unwrap_err().kind(),
+        ErrorKind::CircuitOpen,
+        "open for the (saturated) cool-down, not closed by an overflow"
+    );
+}

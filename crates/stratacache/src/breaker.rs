@@ -37,7 +37,10 @@ impl Breaker {
 
     fn reopen_until(&self) -> std::time::SystemTime {
         let now = self.clock.now();
-        now.checked_add(self.cool_down).unwrap_or(now)
+        // Saturated: a cool-down past what a `SystemTime` can hold lasts a century.
+        now.checked_add(self.cool_down)
+            .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 60 * 60)))
+            .unwrap_or(now)
     }
 
     pub(crate) fn state(&self) -> CircuitState {

@@ -16,12 +16,15 @@ pub(crate) struct NotFound<K> {
 
 impl<K: Hash + Eq + Send + Sync + 'static> NotFound<K> {
     pub(crate) fn new(ttl: Duration) -> Self {
+        // Longer is for ever: a century still adds to any clock's time.
+        let ttl = ttl.min(Duration::from_secs(100 * 365 * 24 * 60 * 60));
         Self {
             ttl,
             until: moka::sync::Cache::builder()
                 .max_capacity(REMEMBERED)
-                // Reclaims on real time; the cache clock decides what is still valid.
-                .time_to_live(ttl)
+                // Reclaims on real time; the cache clock decides what is still valid. moka
+                // refuses a TTL over 1,000 years: a year is as good as for ever here.
+                .time_to_live(ttl.min(Duration::from_secs(365 * 24 * 60 * 60)))
                 .build_with_hasher(ahash::RandomState::new()),
         }
     }

@@ -189,7 +189,10 @@ where
         };
         if !recovery.replaying.swap(true, Ordering::AcqRel) {
             runtime.spawn(async move {
-                inner.replay(depth).await;
+                // The flag comes down even when the replay panics (in a value's
+                // `Serialize`, say): else no replay would ever start again.
+                let replay = std::panic::AssertUnwindSafe(inner.replay(depth));
+                let _ = futures::FutureExt::catch_unwind(replay).await;
                 if let Some(recovery) = &inner.levels[depth].recovery {
                     recovery.replaying.store(false, Ordering::Release);
                 }

@@ -347,7 +347,9 @@ where
         };
         if !self.tags.resending.swap(true, Ordering::AcqRel) {
             runtime.spawn(async move {
-                inner.tags.resend(store.as_ref()).await;
+                // Down even after a panic, or no marker would be resent again.
+                let resend = std::panic::AssertUnwindSafe(inner.tags.resend(store.as_ref()));
+                let _ = futures::FutureExt::catch_unwind(resend).await;
                 inner.tags.resending.store(false, Ordering::Release);
             });
         }

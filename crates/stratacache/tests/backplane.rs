@@ -175,7 +175,7 @@ async fn a_lost_subscription_drops_l1_and_resubscribes() {
 }
 
 #[tokio::test]
-async fn a_failed_announcement_or_a_foreign_message_is_counted_not_fatal() {
+async fn a_failed_announcement_or_a_foreign_message_is_counted_and_drops_l1() {
     let (l2, backplane) = (MemoryTier::new(100), MockBackplane::new());
     let [a, b] = replicas(&l2, &backplane);
     tokio::task::yield_now().await;
@@ -192,6 +192,8 @@ async fn a_failed_announcement_or_a_foreign_message_is_counted_not_fatal() {
     until("b heard both", || b.stats().backplane_received == 2).await;
     assert_eq!(a.stats().backplane_sent, 2);
 
+    b.get(&1).await.unwrap();
+    assert_eq!(b.l1_len(), Some(1));
     for garbage in [
         &b""[..],
         b"\x01",
@@ -207,6 +209,11 @@ async fn a_failed_announcement_or_a_foreign_message_is_counted_not_fatal() {
     }
     until("b read them", || b.stats().backplane_errors == 5).await;
     assert_eq!(b.stats().backplane_received, 2);
+    assert_eq!(
+        b.l1_len(),
+        Some(0),
+        "what an unreadable message announced is unknown: L1 is dropped"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

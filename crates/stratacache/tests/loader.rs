@@ -214,6 +214,18 @@ mod loading_cache {
     }
 
     #[tokio::test]
+    async fn a_not_found_ttl_of_duration_max_builds_and_remembers() {
+        let cache: Cache<u64, String> = Cache::builder()
+            .loader(|_id: u64| async { Ok::<Option<String>, std::io::Error>(None) })
+            .cache_not_found(Duration::MAX)
+            .build()
+            .expect("moka's 1,000-year limit is not the caller's problem");
+        assert_eq!(cache.get(&1).await.unwrap(), None);
+        assert_eq!(cache.get(&1).await.unwrap(), None);
+        assert_eq!((cache.stats().loads, cache.stats().not_found_hits), (1, 1));
+    }
+
+    #[tokio::test]
     async fn per_call_loaders_still_run_for_a_key_remembered_as_not_found() {
         let runs = Arc::new(AtomicUsize::new(0));
         let counted = Arc::clone(&runs);

@@ -126,10 +126,7 @@ where
         };
         let key = match key.map(|key| (link.encode)(key)).transpose() {
             Ok(key) => key,
-            Err(_) => {
-                self.telemetry.count(CacheCounter::BackplaneErrors);
-                return;
-            }
+            Err(_) => return self.unreadable(),
         };
         let message = link.outbox.message(action, key.as_deref());
         link.outbox.queue(key.map(Subject::Key), message);
@@ -194,7 +191,7 @@ where
                     self.hear_one(announcement);
                 }
             }
-            Some(Err(_)) => self.telemetry.count(CacheCounter::BackplaneErrors),
+            Some(Err(_)) => self.unreadable(),
             None => self.hear_one(message),
         }
     }
@@ -207,10 +204,7 @@ where
         let heard = match decode(link, message) {
             Ok(Some(heard)) => heard,
             Ok(None) => return, // our own
-            Err(_) => {
-                self.telemetry.count(CacheCounter::BackplaneErrors);
-                return;
-            }
+            Err(_) => return self.unreadable(),
         };
         match heard {
             Heard::Changed(key) => self.forget_in_l1(&key),
@@ -227,6 +221,13 @@ where
         }
         // Counted once acted on: whoever sees the count sees its effect.
         self.telemetry.count(CacheCounter::BackplaneReceived);
+    }
+
+    /// A message that cannot be read (another version's, a key this codec cannot decode,
+    /// bytes from elsewhere) may have announced any change: L1 is dropped, as after a gap.
+    fn unreadable(&self) {
+        self.distrust_l1();
+        self.telemetry.count(CacheCounter::BackplaneErrors);
     }
 
     /// Drops L1's copy of `key`, as a write does: readers that started before it do not
