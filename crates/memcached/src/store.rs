@@ -2,7 +2,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
-use stratacache_tier::{ByteStore, Error, ErrorKind};
+use stratacache_tier::{ByteStore, Error, ErrorKind, sorts_after};
 
 use crate::config::MemcachedConfig;
 use crate::exptime;
@@ -200,6 +200,52 @@ impl MemcachedStore {
     }
 }
 
+impl MemcachedStore {
+    /// Stores `value` under `key` unless `stands` holds for the bytes there, in one step
+    /// by compare-and-swap: reads the value and its token, and stores only if the item
+    /// is still as read (or still absent), reading again when another writer came in
+    /// between.
+    async fn swap_unless(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        stands: impl Fn(&[u8]) -> bool,
+    ) -> Result<bool, Error> {
+        self.check_size(&value)?;
+        let (index, full) = self.locate(key).await?;
+        let expires = exptime::exptime(ttl, exptime::unix_now());
+        for _ in 0..CAS_ATTEMPTS {
+            let mut request = Vec::with_capacity(key.len() + 64);
+            protocol::get_with_cas(&mut request, full);
+            let request = match self.one(index, request).await? {
+                Reply::ValueAndCas(current, _) if stands(&current) => return Ok(false),
+                Reply::ValueAndCas(_, cas) => {
+                    let mut request = Vec::with_capacity(key.len() + value.len() + 96);
+                    protocol::set_if_unchanged(&mut request, full, &value, expires, cas);
+                    request
+                }
+                Reply::Missing => {
+                    let mut request = Vec::with_capacity(key.len() + value.len() + 96);
+                    protocol::set_if_absent(&mut request, full, &value, expires);
+                    request
+                }
+                other => return Err(unexpected(&other, "mg")),
+            };
+            match self.one(index, request).await? {
+                Reply::Done(_) => return Ok(true),
+                // Changed, added or removed since the read: read again.
+                Reply::Exists | Reply::NotStored | Reply::Missing => {}
+                other => return Err(unexpected(&other, "ms")),
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Other,
+            format!("memcached: {key} changed under each of {CAS_ATTEMPTS} compare-and-swaps"),
+        ))
+    }
+}
+
 impl ByteStore for MemcachedStore {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, Error> {
         let (index, full) = self.locate(key).await?;
@@ -251,37 +297,25 @@ impl ByteStore for MemcachedStore {
         value: Bytes,
         ttl: Option<Duration>,
     ) -> Result<bool, Error> {
-        self.check_size(&value)?;
-        let (index, full) = self.locate(key).await?;
-        let expires = exptime::exptime(ttl, exptime::unix_now());
-        for _ in 0..CAS_ATTEMPTS {
-            let mut request = Vec::with_capacity(key.len() + 64);
-            protocol::get_with_cas(&mut request, full);
-            let request = match self.one(index, request).await? {
-                Reply::ValueAndCas(current, _) if current >= value => return Ok(false),
-                Reply::ValueAndCas(_, cas) => {
-                    let mut request = Vec::with_capacity(key.len() + value.len() + 96);
-                    protocol::set_if_unchanged(&mut request, full, &value, expires, cas);
-                    request
-                }
-                Reply::Missing => {
-                    let mut request = Vec::with_capacity(key.len() + value.len() + 96);
-                    protocol::set_if_absent(&mut request, full, &value, expires);
-                    request
-                }
-                other => return Err(unexpected(&other, "mg")),
-            };
-            match self.one(index, request).await? {
-                Reply::Done(_) => return Ok(true),
-                // Changed, added or removed since the read: read again.
-                Reply::Exists | Reply::NotStored | Reply::Missing => {}
-                other => return Err(unexpected(&other, "ms")),
-            }
-        }
-        Err(Error::new(
-            ErrorKind::Other,
-            format!("memcached: {key} changed under each of {CAS_ATTEMPTS} compare-and-swaps"),
-        ))
+        let greater = value.clone();
+        self.swap_unless(key, value, ttl, move |current| current >= &greater[..])
+            .await
+    }
+
+    /// With memcached's compare-and-swap, as [`set_if_greater`](Self::set_if_greater).
+    ///
+    /// # Errors
+    ///
+    /// As [`set_if_greater`](Self::set_if_greater).
+    async fn set_unless_after(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        bound: &[u8],
+    ) -> Result<bool, Error> {
+        self.swap_unless(key, value, ttl, |current| sorts_after(current, bound))
+            .await
     }
 
     async fn delete(&self, key: &str) -> Result<(), Error> {

@@ -34,6 +34,30 @@ end
 return 1
 ";
 
+/// [`ByteStore::set_unless_after`] in one step on the server: sets `KEYS[1]` to `ARGV[1]`
+/// (expiring after `ARGV[2]` ms, or never when that is empty) unless the bytes there
+/// begin with something that sorts after `ARGV[3]`, over its length, byte by byte.
+const SET_UNLESS_AFTER: &str = r"
+local bound = ARGV[3]
+local current = redis.call('GET', KEYS[1])
+if current then
+  local head = string.sub(current, 1, #bound)
+  for i = 1, math.min(#head, #bound) do
+    local x, y = string.byte(head, i), string.byte(bound, i)
+    if x ~= y then
+      if x > y then return 0 end
+      break
+    end
+  end
+end
+if ARGV[2] == '' then
+  redis.call('SET', KEYS[1], ARGV[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 1
+";
+
 /// A Redis [`ByteStore`]: see the [crate docs](crate).
 #[derive(Clone)]
 pub struct RedisStore {
@@ -293,6 +317,28 @@ impl ByteStore for RedisStore {
             Some(ttl) => command.arg(px(ttl)),
             None => command.arg(""),
         };
+        let stored: i64 = self.connection.query(&command, self.limit()).await?;
+        Ok(stored == 1)
+    }
+
+    async fn set_unless_after(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        bound: &[u8],
+    ) -> Result<bool, Error> {
+        let mut command = redis::cmd("EVAL");
+        command
+            .arg(SET_UNLESS_AFTER)
+            .arg(1)
+            .arg(self.key(key))
+            .arg(value.as_ref());
+        match ttl {
+            Some(ttl) => command.arg(px(ttl)),
+            None => command.arg(""),
+        };
+        command.arg(bound);
         let stored: i64 = self.connection.query(&command, self.limit()).await?;
         Ok(stored == 1)
     }

@@ -714,3 +714,36 @@ async fn timeouts_of_duration_max_are_taken_as_a_day() {
         Some(Bytes::from_static(b"v"))
     );
 }
+
+#[tokio::test]
+async fn set_unless_after_compares_only_the_bound_s_length_byte_by_byte() {
+    let server = RedisServer::start().unwrap();
+    let store = tier(&server, "bounded");
+    let set = |value: &'static [u8], bound: &'static [u8]| {
+        store.set_unless_after("k", Bytes::from_static(value), None, bound)
+    };
+    assert!(set(b"\x05 first", b"\x05").await.unwrap(), "absent: stored");
+    assert!(
+        !set(b"\x03 late", b"\x04").await.unwrap(),
+        "\\x05 sorts after \\x04"
+    );
+    assert!(
+        set(b"\x05 again", b"\x05").await.unwrap(),
+        "an equal head stores"
+    );
+    // Byte order, not the server's collation: 0xff sorts after 0x7f.
+    assert!(set(b"\xff high", b"\xff").await.unwrap());
+    assert!(!set(b"\x7f low", b"\x7f\xff").await.unwrap());
+    store
+        .set("k", Bytes::from_static(b"\x01"), None)
+        .await
+        .unwrap();
+    assert!(
+        set(b"\x02 longer", b"\x01\x00").await.unwrap(),
+        "what is there is shorter than the bound, and a prefix of it: it sorts before"
+    );
+    assert_eq!(
+        store.get("k").await.unwrap(),
+        Some(Bytes::from_static(b"\x02 longer"))
+    );
+}

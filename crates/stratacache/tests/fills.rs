@@ -200,3 +200,62 @@ async fn over_memcached_an_invalidation_elsewhere_stands_against_a_late_fill() {
     let server = MemcachedServer::start().unwrap();
     an_invalidation_on_another_instance_is_not_undone_by_a_fill(memcached(&server)).await;
 }
+
+/// A write that lands late: instance `a`'s insert of "old row" was made `behind` before
+/// instance `b`'s of "new row" (a's clock is that far back), but reaches the store after
+/// it, as a write sent to a server that stalled does when the server resumes. What does
+/// each instance, and a fresh one, read afterwards?
+async fn a_write_landing_after<S: ByteStore + Clone>(
+    store: &S,
+    key: u64,
+    behind: Duration,
+) -> [Option<String>; 3] {
+    let (clock_a, clock_b) = (FrozenClock::new(), FrozenClock::new());
+    clock_b.advance(behind);
+    let go = Arc::new(Notify::new());
+    let (a, b) = (
+        instance(&clock_a, store, &go),
+        instance(&clock_b, store, &go),
+    );
+    b.insert(key, "new row".into()).await.unwrap();
+    a.insert(key, "old row".into()).await.unwrap();
+    let fresh = instance(&clock_b, store, &go);
+    let mut read = Vec::new();
+    for cache in [&a, &b, &fresh] {
+        let entry = cache.get_entry(&key).await.unwrap();
+        read.push(entry.map(|entry| entry.into_value()));
+    }
+    read.try_into().unwrap()
+}
+
+async fn a_write_landing_late_leaves_the_newer_one_standing<S: ByteStore + Clone>(store: S) {
+    let newer = Some("new row".to_string());
+    assert_eq!(
+        a_write_landing_after(&store, 1, Duration::from_secs(5)).await,
+        [newer.clone(), newer.clone(), newer],
+        "made 5 s before the newer one: it changes nothing, not even its own instance's L1"
+    );
+    let late = Some("old row".to_string());
+    assert_eq!(
+        a_write_landing_after(&store, 2, Duration::from_millis(500)).await,
+        [late.clone(), Some("new row".to_string()), late],
+        "within a second (clocks that disagree), the last write stands, as a plain set"
+    );
+}
+
+#[tokio::test]
+async fn in_process_a_write_landing_late_leaves_the_newer_one_standing() {
+    a_write_landing_late_leaves_the_newer_one_standing(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn over_redis_a_write_landing_late_leaves_the_newer_one_standing() {
+    let server = RedisServer::start().unwrap();
+    a_write_landing_late_leaves_the_newer_one_standing(redis(&server, "late")).await;
+}
+
+#[tokio::test]
+async fn over_memcached_a_write_landing_late_leaves_the_newer_one_standing() {
+    let server = MemcachedServer::start().unwrap();
+    a_write_landing_late_leaves_the_newer_one_standing(memcached(&server)).await;
+}

@@ -44,6 +44,10 @@ pub enum ErrorKind {
     Integrity,
     /// The tier refused the request itself: an oversized value, an invalid key.
     Rejected,
+    /// The tier holds an entry produced well after the one written (a write sent long
+    /// ago, landing late after a server stalled): the newer entry stands, and the write
+    /// changed nothing there.
+    Superseded,
     /// The caller's loader failed; [`Error::source`](StdError::source) holds its error.
     Loader,
     /// The tier was not called: its circuit breaker is open after repeated failures.
@@ -71,6 +75,7 @@ impl ErrorKind {
             Self::Codec => "codec",
             Self::Integrity => "integrity",
             Self::Rejected => "rejected",
+            Self::Superseded => "superseded",
             Self::Loader => "loader",
             Self::CircuitOpen => "circuit_open",
             Self::Config => "config",

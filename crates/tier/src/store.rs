@@ -168,6 +168,51 @@ pub trait ByteStore: Send + Sync + 'static {
         }
     }
 
+    /// Stores `value` under `key` (expiring after `ttl`) unless the bytes already there
+    /// begin with something that sorts after `bound`, compared byte by byte over
+    /// `bound`'s length. Answers whether it stored.
+    ///
+    /// A write guarded by a bound below its own time (a big-endian time, say) cannot
+    /// replace what was written well after it: a write sent to a server that stalled,
+    /// and run when the server resumed, lands on a newer value as a no-op.
+    ///
+    /// The default reads, then writes, like [`set_if_greater`](Self::set_if_greater)'s.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use stratacache_tier::ByteStore;
+    /// use stratacache_tier::mock::MemoryStore;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let store = MemoryStore::new();
+    /// store.set("t", Bytes::from_static(b"\x09 newer"), None).await?;
+    /// let late = Bytes::from_static(b"\x05 older");
+    /// assert!(!store.set_unless_after("t", late, None, b"\x07").await?, "kept out");
+    /// let same_time = Bytes::from_static(b"\x09 again");
+    /// assert!(store.set_unless_after("t", same_time, None, b"\x09").await?);
+    /// assert_eq!(store.raw("t"), Some(Bytes::from_static(b"\x09 again")));
+    /// # Ok::<(), stratacache_tier::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`set`](Self::set).
+    fn set_unless_after(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        bound: &[u8],
+    ) -> impl Future<Output = Result<bool, Error>> + Send {
+        async move {
+            match self.get(key).await? {
+                Some(current) if sorts_after(&current, bound) => Ok(false),
+                _ => self.set(key, value, ttl).await.map(|()| true),
+            }
+        }
+    }
+
     /// The largest value the store accepts, when it has a limit; values over it are
     /// rejected before they are sent.
     fn max_value_size(&self) -> Option<usize> {
@@ -180,6 +225,13 @@ pub trait ByteStore: Send + Sync + 'static {
     fn namespace(&self) -> &str {
         ""
     }
+}
+
+/// Whether `current`, over `bound`'s length, sorts after `bound`: the rule of
+/// [`ByteStore::set_unless_after`], for stores that compare on the client.
+#[must_use]
+pub fn sorts_after(current: &[u8], bound: &[u8]) -> bool {
+    current.get(..bound.len()).unwrap_or(current) > bound
 }
 
 /// A store shared behind an `Arc` (one client for several caches) is a store.
@@ -226,6 +278,16 @@ impl<S: ByteStore> ByteStore for std::sync::Arc<S> {
         ttl: Option<Duration>,
     ) -> impl Future<Output = Result<bool, Error>> + Send {
         S::set_if_greater(self, key, value, ttl)
+    }
+
+    fn set_unless_after(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        bound: &[u8],
+    ) -> impl Future<Output = Result<bool, Error>> + Send {
+        S::set_unless_after(self, key, value, ttl, bound)
     }
 
     fn max_value_size(&self) -> Option<usize> {

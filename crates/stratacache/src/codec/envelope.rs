@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use stratacache_tier::{Error, ErrorKind, Tags};
+use stratacache_tier::{Error, ErrorKind, MAX_CLOCK_SKEW, Tags};
 
 const MAGIC: &[u8; 2] = b"SC";
 /// The format written: the production time comes first, big-endian, so that the bytes of
@@ -95,6 +95,24 @@ pub(crate) fn body_flags(key_check: Option<&[u8]>, tags: &Tags) -> u8 {
         flags |= HAS_TAGS;
     }
     flags
+}
+
+/// The bound a write of an entry produced at `cached_at` is stored under
+/// ([`ByteStore::set_unless_after`](stratacache_tier::ByteStore::set_unless_after)): the
+/// head of an entry produced [`MAX_CLOCK_SKEW`] later. An entry there produced later
+/// still stands; the write is one sent long ago that landed late (after a server
+/// stalled). Within that, instances whose clocks disagree overwrite each other.
+pub(crate) fn late_write_bound(cached_at: SystemTime) -> [u8; 11] {
+    let latest = cached_at
+        .checked_add(MAX_CLOCK_SKEW)
+        .unwrap_or(cached_at)
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut bound = [0; 11];
+    bound[..2].copy_from_slice(MAGIC);
+    bound[2] = FORMAT_VERSION;
+    bound[3..].copy_from_slice(&millis(latest).to_be_bytes());
+    bound
 }
 
 fn millis(duration: Duration) -> u64 {

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use stratacache_tier::{ByteStore, CacheEntry, CacheTier, Error, ErrorKind, Lookup, Tags};
 
-use super::envelope::{Head, TOMBSTONE};
+use super::envelope::{self, Head, TOMBSTONE};
 use super::key::StoreKey;
 use super::transforms::Transforms;
 use super::{Codec, Postcard};
@@ -27,6 +27,12 @@ use super::{Codec, Postcard};
 /// - **Bad bytes** (corrupt, truncated, foreign, another format or schema version) are a
 ///   [`Codec`](stratacache_tier::ErrorKind::Codec) error that the cache counts and reads
 ///   as a miss (even when strict); the entry is deleted from the store.
+/// - **Writes** never replace an entry produced more than a second after theirs
+///   ([`ByteStore::set_unless_after`]): a write sent to a server that stalled, run when
+///   it resumed, lands on what was written since as a no-op and fails
+///   [`Superseded`](stratacache_tier::ErrorKind::Superseded). Within that second (clocks
+///   of instances disagree) the last write stands, as with a plain set. What a reader
+///   found or loaded is stored only over older entries ([`CacheTier::fill`]).
 ///
 /// # Envelope
 ///
@@ -334,7 +340,20 @@ where
         let Some((store_key, bytes)) = self.stored(&key, &entry, keep_for)? else {
             return Ok(());
         };
-        self.store.set(&store_key.text, bytes, keep_for).await
+        let bound = envelope::late_write_bound(entry.cached_at());
+        if self
+            .store
+            .set_unless_after(&store_key.text, bytes, keep_for, &bound)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::Superseded,
+                "an entry produced over a second after this one stands under the key: \
+                 this write landed late",
+            ))
+        }
     }
 
     /// [`ByteStore::set_if_greater`]: the head's time comes first, big-endian, so the

@@ -110,6 +110,23 @@ impl ByteStore for MemoryStore {
         Ok(greater)
     }
 
+    async fn set_unless_after(
+        &self,
+        key: &str,
+        value: Bytes,
+        _ttl: Option<Duration>,
+        bound: &[u8],
+    ) -> Result<bool, Error> {
+        let mut map = self.map();
+        let stands = map
+            .get(key)
+            .is_some_and(|current| crate::store::sorts_after(current, bound));
+        if !stands {
+            map.insert(key.to_owned(), value);
+        }
+        Ok(!stands)
+    }
+
     async fn delete(&self, key: &str) -> Result<(), Error> {
         self.deletes.fetch_add(1, Ordering::Relaxed);
         self.map().remove(key);

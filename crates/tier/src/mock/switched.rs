@@ -94,6 +94,17 @@ impl<S: ByteStore> ByteStore for SwitchedStore<S> {
         self.inner.set_if_greater(key, value, ttl).await
     }
 
+    async fn set_unless_after(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        bound: &[u8],
+    ) -> Result<bool, Error> {
+        self.reach()?;
+        self.inner.set_unless_after(key, value, ttl, bound).await
+    }
+
     async fn delete(&self, key: &str) -> Result<(), Error> {
         self.reach()?;
         self.inner.delete(key).await
