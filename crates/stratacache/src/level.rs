@@ -12,7 +12,7 @@ use stratacache_tier::{CacheEntry, CacheTier, Error, Lookup};
 use crate::breaker::Breaker;
 use crate::erased::DynTier;
 use crate::policy::{InsertPolicy, PromotionPolicy};
-use crate::recovery::Recovery;
+use crate::recovery::{Answer, Recovery};
 use crate::telemetry::TierCounters;
 
 /// The storage of a level. The memory tier is known by type so that a hit can be looked
@@ -80,10 +80,11 @@ where
     /// What the tier holds under `key`, or what a change of it waiting for the tier
     /// says it will hold.
     pub(crate) async fn get(&self, key: &K) -> Result<Option<CacheEntry<V>>, Error> {
-        if let Some(waiting) = self.recovery.as_ref().and_then(|r| r.answer(key)) {
-            return Ok(waiting);
+        match self.recovery.as_ref().and_then(|r| r.answer(key)) {
+            None => self.get_stored(key).await,
+            Some(Answer::Waiting(answer)) => Ok(answer),
+            Some(Answer::Contested(change)) => Ok(change.against(self.get_stored(key).await?)),
         }
-        self.get_stored(key).await
     }
 
     /// What the tier holds under `key`.
@@ -110,19 +111,24 @@ where
         let Some(recovery) = self.recovery.as_ref().filter(|r| !r.is_empty()) else {
             return self.get_many_stored(keys).await;
         };
-        // Keys with a change waiting answer as it; the tier is asked for the others.
+        // Keys with a change waiting answer as it; the tier is asked for the others (and
+        // for contested ones, judged against their change).
         let waiting: Vec<_> = keys.iter().map(|key| recovery.answer(key)).collect();
         let asked: Vec<K> = keys
             .iter()
             .zip(&waiting)
-            .filter(|(_, waiting)| waiting.is_none())
+            .filter(|(_, waiting)| !matches!(waiting, Some(Answer::Waiting(_))))
             .map(|(key, _)| key.clone())
             .collect();
         let mut stored = self.get_many_stored(&asked).await?.into_iter();
         Ok(waiting
             .into_iter()
             .map(|waiting| match waiting {
-                Some(answer) => Ok(answer),
+                Some(Answer::Waiting(answer)) => Ok(answer),
+                Some(Answer::Contested(change)) => stored
+                    .next()
+                    .unwrap_or(Ok(None))
+                    .map(|found| change.against(found)),
                 None => stored.next().unwrap_or(Ok(None)),
             })
             .collect())

@@ -30,6 +30,29 @@ pub(crate) enum Pending<V> {
     Remove { at: SystemTime },
 }
 
+impl<V> Pending<V> {
+    /// What a lookup answers while this change is contested, given what the tier holds:
+    /// what its replay will leave there. The tier's entry if newer than this change, this
+    /// change if newer than the tier's entry; nothing when the tier holds nothing (absent,
+    /// or removed after this change: which is not known).
+    pub(crate) fn against(self, stored: Option<CacheEntry<V>>) -> Option<CacheEntry<V>> {
+        let theirs = stored?;
+        match self {
+            Self::Store(mine) if mine.cached_at() > theirs.cached_at() => Some(mine),
+            Self::Store(_) => Some(theirs),
+            Self::Remove { at } => (theirs.cached_at() > at).then_some(theirs),
+        }
+    }
+}
+
+/// What a lookup of a key at a tier answers while a change of the key waits.
+pub(crate) enum Answer<V> {
+    /// What the change says the tier will hold.
+    Waiting(Option<CacheEntry<V>>),
+    /// The change is contested: ask the tier, then [`Pending::against`].
+    Contested(Pending<V>),
+}
+
 /// A waiting change, and whether another instance was heard writing its key since.
 struct Waiting<V> {
     change: Pending<V>,
@@ -85,18 +108,25 @@ impl<K: Hash + Eq + Clone, V: Clone> Recovery<K, V> {
         !self.is_empty() && self.answered.swap(false, Ordering::AcqRel)
     }
 
-    /// What a lookup of `key` at this tier answers while a change of it waits.
+    /// What a lookup of `key` at this tier answers while a change of it waits; `None`
+    /// when none does (ask the tier).
     #[inline]
-    pub(crate) fn answer(&self, key: &K) -> Option<Option<CacheEntry<V>>> {
+    pub(crate) fn answer(&self, key: &K) -> Option<Answer<V>> {
         if self.is_empty() {
             return None;
         }
         let pending = self.lock();
-        let waiting = pending.get(key).filter(|waiting| !waiting.contested);
-        match waiting.map(|waiting| &waiting.change) {
-            Some(Pending::Store(entry)) => Some(Some(entry.clone())),
-            Some(Pending::Remove { .. }) => Some(None),
-            None if self.cleared.load(Ordering::Acquire) => Some(None),
+        match pending.get(key) {
+            Some(waiting) if waiting.contested => Some(Answer::Contested(waiting.change.clone())),
+            Some(Waiting {
+                change: Pending::Store(entry),
+                ..
+            }) => Some(Answer::Waiting(Some(entry.clone()))),
+            Some(Waiting {
+                change: Pending::Remove { .. },
+                ..
+            }) => Some(Answer::Waiting(None)),
+            None if self.cleared.load(Ordering::Acquire) => Some(Answer::Waiting(None)),
             None => None,
         }
     }
@@ -120,6 +150,17 @@ impl<K: Hash + Eq + Clone, V: Clone> Recovery<K, V> {
         pending.insert(key, Waiting { change, contested });
         self.len.store(pending.len(), Ordering::Release);
         true
+    }
+
+    /// Marks every waiting change contested: what other instances wrote meanwhile may
+    /// have gone unheard (the backplane lost messages).
+    pub(crate) fn contest_all(&self) {
+        if self.is_empty() {
+            return;
+        }
+        for waiting in self.lock().values_mut() {
+            waiting.contested = true;
+        }
     }
 
     /// Marks the change of `key` contested: another instance was heard writing the key.
@@ -234,6 +275,9 @@ where
                     Replayed::Dropped => {
                         recovery.settle(&key);
                         self.telemetry.count(CacheCounter::RecoveryDropped);
+                        // L1 may hold the change, as lookups answered it: the tier does
+                        // not, and never will.
+                        self.forget_here(&key, &self.generations.write(&key));
                     }
                     Replayed::Failed => return,
                 }
@@ -333,6 +377,8 @@ pub(crate) fn is_outage(kind: ErrorKind) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn entry(value: &str) -> Pending<String> {
@@ -347,17 +393,55 @@ mod tests {
     fn a_contested_change_waits_for_its_replay_without_answering_reads() {
         let recovery = Recovery::<u64, String>::new(10);
         assert!(recovery.queue(1, entry("ours"), false));
-        let answered = recovery.answer(&1).flatten().map(CacheEntry::into_value);
-        assert_eq!(answered.as_deref(), Some("ours"));
+        let Some(Answer::Waiting(answered)) = recovery.answer(&1) else {
+            panic!("answered by the change");
+        };
+        assert_eq!(
+            answered.map(CacheEntry::into_value).as_deref(),
+            Some("ours")
+        );
         recovery.contest(&1);
-        assert_eq!(recovery.answer(&1), None, "the tier is asked again");
+        assert!(
+            matches!(recovery.answer(&1), Some(Answer::Contested(_))),
+            "the tier is asked again"
+        );
         assert!(recovery.waiting(&1).is_some(), "still to be replayed");
 
         // Queued after another instance was heard: contested from the start.
         assert!(recovery.queue(2, entry("ours"), true));
-        assert_eq!(recovery.answer(&2), None);
+        assert!(matches!(recovery.answer(&2), Some(Answer::Contested(_))));
         // A later change of ours, with nothing heard since it began, answers again.
         assert!(recovery.queue(2, entry("later"), false));
-        assert!(recovery.answer(&2).is_some());
+        assert!(matches!(recovery.answer(&2), Some(Answer::Waiting(_))));
+        // A gap in what was heard contests every change.
+        recovery.contest_all();
+        assert!(matches!(recovery.answer(&2), Some(Answer::Contested(_))));
+    }
+
+    #[test]
+    fn a_contested_change_answers_what_its_replay_will_leave() {
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        let stored = |value: &str, secs| Some(CacheEntry::new(value.to_owned(), at(secs), None));
+        let store = |secs| Pending::Store(CacheEntry::new("ours".to_owned(), at(secs), None));
+        let value = |answer: Option<CacheEntry<String>>| answer.map(CacheEntry::into_value);
+        assert_eq!(
+            value(store(5).against(stored("theirs", 9))).as_deref(),
+            Some("theirs")
+        );
+        assert_eq!(
+            value(store(9).against(stored("theirs", 5))).as_deref(),
+            Some("ours")
+        );
+        assert_eq!(
+            value(store(9).against(None)),
+            None,
+            "absent, or removed later"
+        );
+        let remove = |secs| Pending::<String>::Remove { at: at(secs) };
+        assert_eq!(
+            value(remove(5).against(stored("theirs", 9))).as_deref(),
+            Some("theirs")
+        );
+        assert_eq!(value(remove(9).against(stored("theirs", 5))), None);
     }
 }

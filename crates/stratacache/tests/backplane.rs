@@ -416,6 +416,7 @@ async fn cut_off_pair(
             .clock(clock)
             .fallback(Fallback::remote(store))
             .backplane(backplane.clone())
+            .backplane_heartbeat(Duration::from_millis(100))
             .build()
             .unwrap()
     };
@@ -512,4 +513,46 @@ async fn a_replayed_write_is_announced_so_no_instance_keeps_what_it_replaced() {
     .await;
     assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("new"));
     assert_eq!(a.get(&1).await.unwrap().as_deref(), Some("new"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_gap_a_waiting_change_gives_way_to_a_newer_write_that_went_unheard() {
+    let (clock, backplane) = (stratacache::FrozenClock::new(), MockBackplane::new());
+    let (a_view, a, b) = cut_off_pair(&clock, &backplane).await;
+    a_view.set_down(true);
+    a.insert(1, "a's".into()).await.unwrap(); // waits for a's store
+    assert_eq!(a.get(&1).await.unwrap().as_deref(), Some("a's"));
+
+    // The subscriptions hang: b's newer write is announced, and lost to a.
+    tokio::time::sleep(Duration::from_millis(50)).await; // the setup's announcements land
+    let (gaps, heard) = (a.stats().backplane_gaps, a.stats().backplane_received);
+    backplane.stall();
+    clock.advance(Duration::from_millis(1));
+    b.insert(1, "b's, newer".into()).await.unwrap();
+    until("a's heartbeat found the gap", || {
+        a.stats().backplane_gaps > gaps
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await; // a subscribes again
+    assert_eq!(
+        a.stats().backplane_received,
+        heard,
+        "a never heard b's write"
+    );
+
+    // a's change may be older than what it missed: the store, once back, decides.
+    a_view.set_down(false);
+    assert_eq!(a.get(&1).await.unwrap().as_deref(), Some("b's, newer"));
+    until("a's change was replayed or dropped", || {
+        let stats = a.stats();
+        stats.recovery_replayed + stats.recovery_dropped > 0
+    })
+    .await;
+    assert_eq!(
+        a.stats().recovery_dropped,
+        1,
+        "the store held a newer entry"
+    );
+    assert_eq!(a.get(&1).await.unwrap().as_deref(), Some("b's, newer"));
+    assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("b's, newer"));
 }

@@ -258,6 +258,13 @@ where
 
     /// Drops all of L1: what another instance said may have been missed.
     fn distrust_l1(&self) {
+        // Changes waiting for a tier may have been overtaken by writes that went unheard:
+        // their replays, compared by time in the tier, decide.
+        for level in &self.levels {
+            if let Some(recovery) = &level.recovery {
+                recovery.contest_all();
+            }
+        }
         let guard = self.generations.write_all();
         if let Some(memory) = self.levels[0].memory() {
             guard.in_l1(|| memory.remove_all());
