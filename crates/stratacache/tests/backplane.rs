@@ -198,7 +198,7 @@ async fn a_failed_announcement_or_a_foreign_message_is_counted_and_drops_l1() {
         &b""[..],
         b"\x01",
         b"\x09\x01garbage!",
-        b"\x01\x07\0\0\0\0\0\0\0\0",
+        b"\x01\x08\0\0\0\0\0\0\0\0",
         // A batch whose first announcement claims more bytes than it has.
         b"\x01\x06\0\0\0\0\0\0\0\0\xff\xff\xff\xff\x01",
     ] {
@@ -555,4 +555,33 @@ async fn after_a_gap_a_waiting_change_gives_way_to_a_newer_write_that_went_unhea
     );
     assert_eq!(a.get(&1).await.unwrap().as_deref(), Some("b's, newer"));
     assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("b's, newer"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbox_that_overflowed_tells_the_others_to_drop_l1_not_their_waiting_changes() {
+    let (clock, backplane) = (stratacache::FrozenClock::new(), MockBackplane::new());
+    let (a_view, a, b) = cut_off_pair(&clock, &backplane).await;
+    a_view.set_down(true);
+    a.insert(1, "a's".into()).await.unwrap(); // waits for a's store
+
+    // b's announcements cannot go out, and pile up past what its outbox keeps.
+    backplane.set_down(true);
+    for key in 1_000..11_001 {
+        b.insert(key, "b's".into()).await.unwrap();
+    }
+    let heard = a.stats().backplane_received;
+    backplane.set_down(false);
+    until("a heard b's outbox overflowed", || {
+        a.stats().backplane_received > heard
+    })
+    .await;
+
+    a_view.set_down(false);
+    a.get(&99).await.unwrap(); // a's store answers: the replay starts
+    until("replayed", || a.stats().recovery_replayed > 0).await;
+    assert_eq!(
+        b.get(&1).await.unwrap().as_deref(),
+        Some("a's"),
+        "a's change was kept, and reached the store"
+    );
 }

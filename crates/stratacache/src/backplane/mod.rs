@@ -57,6 +57,9 @@ pub(crate) enum Action {
     TagInvalidated = 5,
     /// Several announcements in one message: each as a u32 LE length and the message.
     Batch = 6,
+    /// Announcements were lost on the way out (too many waited): whatever they said,
+    /// drop L1. Unlike [`Cleared`](Self::Cleared), changes waiting for a tier stay.
+    Overflowed = 7,
 }
 
 /// A cache's link to its backplane.
@@ -108,6 +111,7 @@ impl<K> Drop for Link<K> {
 enum Heard<K> {
     Changed(K),
     Cleared,
+    Overflowed,
     Released(Vec<u8>),
     TagInvalidated(String, SystemTime),
 }
@@ -216,6 +220,7 @@ where
                 }
                 self.distrust_l1();
             }
+            Heard::Overflowed => self.distrust_l1(),
             Heard::Released(name) => self.lock_released(&name),
             Heard::TagInvalidated(tag, at) => self.tag_invalidated(&tag, at),
         }
@@ -318,6 +323,7 @@ fn decode<K>(link: &Link<K>, message: &[u8]) -> Result<Option<Heard<K>>, Error> 
     match action {
         1 | 2 => Ok(Some(Heard::Changed((link.decode)(key)?))),
         3 => Ok(Some(Heard::Cleared)),
+        7 => Ok(Some(Heard::Overflowed)),
         4 => Ok(Some(Heard::Released(key.to_vec()))),
         5 => {
             let (at, tag) = key.split_first_chunk::<8>().ok_or_else(corrupt)?;

@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use super::{Action, FIRST_BACKOFF, LAST_BACKOFF, VERSION};
 use crate::telemetry::{CacheCounter, Telemetry};
 
-/// How many subjects' announcements wait before they are folded into one "cleared".
+/// How many subjects' announcements wait before they are folded into one "overflowed".
 const MAX_UNSENT: usize = 10_000;
 
 /// How many announcements one message carries at most.
@@ -28,8 +28,8 @@ pub(super) enum Subject {
     Lock(Vec<u8>),
 }
 
-/// Announcements waiting: one per subject, or, past [`MAX_UNSENT`], one that says "drop
-/// everything".
+/// Announcements waiting: one per subject, or one about everything: "cleared", or past
+/// [`MAX_UNSENT`], "overflowed" (drop L1).
 #[derive(Default)]
 struct Waiting {
     subjects: HashMap<Subject, Bytes>,
@@ -89,7 +89,12 @@ impl Outbox {
                     waiting.subjects.entry(subject).or_insert(message);
                 }
             }
-            _ => {
+            Some(_) => {
+                // Too many: what they said is lost; the others are told to drop L1.
+                waiting.subjects.clear();
+                waiting.everything = Some(self.message(Action::Overflowed, None));
+            }
+            None => {
                 waiting.subjects.clear();
                 waiting.everything = Some(self.message(Action::Cleared, None));
             }
