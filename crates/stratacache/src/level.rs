@@ -12,7 +12,7 @@ use stratacache_tier::{CacheEntry, CacheTier, Error, Lookup};
 use crate::breaker::Breaker;
 use crate::erased::DynTier;
 use crate::policy::{InsertPolicy, PromotionPolicy};
-use crate::recovery::{Answer, Recovery};
+use crate::recovery::{Answer, Pending, Recovery};
 use crate::telemetry::TierCounters;
 
 /// The storage of a level. The memory tier is known by type so that a hit can be looked
@@ -83,8 +83,19 @@ where
         match self.recovery.as_ref().and_then(|r| r.answer(key)) {
             None => self.get_stored(key).await,
             Some(Answer::Waiting(answer)) => Ok(answer),
-            Some(Answer::Contested(change)) => Ok(change.against(self.get_stored(key).await?)),
+            // Rare, and boxed: the change held across the read would grow every miss's
+            // future.
+            Some(Answer::Contested(change)) => Box::pin(self.get_contested(key, change)).await,
         }
+    }
+
+    /// [`get`](Self::get) of a key whose waiting change is contested.
+    async fn get_contested(
+        &self,
+        key: &K,
+        change: Pending<V>,
+    ) -> Result<Option<CacheEntry<V>>, Error> {
+        Ok(change.against(self.get_stored(key).await?))
     }
 
     /// What the tier holds under `key`.

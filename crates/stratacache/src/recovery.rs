@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use stratacache_tier::{CacheEntry, ErrorKind};
 
@@ -66,6 +66,8 @@ pub(crate) struct Recovery<K, V> {
     len: AtomicUsize,
     capacity: usize,
     replaying: AtomicBool,
+    /// A task tries the replay on a timer (see [`Inner::retry_later`]).
+    retrying: AtomicBool,
     /// Set by every call the tier itself answered: the sign to replay.
     answered: AtomicBool,
     /// A clear the tier missed waits: until replayed, every key reads as absent there
@@ -80,6 +82,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Recovery<K, V> {
             len: AtomicUsize::new(0),
             capacity,
             replaying: AtomicBool::new(false),
+            retrying: AtomicBool::new(false),
             answered: AtomicBool::new(false),
             cleared: AtomicBool::new(false),
         }
@@ -200,6 +203,12 @@ impl<K: Hash + Eq + Clone, V: Clone> Recovery<K, V> {
     }
 }
 
+/// The first pause before a queued change is tried again without a sign that the tier
+/// is back; pauses double from here.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+/// The longest pause between two such tries.
+const LAST_RETRY: Duration = Duration::from_secs(1);
+
 /// How a replayed change ended.
 enum Replayed {
     /// The tier took it.
@@ -239,6 +248,46 @@ where
                 }
             });
         }
+    }
+
+    /// After a change was queued at level `depth`: tries the replay on a timer (from
+    /// [`FIRST_RETRY`], doubling to [`LAST_RETRY`]) until nothing waits. Lookups of a key
+    /// whose change waits are answered here, never by the tier: an instance reading only
+    /// such keys would otherwise never see the tier answer, and never replay.
+    pub(crate) fn retry_later(&self, depth: usize) {
+        let Some(recovery) = &self.levels[depth].recovery else {
+            return;
+        };
+        if recovery.retrying.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            recovery.retrying.store(false, Ordering::Release);
+            return;
+        };
+        let me = self.me.clone();
+        runtime.spawn(async move {
+            let mut pause = FIRST_RETRY;
+            loop {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(LAST_RETRY);
+                // Not kept alive by its retries: a dropped cache stops them.
+                let Some(inner) = me.upgrade() else {
+                    return;
+                };
+                let Some(recovery) = &inner.levels[depth].recovery else {
+                    return;
+                };
+                if recovery.is_empty() {
+                    recovery.retrying.store(false, Ordering::Release);
+                    // A change queued meanwhile found the flag up: carry on for it.
+                    if recovery.is_empty() || recovery.retrying.swap(true, Ordering::AcqRel) {
+                        return;
+                    }
+                }
+                inner.recover(depth);
+            }
+        });
     }
 
     /// Replays level `depth`'s waiting changes until none is left or the tier fails.
@@ -377,8 +426,6 @@ pub(crate) fn is_outage(kind: ErrorKind) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn entry(value: &str) -> Pending<String> {

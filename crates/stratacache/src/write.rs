@@ -244,6 +244,7 @@ where
                 let contested = guard.heard_since_begun();
                 if recovery.queue(key.clone(), change(), contested) {
                     self.telemetry.count(CacheCounter::RecoveryQueued);
+                    self.retry_later(level.index);
                     TierWriteResult::Queued(error)
                 } else {
                     self.telemetry.count(CacheCounter::RecoveryDropped);
@@ -286,6 +287,7 @@ where
                     Some(recovery) if is_outage(error.kind()) && !self.strict => {
                         recovery.queue_clear();
                         self.telemetry.count(CacheCounter::RecoveryQueued);
+                        self.retry_later(depth);
                         TierWriteResult::Queued(error)
                     }
                     _ => TierWriteResult::Failed(error),

@@ -585,3 +585,22 @@ async fn an_outbox_that_overflowed_tells_the_others_to_drop_l1_not_their_waiting
         "a's change was kept, and reached the store"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_change_is_replayed_even_if_only_its_own_key_is_read() {
+    let (clock, backplane) = (stratacache::FrozenClock::new(), MockBackplane::new());
+    let (a_view, a, b) = cut_off_pair(&clock, &backplane).await;
+    a_view.set_down(true);
+    a.insert(1, "a's".into()).await.unwrap(); // waits for a's store
+    a_view.set_down(false);
+    // a reads key 1 only: the waiting change answers, and the store is never asked.
+    until("replayed on a timer", || {
+        assert!(
+            futures::FutureExt::now_or_never(a.get(&1)).is_some_and(|read| read.is_ok()),
+            "answered in place"
+        );
+        a.stats().recovery_replayed > 0
+    })
+    .await;
+    assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("a's"));
+}
