@@ -37,6 +37,11 @@ pub(crate) struct Generation {
     known: AtomicU64,
     /// When it was read: ms after `born`, plus one; 0 when it never was.
     read_at: AtomicU64,
+    /// How many connections to the server had ended when it was read (see
+    /// [`Pool::connections_lost`](crate::pool::Pool::connections_lost)): after one more
+    /// ends, the server may have restarted, lost its generation and made a new one
+    /// (other clients may use that already), so it is read again before it is used.
+    lost_when_read: AtomicU64,
     born: Instant,
     /// How many times the server's contents were distrusted.
     distrusted: AtomicU64,
@@ -53,6 +58,7 @@ impl Default for Generation {
         Self {
             known: AtomicU64::new(0),
             read_at: AtomicU64::new(0),
+            lost_when_read: AtomicU64::new(0),
             born: Instant::now(),
             distrusted: AtomicU64::new(0),
             moved_for: AtomicU64::new(0),
@@ -107,9 +113,13 @@ impl Generation {
         ))
     }
 
-    /// The known generation when it was read less than `refresh` ago and the server is
-    /// trusted: usable without asking.
-    pub(crate) fn fresh(&self, refresh: Duration) -> Option<u64> {
+    /// The known generation when it was read less than `refresh` ago, with no
+    /// connection lost since (`lost` so far), and the server is trusted: usable without
+    /// asking.
+    pub(crate) fn fresh(&self, refresh: Duration, lost: u64) -> Option<u64> {
+        if self.lost_when_read.load(Ordering::Acquire) != lost {
+            return None;
+        }
         self.known()
             .filter(|(_, age)| *age < refresh)
             .map(|(generation, _)| generation)
@@ -140,13 +150,15 @@ impl Generation {
         }
     }
 
-    /// Records the server's answer to `question`.
-    pub(crate) fn answered(&self, question: Question, answer: &Result<u64, Error>) {
+    /// Records the server's answer to `question`, given when `lost` connections to it
+    /// had ended.
+    pub(crate) fn answered(&self, question: Question, answer: &Result<u64, Error>, lost: u64) {
         let mut state = self.state();
         state.answers += 1;
         match answer {
             Ok(generation) => {
                 self.known.store(*generation, Ordering::Release);
+                self.lost_when_read.store(lost, Ordering::Release);
                 self.read_at
                     .store(self.ms_since_born().saturating_add(1), Ordering::Release);
                 state.failure = None;
@@ -176,16 +188,16 @@ mod tests {
     fn read(generation: &Generation, value: u64) {
         let question = generation.question(false);
         assert_eq!(question.delta, 0);
-        generation.answered(question, &Ok(value));
+        generation.answered(question, &Ok(value), 0);
     }
 
     #[test]
     fn a_read_generation_is_used_until_it_is_old() {
         let generation = Generation::default();
-        assert_eq!(generation.fresh(LONG), None);
+        assert_eq!(generation.fresh(LONG, 0), None);
         read(&generation, 7);
-        assert_eq!(generation.fresh(LONG), Some(7));
-        assert_eq!(generation.fresh(Duration::ZERO), None);
+        assert_eq!(generation.fresh(LONG, 0), Some(7));
+        assert_eq!(generation.fresh(Duration::ZERO, 0), None);
         assert_eq!(generation.last_known(), Some(7));
     }
 
@@ -194,7 +206,7 @@ mod tests {
         let generation = Generation::default();
         read(&generation, 7);
         generation.distrust();
-        assert_eq!(generation.fresh(LONG), None);
+        assert_eq!(generation.fresh(LONG, 0), None);
         assert_eq!(
             generation.last_known(),
             None,
@@ -202,7 +214,7 @@ mod tests {
         );
         let question = generation.question(false);
         assert_eq!(question.delta, 1, "a move, not a read");
-        generation.answered(question, &Err(Error::new(ErrorKind::Timeout, "hung")));
+        generation.answered(question, &Err(Error::new(ErrorKind::Timeout, "hung")), 0);
         assert_eq!(
             generation.question(false).delta,
             1,
@@ -213,8 +225,8 @@ mod tests {
             Some(ErrorKind::Timeout)
         );
         let question = generation.question(false);
-        generation.answered(question, &Ok(8));
-        assert_eq!(generation.fresh(LONG), Some(8));
+        generation.answered(question, &Ok(8), 0);
+        assert_eq!(generation.fresh(LONG, 0), Some(8));
         assert_eq!(generation.question(false).delta, 0);
         assert!(generation.last_failure().is_none());
     }
@@ -225,8 +237,8 @@ mod tests {
         generation.distrust();
         let question = generation.question(false);
         generation.distrust();
-        generation.answered(question, &Ok(8));
-        assert_eq!(generation.fresh(LONG), None);
+        generation.answered(question, &Ok(8), 0);
+        assert_eq!(generation.fresh(LONG, 0), None);
         assert_eq!(generation.question(false).delta, 1);
     }
 
@@ -235,8 +247,8 @@ mod tests {
         let generation = Generation::default();
         let question = generation.question(false);
         generation.distrust();
-        generation.answered(question, &Ok(7));
-        assert_eq!(generation.fresh(LONG), None);
+        generation.answered(question, &Ok(7), 0);
+        assert_eq!(generation.fresh(LONG, 0), None);
     }
 
     #[test]
@@ -244,8 +256,23 @@ mod tests {
         let generation = Generation::default();
         assert_eq!(generation.question(true).delta, 1);
         assert_eq!(generation.answers(), 0);
-        generation.answered(generation.question(true), &Ok(9));
+        generation.answered(generation.question(true), &Ok(9), 0);
         assert_eq!(generation.answers(), 1);
-        assert_eq!(generation.fresh(LONG), Some(9));
+        assert_eq!(generation.fresh(LONG, 0), Some(9));
+    }
+
+    #[test]
+    fn a_new_connection_has_the_generation_read_again() {
+        let generation = Generation::default();
+        generation.answered(generation.question(false), &Ok(7), 1);
+        assert_eq!(generation.fresh(LONG, 1), Some(7));
+        assert_eq!(
+            generation.fresh(LONG, 2),
+            None,
+            "the server may have restarted"
+        );
+        assert_eq!(generation.last_known(), Some(7), "still the fallback");
+        generation.answered(generation.question(false), &Ok(9), 2);
+        assert_eq!(generation.fresh(LONG, 2), Some(9));
     }
 }

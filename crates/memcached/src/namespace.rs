@@ -38,7 +38,8 @@ impl MemcachedStore {
     pub(crate) async fn generation(&self, index: usize, moving: bool) -> Result<u64, Error> {
         let generation = &self.generations[index];
         let refresh = self.config.generation_refresh;
-        if !moving && let Some(known) = generation.fresh(refresh) {
+        let lost = || self.pools[index].connections_lost();
+        if !moving && let Some(known) = generation.fresh(refresh, lost()) {
             return Ok(known);
         }
         let answers = generation.answers();
@@ -57,7 +58,7 @@ impl MemcachedStore {
             return self.fall_back(index, moving, error);
         };
         if !moving {
-            if let Some(known) = generation.fresh(refresh) {
+            if let Some(known) = generation.fresh(refresh, lost()) {
                 return Ok(known);
             }
             if generation.answers() != answers {
@@ -74,7 +75,7 @@ impl MemcachedStore {
         }
         let question = generation.question(moving);
         let answer = self.add_to_generation(index, question.delta).await;
-        generation.answered(question, &answer);
+        generation.answered(question, &answer, lost());
         answer.or_else(|error| self.fall_back(index, moving, error))
     }
 

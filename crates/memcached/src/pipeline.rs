@@ -65,8 +65,13 @@ struct Health {
 }
 
 impl Pipeline {
-    /// Connects to `address` within `timeout` and starts the connection's task.
-    pub(crate) async fn connect(address: &str, timeout: Duration) -> Result<Self, Error> {
+    /// Connects to `address` within `timeout` and starts the connection's task, which
+    /// counts itself in `lost` when it ends.
+    pub(crate) async fn connect(
+        address: &str,
+        timeout: Duration,
+        lost: &Arc<AtomicU64>,
+    ) -> Result<Self, Error> {
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => return Err(Error::from_source(ErrorKind::Unavailable, error)),
@@ -81,7 +86,13 @@ impl Pipeline {
         let (jobs, queued) = mpsc::channel(QUEUE);
         let (close, closed) = oneshot::channel();
         let health = Arc::new(Health::default());
-        tokio::spawn(run(stream, queued, closed, Arc::clone(&health)));
+        tokio::spawn(run(
+            stream,
+            queued,
+            closed,
+            Arc::clone(&health),
+            Arc::clone(lost),
+        ));
         Ok(Self {
             jobs,
             health,
@@ -134,6 +145,7 @@ async fn run(
     queued: mpsc::Receiver<Job>,
     closed: oneshot::Receiver<()>,
     health: Arc<Health>,
+    lost: Arc<AtomicU64>,
 ) {
     let (read, write) = stream.into_split();
     let (expect, expected) = mpsc::unbounded_channel();
@@ -143,6 +155,7 @@ async fn run(
         _ = read_replies(BufReader::new(read), expected, &health) => {}
     }
     health.broken.store(true, Ordering::Relaxed);
+    lost.fetch_add(1, Ordering::AcqRel);
     // Dropping the channels here fails every caller still waiting.
 }
 

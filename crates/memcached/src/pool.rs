@@ -73,6 +73,9 @@ pub(crate) struct Pool {
     born: Instant,
     /// Until when (ms after `born`) the server is marked down; 0: it is not.
     down_until: AtomicU64,
+    /// How many connections to the server ended (failed, closed by it, or dropped):
+    /// shared with each connection's task.
+    lost: Arc<AtomicU64>,
 }
 
 impl Pool {
@@ -84,7 +87,14 @@ impl Pool {
             failures: AtomicU32::new(0),
             born: Instant::now(),
             down_until: AtomicU64::new(0),
+            lost: Arc::default(),
         }
+    }
+
+    /// How many connections to the server ended so far: after one did, the server may
+    /// have restarted (and lost its namespace generation).
+    pub(crate) fn connections_lost(&self) -> u64 {
+        self.lost.load(Ordering::Acquire)
     }
 
     /// Sends `request` (one or more commands) and reads `replies` replies on the first
@@ -155,7 +165,8 @@ impl Pool {
         if let Some(pipeline) = slot.current() {
             return Ok(pipeline);
         }
-        let pipeline = Arc::new(Pipeline::connect(&self.address, self.connect_timeout).await?);
+        let pipeline = Pipeline::connect(&self.address, self.connect_timeout, &self.lost).await?;
+        let pipeline = Arc::new(pipeline);
         *slot.open.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&pipeline));
         Ok(pipeline)
     }

@@ -721,3 +721,29 @@ async fn set_if_greater_keeps_the_greater_bytes_by_compare_and_swap() {
         Some(&63_u16.to_be_bytes()[..])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_every_client_reads_the_server_s_new_generation() {
+    let mut server = MemcachedServer::start().unwrap();
+    // Generations are re-read every minute only: what follows is within that window.
+    let config = config(&[&server]).generation_refresh(60 * SEC);
+    let client = || MemcachedStore::new(config.clone()).unwrap();
+    let (early, late) = (client(), client());
+    early.set("k", Bytes::from_static(b"before"), None).await.unwrap();
+    assert_eq!(late.get("k").await.unwrap().as_deref(), Some(&b"before"[..]));
+
+    // The server restarts: its generation key is gone, and made anew by the next client
+    // to ask. `early` writes first, then a client that never knew the old generation
+    // does; `late` must read the newer write, not `early`'s under an old prefix.
+    server.restart().unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await; // the clients see the close
+    early.set("k", Bytes::from_static(b"early"), None).await.unwrap();
+    let newcomer = client();
+    newcomer.set("k", Bytes::from_static(b"newer"), None).await.unwrap();
+    assert_eq!(
+        early.get("k").await.unwrap().as_deref(),
+        Some(&b"newer"[..]),
+        "every client is on the restarted server's one generation"
+    );
+    assert_eq!(late.get("k").await.unwrap().as_deref(), Some(&b"newer"[..]));
+}
