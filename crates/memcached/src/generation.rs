@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use stratacache_tier::Error;
+use stratacache_tier::{Error, ErrorKind};
 
 /// What this client knows of one server's generation. The known generation is read
 /// without a lock (every command asks for it); questions and their failures are kept
@@ -42,6 +42,8 @@ pub(crate) struct Generation {
     /// ends, the server may have restarted, lost its generation and made a new one
     /// (other clients may use that already), so it is read again before it is used.
     lost_when_read: AtomicU64,
+    /// When the last question failed: ms after `born`, plus one; 0 when it did not.
+    failed_at: AtomicU64,
     born: Instant,
     /// How many times the server's contents were distrusted.
     distrusted: AtomicU64,
@@ -59,6 +61,7 @@ impl Default for Generation {
             known: AtomicU64::new(0),
             read_at: AtomicU64::new(0),
             lost_when_read: AtomicU64::new(0),
+            failed_at: AtomicU64::new(0),
             born: Instant::now(),
             distrusted: AtomicU64::new(0),
             moved_for: AtomicU64::new(0),
@@ -162,14 +165,39 @@ impl Generation {
                 self.read_at
                     .store(self.ms_since_born().saturating_add(1), Ordering::Release);
                 state.failure = None;
+                self.failed_at.store(0, Ordering::Release);
                 if question.delta > 0 {
                     // Distrust that arrived while the move was under way is still pending.
                     self.moved_for
                         .fetch_max(question.distrusted, Ordering::AcqRel);
                 }
             }
-            Err(error) => state.failure = Some(error.clone()),
+            Err(error) => {
+                state.failure = Some(error.clone());
+                // A server that refuses answers at once when asked again (and may be
+                // restarting: its new generation must be read as soon as it is up).
+                if error.kind() == ErrorKind::Timeout && question.delta == 0 {
+                    self.failed_at
+                        .store(self.ms_since_born().saturating_add(1), Ordering::Release);
+                }
+            }
         }
+    }
+
+    /// Why the last read of the generation timed out, if it did less than `pause` ago,
+    /// none was answered since and the server is trusted: it is not asked again until
+    /// then (a stalled server would otherwise cost every call a second timeout).
+    pub(crate) fn failed_within(&self, pause: Duration) -> Option<Error> {
+        let failed_at = self.failed_at.load(Ordering::Acquire);
+        // A distrusted server is asked (its generation moved) before it is used at all.
+        if failed_at == 0 || !self.trusted() {
+            return None;
+        }
+        let age = self.ms_since_born().saturating_sub(failed_at - 1);
+        if u128::from(age) >= pause.as_millis() {
+            return None;
+        }
+        self.state().failure.clone()
     }
 
     /// Marks the server's contents as untrusted until its generation has been moved.
@@ -181,7 +209,6 @@ impl Generation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stratacache_tier::ErrorKind;
 
     const LONG: Duration = Duration::from_secs(3600);
 
@@ -274,5 +301,27 @@ mod tests {
         assert_eq!(generation.last_known(), Some(7), "still the fallback");
         generation.answered(generation.question(false), &Ok(9), 2);
         assert_eq!(generation.fresh(LONG, 2), Some(9));
+    }
+
+    #[test]
+    fn a_failed_question_is_not_asked_again_at_once() {
+        let generation = Generation::default();
+        generation.answered(generation.question(false), &Ok(7), 0);
+        let hung = Error::new(ErrorKind::Timeout, "hung");
+        generation.answered(generation.question(false), &Err(hung), 0);
+        let failure = generation.failed_within(LONG).expect("failed just now");
+        assert_eq!(failure.kind(), ErrorKind::Timeout);
+        assert!(
+            generation.failed_within(Duration::ZERO).is_none(),
+            "after the pause"
+        );
+        generation.answered(generation.question(false), &Ok(8), 0);
+        assert!(generation.failed_within(LONG).is_none(), "answered since");
+        let refused = Error::new(ErrorKind::Unavailable, "refused");
+        generation.answered(generation.question(false), &Err(refused), 0);
+        assert!(
+            generation.failed_within(LONG).is_none(),
+            "asked again: it answers at once"
+        );
     }
 }

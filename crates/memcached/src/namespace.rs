@@ -3,12 +3,15 @@
 //! while the server does not answer. See `generation` for what this client knows of it.
 
 use std::fmt;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use stratacache_tier::{Error, ErrorKind};
 
 use crate::protocol::{self, Reply};
 use crate::store::{MemcachedStore, all_down};
+
+/// How long after a failed read of a server's generation it is asked again.
+const ASK_AGAIN_AFTER: Duration = Duration::from_secs(1);
 
 impl MemcachedStore {
     /// The server that owns `key` now, and the key as stored there.
@@ -41,6 +44,11 @@ impl MemcachedStore {
         let lost = || self.pools[index].connections_lost();
         if !moving && let Some(known) = generation.fresh(refresh, lost()) {
             return Ok(known);
+        }
+        // A server that failed the last question is not asked again for a while: its
+        // callers use the last known generation (and spend one timeout, not two).
+        if !moving && let Some(failure) = generation.failed_within(ASK_AGAIN_AFTER) {
+            return self.fall_back(index, moving, failure);
         }
         let answers = generation.answers();
         // One caller asks, the others wait for its answer; the asking caller's command

@@ -729,21 +729,58 @@ async fn after_a_restart_every_client_reads_the_server_s_new_generation() {
     let config = config(&[&server]).generation_refresh(60 * SEC);
     let client = || MemcachedStore::new(config.clone()).unwrap();
     let (early, late) = (client(), client());
-    early.set("k", Bytes::from_static(b"before"), None).await.unwrap();
-    assert_eq!(late.get("k").await.unwrap().as_deref(), Some(&b"before"[..]));
+    early
+        .set("k", Bytes::from_static(b"before"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        late.get("k").await.unwrap().as_deref(),
+        Some(&b"before"[..])
+    );
 
     // The server restarts: its generation key is gone, and made anew by the next client
     // to ask. `early` writes first, then a client that never knew the old generation
     // does; `late` must read the newer write, not `early`'s under an old prefix.
     server.restart().unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await; // the clients see the close
-    early.set("k", Bytes::from_static(b"early"), None).await.unwrap();
+    early
+        .set("k", Bytes::from_static(b"early"), None)
+        .await
+        .unwrap();
     let newcomer = client();
-    newcomer.set("k", Bytes::from_static(b"newer"), None).await.unwrap();
+    newcomer
+        .set("k", Bytes::from_static(b"newer"), None)
+        .await
+        .unwrap();
     assert_eq!(
         early.get("k").await.unwrap().as_deref(),
         Some(&b"newer"[..]),
         "every client is on the restarted server's one generation"
     );
     assert_eq!(late.get("k").await.unwrap().as_deref(), Some(&b"newer"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_server_costs_a_call_one_timeout_not_two() {
+    let server = MemcachedServer::start().unwrap();
+    let tier = MemcachedStore::new(config(&[&server])).unwrap();
+    tier.set("k", Bytes::from_static(b"v"), None).await.unwrap();
+    server.pause().unwrap(); // SIGSTOP: connections stay open, nothing answers
+    // The first calls find out: the connection is closed, the generation asked again
+    // (by the first call after the closed connection's task has ended).
+    for _ in 0..3 {
+        let error = tier.get("k").await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Timeout);
+    }
+    // Later calls spend the command's timeout only: the generation that could not be
+    // read just now is not asked again (for a second), the last known one is used.
+    let started = Instant::now();
+    let error = tier.get("k").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Timeout);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(350),
+        "{took:?} for a 200 ms timeout"
+    );
+    server.resume().unwrap();
 }
