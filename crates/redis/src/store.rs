@@ -15,7 +15,9 @@ const SCAN_BATCH: usize = 500;
 /// [`ByteStore::set_if_greater`] in one step on the server: sets `KEYS[1]` to `ARGV[1]`
 /// (expiring after `ARGV[2]` ms, or never when that is empty) unless the bytes there
 /// sort at or after it. Compared byte by byte: Lua's string comparison follows the
-/// server's collation, which need not be the bytes' order.
+/// server's collation, which need not be the bytes' order. Equal values (two instances
+/// filling one entry) are told apart by Lua's own equality first: a loop over every
+/// byte of a large value would block the server.
 const SET_IF_GREATER: &str = r"
 local function sorts_before(a, b)
   for i = 1, math.min(#a, #b) do
@@ -25,6 +27,7 @@ local function sorts_before(a, b)
   return #a < #b
 end
 local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] then return 0 end
 if current and not sorts_before(current, ARGV[1]) then return 0 end
 if ARGV[2] == '' then
   redis.call('SET', KEYS[1], ARGV[1])

@@ -747,3 +747,14 @@ async fn set_unless_after_compares_only_the_bound_s_length_byte_by_byte() {
         Some(Bytes::from_static(b"\x02 longer"))
     );
 }
+
+#[tokio::test]
+async fn a_fill_equal_to_a_large_stored_value_does_not_block_the_server() {
+    let server = RedisServer::start().unwrap();
+    let store = tier(&server, "large"); // 200 ms per command
+    let large = Bytes::from(vec![7_u8; 16 << 20]);
+    store.set("k", large.clone(), None).await.unwrap();
+    // Two instances filling one entry send equal bytes: compared byte by byte in Lua, 16
+    // MiB kept the server busy past the timeout.
+    assert!(!store.set_if_greater("k", large, None).await.unwrap());
+}
