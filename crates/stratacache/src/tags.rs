@@ -248,6 +248,7 @@ impl TagMarkers {
     /// Takes in a marker set here, or announced by another instance, at `now`.
     pub(crate) fn heard(&self, tag: &str, at: SystemTime, now: SystemTime) {
         self.update(tag, Some(at), None, now);
+        self.sweep(Some(tag), now);
     }
 
     /// Forgets when markers were confirmed: announcements may have been missed, so
@@ -273,40 +274,72 @@ impl TagMarkers {
     }
 
     /// Writes the markers the store refused before (each as the latest known, so a late
-    /// resend never moves a marker back); stops at the first it refuses again.
+    /// resend never moves a marker back); stops at the first it refuses again. Each
+    /// waits until written: a resend dropped half-way (its caller went away) loses none.
     async fn resend(&self, store: &dyn MarkerStore) {
         let waiting: Vec<(Box<str>, SystemTime)> = {
-            let mut unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
+            let unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
             self.waiting.store(false, Ordering::Relaxed);
-            unsent.drain().collect()
+            unsent.iter().map(|(tag, at)| (tag.clone(), *at)).collect()
         };
-        let mut waiting = waiting.into_iter();
-        for (tag, at) in waiting.by_ref() {
+        for (tag, at) in waiting {
             let known = self.known.shard(&*tag).get(&tag).and_then(|known| known.at);
             let at = known.map_or(at, |known| known.max(at));
             if self.send(store, &tag, at).await.is_err() {
-                self.keep(&tag, at);
-                break;
+                self.waiting.store(true, Ordering::Relaxed);
+                return;
+            }
+            let mut unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
+            // Unless a later marker of the tag was kept meanwhile.
+            if unsent.get(&tag).is_some_and(|kept| *kept <= at) {
+                unsent.remove(&tag);
             }
         }
-        for (tag, at) in waiting {
-            self.keep(&tag, at);
+        let unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
+        if !unsent.is_empty() {
+            self.waiting.store(true, Ordering::Relaxed);
         }
     }
 
     /// Bounds what is remembered: past [`KNOWN_PER_SHARD`] in `tag`'s shard, what the
-    /// store can tell again (confirmed by it, out of date, not waiting to be written) is
-    /// dropped; a marker set here or heard, and not confirmed since, is kept.
+    /// store can tell again is dropped: confirmed by it but out of date, or set here or
+    /// heard long enough ago (the trust period) that its writer has written it there.
+    /// Kept: what waits to be written, and what was heard recently. Without a store,
+    /// nothing is dropped: nothing could tell it again.
     fn sweep(&self, tag: Option<&str>, now: SystemTime) {
         let Some(tag) = tag else { return };
         let mut shard = self.known.shard(tag);
         if shard.len() <= KNOWN_PER_SHARD || self.store.is_none() {
             return;
         }
+        let recent = |at: Option<SystemTime>| {
+            at.is_some_and(|at| {
+                now.duration_since(at)
+                    .map_or(true, |age| age < self.trust_for)
+            })
+        };
         let unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
         shard.retain(|tag, known| {
-            unsent.contains_key(tag) || known.checked.is_none() || !self.outdated(*known, now)
+            unsent.contains_key(tag)
+                || (known.checked.is_none() && recent(known.at))
+                || !self.outdated(*known, now)
         });
+    }
+}
+
+/// A marker being written: kept for a resend if its write is dropped before it ended.
+struct Unwritten<'a> {
+    markers: &'a TagMarkers,
+    tag: &'a str,
+    at: SystemTime,
+    written: bool,
+}
+
+impl Drop for Unwritten<'_> {
+    fn drop(&mut self) {
+        if !self.written && self.markers.store.is_some() {
+            self.markers.keep(self.tag, self.at);
+        }
     }
 }
 
@@ -327,11 +360,20 @@ where
         }
         let at = round_up(self.clock.now());
         self.tag_invalidated(tag, at);
+        // Told before the write is awaited, and kept for a resend unless written: a
+        // caller that goes away meanwhile leaves nothing unsaid.
+        self.announce_tag(tag, at);
+        let mut unwritten = Unwritten {
+            markers: &self.tags,
+            tag,
+            at,
+            written: false,
+        };
         let written = self.tags.write(tag, at).await;
+        unwritten.written = true;
         if written.is_err() {
             self.telemetry.count(CacheCounter::TagErrors);
         }
-        self.announce_tag(tag, at);
         written
     }
 
@@ -398,5 +440,111 @@ mod tests {
         );
         let whole = SystemTime::UNIX_EPOCH + Duration::from_millis(11);
         assert_eq!(round_up(whole), whole);
+    }
+
+    /// A store whose writes never end (a stalled server, with no timeout here), or
+    /// succeed at once.
+    struct Store {
+        stalls: bool,
+    }
+
+    impl MarkerStore for Store {
+        fn get_many<'a>(
+            &'a self,
+            tags: &'a [&'a str],
+        ) -> BoxFuture<'a, Result<Vec<Option<SystemTime>>, Error>> {
+            Box::pin(std::future::ready(Ok(vec![None; tags.len()])))
+        }
+
+        fn set<'a>(
+            &'a self,
+            _tag: &'a str,
+            _at: SystemTime,
+            _ttl: Option<Duration>,
+        ) -> BoxFuture<'a, Result<(), Error>> {
+            if self.stalls {
+                Box::pin(std::future::pending())
+            } else {
+                Box::pin(std::future::ready(Ok(())))
+            }
+        }
+    }
+
+    fn markers(stalls: bool) -> TagMarkers {
+        let store: Arc<dyn MarkerStore> = Arc::new(Store { stalls });
+        TagMarkers::new(Some((1, store)), None, Duration::from_secs(1), None)
+    }
+
+    fn unsent(markers: &TagMarkers) -> Vec<Box<str>> {
+        let unsent = markers.unsent.lock().unwrap();
+        let mut tags: Vec<_> = unsent.keys().cloned().collect();
+        tags.sort();
+        tags
+    }
+
+    #[test]
+    fn a_marker_write_dropped_half_way_waits_to_be_resent() {
+        let markers = markers(true);
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(5);
+        {
+            let _unwritten = Unwritten {
+                markers: &markers,
+                tag: "users",
+                at,
+                written: false,
+            };
+            let write = markers.write("users", at);
+            assert!(futures::FutureExt::now_or_never(write).is_none(), "stalled");
+        } // the caller went away
+        assert_eq!(unsent(&markers), ["users".into()]);
+    }
+
+    #[test]
+    fn a_resend_dropped_half_way_loses_no_marker() {
+        let stalled = markers(true);
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(5);
+        stalled.keep("a", at);
+        stalled.keep("b", at);
+        let resend = stalled.resend(stalled.store.as_deref().unwrap());
+        assert!(
+            futures::FutureExt::now_or_never(resend).is_none(),
+            "stalled"
+        );
+        assert_eq!(
+            unsent(&stalled),
+            ["a".into(), "b".into()],
+            "both still wait"
+        );
+
+        let answering = markers(false);
+        answering.keep("a", at);
+        answering.keep("b", at);
+        let resend = answering.resend(answering.store.as_deref().unwrap());
+        futures::FutureExt::now_or_never(resend).expect("written at once");
+        assert!(unsent(&answering).is_empty());
+        assert!(!answering.waiting.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn markers_heard_long_ago_are_bounded_and_recent_ones_kept() {
+        let markers = markers(false);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(3_600);
+        let old = now - Duration::from_secs(60);
+        let all = crate::sharded::SHARDS * (KNOWN_PER_SHARD + 100);
+        for n in 0..all {
+            markers.heard(&format!("user:{n}"), old, now);
+        }
+        assert!(
+            markers.known.len() <= crate::sharded::SHARDS * (KNOWN_PER_SHARD + 1),
+            "{} remembered: the store tells them again",
+            markers.known.len()
+        );
+        markers.heard("fresh", now, now);
+        let kept = markers
+            .known
+            .shard("fresh")
+            .get("fresh")
+            .and_then(|known| known.at);
+        assert_eq!(kept, Some(now), "heard within the trust period: kept");
     }
 }

@@ -331,6 +331,9 @@ fn decode<K>(link: &Link<K>, message: &[u8]) -> Result<Option<Heard<K>>, Error> 
                 .checked_add(Duration::from_millis(u64::from_le_bytes(*at)))
                 .ok_or_else(corrupt)?;
             let tag = std::str::from_utf8(tag).map_err(|_| corrupt())?;
+            if tag.len() > stratacache_tier::Tags::MAX_TAG_LEN {
+                return Err(corrupt());
+            }
             Ok(Some(Heard::TagInvalidated(tag.to_owned(), at)))
         }
         _ => Err(corrupt()),

@@ -19,6 +19,10 @@ const MAX_UNSENT: usize = 10_000;
 /// How many announcements one message carries at most.
 const BATCH: usize = 64;
 
+/// How many bytes of announcements one message carries at most (past the first): a
+/// batch of large keys must not make a message the backplane keeps refusing.
+const BATCH_BYTES: usize = 64 * 1024;
+
 /// What a waiting announcement is about: a key (as encoded), a tag, or a lock. A newer
 /// announcement about the same subject replaces the older.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -106,10 +110,17 @@ impl Outbox {
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         let everything = waiting.everything.take().map(|all| (None, all));
         let mut batch: Vec<_> = everything.into_iter().collect();
-        let subjects: Vec<Subject> = (waiting.subjects.keys())
-            .take(BATCH - batch.len())
-            .cloned()
-            .collect();
+        let mut bytes: usize = batch.iter().map(|(_, message)| message.len()).sum();
+        let mut subjects = Vec::new();
+        for (subject, message) in &waiting.subjects {
+            if subjects.len() + batch.len() >= BATCH
+                || (!subjects.is_empty() && bytes + message.len() > BATCH_BYTES)
+            {
+                break;
+            }
+            bytes += message.len();
+            subjects.push(subject.clone());
+        }
         for subject in subjects {
             if let Some(message) = waiting.subjects.remove(&subject) {
                 batch.push((Some(subject), message));
