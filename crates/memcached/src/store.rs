@@ -383,50 +383,68 @@ impl ByteStore for MemcachedStore {
     /// # Errors
     ///
     /// The first server that fails.
+    /// One multi-get per server, all at once; the first failure fails the batch (see
+    /// [`get_each`](Self::get_each) for an answer per key).
+    ///
+    /// # Errors
+    ///
+    /// As [`ByteStore::get`].
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, Error> {
+        self.get_each(keys).await.into_iter().collect()
+    }
+
+    /// One multi-get per server, all at once: a server that fails fails its own keys
+    /// only, the others' are answered.
+    async fn get_each(&self, keys: &[&str]) -> Vec<Result<Option<Bytes>, Error>> {
+        let mut values: Vec<Result<Option<Bytes>, Error>> = keys.iter().map(|_| Ok(None)).collect();
         let mut by_server: Vec<Vec<(usize, &str)>> =
             (0..self.pools.len()).map(|_| Vec::new()).collect();
         for (position, key) in keys.iter().enumerate() {
-            let server = self.route(key.as_bytes()).ok_or_else(all_down)?;
-            by_server[server].push((position, *key));
+            match self.route(key.as_bytes()) {
+                Some(server) => by_server[server].push((position, *key)),
+                None => values[position] = Err(all_down()),
+            }
         }
         let batches = by_server
             .iter()
             .enumerate()
             .filter(|(_, batch)| !batch.is_empty())
             .map(|(server, batch)| async move {
-                // Each server's keys carry that server's generation.
-                let generation = self.generation(server, false).await?;
-                let mut request = Vec::new();
-                for (_, key) in batch {
-                    protocol::get(&mut request, self.full_key(generation, key)?);
-                }
-                protocol::noop(&mut request);
-                let replies = self.exchange(server, request, batch.len() + 1).await?;
-                Ok::<_, Error>(
-                    batch
-                        .iter()
-                        .map(|(position, _)| *position)
-                        .zip(replies)
-                        .collect::<Vec<_>>(),
-                )
+                let replies = async {
+                    // Each server's keys carry that server's generation.
+                    let generation = self.generation(server, false).await?;
+                    let mut request = Vec::new();
+                    for (_, key) in batch {
+                        protocol::get(&mut request, self.full_key(generation, key)?);
+                    }
+                    protocol::noop(&mut request);
+                    self.exchange(server, request, batch.len() + 1).await
+                };
+                (batch, replies.await)
             });
-        let mut values = vec![None; keys.len()];
-        for batch in futures::future::try_join_all(batches).await? {
-            for (position, reply) in batch {
-                match reply {
+        for (batch, replies) in futures::future::join_all(batches).await {
+            let replies = match replies {
+                Ok(replies) => replies,
+                Err(error) => {
+                    for (position, _) in batch {
+                        values[*position] = Err(error.clone());
+                    }
+                    continue;
+                }
+            };
+            for ((position, _), reply) in batch.iter().zip(replies) {
+                values[*position] = match reply {
                     // Another writer's value over the limit: absent for this batch, rather
                     // than failing every other key of it.
-                    Reply::TooLarge(_) => {}
-                    reply => {
-                        if let Reply::Value(bytes) = reply.into_result()? {
-                            values[position] = Some(bytes);
-                        }
-                    }
-                }
+                    Reply::TooLarge(_) => Ok(None),
+                    reply => reply.into_result().map(|reply| match reply {
+                        Reply::Value(bytes) => Some(bytes),
+                        _ => None,
+                    }),
+                };
             }
         }
-        Ok(values)
+        values
     }
 }
 

@@ -5,7 +5,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use stratacache::{ByteStore, Cache, ErrorKind, Fallback, FrozenClock, Remote};
+use stratacache::{ByteStore, Cache, ErrorKind, Fallback, FrozenClock, InsertPolicy, Remote};
 use stratacache_memcached::{MemcachedConfig, MemcachedStore};
 use stratacache_testkit::MemcachedServer;
 
@@ -783,4 +783,63 @@ async fn a_stalled_server_costs_a_call_one_timeout_not_two() {
         "{took:?} for a 200 ms timeout"
     );
     server.resume().unwrap();
+}
+
+#[tokio::test]
+async fn a_batch_read_answers_the_keys_of_live_servers_when_one_is_dead() {
+    let mut servers: Vec<_> = (0..3).map(|_| MemcachedServer::start().unwrap()).collect();
+    let config = config(&servers.iter().collect::<Vec<_>>());
+    let tier = MemcachedStore::new(config.clone()).unwrap();
+    let keys: Vec<String> = (0..60).map(|n| format!("key{n}")).collect();
+    for key in &keys {
+        tier.set(key, Bytes::from(key.clone()), None).await.unwrap();
+    }
+    // The same keys through a cache that keeps nothing in L1: every read is a batch
+    // read of memcached.
+    let cache: Cache<u64, String> = Cache::builder()
+        .insert_policy(InsertPolicy::never())
+        .fallback(Fallback::remote(Remote::new(
+            MemcachedStore::new(config).unwrap(),
+        )))
+        .build()
+        .unwrap();
+    let ids: Vec<u64> = (0..60).collect();
+    for id in &ids {
+        cache.insert(*id, id.to_string()).await.unwrap();
+    }
+
+    let dead = servers[1].address();
+    servers[1].stop();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let found = tier.get_each(&keys).await;
+    let (mut served, mut failed) = (0, 0);
+    for (key, found) in keys.iter().zip(found) {
+        if tier.server_for(key) == Some(dead.as_str()) {
+            assert!(found.unwrap_err().is_transient());
+            failed += 1;
+        } else {
+            assert_eq!(found.unwrap().as_deref(), Some(key.as_bytes()));
+            served += 1;
+        }
+    }
+    assert!(
+        served > 20 && failed > 5,
+        "served {served}, failed {failed}"
+    );
+    assert!(
+        tier.get_many(&keys).await.is_err(),
+        "get_many fails as a whole, as documented"
+    );
+
+    let read = cache.get_many(&ids).await.unwrap();
+    let hits = read.iter().filter(|value| value.is_some()).count();
+    assert!(
+        (20..60).contains(&hits),
+        "the live servers' keys hit, the dead one's miss: {hits} of 60"
+    );
+    for (id, value) in ids.iter().zip(&read) {
+        if let Some(value) = value {
+            assert_eq!(value, &id.to_string());
+        }
+    }
 }

@@ -109,6 +109,37 @@ pub trait ByteStore: Send + Sync + 'static {
         }
     }
 
+    /// The value under each of `keys`, in the same order, each with its own answer: a
+    /// store spread over servers answers the keys of those that answer when another
+    /// fails. The default is [`get_many`](Self::get_many), its failure given to every
+    /// key.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use stratacache_tier::ByteStore;
+    /// use stratacache_tier::mock::MemoryStore;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let store = MemoryStore::new();
+    /// store.set("a", Bytes::from_static(b"1"), None).await?;
+    /// let found = store.get_each(&["a", "b"]).await;
+    /// assert_eq!(found[0].as_ref().unwrap().as_deref(), Some(&b"1"[..]));
+    /// assert_eq!(found[1].as_ref().unwrap(), &None);
+    /// # Ok::<(), stratacache_tier::Error>(())
+    /// # }).unwrap();
+    /// ```
+    fn get_each(
+        &self,
+        keys: &[&str],
+    ) -> impl Future<Output = Vec<Result<Option<Bytes>, Error>>> + Send {
+        async move {
+            match self.get_many(keys).await {
+                Ok(values) => values.into_iter().map(Ok).collect(),
+                Err(error) => keys.iter().map(|_| Err(error.clone())).collect(),
+            }
+        }
+    }
+
     /// Stores each `(key, value, ttl)`. The default stores one at a time; a store that
     /// can batch overrides it with one round trip.
     ///
@@ -262,6 +293,13 @@ impl<S: ByteStore> ByteStore for std::sync::Arc<S> {
         keys: &[&str],
     ) -> impl Future<Output = Result<Vec<Option<Bytes>>, Error>> + Send {
         S::get_many(self, keys)
+    }
+
+    fn get_each(
+        &self,
+        keys: &[&str],
+    ) -> impl Future<Output = Vec<Result<Option<Bytes>, Error>>> + Send {
+        S::get_each(self, keys)
     }
 
     fn set_many(

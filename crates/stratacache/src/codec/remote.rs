@@ -320,12 +320,20 @@ where
             .map(|key| self.key(key))
             .collect::<Result<Vec<_>, _>>()?;
         let texts: Vec<&str> = store_keys.iter().map(|key| key.text.as_str()).collect();
-        let answers = self.store.get_many(&texts).await?;
+        let answers = self.store.get_each(&texts).await;
+        // Every key failed (the store is down): the batch fails, as one call would; when
+        // only some did (one server of several), each answers for itself.
+        if answers.iter().all(Result::is_err)
+            && let Some(Err(error)) = answers.first()
+        {
+            return Err(error.clone());
+        }
         let mut found = Vec::with_capacity(answers.len());
         for (key, bytes) in store_keys.iter().zip(answers) {
             found.push(match bytes {
-                None => Ok(None),
-                Some(bytes) => self.decode_or_delete(key, &bytes).await,
+                Err(error) => Err(error),
+                Ok(None) => Ok(None),
+                Ok(Some(bytes)) => self.decode_or_delete(key, &bytes).await,
             });
         }
         Ok(found)
