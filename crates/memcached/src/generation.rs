@@ -42,8 +42,10 @@ pub(crate) struct Generation {
     /// ends, the server may have restarted, lost its generation and made a new one
     /// (other clients may use that already), so it is read again before it is used.
     lost_when_read: AtomicU64,
-    /// When the last question failed: ms after `born`, plus one; 0 when it did not.
+    /// When the last read of it timed out: ms after `born`, plus one; 0 when it did not.
     failed_at: AtomicU64,
+    /// How many connections had ended when it timed out.
+    lost_when_failed: AtomicU64,
     born: Instant,
     /// How many times the server's contents were distrusted.
     distrusted: AtomicU64,
@@ -62,6 +64,7 @@ impl Default for Generation {
             read_at: AtomicU64::new(0),
             lost_when_read: AtomicU64::new(0),
             failed_at: AtomicU64::new(0),
+            lost_when_failed: AtomicU64::new(0),
             born: Instant::now(),
             distrusted: AtomicU64::new(0),
             moved_for: AtomicU64::new(0),
@@ -177,20 +180,29 @@ impl Generation {
                 // A server that refuses answers at once when asked again (and may be
                 // restarting: its new generation must be read as soon as it is up).
                 if error.kind() == ErrorKind::Timeout && question.delta == 0 {
+                    self.lost_when_failed.store(lost, Ordering::Release);
                     self.failed_at
                         .store(self.ms_since_born().saturating_add(1), Ordering::Release);
+                } else {
+                    self.failed_at.store(0, Ordering::Release);
                 }
             }
         }
     }
 
-    /// Why the last read of the generation timed out, if it did less than `pause` ago,
-    /// none was answered since and the server is trusted: it is not asked again until
-    /// then (a stalled server would otherwise cost every call a second timeout).
-    pub(crate) fn failed_within(&self, pause: Duration) -> Option<Error> {
+    /// Why the last read of the generation timed out, if it did less than `pause` ago
+    /// with no connection lost since (`lost` so far), none was answered since, and a
+    /// generation is known to fall back on: it is not asked again until then (a stalled
+    /// server would otherwise cost every call a second timeout).
+    pub(crate) fn failed_within(&self, pause: Duration, lost: u64) -> Option<Error> {
         let failed_at = self.failed_at.load(Ordering::Acquire);
-        // A distrusted server is asked (its generation moved) before it is used at all.
-        if failed_at == 0 || !self.trusted() {
+        // A distrusted server is asked (its generation moved) before it is used at all;
+        // one never read has nothing to fall back on; one whose connection ended since
+        // may have restarted, with a new generation.
+        if failed_at == 0
+            || self.known().is_none()
+            || self.lost_when_failed.load(Ordering::Acquire) != lost
+        {
             return None;
         }
         let age = self.ms_since_born().saturating_sub(failed_at - 1);
@@ -309,18 +321,27 @@ mod tests {
         generation.answered(generation.question(false), &Ok(7), 0);
         let hung = Error::new(ErrorKind::Timeout, "hung");
         generation.answered(generation.question(false), &Err(hung), 0);
-        let failure = generation.failed_within(LONG).expect("failed just now");
+        let failure = generation.failed_within(LONG, 0).expect("failed just now");
         assert_eq!(failure.kind(), ErrorKind::Timeout);
         assert!(
-            generation.failed_within(Duration::ZERO).is_none(),
+            generation.failed_within(Duration::ZERO, 0).is_none(),
             "after the pause"
         );
         generation.answered(generation.question(false), &Ok(8), 0);
-        assert!(generation.failed_within(LONG).is_none(), "answered since");
+        assert!(
+            generation.failed_within(LONG, 0).is_none(),
+            "answered since"
+        );
+        let hung = Error::new(ErrorKind::Timeout, "hung again");
+        generation.answered(generation.question(false), &Err(hung), 0);
+        assert!(
+            generation.failed_within(LONG, 1).is_none(),
+            "a connection ended since"
+        );
         let refused = Error::new(ErrorKind::Unavailable, "refused");
         generation.answered(generation.question(false), &Err(refused), 0);
         assert!(
-            generation.failed_within(LONG).is_none(),
+            generation.failed_within(LONG, 0).is_none(),
             "asked again: it answers at once"
         );
     }

@@ -47,7 +47,7 @@ impl MemcachedStore {
         }
         // A server that failed the last question is not asked again for a while: its
         // callers use the last known generation (and spend one timeout, not two).
-        if !moving && let Some(failure) = generation.failed_within(ASK_AGAIN_AFTER) {
+        if !moving && let Some(failure) = generation.failed_within(ASK_AGAIN_AFTER, lost()) {
             return self.fall_back(index, moving, failure);
         }
         let answers = generation.answers();
@@ -82,8 +82,11 @@ impl MemcachedStore {
             }
         }
         let question = generation.question(moving);
+        // Counted before asking: a connection lost while the answer comes (a restart)
+        // leaves the answer already out of date.
+        let lost_before = lost();
         let answer = self.add_to_generation(index, question.delta).await;
-        generation.answered(question, &answer, lost());
+        generation.answered(question, &answer, lost_before);
         answer.or_else(|error| self.fall_back(index, moving, error))
     }
 

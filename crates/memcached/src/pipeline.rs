@@ -66,7 +66,7 @@ struct Health {
 
 impl Pipeline {
     /// Connects to `address` within `timeout` and starts the connection's task, which
-    /// counts itself in `lost` when it ends.
+    /// counts itself in `lost` when it fails (not when this client closes it).
     pub(crate) async fn connect(
         address: &str,
         timeout: Duration,
@@ -149,23 +149,28 @@ async fn run(
 ) {
     let (read, write) = stream.into_split();
     let (expect, expected) = mpsc::unbounded_channel();
-    tokio::select! {
-        _ = closed => {}
-        _ = write_requests(write, queued, expect) => {}
-        _ = read_replies(BufReader::new(read), expected, &health) => {}
-    }
+    let failed = tokio::select! {
+        _ = closed => false,
+        failed = write_requests(write, queued, expect) => failed,
+        failed = read_replies(BufReader::new(read), expected, &health) => failed,
+    };
     health.broken.store(true, Ordering::Relaxed);
-    lost.fetch_add(1, Ordering::AcqRel);
+    // Ended by the server or the network (a restart, say), not closed by this client
+    // (a stalled connection, the pool dropped).
+    if failed {
+        lost.fetch_add(1, Ordering::AcqRel);
+    }
     // Dropping the channels here fails every caller still waiting.
 }
 
 /// Writes queued requests, as many as are waiting in one write, and tells the reader
-/// what to expect before the bytes leave.
+/// what to expect before the bytes leave. Returns whether the connection failed (not
+/// closed: the handle dropped, or the reader ended).
 async fn write_requests(
     mut write: OwnedWriteHalf,
     mut queued: mpsc::Receiver<Job>,
     expect: mpsc::UnboundedSender<Expected>,
-) {
+) -> bool {
     let mut batch = Vec::with_capacity(16 * 1024);
     while let Some(mut job) = queued.recv().await {
         loop {
@@ -187,14 +192,14 @@ async fn write_requests(
                 answer: job.answer,
             };
             if expect.send(expected).is_err() {
-                return;
+                return false;
             }
             match queued.try_recv() {
                 Ok(next) if batch.len() < MAX_BATCH => job = next,
                 Ok(next) => {
                     // Full: this batch goes, the next one starts with `next`.
                     if write.write_all(&batch).await.is_err() {
-                        return;
+                        return true;
                     }
                     batch.clear();
                     job = next;
@@ -203,20 +208,22 @@ async fn write_requests(
             }
         }
         if !batch.is_empty() && write.write_all(&batch).await.is_err() {
-            return;
+            return true;
         }
         batch.clear();
     }
+    false
 }
 
 /// Reads replies in order and hands each request its own. While no reply is owed it
 /// still watches the socket: the server closing it (a restart) or sending what nobody
-/// asked for ends the connection then, not at the next caller's expense.
+/// asked for ends the connection then, not at the next caller's expense. Returns
+/// whether the connection failed (not closed: the writer ended).
 async fn read_replies(
     mut read: BufReader<OwnedReadHalf>,
     mut expected: mpsc::UnboundedReceiver<Expected>,
     health: &Health,
-) {
+) -> bool {
     loop {
         // A reply's slot is queued before its request is written: once bytes can arrive,
         // their slot is already here, and is taken first.
@@ -224,9 +231,9 @@ async fn read_replies(
             biased;
             slot = expected.recv() => match slot {
                 Some(slot) => slot,
-                None => return,
+                None => return false,
             },
-            _ = read.fill_buf() => return,
+            _ = read.fill_buf() => return true,
         };
         let mut replies = Vec::with_capacity(slot.replies);
         for _ in 0..slot.replies {
@@ -239,7 +246,7 @@ async fn read_replies(
                 // out of step: the connection ends.
                 Err(error) => {
                     let _ = slot.answer.send(Err(error));
-                    return;
+                    return true;
                 }
             }
         }

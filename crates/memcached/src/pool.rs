@@ -73,8 +73,8 @@ pub(crate) struct Pool {
     born: Instant,
     /// Until when (ms after `born`) the server is marked down; 0: it is not.
     down_until: AtomicU64,
-    /// How many connections to the server ended (failed, closed by it, or dropped):
-    /// shared with each connection's task.
+    /// How many connections to the server failed or were closed by it (not by this
+    /// client): shared with each connection's task.
     lost: Arc<AtomicU64>,
 }
 
@@ -91,8 +91,8 @@ impl Pool {
         }
     }
 
-    /// How many connections to the server ended so far: after one did, the server may
-    /// have restarted (and lost its namespace generation).
+    /// How many connections to the server failed or were closed by it so far: after one
+    /// was, the server may have restarted (and lost its namespace generation).
     pub(crate) fn connections_lost(&self) -> u64 {
         self.lost.load(Ordering::Acquire)
     }

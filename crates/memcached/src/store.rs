@@ -2,7 +2,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
-use stratacache_tier::{ByteStore, Error, ErrorKind, sorts_after};
+use stratacache_tier::{ByteStore, Error, ErrorKind, sorts_within};
 
 use crate::config::MemcachedConfig;
 use crate::exptime;
@@ -204,45 +204,42 @@ impl MemcachedStore {
     /// Stores `value` under `key` unless `stands` holds for the bytes there, in one step
     /// by compare-and-swap: reads the value and its token, and stores only if the item
     /// is still as read (or still absent), reading again when another writer came in
-    /// between.
+    /// between. `None` when other writers came in between each of [`CAS_ATTEMPTS`].
     async fn swap_unless(
         &self,
         key: &str,
-        value: Bytes,
+        value: &Bytes,
         ttl: Option<Duration>,
         stands: impl Fn(&[u8]) -> bool,
-    ) -> Result<bool, Error> {
-        self.check_size(&value)?;
+    ) -> Result<Option<bool>, Error> {
+        self.check_size(value)?;
         let (index, full) = self.locate(key).await?;
         let expires = exptime::exptime(ttl, exptime::unix_now());
         for _ in 0..CAS_ATTEMPTS {
             let mut request = Vec::with_capacity(key.len() + 64);
             protocol::get_with_cas(&mut request, full);
             let request = match self.one(index, request).await? {
-                Reply::ValueAndCas(current, _) if stands(&current) => return Ok(false),
+                Reply::ValueAndCas(current, _) if stands(&current) => return Ok(Some(false)),
                 Reply::ValueAndCas(_, cas) => {
                     let mut request = Vec::with_capacity(key.len() + value.len() + 96);
-                    protocol::set_if_unchanged(&mut request, full, &value, expires, cas);
+                    protocol::set_if_unchanged(&mut request, full, value, expires, cas);
                     request
                 }
                 Reply::Missing => {
                     let mut request = Vec::with_capacity(key.len() + value.len() + 96);
-                    protocol::set_if_absent(&mut request, full, &value, expires);
+                    protocol::set_if_absent(&mut request, full, value, expires);
                     request
                 }
                 other => return Err(unexpected(&other, "mg")),
             };
             match self.one(index, request).await? {
-                Reply::Done(_) => return Ok(true),
+                Reply::Done(_) => return Ok(Some(true)),
                 // Changed, added or removed since the read: read again.
                 Reply::Exists | Reply::NotStored | Reply::Missing => {}
                 other => return Err(unexpected(&other, "ms")),
             }
         }
-        Err(Error::new(
-            ErrorKind::Other,
-            format!("memcached: {key} changed under each of {CAS_ATTEMPTS} compare-and-swaps"),
-        ))
+        Ok(None)
     }
 }
 
@@ -285,37 +282,42 @@ impl ByteStore for MemcachedStore {
 
     /// With memcached's compare-and-swap: reads the value and its token, and stores only
     /// if the item is still as read (or still absent), asking again when another writer
-    /// came in between. TTL as [`set`](Self::set).
+    /// came in between; after 8 such attempts, answers that it did not store (others
+    /// keep writing the key). TTL as [`set`](Self::set).
     ///
     /// # Errors
     ///
-    /// As [`set`](Self::set); [`ErrorKind::Other`] when other writers changed the item
-    /// between the read and the store of each of 8 attempts.
+    /// As [`set`](Self::set).
     async fn set_if_greater(
         &self,
         key: &str,
         value: Bytes,
         ttl: Option<Duration>,
     ) -> Result<bool, Error> {
-        let greater = value.clone();
-        self.swap_unless(key, value, ttl, move |current| current >= &greater[..])
-            .await
+        let swapped = self.swap_unless(key, &value, ttl, |current| current >= &value[..]);
+        Ok(swapped.await?.unwrap_or(false))
     }
 
-    /// With memcached's compare-and-swap, as [`set_if_greater`](Self::set_if_greater).
+    /// With memcached's compare-and-swap, as [`set_if_greater`](Self::set_if_greater);
+    /// after 8 attempts that others' writes came between, a plain [`set`](Self::set):
+    /// a write stands.
     ///
     /// # Errors
     ///
-    /// As [`set_if_greater`](Self::set_if_greater).
-    async fn set_unless_after(
+    /// As [`set`](Self::set).
+    async fn set_unless_within(
         &self,
         key: &str,
         value: Bytes,
         ttl: Option<Duration>,
-        bound: &[u8],
+        after: &[u8],
+        up_to: &[u8],
     ) -> Result<bool, Error> {
-        self.swap_unless(key, value, ttl, |current| sorts_after(current, bound))
-            .await
+        let stands = |current: &[u8]| sorts_within(current, after, up_to);
+        match self.swap_unless(key, &value, ttl, stands).await? {
+            Some(stored) => Ok(stored),
+            None => self.set(key, value, ttl).await.map(|()| true),
+        }
     }
 
     async fn delete(&self, key: &str) -> Result<(), Error> {

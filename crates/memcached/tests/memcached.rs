@@ -763,7 +763,9 @@ async fn after_a_restart_every_client_reads_the_server_s_new_generation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_server_costs_a_call_one_timeout_not_two() {
     let server = MemcachedServer::start().unwrap();
-    let tier = MemcachedStore::new(config(&[&server])).unwrap();
+    // The generation is read again before every call: a stall finds it out at once.
+    let config = config(&[&server]).generation_refresh(Duration::ZERO);
+    let tier = MemcachedStore::new(config).unwrap();
     tier.set("k", Bytes::from_static(b"v"), None).await.unwrap();
     server.pause().unwrap(); // SIGSTOP: connections stay open, nothing answers
     // The first calls find out: the connection is closed, the generation asked again

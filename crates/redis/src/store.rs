@@ -37,21 +37,22 @@ end
 return 1
 ";
 
-/// [`ByteStore::set_unless_after`] in one step on the server: sets `KEYS[1]` to `ARGV[1]`
-/// (expiring after `ARGV[2]` ms, or never when that is empty) unless the bytes there
-/// begin with something that sorts after `ARGV[3]`, over its length, byte by byte.
-const SET_UNLESS_AFTER: &str = r"
-local bound = ARGV[3]
-local current = redis.call('GET', KEYS[1])
-if current then
-  local head = string.sub(current, 1, #bound)
-  for i = 1, math.min(#head, #bound) do
+/// [`ByteStore::set_unless_within`] in one step on the server: sets `KEYS[1]` to
+/// `ARGV[1]` (expiring after `ARGV[2]` ms, or never when that is empty) unless the bytes
+/// there sort after `ARGV[3]` and not after `ARGV[4]`, each over its own length, byte by
+/// byte.
+const SET_UNLESS_WITHIN: &str = r"
+local function sorts_after(s, bound)
+  local head = string.sub(s, 1, #bound)
+  for i = 1, #head do
     local x, y = string.byte(head, i), string.byte(bound, i)
-    if x ~= y then
-      if x > y then return 0 end
-      break
-    end
+    if x ~= y then return x > y end
   end
+  return false
+end
+local current = redis.call('GET', KEYS[1])
+if current and sorts_after(current, ARGV[3]) and not sorts_after(current, ARGV[4]) then
+  return 0
 end
 if ARGV[2] == '' then
   redis.call('SET', KEYS[1], ARGV[1])
@@ -324,16 +325,17 @@ impl ByteStore for RedisStore {
         Ok(stored == 1)
     }
 
-    async fn set_unless_after(
+    async fn set_unless_within(
         &self,
         key: &str,
         value: Bytes,
         ttl: Option<Duration>,
-        bound: &[u8],
+        after: &[u8],
+        up_to: &[u8],
     ) -> Result<bool, Error> {
         let mut command = redis::cmd("EVAL");
         command
-            .arg(SET_UNLESS_AFTER)
+            .arg(SET_UNLESS_WITHIN)
             .arg(1)
             .arg(self.key(key))
             .arg(value.as_ref());
@@ -341,7 +343,7 @@ impl ByteStore for RedisStore {
             Some(ttl) => command.arg(px(ttl)),
             None => command.arg(""),
         };
-        command.arg(bound);
+        command.arg(after).arg(up_to);
         let stored: i64 = self.connection.query(&command, self.limit()).await?;
         Ok(stored == 1)
     }

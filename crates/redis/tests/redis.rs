@@ -716,30 +716,37 @@ async fn timeouts_of_duration_max_are_taken_as_a_day() {
 }
 
 #[tokio::test]
-async fn set_unless_after_compares_only_the_bound_s_length_byte_by_byte() {
+async fn set_unless_within_compares_each_bound_s_length_byte_by_byte() {
     let server = RedisServer::start().unwrap();
     let store = tier(&server, "bounded");
-    let set = |value: &'static [u8], bound: &'static [u8]| {
-        store.set_unless_after("k", Bytes::from_static(value), None, bound)
+    let set = |value: &'static [u8], after: &'static [u8], up_to: &'static [u8]| {
+        store.set_unless_within("k", Bytes::from_static(value), None, after, up_to)
     };
-    assert!(set(b"\x05 first", b"\x05").await.unwrap(), "absent: stored");
     assert!(
-        !set(b"\x03 late", b"\x04").await.unwrap(),
-        "\\x05 sorts after \\x04"
+        set(b"\x05 first", b"\x05", b"\x09").await.unwrap(),
+        "absent"
     );
     assert!(
-        set(b"\x05 again", b"\x05").await.unwrap(),
-        "an equal head stores"
+        !set(b"\x03 late", b"\x04", b"\x09").await.unwrap(),
+        "within"
+    );
+    assert!(
+        set(b"\x05 again", b"\x05", b"\x09").await.unwrap(),
+        "an equal head"
+    );
+    assert!(
+        set(b"\x01 far", b"\x02", b"\x04").await.unwrap(),
+        "\\x05 is past \\x04"
     );
     // Byte order, not the server's collation: 0xff sorts after 0x7f.
-    assert!(set(b"\xff high", b"\xff").await.unwrap());
-    assert!(!set(b"\x7f low", b"\x7f\xff").await.unwrap());
+    assert!(set(b"\xff high", b"\xff", b"\xff").await.unwrap());
+    assert!(!set(b"\x7f low", b"\x7f\xff", b"\xff\xff").await.unwrap());
     store
         .set("k", Bytes::from_static(b"\x01"), None)
         .await
         .unwrap();
     assert!(
-        set(b"\x02 longer", b"\x01\x00").await.unwrap(),
+        set(b"\x02 longer", b"\x01\x00", b"\x09").await.unwrap(),
         "what is there is shorter than the bound, and a prefix of it: it sorts before"
     );
     assert_eq!(

@@ -90,6 +90,7 @@ mod distributed_lock;
 mod erased;
 mod fail_safe;
 mod fallback;
+mod flag;
 mod generation;
 mod inner;
 mod key_lock;

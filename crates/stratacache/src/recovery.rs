@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime};
 use stratacache_tier::{CacheEntry, ErrorKind};
 
 use crate::backplane::Action;
+use crate::flag::Raised;
 use crate::inner::Inner;
 use crate::telemetry::{CacheCounter, Operation, TierOutcome};
 
@@ -65,9 +66,9 @@ pub(crate) struct Recovery<K, V> {
     /// How many changes wait: lookups skip the lock while it is zero.
     len: AtomicUsize,
     capacity: usize,
-    replaying: AtomicBool,
+    replaying: Arc<AtomicBool>,
     /// A task tries the replay on a timer (see [`Inner::retry_later`]).
-    retrying: AtomicBool,
+    retrying: Arc<AtomicBool>,
     /// Set by every call the tier itself answered: the sign to replay.
     answered: AtomicBool,
     /// A clear the tier missed waits: until replayed, every key reads as absent there
@@ -81,8 +82,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Recovery<K, V> {
             pending: Mutex::new(HashMap::new()),
             len: AtomicUsize::new(0),
             capacity,
-            replaying: AtomicBool::new(false),
-            retrying: AtomicBool::new(false),
+            replaying: Arc::default(),
+            retrying: Arc::default(),
             answered: AtomicBool::new(false),
             cleared: AtomicBool::new(false),
         }
@@ -237,15 +238,12 @@ where
         else {
             return;
         };
-        if !recovery.replaying.swap(true, Ordering::AcqRel) {
+        // Lowered however the replay ends: a panic (in a value's `Serialize`, say), or
+        // the runtime dropping the task; else no replay would ever start again.
+        if let Some(replaying) = Raised::raise(&recovery.replaying) {
             runtime.spawn(async move {
-                // The flag comes down even when the replay panics (in a value's
-                // `Serialize`, say): else no replay would ever start again.
-                let replay = std::panic::AssertUnwindSafe(inner.replay(depth));
-                let _ = futures::FutureExt::catch_unwind(replay).await;
-                if let Some(recovery) = &inner.levels[depth].recovery {
-                    recovery.replaying.store(false, Ordering::Release);
-                }
+                let _replaying = replaying;
+                inner.replay(depth).await;
             });
         }
     }
@@ -258,15 +256,15 @@ where
         let Some(recovery) = &self.levels[depth].recovery else {
             return;
         };
-        if recovery.retrying.swap(true, Ordering::AcqRel) {
-            return;
-        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            recovery.retrying.store(false, Ordering::Release);
+            return;
+        };
+        let Some(retrying) = Raised::raise(&recovery.retrying) else {
             return;
         };
         let me = self.me.clone();
         runtime.spawn(async move {
+            let mut retrying = Some(retrying);
             let mut pause = FIRST_RETRY;
             loop {
                 tokio::time::sleep(pause).await;
@@ -279,10 +277,14 @@ where
                     return;
                 };
                 if recovery.is_empty() {
-                    recovery.retrying.store(false, Ordering::Release);
+                    drop(retrying.take());
                     // A change queued meanwhile found the flag up: carry on for it.
-                    if recovery.is_empty() || recovery.retrying.swap(true, Ordering::AcqRel) {
+                    if recovery.is_empty() {
                         return;
+                    }
+                    match Raised::raise(&recovery.retrying) {
+                        Some(again) => retrying = Some(again),
+                        None => return,
                     }
                 }
                 inner.recover(depth);

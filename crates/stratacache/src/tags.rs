@@ -20,6 +20,7 @@ use stratacache_tier::{CacheEntry, Error, ErrorKind, MAX_CLOCK_SKEW, Tags};
 
 use crate::breaker::Breaker;
 use crate::erased::BoxFuture;
+use crate::flag::Raised;
 use crate::inner::Inner;
 use crate::sharded::ShardedMap;
 use crate::telemetry::CacheCounter;
@@ -75,7 +76,7 @@ pub(crate) struct TagMarkers {
     /// Whether some wait in `unsent`.
     waiting: AtomicBool,
     /// Whether a task is writing them.
-    resending: AtomicBool,
+    resending: Arc<AtomicBool>,
     /// The level whose store keeps the markers.
     level: Option<usize>,
     /// That level's circuit breaker: while it skips the tier, markers are neither read
@@ -107,7 +108,7 @@ impl TagMarkers {
             marker_ttl,
             unsent: Mutex::default(),
             waiting: AtomicBool::new(false),
-            resending: AtomicBool::new(false),
+            resending: Arc::default(),
             level,
             breaker,
             epoch: AtomicU64::new(0),
@@ -277,6 +278,11 @@ impl TagMarkers {
     /// resend never moves a marker back); stops at the first it refuses again. Each
     /// waits until written: a resend dropped half-way (its caller went away) loses none.
     async fn resend(&self, store: &dyn MarkerStore) {
+        // One resend at a time (another caller's covers what waits); the flag comes down
+        // however this one ends.
+        let Some(_resending) = Raised::raise(&self.resending) else {
+            return;
+        };
         let waiting: Vec<(Box<str>, SystemTime)> = {
             let unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
             self.waiting.store(false, Ordering::Relaxed);
@@ -302,27 +308,18 @@ impl TagMarkers {
     }
 
     /// Bounds what is remembered: past [`KNOWN_PER_SHARD`] in `tag`'s shard, what the
-    /// store can tell again is dropped: confirmed by it but out of date, or set here or
-    /// heard long enough ago (the trust period) that its writer has written it there.
-    /// Kept: what waits to be written, and what was heard recently. Without a store,
-    /// nothing is dropped: nothing could tell it again.
+    /// store can tell again (confirmed by it, out of date, not waiting to be written) is
+    /// dropped; a marker set here or heard, and not confirmed since, is kept (the store
+    /// may not hold it yet, or ever: its writer may have failed).
     fn sweep(&self, tag: Option<&str>, now: SystemTime) {
         let Some(tag) = tag else { return };
         let mut shard = self.known.shard(tag);
         if shard.len() <= KNOWN_PER_SHARD || self.store.is_none() {
             return;
         }
-        let recent = |at: Option<SystemTime>| {
-            at.is_some_and(|at| {
-                now.duration_since(at)
-                    .map_or(true, |age| age < self.trust_for)
-            })
-        };
         let unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
         shard.retain(|tag, known| {
-            unsent.contains_key(tag)
-                || (known.checked.is_none() && recent(known.at))
-                || !self.outdated(*known, now)
+            unsent.contains_key(tag) || known.checked.is_none() || !self.outdated(*known, now)
         });
     }
 }
@@ -387,13 +384,8 @@ where
         ) else {
             return;
         };
-        if !self.tags.resending.swap(true, Ordering::AcqRel) {
-            runtime.spawn(async move {
-                // Down even after a panic, or no marker would be resent again.
-                let resend = std::panic::AssertUnwindSafe(inner.tags.resend(store.as_ref()));
-                let _ = futures::FutureExt::catch_unwind(resend).await;
-                inner.tags.resending.store(false, Ordering::Release);
-            });
+        if !self.tags.resending.load(Ordering::Acquire) {
+            runtime.spawn(async move { inner.tags.resend(store.as_ref()).await });
         }
     }
 
@@ -523,28 +515,5 @@ mod tests {
         futures::FutureExt::now_or_never(resend).expect("written at once");
         assert!(unsent(&answering).is_empty());
         assert!(!answering.waiting.load(Ordering::Relaxed));
-    }
-
-    #[test]
-    fn markers_heard_long_ago_are_bounded_and_recent_ones_kept() {
-        let markers = markers(false);
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(3_600);
-        let old = now - Duration::from_secs(60);
-        let all = crate::sharded::SHARDS * (KNOWN_PER_SHARD + 100);
-        for n in 0..all {
-            markers.heard(&format!("user:{n}"), old, now);
-        }
-        assert!(
-            markers.known.len() <= crate::sharded::SHARDS * (KNOWN_PER_SHARD + 1),
-            "{} remembered: the store tells them again",
-            markers.known.len()
-        );
-        markers.heard("fresh", now, now);
-        let kept = markers
-            .known
-            .shard("fresh")
-            .get("fresh")
-            .and_then(|known| known.at);
-        assert_eq!(kept, Some(now), "heard within the trust period: kept");
     }
 }

@@ -251,6 +251,12 @@ where
                     TierWriteResult::Failed(error)
                 }
             }
+            // The tier holds a newer entry than this write: no older change waiting for it
+            // can matter any more either.
+            TierWriteResult::Failed(error) if error.kind() == ErrorKind::Superseded => {
+                recovery.settle(key);
+                TierWriteResult::Failed(error)
+            }
             TierWriteResult::Failed(error) => TierWriteResult::Failed(error),
             done => {
                 recovery.settle(key);

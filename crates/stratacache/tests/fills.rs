@@ -238,8 +238,13 @@ async fn a_write_landing_late_leaves_the_newer_one_standing<S: ByteStore + Clone
     let late = Some("old row".to_string());
     assert_eq!(
         a_write_landing_after(&store, 2, Duration::from_millis(500)).await,
-        [late.clone(), Some("new row".to_string()), late],
+        [late.clone(), Some("new row".to_string()), late.clone()],
         "within a second (clocks that disagree), the last write stands, as a plain set"
+    );
+    assert_eq!(
+        a_write_landing_after(&store, 3, Duration::from_secs(2 * 60 * 60)).await,
+        [late.clone(), Some("new row".to_string()), late],
+        "an entry from hours ahead (a clock far off) stands in no write's way"
     );
 }
 

@@ -57,6 +57,6 @@ pub use clock::{Clock, FrozenClock};
 pub use entry::{CacheEntry, MAX_CLOCK_SKEW};
 pub use error::{BoxError, Error, ErrorKind};
 pub use lock::DistributedLock;
-pub use store::{ByteStore, sorts_after};
+pub use store::{ByteStore, sorts_within};
 pub use tags::Tags;
 pub use tier::{CacheTier, Lookup};

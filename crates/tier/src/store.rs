@@ -200,12 +200,13 @@ pub trait ByteStore: Send + Sync + 'static {
     }
 
     /// Stores `value` under `key` (expiring after `ttl`) unless the bytes already there
-    /// begin with something that sorts after `bound`, compared byte by byte over
-    /// `bound`'s length. Answers whether it stored.
+    /// sort after `after` and not after `up_to`, each compared byte by byte over its own
+    /// length ([`sorts_within`]). Answers whether it stored.
     ///
-    /// A write guarded by a bound below its own time (a big-endian time, say) cannot
-    /// replace what was written well after it: a write sent to a server that stalled,
-    /// and run when the server resumed, lands on a newer value as a no-op.
+    /// A write whose bounds are its own time plus a little and plus a lot (big-endian
+    /// times, say) cannot replace what was written well after it: a write sent to a
+    /// server that stalled, and run when the server resumed, lands on a newer value as a
+    /// no-op. What is there from far ahead (a clock years off) is replaced all the same.
     ///
     /// The default reads, then writes, like [`set_if_greater`](Self::set_if_greater)'s.
     ///
@@ -218,10 +219,12 @@ pub trait ByteStore: Send + Sync + 'static {
     /// let store = MemoryStore::new();
     /// store.set("t", Bytes::from_static(b"\x09 newer"), None).await?;
     /// let late = Bytes::from_static(b"\x05 older");
-    /// assert!(!store.set_unless_after("t", late, None, b"\x07").await?, "kept out");
+    /// assert!(!store.set_unless_within("t", late, None, b"\x07", b"\x0f").await?, "kept out");
     /// let same_time = Bytes::from_static(b"\x09 again");
-    /// assert!(store.set_unless_after("t", same_time, None, b"\x09").await?);
+    /// assert!(store.set_unless_within("t", same_time, None, b"\x09", b"\x11").await?);
     /// assert_eq!(store.raw("t"), Some(Bytes::from_static(b"\x09 again")));
+    /// let from_far_ahead = Bytes::from_static(b"\x01 stands no more");
+    /// assert!(store.set_unless_within("t", from_far_ahead, None, b"\x03", b"\x05").await?);
     /// # Ok::<(), stratacache_tier::Error>(())
     /// # }).unwrap();
     /// ```
@@ -229,16 +232,17 @@ pub trait ByteStore: Send + Sync + 'static {
     /// # Errors
     ///
     /// As [`set`](Self::set).
-    fn set_unless_after(
+    fn set_unless_within(
         &self,
         key: &str,
         value: Bytes,
         ttl: Option<Duration>,
-        bound: &[u8],
+        after: &[u8],
+        up_to: &[u8],
     ) -> impl Future<Output = Result<bool, Error>> + Send {
         async move {
             match self.get(key).await? {
-                Some(current) if sorts_after(&current, bound) => Ok(false),
+                Some(current) if sorts_within(&current, after, up_to) => Ok(false),
                 _ => self.set(key, value, ttl).await.map(|()| true),
             }
         }
@@ -258,11 +262,21 @@ pub trait ByteStore: Send + Sync + 'static {
     }
 }
 
-/// Whether `current`, over `bound`'s length, sorts after `bound`: the rule of
-/// [`ByteStore::set_unless_after`], for stores that compare on the client.
+/// Whether `current` sorts after `after` and not after `up_to`, each compared byte by
+/// byte over its own length: the rule of [`ByteStore::set_unless_within`], for stores
+/// that compare on the client.
+///
+/// ```
+/// use stratacache_tier::sorts_within;
+///
+/// assert!(sorts_within(b"\x05 value", b"\x03", b"\x07"));
+/// assert!(!sorts_within(b"\x05 value", b"\x05", b"\x07"), "equal: not after");
+/// assert!(!sorts_within(b"\x09 value", b"\x03", b"\x07"), "past the upper bound");
+/// ```
 #[must_use]
-pub fn sorts_after(current: &[u8], bound: &[u8]) -> bool {
-    current.get(..bound.len()).unwrap_or(current) > bound
+pub fn sorts_within(current: &[u8], after: &[u8], up_to: &[u8]) -> bool {
+    let sorts_after = |bound: &[u8]| current.get(..bound.len()).unwrap_or(current) > bound;
+    sorts_after(after) && !sorts_after(up_to)
 }
 
 /// A store shared behind an `Arc` (one client for several caches) is a store.
@@ -318,14 +332,15 @@ impl<S: ByteStore> ByteStore for std::sync::Arc<S> {
         S::set_if_greater(self, key, value, ttl)
     }
 
-    fn set_unless_after(
+    fn set_unless_within(
         &self,
         key: &str,
         value: Bytes,
         ttl: Option<Duration>,
-        bound: &[u8],
+        after: &[u8],
+        up_to: &[u8],
     ) -> impl Future<Output = Result<bool, Error>> + Send {
-        S::set_unless_after(self, key, value, ttl, bound)
+        S::set_unless_within(self, key, value, ttl, after, up_to)
     }
 
     fn max_value_size(&self) -> Option<usize> {

@@ -89,7 +89,8 @@ pub trait CacheTier<K, V>: Send + Sync + 'static {
     /// and its fill, before this instance hears of it. Answers whether it stored;
     /// errors as [`insert`](Self::insert).
     ///
-    /// The default is [`insert`](Self::insert), for a tier no other instance writes.
+    /// The default is [`insert`](Self::insert), for a tier no other instance writes (an
+    /// insert that fails [`Superseded`](crate::ErrorKind::Superseded) did not store).
     fn fill(
         &self,
         key: K,
@@ -97,7 +98,13 @@ pub trait CacheTier<K, V>: Send + Sync + 'static {
         keep_for: Option<Duration>,
     ) -> impl Future<Output = Result<bool, Error>> + Send {
         let insert = self.insert(key, entry, keep_for);
-        async move { insert.await.map(|()| true) }
+        async move {
+            match insert.await {
+                Ok(()) => Ok(true),
+                Err(error) if error.kind() == crate::ErrorKind::Superseded => Ok(false),
+                Err(error) => Err(error),
+            }
+        }
     }
 
     /// Removes the entry under `key` as of `at` (the cache's time): a later

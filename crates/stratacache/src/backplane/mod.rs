@@ -130,7 +130,12 @@ where
         };
         let key = match key.map(|key| (link.encode)(key)).transpose() {
             Ok(key) => key,
-            Err(_) => return self.unreadable(),
+            Err(_) => {
+                // The key cannot be named: the others drop their whole L1 instead.
+                self.telemetry.count(CacheCounter::BackplaneErrors);
+                let message = link.outbox.message(Action::Overflowed, None);
+                return link.outbox.queue(None, message);
+            }
         };
         let message = link.outbox.message(action, key.as_deref());
         link.outbox.queue(key.map(Subject::Key), message);

@@ -99,8 +99,13 @@ impl Outbox {
                 waiting.everything = Some(self.message(Action::Overflowed, None));
             }
             None => {
+                // About everything: "cleared" or "overflowed", this one or one put back.
+                // A "cleared" waiting is never turned into the lesser "overflowed".
                 waiting.subjects.clear();
-                waiting.everything = Some(self.message(Action::Cleared, None));
+                let cleared = |message: &Bytes| message.get(1) == Some(&(Action::Cleared as u8));
+                if !waiting.everything.as_ref().is_some_and(cleared) || cleared(&message) {
+                    waiting.everything = Some(message);
+                }
             }
         }
     }
@@ -196,5 +201,52 @@ pub(super) async fn send(outbox: Arc<Outbox>, telemetry: Arc<Telemetry>) {
         if outbox.closed.load(Ordering::Acquire) {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use stratacache_tier::mock::MockBackplane;
+
+    use super::*;
+
+    fn action(message: &Bytes) -> u8 {
+        message[1]
+    }
+
+    #[test]
+    fn an_overflow_put_back_stays_an_overflow_and_a_clear_is_never_lessened() {
+        let outbox = Outbox::new(Arc::new(MockBackplane::new()), 7);
+        for n in 0..=MAX_UNSENT {
+            let key = n.to_le_bytes().to_vec();
+            let message = outbox.message(Action::Written, Some(&key));
+            outbox.keep(Some(Subject::Key(key)), message, true);
+        }
+        let batch = outbox.take_batch();
+        assert_eq!(batch.len(), 1);
+        assert_eq!(action(&batch[0].1), Action::Overflowed as u8);
+        // The backplane refused it: put back, it is still "overflowed", not "cleared"
+        // (which would make the others drop their changes waiting for a tier).
+        let (subject, message) = batch.into_iter().next().unwrap();
+        outbox.keep(subject, message.clone(), false);
+        let batch = outbox.take_batch();
+        assert_eq!(action(&batch[0].1), Action::Overflowed as u8);
+
+        outbox.queue(None, outbox.message(Action::Cleared, None));
+        outbox.keep(None, message, false);
+        let batch = outbox.take_batch();
+        assert_eq!(action(&batch[0].1), Action::Cleared as u8, "a clear stands");
+    }
+
+    #[test]
+    fn a_batch_stops_at_its_byte_budget_but_always_carries_one() {
+        let outbox = Outbox::new(Arc::new(MockBackplane::new()), 7);
+        for n in 0..4_u8 {
+            let key = vec![n; 40 * 1024];
+            let message = outbox.message(Action::Written, Some(&key));
+            outbox.keep(Some(Subject::Key(key)), message, true);
+        }
+        let sizes: Vec<usize> = (0..4).map(|_| outbox.take_batch().len()).collect();
+        assert_eq!(sizes, [1, 1, 1, 1], "40 KiB each: one per message");
     }
 }

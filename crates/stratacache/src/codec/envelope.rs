@@ -97,22 +97,30 @@ pub(crate) fn body_flags(key_check: Option<&[u8]>, tags: &Tags) -> u8 {
     flags
 }
 
-/// The bound a write of an entry produced at `cached_at` is stored under
-/// ([`ByteStore::set_unless_after`](stratacache_tier::ByteStore::set_unless_after)): the
-/// head of an entry produced [`MAX_CLOCK_SKEW`] later. An entry there produced later
-/// still stands; the write is one sent long ago that landed late (after a server
-/// stalled). Within that, instances whose clocks disagree overwrite each other.
-pub(crate) fn late_write_bound(cached_at: SystemTime) -> [u8; 11] {
-    let latest = cached_at
-        .checked_add(MAX_CLOCK_SKEW)
-        .unwrap_or(cached_at)
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    let mut bound = [0; 11];
-    bound[..2].copy_from_slice(MAGIC);
-    bound[2] = FORMAT_VERSION;
-    bound[3..].copy_from_slice(&millis(latest).to_be_bytes());
-    bound
+/// How far ahead of a write an entry standing in its way may be: further, it is taken
+/// for one from a clock far off (a test's, a host's years wrong), and replaced.
+const LATE_WRITE_HORIZON: Duration = Duration::from_secs(60 * 60);
+
+/// The bounds a write of an entry produced at `cached_at` is stored within
+/// ([`ByteStore::set_unless_within`](stratacache_tier::ByteStore::set_unless_within)):
+/// the heads of entries produced [`MAX_CLOCK_SKEW`] and [`LATE_WRITE_HORIZON`] later. An
+/// entry there produced between the two stands: the write is one sent long ago that
+/// landed late (after a server stalled). Within the first, instances whose clocks
+/// disagree overwrite each other.
+pub(crate) fn late_write_bounds(cached_at: SystemTime) -> ([u8; 11], [u8; 11]) {
+    let head = |ahead: Duration| {
+        let at = cached_at
+            .checked_add(ahead)
+            .unwrap_or(cached_at)
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut head = [0; 11];
+        head[..2].copy_from_slice(MAGIC);
+        head[2] = FORMAT_VERSION;
+        head[3..].copy_from_slice(&millis(at).to_be_bytes());
+        head
+    };
+    (head(MAX_CLOCK_SKEW), head(LATE_WRITE_HORIZON))
 }
 
 fn millis(duration: Duration) -> u64 {

@@ -27,12 +27,15 @@ use super::{Codec, Postcard};
 /// - **Bad bytes** (corrupt, truncated, foreign, another format or schema version) are a
 ///   [`Codec`](stratacache_tier::ErrorKind::Codec) error that the cache counts and reads
 ///   as a miss (even when strict); the entry is deleted from the store.
-/// - **Writes** never replace an entry produced more than a second after theirs
-///   ([`ByteStore::set_unless_after`]): a write sent to a server that stalled, run when
-///   it resumed, lands on what was written since as a no-op and fails
+/// - **Writes** never replace an entry produced more than a second (and less than an
+///   hour) after theirs ([`ByteStore::set_unless_within`]): a write sent to a server that
+///   stalled, run when it resumed, lands on what was written since as a no-op and fails
 ///   [`Superseded`](stratacache_tier::ErrorKind::Superseded). Within that second (clocks
-///   of instances disagree) the last write stands, as with a plain set. What a reader
-///   found or loaded is stored only over older entries ([`CacheTier::fill`]).
+///   of instances disagree) the last write stands, as with a plain set; an entry from
+///   over an hour ahead (a clock far off) is replaced. A host whose clock runs more than
+///   a second ahead has its writes stand over the others' for as long as it is ahead.
+///   What a reader found or loaded is stored only over older entries
+///   ([`CacheTier::fill`]).
 ///
 /// # Envelope
 ///
@@ -348,18 +351,18 @@ where
         let Some((store_key, bytes)) = self.stored(&key, &entry, keep_for)? else {
             return Ok(());
         };
-        let bound = envelope::late_write_bound(entry.cached_at());
+        let (after, up_to) = envelope::late_write_bounds(entry.cached_at());
         if self
             .store
-            .set_unless_after(&store_key.text, bytes, keep_for, &bound)
+            .set_unless_within(&store_key.text, bytes, keep_for, &after, &up_to)
             .await?
         {
             Ok(())
         } else {
             Err(Error::new(
                 ErrorKind::Superseded,
-                "an entry produced over a second after this one stands under the key: \
-                 this write landed late",
+                "an entry produced over a second (and under an hour) after this one stands \
+                 under the key: this write landed late",
             ))
         }
     }

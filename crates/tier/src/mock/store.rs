@@ -110,17 +110,18 @@ impl ByteStore for MemoryStore {
         Ok(greater)
     }
 
-    async fn set_unless_after(
+    async fn set_unless_within(
         &self,
         key: &str,
         value: Bytes,
         _ttl: Option<Duration>,
-        bound: &[u8],
+        after: &[u8],
+        up_to: &[u8],
     ) -> Result<bool, Error> {
         let mut map = self.map();
         let stands = map
             .get(key)
-            .is_some_and(|current| crate::store::sorts_after(current, bound));
+            .is_some_and(|current| crate::store::sorts_within(current, after, up_to));
         if !stands {
             map.insert(key.to_owned(), value);
         }

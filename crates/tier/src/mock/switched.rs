@@ -94,15 +94,18 @@ impl<S: ByteStore> ByteStore for SwitchedStore<S> {
         self.inner.set_if_greater(key, value, ttl).await
     }
 
-    async fn set_unless_after(
+    async fn set_unless_within(
         &self,
         key: &str,
         value: Bytes,
         ttl: Option<Duration>,
-        bound: &[u8],
+        after: &[u8],
+        up_to: &[u8],
     ) -> Result<bool, Error> {
         self.reach()?;
-        self.inner.set_unless_after(key, value, ttl, bound).await
+        self.inner
+            .set_unless_within(key, value, ttl, after, up_to)
+            .await
     }
 
     async fn delete(&self, key: &str) -> Result<(), Error> {
