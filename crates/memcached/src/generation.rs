@@ -38,14 +38,14 @@ pub(crate) struct Generation {
     /// When it was read: ms after `born`, plus one; 0 when it never was.
     read_at: AtomicU64,
     /// How many connections to the server had ended when it was read (see
-    /// [`Pool::connections_lost`](crate::pool::Pool::connections_lost)): after one more
+    /// [`Pool::connections_ended`](crate::pool::Pool::connections_ended)): after one more
     /// ends, the server may have restarted, lost its generation and made a new one
     /// (other clients may use that already), so it is read again before it is used.
-    lost_when_read: AtomicU64,
+    ended_when_read: AtomicU64,
     /// When the last read of it timed out: ms after `born`, plus one; 0 when it did not.
     failed_at: AtomicU64,
-    /// How many connections had ended when it timed out.
-    lost_when_failed: AtomicU64,
+    /// How many connections had failed (ended by the server) when it timed out.
+    failed_when_failed: AtomicU64,
     born: Instant,
     /// How many times the server's contents were distrusted.
     distrusted: AtomicU64,
@@ -62,9 +62,9 @@ impl Default for Generation {
         Self {
             known: AtomicU64::new(0),
             read_at: AtomicU64::new(0),
-            lost_when_read: AtomicU64::new(0),
+            ended_when_read: AtomicU64::new(0),
             failed_at: AtomicU64::new(0),
-            lost_when_failed: AtomicU64::new(0),
+            failed_when_failed: AtomicU64::new(0),
             born: Instant::now(),
             distrusted: AtomicU64::new(0),
             moved_for: AtomicU64::new(0),
@@ -120,10 +120,10 @@ impl Generation {
     }
 
     /// The known generation when it was read less than `refresh` ago, with no
-    /// connection lost since (`lost` so far), and the server is trusted: usable without
-    /// asking.
-    pub(crate) fn fresh(&self, refresh: Duration, lost: u64) -> Option<u64> {
-        if self.lost_when_read.load(Ordering::Acquire) != lost {
+    /// connection ended since (`ended` so far), and the server is trusted: usable
+    /// without asking.
+    pub(crate) fn fresh(&self, refresh: Duration, ended: u64) -> Option<u64> {
+        if self.ended_when_read.load(Ordering::Acquire) != ended {
             return None;
         }
         self.known()
@@ -156,15 +156,21 @@ impl Generation {
         }
     }
 
-    /// Records the server's answer to `question`, given when `lost` connections to it
-    /// had ended.
-    pub(crate) fn answered(&self, question: Question, answer: &Result<u64, Error>, lost: u64) {
+    /// Records the server's answer to `question`, asked when `(ended, failed)`
+    /// connections to it had ended, and failed (see
+    /// [`Pool::connections_ended`](crate::pool::Pool::connections_ended)).
+    pub(crate) fn answered(
+        &self,
+        question: Question,
+        answer: &Result<u64, Error>,
+        (ended, failed): (u64, u64),
+    ) {
         let mut state = self.state();
         state.answers += 1;
         match answer {
             Ok(generation) => {
                 self.known.store(*generation, Ordering::Release);
-                self.lost_when_read.store(lost, Ordering::Release);
+                self.ended_when_read.store(ended, Ordering::Release);
                 self.read_at
                     .store(self.ms_since_born().saturating_add(1), Ordering::Release);
                 state.failure = None;
@@ -180,7 +186,7 @@ impl Generation {
                 // A server that refuses answers at once when asked again (and may be
                 // restarting: its new generation must be read as soon as it is up).
                 if error.kind() == ErrorKind::Timeout && question.delta == 0 {
-                    self.lost_when_failed.store(lost, Ordering::Release);
+                    self.failed_when_failed.store(failed, Ordering::Release);
                     self.failed_at
                         .store(self.ms_since_born().saturating_add(1), Ordering::Release);
                 } else {
@@ -191,17 +197,18 @@ impl Generation {
     }
 
     /// Why the last read of the generation timed out, if it did less than `pause` ago
-    /// with no connection lost since (`lost` so far), none was answered since, and a
+    /// with no connection failed since (`failed` so far: ended by the server, maybe a
+    /// restart; this client closes stalled ones itself), none was answered since, and a
     /// generation is known to fall back on: it is not asked again until then (a stalled
     /// server would otherwise cost every call a second timeout).
-    pub(crate) fn failed_within(&self, pause: Duration, lost: u64) -> Option<Error> {
+    pub(crate) fn failed_within(&self, pause: Duration, failed: u64) -> Option<Error> {
         let failed_at = self.failed_at.load(Ordering::Acquire);
         // A distrusted server is asked (its generation moved) before it is used at all;
         // one never read has nothing to fall back on; one whose connection ended since
         // may have restarted, with a new generation.
         if failed_at == 0
             || self.known().is_none()
-            || self.lost_when_failed.load(Ordering::Acquire) != lost
+            || self.failed_when_failed.load(Ordering::Acquire) != failed
         {
             return None;
         }
@@ -227,7 +234,7 @@ mod tests {
     fn read(generation: &Generation, value: u64) {
         let question = generation.question(false);
         assert_eq!(question.delta, 0);
-        generation.answered(question, &Ok(value), 0);
+        generation.answered(question, &Ok(value), (0, 0));
     }
 
     #[test]
@@ -253,7 +260,11 @@ mod tests {
         );
         let question = generation.question(false);
         assert_eq!(question.delta, 1, "a move, not a read");
-        generation.answered(question, &Err(Error::new(ErrorKind::Timeout, "hung")), 0);
+        generation.answered(
+            question,
+            &Err(Error::new(ErrorKind::Timeout, "hung")),
+            (0, 0),
+        );
         assert_eq!(
             generation.question(false).delta,
             1,
@@ -264,7 +275,7 @@ mod tests {
             Some(ErrorKind::Timeout)
         );
         let question = generation.question(false);
-        generation.answered(question, &Ok(8), 0);
+        generation.answered(question, &Ok(8), (0, 0));
         assert_eq!(generation.fresh(LONG, 0), Some(8));
         assert_eq!(generation.question(false).delta, 0);
         assert!(generation.last_failure().is_none());
@@ -276,7 +287,7 @@ mod tests {
         generation.distrust();
         let question = generation.question(false);
         generation.distrust();
-        generation.answered(question, &Ok(8), 0);
+        generation.answered(question, &Ok(8), (0, 0));
         assert_eq!(generation.fresh(LONG, 0), None);
         assert_eq!(generation.question(false).delta, 1);
     }
@@ -286,7 +297,7 @@ mod tests {
         let generation = Generation::default();
         let question = generation.question(false);
         generation.distrust();
-        generation.answered(question, &Ok(7), 0);
+        generation.answered(question, &Ok(7), (0, 0));
         assert_eq!(generation.fresh(LONG, 0), None);
     }
 
@@ -295,7 +306,7 @@ mod tests {
         let generation = Generation::default();
         assert_eq!(generation.question(true).delta, 1);
         assert_eq!(generation.answers(), 0);
-        generation.answered(generation.question(true), &Ok(9), 0);
+        generation.answered(generation.question(true), &Ok(9), (0, 0));
         assert_eq!(generation.answers(), 1);
         assert_eq!(generation.fresh(LONG, 0), Some(9));
     }
@@ -303,7 +314,7 @@ mod tests {
     #[test]
     fn a_new_connection_has_the_generation_read_again() {
         let generation = Generation::default();
-        generation.answered(generation.question(false), &Ok(7), 1);
+        generation.answered(generation.question(false), &Ok(7), (1, 1));
         assert_eq!(generation.fresh(LONG, 1), Some(7));
         assert_eq!(
             generation.fresh(LONG, 2),
@@ -311,35 +322,35 @@ mod tests {
             "the server may have restarted"
         );
         assert_eq!(generation.last_known(), Some(7), "still the fallback");
-        generation.answered(generation.question(false), &Ok(9), 2);
+        generation.answered(generation.question(false), &Ok(9), (2, 2));
         assert_eq!(generation.fresh(LONG, 2), Some(9));
     }
 
     #[test]
     fn a_failed_question_is_not_asked_again_at_once() {
         let generation = Generation::default();
-        generation.answered(generation.question(false), &Ok(7), 0);
+        generation.answered(generation.question(false), &Ok(7), (0, 0));
         let hung = Error::new(ErrorKind::Timeout, "hung");
-        generation.answered(generation.question(false), &Err(hung), 0);
+        generation.answered(generation.question(false), &Err(hung), (0, 0));
         let failure = generation.failed_within(LONG, 0).expect("failed just now");
         assert_eq!(failure.kind(), ErrorKind::Timeout);
         assert!(
             generation.failed_within(Duration::ZERO, 0).is_none(),
             "after the pause"
         );
-        generation.answered(generation.question(false), &Ok(8), 0);
+        generation.answered(generation.question(false), &Ok(8), (0, 0));
         assert!(
             generation.failed_within(LONG, 0).is_none(),
             "answered since"
         );
         let hung = Error::new(ErrorKind::Timeout, "hung again");
-        generation.answered(generation.question(false), &Err(hung), 0);
+        generation.answered(generation.question(false), &Err(hung), (0, 0));
         assert!(
             generation.failed_within(LONG, 1).is_none(),
             "a connection ended since"
         );
         let refused = Error::new(ErrorKind::Unavailable, "refused");
-        generation.answered(generation.question(false), &Err(refused), 0);
+        generation.answered(generation.question(false), &Err(refused), (0, 0));
         assert!(
             generation.failed_within(LONG, 0).is_none(),
             "asked again: it answers at once"

@@ -41,13 +41,13 @@ impl MemcachedStore {
     pub(crate) async fn generation(&self, index: usize, moving: bool) -> Result<u64, Error> {
         let generation = &self.generations[index];
         let refresh = self.config.generation_refresh;
-        let lost = || self.pools[index].connections_lost();
-        if !moving && let Some(known) = generation.fresh(refresh, lost()) {
+        let ended = || self.pools[index].connections_ended();
+        if !moving && let Some(known) = generation.fresh(refresh, ended().0) {
             return Ok(known);
         }
         // A server that failed the last question is not asked again for a while: its
         // callers use the last known generation (and spend one timeout, not two).
-        if !moving && let Some(failure) = generation.failed_within(ASK_AGAIN_AFTER, lost()) {
+        if !moving && let Some(failure) = generation.failed_within(ASK_AGAIN_AFTER, ended().1) {
             return self.fall_back(index, moving, failure);
         }
         let answers = generation.answers();
@@ -66,7 +66,7 @@ impl MemcachedStore {
             return self.fall_back(index, moving, error);
         };
         if !moving {
-            if let Some(known) = generation.fresh(refresh, lost()) {
+            if let Some(known) = generation.fresh(refresh, ended().0) {
                 return Ok(known);
             }
             if generation.answers() != answers {
@@ -82,11 +82,11 @@ impl MemcachedStore {
             }
         }
         let question = generation.question(moving);
-        // Counted before asking: a connection lost while the answer comes (a restart)
-        // leaves the answer already out of date.
-        let lost_before = lost();
+        // Counted before asking: a connection that ends while the answer comes (a
+        // restart) leaves the answer already out of date.
+        let ended_before = ended();
         let answer = self.add_to_generation(index, question.delta).await;
-        generation.answered(question, &answer, lost_before);
+        generation.answered(question, &answer, ended_before);
         answer.or_else(|error| self.fall_back(index, moving, error))
     }
 

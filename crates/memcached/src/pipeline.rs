@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::pool::Ends;
 use crate::protocol::{self, Reply, io_error};
 
 /// Requests waiting to be written, per connection, before callers wait for room.
@@ -66,11 +67,11 @@ struct Health {
 
 impl Pipeline {
     /// Connects to `address` within `timeout` and starts the connection's task, which
-    /// counts itself in `lost` when it fails (not when this client closes it).
+    /// counts itself in `ends` when it ends.
     pub(crate) async fn connect(
         address: &str,
         timeout: Duration,
-        lost: &Arc<AtomicU64>,
+        ends: &Arc<Ends>,
     ) -> Result<Self, Error> {
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
             Ok(Ok(stream)) => stream,
@@ -91,7 +92,7 @@ impl Pipeline {
             queued,
             closed,
             Arc::clone(&health),
-            Arc::clone(lost),
+            Arc::clone(ends),
         ));
         Ok(Self {
             jobs,
@@ -145,7 +146,7 @@ async fn run(
     queued: mpsc::Receiver<Job>,
     closed: oneshot::Receiver<()>,
     health: Arc<Health>,
-    lost: Arc<AtomicU64>,
+    ends: Arc<Ends>,
 ) {
     let (read, write) = stream.into_split();
     let (expect, expected) = mpsc::unbounded_channel();
@@ -155,11 +156,12 @@ async fn run(
         failed = read_replies(BufReader::new(read), expected, &health) => failed,
     };
     health.broken.store(true, Ordering::Relaxed);
-    // Ended by the server or the network (a restart, say), not closed by this client
-    // (a stalled connection, the pool dropped).
+    // Failed: ended by the server or the network (a restart, say), not closed by this
+    // client (a stalled one, the pool dropped).
     if failed {
-        lost.fetch_add(1, Ordering::AcqRel);
+        ends.failed.fetch_add(1, Ordering::AcqRel);
     }
+    ends.all.fetch_add(1, Ordering::AcqRel);
     // Dropping the channels here fails every caller still waiting.
 }
 

@@ -73,9 +73,16 @@ pub(crate) struct Pool {
     born: Instant,
     /// Until when (ms after `born`) the server is marked down; 0: it is not.
     down_until: AtomicU64,
-    /// How many connections to the server failed or were closed by it (not by this
-    /// client): shared with each connection's task.
-    lost: Arc<AtomicU64>,
+    /// How many connections to the server ended: shared with each connection's task.
+    ends: Arc<Ends>,
+}
+
+/// How many connections to a server ended: all of them, and those that failed or the
+/// server closed (not this client).
+#[derive(Debug, Default)]
+pub(crate) struct Ends {
+    pub(crate) all: AtomicU64,
+    pub(crate) failed: AtomicU64,
 }
 
 impl Pool {
@@ -87,14 +94,18 @@ impl Pool {
             failures: AtomicU32::new(0),
             born: Instant::now(),
             down_until: AtomicU64::new(0),
-            lost: Arc::default(),
+            ends: Arc::default(),
         }
     }
 
-    /// How many connections to the server failed or were closed by it so far: after one
-    /// was, the server may have restarted (and lost its namespace generation).
-    pub(crate) fn connections_lost(&self) -> u64 {
-        self.lost.load(Ordering::Acquire)
+    /// How many connections to the server ended so far, and how many of them failed or
+    /// the server closed: after one ended, the server may have restarted behind it (and
+    /// lost its namespace generation).
+    pub(crate) fn connections_ended(&self) -> (u64, u64) {
+        (
+            self.ends.all.load(Ordering::Acquire),
+            self.ends.failed.load(Ordering::Acquire),
+        )
     }
 
     /// Sends `request` (one or more commands) and reads `replies` replies on the first
@@ -165,7 +176,7 @@ impl Pool {
         if let Some(pipeline) = slot.current() {
             return Ok(pipeline);
         }
-        let pipeline = Pipeline::connect(&self.address, self.connect_timeout, &self.lost).await?;
+        let pipeline = Pipeline::connect(&self.address, self.connect_timeout, &self.ends).await?;
         let pipeline = Arc::new(pipeline);
         *slot.open.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&pipeline));
         Ok(pipeline)

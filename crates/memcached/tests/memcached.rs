@@ -845,3 +845,33 @@ async fn a_batch_read_answers_the_keys_of_live_servers_when_one_is_dead() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_behind_a_stalled_connection_is_not_missed() {
+    let mut server = MemcachedServer::start().unwrap();
+    let config = config(&[&server]).generation_refresh(60 * SEC);
+    let client = || MemcachedStore::new(config.clone()).unwrap();
+    let early = client();
+    early
+        .set("k", Bytes::from_static(b"before"), None)
+        .await
+        .unwrap();
+    // The server hangs: this client closes its stalled connection itself, and the server
+    // is then restarted (its generation lost) with no connection of this client open.
+    server.pause().unwrap();
+    assert!(early.get("k").await.is_err());
+    server.restart().unwrap();
+    early
+        .set("k", Bytes::from_static(b"early"), None)
+        .await
+        .unwrap();
+    client()
+        .set("k", Bytes::from_static(b"newer"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        early.get("k").await.unwrap().as_deref(),
+        Some(&b"newer"[..]),
+        "both clients on the restarted server's one generation"
+    );
+}

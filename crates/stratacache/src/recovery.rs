@@ -187,6 +187,25 @@ impl<K: Hash + Eq + Clone, V: Clone> Recovery<K, V> {
         self.len.store(pending.len(), Ordering::Release);
     }
 
+    /// Forgets the change of `key` if made at or before `than`: the tier holds an entry
+    /// newer than `than`, so the replay of such a change would change nothing.
+    pub(crate) fn settle_older(&self, key: &K, than: SystemTime) {
+        if self.is_empty() {
+            return;
+        }
+        let mut pending = self.lock();
+        let older = pending
+            .get(key)
+            .is_some_and(|waiting| match &waiting.change {
+                Pending::Store(entry) => entry.cached_at() <= than,
+                Pending::Remove { at } => *at <= than,
+            });
+        if older {
+            pending.remove(key);
+            self.len.store(pending.len(), Ordering::Release);
+        }
+    }
+
     /// Forgets every change: the tier was cleared.
     pub(crate) fn clear(&self) {
         let mut pending = self.lock();
@@ -492,5 +511,19 @@ mod tests {
             Some("theirs")
         );
         assert_eq!(value(remove(9).against(stored("theirs", 5))), None);
+    }
+
+    #[test]
+    fn a_superseded_write_settles_only_older_changes() {
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        let recovery = Recovery::<u64, String>::new(10);
+        assert!(recovery.queue(1, Pending::Remove { at: at(10) }, false));
+        recovery.settle_older(&1, at(3));
+        assert!(
+            recovery.waiting(&1).is_some(),
+            "newer than the superseded write: kept"
+        );
+        recovery.settle_older(&1, at(10));
+        assert!(recovery.waiting(&1).is_none());
     }
 }

@@ -91,6 +91,10 @@ pub(crate) struct TagMarkers {
 /// Past this many known markers per shard, those the store can tell again are dropped.
 const KNOWN_PER_SHARD: usize = 2_048;
 
+/// How long a marker that no store confirmed (heard from another instance, or set here
+/// with no store) is remembered once there are more than [`KNOWN_PER_SHARD`].
+const FORGET_UNCONFIRMED_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
 impl TagMarkers {
     /// Markers kept in `store`, the store of level `level`, called through `breaker`
     /// (that level's).
@@ -283,16 +287,16 @@ impl TagMarkers {
         let Some(_resending) = Raised::raise(&self.resending) else {
             return;
         };
+        // `waiting` stays up until a whole pass has gone: a resend dropped half-way
+        // leaves the sign for the next.
         let waiting: Vec<(Box<str>, SystemTime)> = {
             let unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
-            self.waiting.store(false, Ordering::Relaxed);
             unsent.iter().map(|(tag, at)| (tag.clone(), *at)).collect()
         };
         for (tag, at) in waiting {
             let known = self.known.shard(&*tag).get(&tag).and_then(|known| known.at);
             let at = known.map_or(at, |known| known.max(at));
             if self.send(store, &tag, at).await.is_err() {
-                self.waiting.store(true, Ordering::Relaxed);
                 return;
             }
             let mut unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
@@ -302,24 +306,35 @@ impl TagMarkers {
             }
         }
         let unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
-        if !unsent.is_empty() {
-            self.waiting.store(true, Ordering::Relaxed);
-        }
+        self.waiting.store(!unsent.is_empty(), Ordering::Relaxed);
     }
 
-    /// Bounds what is remembered: past [`KNOWN_PER_SHARD`] in `tag`'s shard, what the
-    /// store can tell again (confirmed by it, out of date, not waiting to be written) is
-    /// dropped; a marker set here or heard, and not confirmed since, is kept (the store
-    /// may not hold it yet, or ever: its writer may have failed).
+    /// Bounds what is remembered: past [`KNOWN_PER_SHARD`] in `tag`'s shard (looked at
+    /// every 64 more), what the store can tell again (confirmed by it, out of date, not
+    /// waiting to be written) is dropped, and so is a marker only heard or set here,
+    /// never confirmed, once older than [`FORGET_UNCONFIRMED_AFTER`]: an entry that old
+    /// is past any TTL it was cached with (the store may never hold such a marker: its
+    /// writer may have failed, so it is kept until then).
     fn sweep(&self, tag: Option<&str>, now: SystemTime) {
         let Some(tag) = tag else { return };
         let mut shard = self.known.shard(tag);
-        if shard.len() <= KNOWN_PER_SHARD || self.store.is_none() {
+        if shard.len() <= KNOWN_PER_SHARD || !shard.len().is_multiple_of(64) {
             return;
         }
+        let long_ago = |at: Option<SystemTime>| {
+            at.is_none_or(|at| {
+                now.duration_since(at)
+                    .is_ok_and(|age| age >= FORGET_UNCONFIRMED_AFTER)
+            })
+        };
         let unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
         shard.retain(|tag, known| {
-            unsent.contains_key(tag) || known.checked.is_none() || !self.outdated(*known, now)
+            unsent.contains_key(tag)
+                || if known.checked.is_none() {
+                    !long_ago(known.at)
+                } else {
+                    !self.outdated(*known, now)
+                }
         });
     }
 }
@@ -515,5 +530,37 @@ mod tests {
         futures::FutureExt::now_or_never(resend).expect("written at once");
         assert!(unsent(&answering).is_empty());
         assert!(!answering.waiting.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn unconfirmed_markers_are_bounded_only_past_a_day() {
+        let markers = markers(false);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(10 * 24 * 3_600);
+        let all = crate::sharded::SHARDS * (KNOWN_PER_SHARD + 200);
+        for n in 0..all {
+            markers.heard(
+                &format!("recent:{n}"),
+                now - Duration::from_secs(3_600),
+                now,
+            );
+        }
+        assert_eq!(
+            markers.known.len(),
+            all,
+            "an hour old: all kept (the store may lack them)"
+        );
+        for n in 0..all {
+            markers.heard(
+                &format!("old:{n}"),
+                now - Duration::from_secs(2 * 24 * 3_600),
+                now,
+            );
+        }
+        assert!(
+            markers.known.len() < 2 * all - all / 2,
+            "two days old: most dropped, {} of {} kept",
+            markers.known.len(),
+            2 * all
+        );
     }
 }

@@ -251,10 +251,14 @@ where
                     TierWriteResult::Failed(error)
                 }
             }
-            // The tier holds a newer entry than this write: no older change waiting for it
-            // can matter any more either.
+            // The tier holds an entry newer than this write: a change waiting for it that
+            // is no newer than this write can change nothing there any more either.
             TierWriteResult::Failed(error) if error.kind() == ErrorKind::Superseded => {
-                recovery.settle(key);
+                let made = match change() {
+                    Pending::Store(entry) => entry.cached_at(),
+                    Pending::Remove { at } => at,
+                };
+                recovery.settle_older(key, made);
                 TierWriteResult::Failed(error)
             }
             TierWriteResult::Failed(error) => TierWriteResult::Failed(error),

@@ -84,8 +84,11 @@ impl Outbox {
     /// refused one put back replaces nothing newer).
     fn keep(&self, subject: Option<Subject>, message: Bytes, replace: bool) {
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        // A lock's release is kept apart from "everything": whoever waits for the lock
+        // must hear it, whatever else was lost.
+        let lock = matches!(subject, Some(Subject::Lock(_)));
         match subject {
-            Some(_) if waiting.everything.is_some() => {}
+            Some(_) if waiting.everything.is_some() && !lock => {}
             Some(subject) if waiting.subjects.len() < MAX_UNSENT => {
                 if replace {
                     waiting.subjects.insert(subject, message);
@@ -93,15 +96,22 @@ impl Outbox {
                     waiting.subjects.entry(subject).or_insert(message);
                 }
             }
+            Some(subject) if lock => {
+                waiting.subjects.insert(subject, message);
+            }
             Some(_) => {
                 // Too many: what they said is lost; the others are told to drop L1.
-                waiting.subjects.clear();
+                waiting
+                    .subjects
+                    .retain(|subject, _| matches!(subject, Subject::Lock(_)));
                 waiting.everything = Some(self.message(Action::Overflowed, None));
             }
             None => {
                 // About everything: "cleared" or "overflowed", this one or one put back.
                 // A "cleared" waiting is never turned into the lesser "overflowed".
-                waiting.subjects.clear();
+                waiting
+                    .subjects
+                    .retain(|subject, _| matches!(subject, Subject::Lock(_)));
                 let cleared = |message: &Bytes| message.get(1) == Some(&(Action::Cleared as u8));
                 if !waiting.everything.as_ref().is_some_and(cleared) || cleared(&message) {
                     waiting.everything = Some(message);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use stratacache_tier::{ByteStore, Error};
+use stratacache_tier::{ByteStore, Error, ErrorKind};
 
 use super::transforms::Transforms;
 use crate::erased::BoxFuture;
@@ -63,13 +63,16 @@ impl<S: ByteStore> MarkerStore for StoreMarkers<S> {
             // of the tag, and are replaced. (A marker far ahead of every clock is read as
             // at most `MAX_CLOCK_SKEW` ahead of the reader's.)
             let there = self.store.get(&key).await?;
-            let stands = (there.as_deref())
-                .and_then(|bytes| self.decode(&key, bytes))
-                .is_some();
-            if stands {
-                return Ok(());
+            match (there.as_deref()).and_then(|bytes| self.decode(&key, bytes)) {
+                Some(standing) if standing >= at => Ok(()),
+                // Refused, yet older: the store gave up under others' writes (memcached's
+                // compare-and-swap). Failed, so that the marker is sent again.
+                Some(_) => Err(Error::new(
+                    ErrorKind::Unavailable,
+                    "the tag's marker was changed under each attempt to write it",
+                )),
+                None => self.store.set(&key, marker, ttl).await,
             }
-            self.store.set(&key, marker, ttl).await
         })
     }
 }
