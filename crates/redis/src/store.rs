@@ -71,6 +71,29 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
+    /// `EVAL` of `script`, one of this module's conditional sets, for `key`: `KEYS[1]`,
+    /// `ARGV[1]` the value, `ARGV[2]` the TTL in ms (empty: none); further arguments
+    /// are the caller's to add.
+    fn conditional_set(
+        &self,
+        script: &str,
+        key: &str,
+        value: &Bytes,
+        ttl: Option<Duration>,
+    ) -> redis::Cmd {
+        let mut command = redis::cmd("EVAL");
+        command
+            .arg(script)
+            .arg(1)
+            .arg(self.key(key))
+            .arg(value.as_ref());
+        match ttl {
+            Some(ttl) => command.arg(px(ttl)),
+            None => command.arg(""),
+        };
+        command
+    }
+
     /// A tier for `config`. Nothing is connected yet: the first command connects, and
     /// a lost connection is re-established by itself.
     ///
@@ -311,16 +334,7 @@ impl ByteStore for RedisStore {
         value: Bytes,
         ttl: Option<Duration>,
     ) -> Result<bool, Error> {
-        let mut command = redis::cmd("EVAL");
-        command
-            .arg(SET_IF_GREATER)
-            .arg(1)
-            .arg(self.key(key))
-            .arg(value.as_ref());
-        match ttl {
-            Some(ttl) => command.arg(px(ttl)),
-            None => command.arg(""),
-        };
+        let command = self.conditional_set(SET_IF_GREATER, key, &value, ttl);
         let stored: i64 = self.connection.query(&command, self.limit()).await?;
         Ok(stored == 1)
     }
@@ -333,16 +347,7 @@ impl ByteStore for RedisStore {
         after: &[u8],
         up_to: &[u8],
     ) -> Result<bool, Error> {
-        let mut command = redis::cmd("EVAL");
-        command
-            .arg(SET_UNLESS_WITHIN)
-            .arg(1)
-            .arg(self.key(key))
-            .arg(value.as_ref());
-        match ttl {
-            Some(ttl) => command.arg(px(ttl)),
-            None => command.arg(""),
-        };
+        let mut command = self.conditional_set(SET_UNLESS_WITHIN, key, &value, ttl);
         command.arg(after).arg(up_to);
         let stored: i64 = self.connection.query(&command, self.limit()).await?;
         Ok(stored == 1)
