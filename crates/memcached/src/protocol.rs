@@ -145,8 +145,9 @@ impl Reply {
                 },
                 format!("memcached: {line}"),
             )),
+            // Not this client's to read: bad bytes, as foreign ones are.
             Self::TooLarge(len) => Err(Error::new(
-                ErrorKind::Rejected,
+                ErrorKind::Codec,
                 format!("memcached holds a value of {len} bytes there, over this client's limit"),
             )),
             reply => Ok(reply),
@@ -318,7 +319,7 @@ mod tests {
         let mut reader = tokio::io::BufReader::new(&stream[..]);
         let first = read_reply(&mut reader, 1024).await.unwrap();
         assert_eq!(first, Reply::TooLarge(2000));
-        assert_eq!(first.into_result().unwrap_err().kind(), ErrorKind::Rejected);
+        assert_eq!(first.into_result().unwrap_err().kind(), ErrorKind::Codec);
         assert_eq!(
             read_reply(&mut reader, 1024).await.unwrap(),
             Reply::Value(Bytes::from_static(b"y"))

@@ -295,7 +295,7 @@ async fn a_foreign_value_over_the_limit_fails_its_own_read_not_the_connection() 
         .collect();
     for read in reads {
         match read.await.unwrap() {
-            ("big", answer) => assert_eq!(answer.unwrap_err().kind(), ErrorKind::Rejected),
+            ("big", answer) => assert_eq!(answer.unwrap_err().kind(), ErrorKind::Codec),
             (_, answer) => assert_eq!(answer.unwrap().as_deref(), Some(&b"s"[..])),
         }
     }
@@ -873,5 +873,35 @@ async fn a_restart_behind_a_stalled_connection_is_not_missed() {
         early.get("k").await.unwrap().as_deref(),
         Some(&b"newer"[..]),
         "both clients on the restarted server's one generation"
+    );
+}
+
+#[tokio::test]
+async fn a_cache_reads_a_foreign_value_over_its_limit_as_bad_bytes_and_deletes_it() {
+    let server = MemcachedServer::start().unwrap();
+    let cache = |limit: usize| -> Cache<String, String> {
+        let store = MemcachedStore::new(config(&[&server]).max_value_size(limit)).unwrap();
+        Cache::builder()
+            .strict(true)
+            .insert_policy(InsertPolicy::never())
+            .fallback(Fallback::remote(Remote::new(store)))
+            .build()
+            .unwrap()
+    };
+    // A writer that takes larger values than the reader does.
+    let (writer, reader) = (cache(1 << 20), cache(1_000));
+    writer
+        .insert("big".into(), "x".repeat(50_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        reader.get("big").await.unwrap(),
+        None,
+        "a miss, even strict: bad bytes, not a failing tier"
+    );
+    assert_eq!(
+        writer.get("big").await.unwrap(),
+        None,
+        "deleted, so it heals"
     );
 }
