@@ -74,6 +74,11 @@ pub(crate) fn get_with_cas(out: &mut Vec<u8>, key: impl Display) {
     let _ = write!(out, "mg {key} v c\r\n");
 }
 
+/// Asks for `key`'s compare-and-swap token alone (`HD c<token>`), not its value.
+pub(crate) fn get_cas(out: &mut Vec<u8>, key: impl Display) {
+    let _ = write!(out, "mg {key} c\r\n");
+}
+
 /// Stores `value` under `key`, to expire at `exptime`, only if the item still has `cas`
 /// as its token (else `EX`, or `NF` when it is gone).
 pub(crate) fn set_if_unchanged(

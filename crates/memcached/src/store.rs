@@ -112,7 +112,7 @@ impl MemcachedStore {
 
     /// Sends `request` to server `index` and reads `replies` replies, within the command
     /// timeout, keeping the server's health.
-    async fn exchange(
+    pub(crate) async fn exchange(
         &self,
         index: usize,
         request: Vec<u8>,
@@ -204,22 +204,28 @@ impl MemcachedStore {
     /// Stores `value` under `key` unless `stands` holds for the bytes there, in one step
     /// by compare-and-swap: reads the value and its token, and stores only if the item
     /// is still as read (or still absent), reading again when another writer came in
-    /// between. `None` when other writers came in between each of [`CAS_ATTEMPTS`].
+    /// between.
     async fn swap_unless(
         &self,
         key: &str,
         value: &Bytes,
         ttl: Option<Duration>,
         stands: impl Fn(&[u8]) -> bool,
-    ) -> Result<Option<bool>, Error> {
+    ) -> Result<Swap, Error> {
         self.check_size(value)?;
         let (index, full) = self.locate(key).await?;
         let expires = exptime::exptime(ttl, exptime::unix_now());
         for _ in 0..CAS_ATTEMPTS {
             let mut request = Vec::with_capacity(key.len() + 64);
             protocol::get_with_cas(&mut request, full);
-            let request = match self.one(index, request).await? {
-                Reply::ValueAndCas(current, _) if stands(&current) => return Ok(Some(false)),
+            let request = match self.exchange(index, request, 1).await?.pop() {
+                // Over this client's limit: not this cache's to compare with.
+                Some(Reply::TooLarge(_)) => return Ok(Swap::Unreadable),
+                Some(reply) => reply.into_result()?,
+                None => return Err(Error::new(ErrorKind::Other, "memcached sent no reply")),
+            };
+            let request = match request {
+                Reply::ValueAndCas(current, _) if stands(&current) => return Ok(Swap::Stands),
                 Reply::ValueAndCas(_, cas) => {
                     let mut request = Vec::with_capacity(key.len() + value.len() + 96);
                     protocol::set_if_unchanged(&mut request, full, value, expires, cas);
@@ -233,14 +239,26 @@ impl MemcachedStore {
                 other => return Err(unexpected(&other, "mg")),
             };
             match self.one(index, request).await? {
-                Reply::Done(_) => return Ok(Some(true)),
+                Reply::Done(_) => return Ok(Swap::Stored),
                 // Changed, added or removed since the read: read again.
                 Reply::Exists | Reply::NotStored | Reply::Missing => {}
                 other => return Err(unexpected(&other, "ms")),
             }
         }
-        Ok(None)
+        Ok(Swap::Contended)
     }
+}
+
+/// How a compare-and-swap ended.
+enum Swap {
+    Stored,
+    /// What is there stands: nothing was stored.
+    Stands,
+    /// Other writers changed the item between the read and the store of each attempt.
+    Contended,
+    /// What is there is over this client's size limit (another client's): it could not
+    /// be compared.
+    Unreadable,
 }
 
 impl ByteStore for MemcachedStore {
@@ -283,7 +301,8 @@ impl ByteStore for MemcachedStore {
     /// With memcached's compare-and-swap: reads the value and its token, and stores only
     /// if the item is still as read (or still absent), asking again when another writer
     /// came in between; after 8 such attempts, answers that it did not store (others
-    /// keep writing the key). TTL as [`set`](Self::set).
+    /// keep writing the key). A value there over this client's limit is replaced. TTL as
+    /// [`set`](Self::set).
     ///
     /// # Errors
     ///
@@ -295,12 +314,17 @@ impl ByteStore for MemcachedStore {
         ttl: Option<Duration>,
     ) -> Result<bool, Error> {
         let swapped = self.swap_unless(key, &value, ttl, |current| current >= &value[..]);
-        Ok(swapped.await?.unwrap_or(false))
+        match swapped.await? {
+            Swap::Stored => Ok(true),
+            Swap::Stands | Swap::Contended => Ok(false),
+            // Bad bytes to this client: replaced, as a read would have them deleted.
+            Swap::Unreadable => self.set(key, value, ttl).await.map(|()| true),
+        }
     }
 
     /// With memcached's compare-and-swap, as [`set_if_greater`](Self::set_if_greater);
-    /// after 8 attempts that others' writes came between, a plain [`set`](Self::set):
-    /// a write stands.
+    /// after 8 attempts that others' writes came between, or over a value past this
+    /// client's limit, a plain [`set`](Self::set): a write stands.
     ///
     /// # Errors
     ///
@@ -315,8 +339,9 @@ impl ByteStore for MemcachedStore {
     ) -> Result<bool, Error> {
         let stands = |current: &[u8]| sorts_within(current, after, up_to);
         match self.swap_unless(key, &value, ttl, stands).await? {
-            Some(stored) => Ok(stored),
-            None => self.set(key, value, ttl).await.map(|()| true),
+            Swap::Stored => Ok(true),
+            Swap::Stands => Ok(false),
+            Swap::Contended | Swap::Unreadable => self.set(key, value, ttl).await.map(|()| true),
         }
     }
 

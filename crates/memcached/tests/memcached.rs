@@ -877,7 +877,7 @@ async fn a_restart_behind_a_stalled_connection_is_not_missed() {
 }
 
 #[tokio::test]
-async fn a_cache_reads_a_foreign_value_over_its_limit_as_bad_bytes_and_deletes_it() {
+async fn a_cache_reads_a_foreign_value_over_its_limit_as_bad_bytes_and_a_write_replaces_it() {
     let server = MemcachedServer::start().unwrap();
     let cache = |limit: usize| -> Cache<String, String> {
         let store = MemcachedStore::new(config(&[&server]).max_value_size(limit)).unwrap();
@@ -899,9 +899,62 @@ async fn a_cache_reads_a_foreign_value_over_its_limit_as_bad_bytes_and_deletes_i
         None,
         "a miss, even strict: bad bytes, not a failing tier"
     );
+    reader.insert("big".into(), "small".into()).await.unwrap();
     assert_eq!(
-        writer.get("big").await.unwrap(),
-        None,
-        "deleted, so it heals"
+        writer.get("big").await.unwrap().as_deref(),
+        Some("small"),
+        "a write replaces it"
     );
+}
+
+#[tokio::test]
+async fn a_planted_generation_over_the_client_s_limit_is_replaced_too() {
+    let server = MemcachedServer::start().unwrap();
+    let mut raw = TcpStream::connect(server.address()).unwrap();
+    let garbage = vec![b'g'; 5_000];
+    raw.write_all(format!("set stratacache:generation 0 0 {}\r\n", garbage.len()).as_bytes())
+        .unwrap();
+    raw.write_all(&garbage).unwrap();
+    raw.write_all(b"\r\n").unwrap();
+    let mut stored = [0; 8];
+    raw.read_exact(&mut stored).unwrap();
+    assert_eq!(&stored, b"STORED\r\n");
+    let store = MemcachedStore::new(config(&[&server]).max_value_size(1_000)).unwrap();
+    store
+        .set("k", Bytes::from_static(b"v"), None)
+        .await
+        .unwrap();
+    assert_eq!(store.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[tokio::test]
+async fn a_write_replaces_a_value_over_the_client_s_limit() {
+    let server = MemcachedServer::start().unwrap();
+    let writer = MemcachedStore::new(config(&[&server])).unwrap();
+    let reader = MemcachedStore::new(config(&[&server]).max_value_size(1_000)).unwrap();
+    writer
+        .set("k", Bytes::from(vec![7; 5_000]), None)
+        .await
+        .unwrap();
+    assert_eq!(reader.get("k").await.unwrap_err().kind(), ErrorKind::Codec);
+    let small = Bytes::from_static(b"\x05 small");
+    assert!(
+        reader
+            .set_if_greater("k", small.clone(), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(reader.get("k").await.unwrap(), Some(small));
+    writer
+        .set("j", Bytes::from(vec![7; 5_000]), None)
+        .await
+        .unwrap();
+    let late = Bytes::from_static(b"\x01 late");
+    assert!(
+        reader
+            .set_unless_within("j", late.clone(), None, b"\x00", b"\x02")
+            .await
+            .unwrap()
+    );
+    assert_eq!(reader.get("j").await.unwrap(), Some(late));
 }

@@ -312,13 +312,16 @@ impl TagMarkers {
     /// Bounds what is remembered: past [`KNOWN_PER_SHARD`] in `tag`'s shard (looked at
     /// every 64 more), what the store can tell again (confirmed by it, out of date, not
     /// waiting to be written) is dropped, and so is a marker only heard or set here,
-    /// never confirmed, once older than [`FORGET_UNCONFIRMED_AFTER`]: an entry that old
-    /// is past any TTL it was cached with (the store may never hold such a marker: its
-    /// writer may have failed, so it is kept until then).
+    /// never confirmed, once older than [`FORGET_UNCONFIRMED_AFTER`] (the store may
+    /// never hold such a marker: its writer may have failed; an entry cached under the
+    /// tag more than a day before, and still live, would then be served). Without a
+    /// store, nothing is dropped.
     fn sweep(&self, tag: Option<&str>, now: SystemTime) {
         let Some(tag) = tag else { return };
         let mut shard = self.known.shard(tag);
-        if shard.len() <= KNOWN_PER_SHARD || !shard.len().is_multiple_of(64) {
+        // Without a store, nothing could tell a marker again: none is forgotten.
+        if shard.len() <= KNOWN_PER_SHARD || !shard.len().is_multiple_of(64) || self.store.is_none()
+        {
             return;
         }
         let long_ago = |at: Option<SystemTime>| {

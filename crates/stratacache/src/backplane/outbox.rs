@@ -32,12 +32,50 @@ pub(super) enum Subject {
     Lock(Vec<u8>),
 }
 
+/// How many lock releases wait at most, apart from other announcements; past it, a
+/// release is dropped (its waiters look again when their wait runs out).
+const MAX_UNSENT_RELEASES: usize = 1_024;
+
 /// Announcements waiting: one per subject, or one about everything: "cleared", or past
-/// [`MAX_UNSENT`], "overflowed" (drop L1).
+/// [`MAX_UNSENT`], "overflowed" (drop L1). Lock releases stand apart from "everything",
+/// and count apart.
 #[derive(Default)]
 struct Waiting {
     subjects: HashMap<Subject, Bytes>,
     everything: Option<Bytes>,
+    /// How many of `subjects` are lock releases.
+    releases: usize,
+}
+
+impl Waiting {
+    fn insert(&mut self, subject: Subject, message: Bytes, replace: bool) {
+        let release = matches!(subject, Subject::Lock(_));
+        match self.subjects.entry(subject) {
+            std::collections::hash_map::Entry::Occupied(mut kept) => {
+                if replace {
+                    kept.insert(message);
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(room) => {
+                room.insert(message);
+                self.releases += usize::from(release);
+            }
+        }
+    }
+
+    fn remove(&mut self, subject: &Subject) -> Option<Bytes> {
+        let removed = self.subjects.remove(subject);
+        if removed.is_some() && matches!(subject, Subject::Lock(_)) {
+            self.releases -= 1;
+        }
+        removed
+    }
+
+    /// Drops every announcement but lock releases: one about everything replaces them.
+    fn keep_only_releases(&mut self) {
+        self.subjects
+            .retain(|subject, _| matches!(subject, Subject::Lock(_)));
+    }
 }
 
 pub(super) struct Outbox {
@@ -86,32 +124,26 @@ impl Outbox {
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         // A lock's release is kept apart from "everything": whoever waits for the lock
         // must hear it, whatever else was lost.
-        let lock = matches!(subject, Some(Subject::Lock(_)));
         match subject {
-            Some(_) if waiting.everything.is_some() && !lock => {}
-            Some(subject) if waiting.subjects.len() < MAX_UNSENT => {
-                if replace {
-                    waiting.subjects.insert(subject, message);
-                } else {
-                    waiting.subjects.entry(subject).or_insert(message);
+            Some(subject @ Subject::Lock(_)) => {
+                if waiting.releases < MAX_UNSENT_RELEASES || waiting.subjects.contains_key(&subject)
+                {
+                    waiting.insert(subject, message, replace);
                 }
             }
-            Some(subject) if lock => {
-                waiting.subjects.insert(subject, message);
+            Some(_) if waiting.everything.is_some() => {}
+            Some(subject) if waiting.subjects.len() - waiting.releases < MAX_UNSENT => {
+                waiting.insert(subject, message, replace);
             }
             Some(_) => {
                 // Too many: what they said is lost; the others are told to drop L1.
-                waiting
-                    .subjects
-                    .retain(|subject, _| matches!(subject, Subject::Lock(_)));
+                waiting.keep_only_releases();
                 waiting.everything = Some(self.message(Action::Overflowed, None));
             }
             None => {
                 // About everything: "cleared" or "overflowed", this one or one put back.
                 // A "cleared" waiting is never turned into the lesser "overflowed".
-                waiting
-                    .subjects
-                    .retain(|subject, _| matches!(subject, Subject::Lock(_)));
+                waiting.keep_only_releases();
                 let cleared = |message: &Bytes| message.get(1) == Some(&(Action::Cleared as u8));
                 if !waiting.everything.as_ref().is_some_and(cleared) || cleared(&message) {
                     waiting.everything = Some(message);
@@ -137,7 +169,7 @@ impl Outbox {
             subjects.push(subject.clone());
         }
         for subject in subjects {
-            if let Some(message) = waiting.subjects.remove(&subject) {
+            if let Some(message) = waiting.remove(&subject) {
                 batch.push((Some(subject), message));
             }
         }
@@ -258,5 +290,27 @@ mod tests {
         }
         let sizes: Vec<usize> = (0..4).map(|_| outbox.take_batch().len()).collect();
         assert_eq!(sizes, [1, 1, 1, 1], "40 KiB each: one per message");
+    }
+
+    #[test]
+    fn lock_releases_count_apart_and_are_bounded() {
+        let outbox = Outbox::new(Arc::new(MockBackplane::new()), 7);
+        for n in 0..MAX_UNSENT_RELEASES + 100 {
+            let name = n.to_le_bytes().to_vec();
+            let message = outbox.message(Action::Released, Some(&name));
+            outbox.keep(Some(Subject::Lock(name)), message, true);
+        }
+        for n in 0..MAX_UNSENT {
+            let key = n.to_le_bytes().to_vec();
+            let message = outbox.message(Action::Written, Some(&key));
+            outbox.keep(Some(Subject::Key(key)), message, true);
+        }
+        let waiting = outbox.waiting.lock().unwrap();
+        assert_eq!(waiting.releases, MAX_UNSENT_RELEASES, "the excess dropped");
+        assert!(
+            waiting.everything.is_none(),
+            "the keys alone fit: no overflow"
+        );
+        assert_eq!(waiting.subjects.len(), MAX_UNSENT + MAX_UNSENT_RELEASES);
     }
 }

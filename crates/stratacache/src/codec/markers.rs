@@ -66,9 +66,9 @@ impl<S: ByteStore> MarkerStore for StoreMarkers<S> {
             match (there.as_deref()).and_then(|bytes| self.decode(&key, bytes)) {
                 Some(standing) if standing >= at => Ok(()),
                 // Refused, yet older: the store gave up under others' writes (memcached's
-                // compare-and-swap). Failed, so that the marker is sent again.
+                // compare-and-swap). Failed, so that the marker is sent again. Not an outage (the store answers): `Other`, so no breaker counts it.
                 Some(_) => Err(Error::new(
-                    ErrorKind::Unavailable,
+                    ErrorKind::Other,
                     "the tag's marker was changed under each attempt to write it",
                 )),
                 None => self.store.set(&key, marker, ttl).await,

@@ -306,16 +306,8 @@ where
 {
     async fn get(&self, key: &K) -> Result<Option<CacheEntry<V>>, Error> {
         let key = self.key(key)?;
-        let bytes = match self.store.get(&key.text).await {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => return Ok(None),
-            // Bytes the store would not hand over (over this client's size limit): bad
-            // bytes like any, removed so that the next lookup reloads.
-            Err(error) if error.kind() == ErrorKind::Codec => {
-                let _ = self.store.delete(&key.text).await;
-                return Err(error);
-            }
-            Err(error) => return Err(error),
+        let Some(bytes) = self.store.get(&key.text).await? else {
+            return Ok(None);
         };
         self.decode_or_delete(&key, &bytes).await
     }
