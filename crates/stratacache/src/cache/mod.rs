@@ -57,7 +57,10 @@ use crate::telemetry::{CacheStats, TierStats};
 ///   concurrent misses of one key, with no write between them, share one lookup and one
 ///   load, and its result.
 /// - **Across instances** the model holds per instance: another instance's L1 may keep
-///   a replaced value until its TTL (a backplane is what bounds that).
+///   a replaced value until its TTL (a backplane is what bounds that). In a remote tier
+///   shared by instances, a write never replaces an entry produced more than a second
+///   (and less than an hour) after it: one that timed out on a stalled server and ran
+///   when it resumed changes nothing ([`Superseded`](crate::ErrorKind::Superseded)).
 ///
 /// ```
 /// use std::time::Duration;
