@@ -1,8 +1,10 @@
 use std::fmt;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
 use redis::Value;
+use sha1::{Digest, Sha1};
 use stratacache_tier::{ByteStore, Error, ErrorKind};
 
 use crate::config::RedisConfig;
@@ -62,6 +64,37 @@ end
 return 1
 ";
 
+/// One of this module's Lua scripts, sent by its SHA-1 (`EVALSHA`): a write carries 40
+/// bytes of it, not the whole script. A server that does not know it (restarted,
+/// `SCRIPT FLUSH`ed) answers `NOSCRIPT`, and is sent the script itself (`EVAL`), which
+/// it keeps from then on.
+struct Script {
+    code: &'static str,
+    sha: OnceLock<String>,
+}
+
+impl Script {
+    const fn new(code: &'static str) -> Self {
+        Self {
+            code,
+            sha: OnceLock::new(),
+        }
+    }
+
+    /// The script's SHA-1, in hex: what Redis names it by.
+    fn sha(&self) -> &str {
+        self.sha.get_or_init(|| {
+            Sha1::digest(self.code.as_bytes())
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect()
+        })
+    }
+}
+
+static SET_IF_GREATER_SCRIPT: Script = Script::new(SET_IF_GREATER);
+static SET_UNLESS_WITHIN_SCRIPT: Script = Script::new(SET_UNLESS_WITHIN);
+
 /// A Redis [`ByteStore`]: see the [crate docs](crate).
 #[derive(Clone)]
 pub struct RedisStore {
@@ -71,27 +104,43 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// `EVAL` of `script`, one of this module's conditional sets, for `key`: `KEYS[1]`,
-    /// `ARGV[1]` the value, `ARGV[2]` the TTL in ms (empty: none); further arguments
-    /// are the caller's to add.
-    fn conditional_set(
+    /// Runs `script`, one of this module's conditional sets, for `key`: `KEYS[1]`,
+    /// `ARGV[1]` the value, `ARGV[2]` the TTL in ms (empty: none), then `more`. By its
+    /// SHA-1, and by its text when the server does not know it. Whether it stored.
+    async fn conditional_set(
         &self,
-        script: &str,
+        script: &Script,
         key: &str,
         value: &Bytes,
         ttl: Option<Duration>,
-    ) -> redis::Cmd {
-        let mut command = redis::cmd("EVAL");
-        command
-            .arg(script)
-            .arg(1)
-            .arg(self.key(key))
-            .arg(value.as_ref());
-        match ttl {
-            Some(ttl) => command.arg(px(ttl)),
-            None => command.arg(""),
+        more: &[&[u8]],
+    ) -> Result<bool, Error> {
+        let command = |by_text: bool| {
+            let mut command = match by_text {
+                true => redis::cmd("EVAL").arg(script.code).clone(),
+                false => redis::cmd("EVALSHA").arg(script.sha()).clone(),
+            };
+            command.arg(1).arg(self.key(key)).arg(value.as_ref());
+            match ttl {
+                Some(ttl) => command.arg(px(ttl)),
+                None => command.arg(""),
+            };
+            for argument in more {
+                command.arg(*argument);
+            }
+            command
         };
-        command
+        let stored: i64 = match self.connection.query(&command(false), self.limit()).await {
+            Err(error)
+                if error
+                    .source_as::<redis::RedisError>()
+                    .is_some_and(|error| error.code() == Some("NOSCRIPT")) =>
+            {
+                self.connection.query(&command(true), self.limit()).await?
+            }
+            stored => stored?,
+        };
+        Ok(stored == 1)
     }
 
     /// A tier for `config`. Nothing is connected yet: the first command connects, and
@@ -334,9 +383,8 @@ impl ByteStore for RedisStore {
         value: Bytes,
         ttl: Option<Duration>,
     ) -> Result<bool, Error> {
-        let command = self.conditional_set(SET_IF_GREATER, key, &value, ttl);
-        let stored: i64 = self.connection.query(&command, self.limit()).await?;
-        Ok(stored == 1)
+        self.conditional_set(&SET_IF_GREATER_SCRIPT, key, &value, ttl, &[])
+            .await
     }
 
     async fn set_unless_within(
@@ -347,10 +395,8 @@ impl ByteStore for RedisStore {
         after: &[u8],
         up_to: &[u8],
     ) -> Result<bool, Error> {
-        let mut command = self.conditional_set(SET_UNLESS_WITHIN, key, &value, ttl);
-        command.arg(after).arg(up_to);
-        let stored: i64 = self.connection.query(&command, self.limit()).await?;
-        Ok(stored == 1)
+        self.conditional_set(&SET_UNLESS_WITHIN_SCRIPT, key, &value, ttl, &[after, up_to])
+            .await
     }
 
     /// Stores many values, in one pipelined round trip (concurrent commands in a

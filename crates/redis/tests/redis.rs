@@ -765,3 +765,25 @@ async fn a_fill_equal_to_a_large_stored_value_does_not_block_the_server() {
     // MiB kept the server busy past the timeout.
     assert!(!store.set_if_greater("k", large, None).await.unwrap());
 }
+
+#[tokio::test]
+async fn conditional_sets_go_by_their_sha_and_resend_the_script_to_a_server_without_it() {
+    let server = RedisServer::start().unwrap();
+    let store = tier(&server, "scripts");
+    let calls = |command: &str| -> u64 {
+        let stats = server.cli(&["INFO", "commandstats"]).unwrap();
+        stats
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |calls| calls.parse().unwrap())
+    };
+    for n in 1..=3_u8 {
+        assert!(store.set_if_greater("k", Bytes::from(vec![n]), None).await.unwrap());
+    }
+    assert_eq!(calls("eval"), 1, "the script's text went once");
+    assert_eq!(calls("evalsha"), 3, "then by its SHA-1");
+    server.cli(&["SCRIPT", "FLUSH"]).unwrap();
+    assert!(store.set_if_greater("k", Bytes::from_static(&[9]), None).await.unwrap());
+    assert_eq!(calls("eval"), 2, "sent again to a server that lost it");
+}
