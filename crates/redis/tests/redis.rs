@@ -779,11 +779,21 @@ async fn conditional_sets_go_by_their_sha_and_resend_the_script_to_a_server_with
             .map_or(0, |calls| calls.parse().unwrap())
     };
     for n in 1..=3_u8 {
-        assert!(store.set_if_greater("k", Bytes::from(vec![n]), None).await.unwrap());
+        assert!(
+            store
+                .set_if_greater("k", Bytes::from(vec![n]), None)
+                .await
+                .unwrap()
+        );
     }
     assert_eq!(calls("eval"), 1, "the script's text went once");
     assert_eq!(calls("evalsha"), 3, "then by its SHA-1");
     server.cli(&["SCRIPT", "FLUSH"]).unwrap();
-    assert!(store.set_if_greater("k", Bytes::from_static(&[9]), None).await.unwrap());
+    assert!(
+        store
+            .set_if_greater("k", Bytes::from_static(&[9]), None)
+            .await
+            .unwrap()
+    );
     assert_eq!(calls("eval"), 2, "sent again to a server that lost it");
 }
