@@ -32,16 +32,25 @@ pub(crate) enum Pending<V> {
 }
 
 impl<V> Pending<V> {
+    /// When the change was made: its entry's production time, or the removal's.
+    pub(crate) fn made_at(&self) -> SystemTime {
+        match self {
+            Self::Store(entry) => entry.cached_at(),
+            Self::Remove { at } => *at,
+        }
+    }
+
     /// What a lookup answers while this change is contested, given what the tier holds:
     /// what its replay will leave there. The tier's entry if newer than this change, this
     /// change if newer than the tier's entry; nothing when the tier holds nothing (absent,
     /// or removed after this change: which is not known).
     pub(crate) fn against(self, stored: Option<CacheEntry<V>>) -> Option<CacheEntry<V>> {
         let theirs = stored?;
+        let made_at = self.made_at();
         match self {
-            Self::Store(mine) if mine.cached_at() > theirs.cached_at() => Some(mine),
+            Self::Store(mine) if made_at > theirs.cached_at() => Some(mine),
             Self::Store(_) => Some(theirs),
-            Self::Remove { at } => (theirs.cached_at() > at).then_some(theirs),
+            Self::Remove { .. } => (theirs.cached_at() > made_at).then_some(theirs),
         }
     }
 }
@@ -196,10 +205,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Recovery<K, V> {
         let mut pending = self.lock();
         let older = pending
             .get(key)
-            .is_some_and(|waiting| match &waiting.change {
-                Pending::Store(entry) => entry.cached_at() <= than,
-                Pending::Remove { at } => *at <= than,
-            });
+            .is_some_and(|waiting| waiting.change.made_at() <= than);
         if older {
             pending.remove(key);
             self.len.store(pending.len(), Ordering::Release);
@@ -397,10 +403,7 @@ where
     async fn replay_one(&self, depth: usize, key: &K, change: Pending<V>) -> Replayed {
         let level = &self.levels[depth];
         let op = self.telemetry.start(Operation::Recovery);
-        let newer_than = match &change {
-            Pending::Store(entry) => entry.cached_at(),
-            Pending::Remove { at } => *at,
-        };
+        let newer_than = change.made_at();
         match level.get_stored(key).await {
             Ok(Some(theirs)) if theirs.cached_at() > newer_than => return Replayed::Dropped,
             Err(error) if is_outage(error.kind()) => return Replayed::Failed,

@@ -254,11 +254,7 @@ where
             // The tier holds an entry newer than this write: a change waiting for it that
             // is no newer than this write can change nothing there any more either.
             TierWriteResult::Failed(error) if error.kind() == ErrorKind::Superseded => {
-                let made = match change() {
-                    Pending::Store(entry) => entry.cached_at(),
-                    Pending::Remove { at } => at,
-                };
-                recovery.settle_older(key, made);
+                recovery.settle_older(key, change().made_at());
                 TierWriteResult::Failed(error)
             }
             TierWriteResult::Failed(error) => TierWriteResult::Failed(error),

@@ -50,13 +50,7 @@ pub(crate) fn write_head(out: &mut Vec<u8>, head: &Head) {
     if head.ttl.is_some() {
         flags |= HAS_TTL;
     }
-    out.extend_from_slice(MAGIC);
-    out.push(FORMAT_VERSION);
-    let since_epoch = head
-        .cached_at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    out.extend_from_slice(&millis(since_epoch).to_be_bytes());
+    out.extend_from_slice(&order(head.cached_at));
     out.push(flags);
     if let Some(ttl) = head.ttl {
         out.extend_from_slice(&millis(ttl).to_le_bytes());
@@ -107,20 +101,25 @@ const LATE_WRITE_HORIZON: Duration = Duration::from_secs(60 * 60);
 /// entry there produced between the two stands: the write is one sent long ago that
 /// landed late (after a server stalled). Within the first, instances whose clocks
 /// disagree overwrite each other.
-pub(crate) fn late_write_bounds(cached_at: SystemTime) -> ([u8; 11], [u8; 11]) {
-    let head = |ahead: Duration| {
-        let at = cached_at
-            .checked_add(ahead)
-            .unwrap_or(cached_at)
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-        let mut head = [0; 11];
-        head[..2].copy_from_slice(MAGIC);
-        head[2] = FORMAT_VERSION;
-        head[3..].copy_from_slice(&millis(at).to_be_bytes());
-        head
-    };
-    (head(MAX_CLOCK_SKEW), head(LATE_WRITE_HORIZON))
+pub(crate) fn late_write_bounds(cached_at: SystemTime) -> ([u8; ORDER_LEN], [u8; ORDER_LEN]) {
+    let later = |ahead: Duration| order(cached_at.checked_add(ahead).unwrap_or(cached_at));
+    (later(MAX_CLOCK_SKEW), later(LATE_WRITE_HORIZON))
+}
+
+/// How many bytes of a head sort two entries by time: [`order`].
+const ORDER_LEN: usize = MAGIC.len() + 1 + 8;
+
+/// The start of the head of an entry produced at `cached_at`: magic, format, and the
+/// time in ms big-endian, so that heads sort as their times.
+fn order(cached_at: SystemTime) -> [u8; ORDER_LEN] {
+    let since_epoch = cached_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut order = [0; ORDER_LEN];
+    order[..MAGIC.len()].copy_from_slice(MAGIC);
+    order[MAGIC.len()] = FORMAT_VERSION;
+    order[MAGIC.len() + 1..].copy_from_slice(&millis(since_epoch).to_be_bytes());
+    order
 }
 
 fn millis(duration: Duration) -> u64 {
