@@ -101,6 +101,19 @@ impl Generation {
         u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// Marks `when` (one of the times kept as ms after `born`, plus one) as now.
+    fn stamp(&self, when: &AtomicU64) {
+        when.store(self.ms_since_born().saturating_add(1), Ordering::Release);
+    }
+
+    /// How long ago `when` was marked; `None` when it never was (or was cleared).
+    fn age(&self, when: &AtomicU64) -> Option<Duration> {
+        let at = when.load(Ordering::Acquire).checked_sub(1)?;
+        Some(Duration::from_millis(
+            self.ms_since_born().saturating_sub(at),
+        ))
+    }
+
     fn trusted(&self) -> bool {
         self.distrusted.load(Ordering::Acquire) == self.moved_for.load(Ordering::Acquire)
     }
@@ -108,15 +121,8 @@ impl Generation {
     /// The known generation, if one was read and the server is trusted, and how long
     /// ago it was read.
     fn known(&self) -> Option<(u64, Duration)> {
-        let read_at = self.read_at.load(Ordering::Acquire);
-        if read_at == 0 || !self.trusted() {
-            return None;
-        }
-        let age = self.ms_since_born().saturating_sub(read_at - 1);
-        Some((
-            self.known.load(Ordering::Acquire),
-            Duration::from_millis(age),
-        ))
+        let age = self.age(&self.read_at).filter(|_| self.trusted())?;
+        Some((self.known.load(Ordering::Acquire), age))
     }
 
     /// The known generation when it was read less than `refresh` ago, with no
@@ -171,8 +177,7 @@ impl Generation {
             Ok(generation) => {
                 self.known.store(*generation, Ordering::Release);
                 self.ended_when_read.store(ended, Ordering::Release);
-                self.read_at
-                    .store(self.ms_since_born().saturating_add(1), Ordering::Release);
+                self.stamp(&self.read_at);
                 state.failure = None;
                 self.failed_at.store(0, Ordering::Release);
                 if question.delta > 0 {
@@ -187,8 +192,7 @@ impl Generation {
                 // restarting: its new generation must be read as soon as it is up).
                 if error.kind() == ErrorKind::Timeout && question.delta == 0 {
                     self.failed_when_failed.store(failed, Ordering::Release);
-                    self.failed_at
-                        .store(self.ms_since_born().saturating_add(1), Ordering::Release);
+                    self.stamp(&self.failed_at);
                 } else {
                     self.failed_at.store(0, Ordering::Release);
                 }
@@ -202,18 +206,14 @@ impl Generation {
     /// generation is known to fall back on: it is not asked again until then (a stalled
     /// server would otherwise cost every call a second timeout).
     pub(crate) fn failed_within(&self, pause: Duration, failed: u64) -> Option<Error> {
-        let failed_at = self.failed_at.load(Ordering::Acquire);
+        let age = self.age(&self.failed_at)?;
         // A distrusted server is asked (its generation moved) before it is used at all;
         // one never read has nothing to fall back on; one whose connection ended since
         // may have restarted, with a new generation.
-        if failed_at == 0
+        if age >= pause
             || self.known().is_none()
             || self.failed_when_failed.load(Ordering::Acquire) != failed
         {
-            return None;
-        }
-        let age = self.ms_since_born().saturating_sub(failed_at - 1);
-        if u128::from(age) >= pause.as_millis() {
             return None;
         }
         self.state().failure.clone()

@@ -141,20 +141,21 @@ impl MemcachedStore {
     async fn renew_generation(&self, index: usize, key: &str, now_ms: u128) -> Result<(), Error> {
         let mut request = Vec::new();
         protocol::get_with_cas(&mut request, key);
-        let cas = match self.exchange(index, request, 1).await?.pop() {
+        let cas = match self.one_reply(index, request).await? {
             // Still not a number: replaced if nobody changes it first.
-            Some(Reply::ValueAndCas(bytes, cas)) if parse_generation(&bytes).is_none() => cas,
+            Reply::ValueAndCas(bytes, cas) if parse_generation(&bytes).is_none() => cas,
             // Over this client's limit, so no number either: its token alone is asked.
-            Some(Reply::TooLarge(_)) => {
+            Reply::TooLarge(_) => {
                 let mut request = Vec::new();
                 protocol::get_cas(&mut request, key);
-                match self.one(index, request).await? {
-                    Reply::Done(flags) => match cas_flag(&flags) {
-                        Some(cas) => cas,
-                        None => return Ok(()),
-                    },
-                    _ => return Ok(()),
-                }
+                let token = match self.one(index, request).await? {
+                    Reply::Done(flags) => protocol::flag(flags.split(' '), 'c'),
+                    _ => None,
+                };
+                let Some(cas) = token else {
+                    return Ok(());
+                };
+                cas
             }
             // Gone, or already renewed by another client: asked again.
             _ => return Ok(()),
@@ -179,14 +180,6 @@ impl MemcachedStore {
         }
         Ok(())
     }
-}
-
-/// The compare-and-swap token in a reply's flags (`c<token>`).
-fn cas_flag(flags: &str) -> Option<u64> {
-    flags
-        .split(' ')
-        .find_map(|flag| flag.strip_prefix('c'))
-        .and_then(|cas| cas.parse().ok())
 }
 
 /// A generation as memcached holds it: a decimal number.

@@ -160,6 +160,14 @@ impl Reply {
     }
 }
 
+/// The number a reply's flag `letter` carries (`c` the compare-and-swap token, `t` the
+/// TTL), among its `flags`.
+pub(crate) fn flag<'a>(flags: impl IntoIterator<Item = &'a str>, letter: char) -> Option<u64> {
+    flags
+        .into_iter()
+        .find_map(|flag| flag.strip_prefix(letter)?.parse().ok())
+}
+
 /// Reads one reply, accepting values up to `max_value` bytes.
 pub(crate) async fn read_reply<R: AsyncBufRead + Unpin>(
     reader: &mut R,
@@ -204,7 +212,7 @@ pub(crate) async fn read_reply<R: AsyncBufRead + Unpin>(
             data.truncate(len);
             let data = Bytes::from(data);
             // The flags the request asked for: a `c` one carries the item's token.
-            let cas = words.find_map(|flag| flag.strip_prefix('c')?.parse().ok());
+            let cas = flag(words, 'c');
             Ok(match cas {
                 Some(cas) => Reply::ValueAndCas(data, cas),
                 None => Reply::Value(data),

@@ -112,7 +112,7 @@ impl MemcachedStore {
 
     /// Sends `request` to server `index` and reads `replies` replies, within the command
     /// timeout, keeping the server's health.
-    pub(crate) async fn exchange(
+    async fn exchange(
         &self,
         index: usize,
         request: Vec<u8>,
@@ -143,13 +143,20 @@ impl MemcachedStore {
         result
     }
 
-    /// Sends one command to server `index` and reads its reply.
+    /// Sends one command to server `index` and reads its reply; a reply that is a
+    /// failure (an error line, a value over the limit) is an error.
     pub(crate) async fn one(&self, index: usize, request: Vec<u8>) -> Result<Reply, Error> {
+        self.one_reply(index, request)
+            .await
+            .and_then(Reply::into_result)
+    }
+
+    /// [`one`](Self::one), its reply as it came: the caller tells failures apart.
+    pub(crate) async fn one_reply(&self, index: usize, request: Vec<u8>) -> Result<Reply, Error> {
         let mut replies = self.exchange(index, request, 1).await?;
         replies
             .pop()
             .ok_or_else(|| Error::new(ErrorKind::Other, "memcached sent no reply"))
-            .and_then(Reply::into_result)
     }
 
     /// The time-to-live memcached holds for `key`; `None` when missing or unlimited.
@@ -162,11 +169,7 @@ impl MemcachedStore {
         let mut request = Vec::new();
         protocol::get_ttl(&mut request, full);
         Ok(match self.one(index, request).await? {
-            Reply::Done(flags) => flags
-                .split(' ')
-                .find_map(|flag| flag.strip_prefix('t'))
-                .and_then(|ttl| ttl.parse::<u64>().ok())
-                .map(Duration::from_secs),
+            Reply::Done(flags) => protocol::flag(flags.split(' '), 't').map(Duration::from_secs),
             _ => None,
         })
     }
@@ -218,11 +221,10 @@ impl MemcachedStore {
         for _ in 0..CAS_ATTEMPTS {
             let mut request = Vec::with_capacity(key.len() + 64);
             protocol::get_with_cas(&mut request, full);
-            let request = match self.exchange(index, request, 1).await?.pop() {
+            let request = match self.one_reply(index, request).await? {
                 // Over this client's limit: not this cache's to compare with.
-                Some(Reply::TooLarge(_)) => return Ok(Swap::Unreadable),
-                Some(reply) => reply.into_result()?,
-                None => return Err(Error::new(ErrorKind::Other, "memcached sent no reply")),
+                Reply::TooLarge(_) => return Ok(Swap::Unreadable),
+                reply => reply.into_result()?,
             };
             let request = match request {
                 Reply::ValueAndCas(current, _) if stands(&current) => return Ok(Swap::Stands),
