@@ -37,6 +37,10 @@ pub(crate) struct Inner<K, V> {
     /// (moka checks the deadline it was handed at insertion on every read), so the hit
     /// path skips a second clock read there. Any other clock is always consulted.
     pub(crate) l1_judges_expiry: bool,
+    /// Whether L1 is a memory tier that never returns an entry past its deadline (see
+    /// `l1_judges_expiry`): its untagged hits take the quiet hit path (see
+    /// `Inner::quiet_look`).
+    pub(crate) quiet_hits: bool,
     pub(crate) coalescer: Option<Coalescer<K, V>>,
     /// What `get` loads through on a miss, when set.
     pub(crate) loader: Option<DynLoader<K, V>>,

@@ -54,6 +54,14 @@ pub(crate) enum Look<V> {
     Failed(Error),
 }
 
+/// What the quiet look at L1 found (see [`Inner::quiet_look`]).
+pub(crate) enum QuietLook<V> {
+    /// A plain hit, counted.
+    Hit(V),
+    /// What L1 holds, for [`Inner::judge_first`] to judge and report.
+    Found(Option<CacheEntry<V>>),
+}
+
 /// What a walk down the tiers found.
 pub(crate) struct Walked<V> {
     /// A live entry, with the level it was found at.
@@ -78,9 +86,68 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
+    /// The hit path when no one listens to the operation (no handler, no subscriber
+    /// at `DEBUG`) and the cache has [`quiet_hits`](Inner::quiet_hits): an untagged
+    /// live hit in L1 is counted, its refresh started if due, and answered before an
+    /// operation is set up. Anything else is left to [`judge_first`](Self::judge_first).
+    #[inline]
+    pub(crate) fn quiet_look<Q>(self: &Arc<Self>, key: &Q) -> QuietLook<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let l1 = &self.levels[0];
+        let Some(entry) = l1.memory().and_then(|memory| memory.lookup(key)) else {
+            return QuietLook::Found(None);
+        };
+        if !entry.tags().is_empty() {
+            return QuietLook::Found(Some(entry));
+        }
+        if self.refresher.is_some() {
+            // L1 drops entries at their deadline; by this clock, one may have just passed.
+            let now = self.clock.recent();
+            let Some(age) = entry.live_age(now) else {
+                return QuietLook::Found(Some(entry));
+            };
+            self.refresh_if_due(key, &entry, Some(age), now);
+        }
+        self.telemetry.quiet_hit(&l1.counters);
+        QuietLook::Hit(entry.into_value())
+    }
+
+    /// Whether L1's `entry` is served as it is: no tag, no refresh, and an entry that
+    /// never expires or an engine that drops it at its deadline (nothing to judge by the
+    /// clock).
+    #[inline]
+    fn is_plain_hit(&self, entry: &CacheEntry<V>) -> bool {
+        let timeless = !self.l1_judges_expiry || entry.ttl().is_none();
+        entry.tags().is_empty() && self.refresher.is_none() && timeless
+    }
+
     /// The hit path: an L1 lookup that neither allocates nor awaits.
     #[inline]
     pub(crate) fn first_look<Q>(self: &Arc<Self>, key: &Q, op: &Op) -> FirstLook<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let Some(memory) = self.levels[0].memory() else {
+            return FirstLook::Deferred;
+        };
+        let stopwatch = op.stopwatch();
+        let found = memory.lookup(key);
+        self.judge_first(key, found, op, stopwatch)
+    }
+
+    /// Judges what L1 held for `key` (`found`, looked up since `stopwatch` started) at
+    /// the first look, and reports it.
+    pub(crate) fn judge_first<Q>(
+        self: &Arc<Self>,
+        key: &Q,
+        found: Option<CacheEntry<V>>,
+        op: &Op,
+        stopwatch: Option<Instant>,
+    ) -> FirstLook<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
@@ -89,19 +156,15 @@ where
         let Some(memory) = l1.memory() else {
             return FirstLook::Deferred;
         };
-        let stopwatch = op.stopwatch();
-        let Some(entry) = memory.lookup(key) else {
+        let Some(entry) = found else {
             self.report(op, l1, TierOutcome::Miss, stopwatch);
             return FirstLook::Miss;
         };
-        let tagged = !entry.tags().is_empty();
-        // Nothing to judge by the clock: no tag, no refresh, and an entry that never
-        // expires or an engine that drops it at its deadline.
-        let timeless = !self.l1_judges_expiry || entry.ttl().is_none();
-        if !tagged && self.refresher.is_none() && timeless {
+        if self.is_plain_hit(&entry) {
             self.report(op, l1, TierOutcome::Hit, stopwatch);
             return FirstLook::Hit(entry.into_value());
         }
+        let tagged = !entry.tags().is_empty();
         // Judged on every hit: the recent time (within a millisecond) spares a system call.
         let now = self.clock.recent();
         if tagged {

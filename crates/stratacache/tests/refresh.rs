@@ -1,10 +1,10 @@
 //! Time-to-refresh, driven by a frozen clock and a test-owned spawner.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use stratacache::{
-    Cache, CacheEntry, ErrorKind, Fallback, FrozenClock, RefreshTask, TimeToRefresh,
+    Cache, CacheEntry, ErrorKind, Fallback, FrozenClock, MemoryTier, RefreshTask, TimeToRefresh,
 };
 use stratacache_tier::CacheTier;
 use stratacache_tier::mock::{MockTier, TierOp};
@@ -80,6 +80,45 @@ async fn stale_hit_is_served_at_once_and_refreshed_once() {
     clock.advance(SEC);
     cache.get(&1).await.unwrap();
     assert_eq!(queue.len(), 1);
+}
+
+/// On the system clock a moka L1 drops entries at their deadline, so its hits take the
+/// quiet path (no operation set up); a hit due for a refresh must still start one. The
+/// entries' ages are planted in L1, not waited for.
+#[tokio::test]
+async fn on_the_system_clock_a_quiet_hit_due_for_a_refresh_starts_one() {
+    let (l1, l2, queue) = (MemoryTier::new(100), MockTier::new(), Queue::default());
+    let cache: Cache<u32, String> = Cache::builder()
+        .tier(l1.clone())
+        .ttl(60 * SEC)
+        .time_to_refresh(queue.refresh())
+        .fallback(Fallback::tier(l2.clone()))
+        .build()
+        .unwrap();
+    let now = SystemTime::now();
+    let planted =
+        |value: &str, age: Duration| CacheEntry::new(value.to_owned(), now - age, Some(60 * SEC));
+    l1.store(1, planted("young", 5 * SEC), Some(55 * SEC));
+    l1.store(2, planted("due", 20 * SEC), Some(40 * SEC));
+
+    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("young"));
+    assert_eq!(queue.len(), 0, "younger than its time-to-refresh");
+    for _ in 0..3 {
+        assert_eq!(cache.get(&2).await.unwrap().as_deref(), Some("due"));
+    }
+    assert_eq!(queue.len(), 1, "three hits due for a refresh start one");
+    assert_eq!(cache.stats().refreshes_started, 1);
+    assert_eq!(cache.stats().tiers[0].hits, 4, "every quiet hit is counted");
+
+    l2.insert(
+        2,
+        CacheEntry::new("new".into(), SystemTime::now(), None),
+        None,
+    )
+    .await
+    .unwrap();
+    queue.run().await;
+    assert_eq!(cache.get(&2).await.unwrap().as_deref(), Some("new"));
 }
 
 #[tokio::test]

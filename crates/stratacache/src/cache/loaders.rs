@@ -55,7 +55,7 @@ where
                 Operation::GetOrInsert,
                 key,
                 Some(move || found(loader)),
-                Options::DEFAULT,
+                &Options::DEFAULT,
             )
             .await?;
         loaded.ok_or_else(|| Error::new(ErrorKind::Other, "an infallible loader produced no value"))
@@ -99,7 +99,7 @@ where
                 Operation::TryGetOrInsert,
                 key,
                 Some(move || found_or_failed(loader)),
-                Options::DEFAULT,
+                &Options::DEFAULT,
             )
             .await?;
         loaded.ok_or_else(|| Error::new(ErrorKind::Other, "a successful loader produced no value"))
@@ -142,7 +142,7 @@ where
             Operation::OptionallyGetOrInsert,
             key,
             Some(move || maybe_found(loader)),
-            Options::DEFAULT,
+            &Options::DEFAULT,
         )
         .await
     }

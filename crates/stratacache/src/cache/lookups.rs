@@ -15,7 +15,14 @@ use crate::erased::BoxFuture;
 use crate::loader::{DynLoader, Loaded};
 use crate::options::Options;
 use crate::telemetry::{Op, Operation, OperationOutcome};
-use crate::walk::{FirstLook, Walk};
+use crate::walk::{FirstLook, QuietLook, Walk};
+
+/// How the first poll of a lookup went past the quiet hit: answered at once, or a miss
+/// path to await.
+enum Begun<'a, V> {
+    Answered(Result<Option<V>, Error>),
+    Pending(BoxFuture<'a, Result<Option<V>, Error>>),
+}
 
 impl<K, V> Cache<K, V>
 where
@@ -56,7 +63,7 @@ where
             .loader
             .as_ref()
             .map(|load| move || self.load_through(load, key, Options::DEFAULT));
-        self.hit_or_fetch(Operation::Get, key, load, Options::DEFAULT)
+        self.hit_or_fetch(Operation::Get, key, load, &Options::DEFAULT)
     }
 
     /// A load through the cache's own loader: one that can outlive its caller when a
@@ -92,7 +99,7 @@ where
         operation: Operation,
         key: &'a Q,
         loader: Option<F>,
-        options: Options,
+        options: &'a Options,
     ) -> impl Future<Output = Result<Option<V>, Error>> + Send + 'a
     where
         K: Borrow<Q>,
@@ -107,40 +114,38 @@ where
                 return miss.as_mut().poll(context);
             }
             let inner = &self.inner;
-            let mut op = inner.telemetry.start(operation);
-            op.fail_safe = options.takes_stale();
-            op.skips = options.skips();
-            let from = if options.reads_l1() {
-                let look = inner.first_look(key, &op);
-                if let FirstLook::Hit(value) = look {
-                    inner.telemetry.finish(&op, OperationOutcome::Hit);
-                    return Poll::Ready(Ok(Some(value)));
+            // Most hits end here: counted, and answered before an operation is set up.
+            let quiet = inner.quiet_hits && options.reads_l1() && !inner.telemetry.listening();
+            let found = match quiet.then(|| inner.quiet_look(key)) {
+                Some(QuietLook::Hit(value)) => return Poll::Ready(Ok(Some(value))),
+                Some(QuietLook::Found(found)) => Some(found),
+                None => None,
+            };
+            match self.begin(operation, key, found, options, loader.take()) {
+                Begun::Answered(answer) => Poll::Ready(answer),
+                Begun::Pending(mut pending) => {
+                    let poll = pending.as_mut().poll(context);
+                    miss = Some(pending);
+                    poll
                 }
-                look.next_level()
-            } else {
-                1
-            };
-            let Some(mut pending) = self.miss_path(key, op, from, options, loader.take()) else {
-                return Poll::Ready(Ok(None));
-            };
-            let poll = pending.as_mut().poll(context);
-            miss = Some(pending);
-            poll
+            }
         })
     }
 
-    /// The miss path of [`hit_or_fetch`](Self::hit_or_fetch), from level `from`: `None`
-    /// when there is nothing left to read and nothing to load (a miss, reported, without
-    /// allocating); else its future, boxed.
+    /// The rest of [`hit_or_fetch`](Self::hit_or_fetch)'s first poll, out of line so
+    /// that the quiet hit stays small: sets up the operation, judges and reports what
+    /// L1 holds (`found` by the quiet look if it looked, else looked up here), and
+    /// starts the miss path from where L1 left off, unless nothing is left to read or
+    /// load (a miss, reported, without allocating).
     #[inline(never)]
-    fn miss_path<'a, Q, F, Fut>(
+    fn begin<'a, Q, F, Fut>(
         &'a self,
+        operation: Operation,
         key: &'a Q,
-        op: Op,
-        from: usize,
-        options: Options,
+        found: Option<Option<CacheEntry<V>>>,
+        options: &Options,
         loader: Option<F>,
-    ) -> Option<BoxFuture<'a, Result<Option<V>, Error>>>
+    ) -> Begun<'a, V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + Sync + ?Sized,
@@ -148,13 +153,29 @@ where
         Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send + 'a,
     {
         let inner = &self.inner;
+        let mut op = inner.telemetry.start(operation);
+        op.fail_safe = options.takes_stale();
+        op.skips = options.skips();
+        let from = if options.reads_l1() {
+            let look = match found {
+                Some(found) => inner.judge_first(key, found, &op, None),
+                None => inner.first_look(key, &op),
+            };
+            if let FirstLook::Hit(value) = look {
+                inner.telemetry.finish(&op, OperationOutcome::Hit);
+                return Begun::Answered(Ok(Some(value)));
+            }
+            look.next_level()
+        } else {
+            1
+        };
         let levels = options.levels(inner.levels.len());
         if from >= levels.end && loader.is_none() {
             inner.telemetry.finish(&op, OperationOutcome::Miss);
-            return None;
+            return Begun::Answered(Ok(None));
         }
         let finish = move |op: Op, fetched| self.finish(&op, fetched);
-        Some(inner.fetch(key.to_owned(), (levels, from), loader, op, finish))
+        Begun::Pending(inner.fetch(key.to_owned(), (levels, from), loader, op, finish))
     }
 
     /// Ends an operation of the `get` and loader family from what the miss path found.

@@ -117,12 +117,17 @@ impl Telemetry {
         }
     }
 
+    /// Whether someone listens to operations now (a handler, or a subscriber at
+    /// `DEBUG`): only then are they timed and emitted.
+    #[inline]
+    pub(crate) fn listening(&self) -> bool {
+        self.counting && (self.handler.is_some() || tracing::enabled!(target: TARGET, Level::DEBUG))
+    }
+
     /// Begins an operation.
     #[inline]
     pub(crate) fn start(&self, operation: Operation) -> Op {
-        let listening = self.counting
-            && (self.handler.is_some() || tracing::enabled!(target: TARGET, Level::DEBUG));
-        if listening {
+        if self.listening() {
             Op {
                 operation,
                 request_id: self.next_request.fetch_add(1, Ordering::Relaxed),
@@ -150,6 +155,15 @@ impl Telemetry {
     pub(crate) fn count(&self, counter: CacheCounter) {
         if self.counting {
             self.counters.bump(counter as usize);
+        }
+    }
+
+    /// Counts a hit at a tier, for an operation no one listens to (see
+    /// [`listening`](Self::listening)).
+    #[inline]
+    pub(crate) fn quiet_hit(&self, counters: &TierCounters) {
+        if self.counting {
+            counters.bump(TierCounter::Hits as usize);
         }
     }
 
