@@ -20,11 +20,12 @@ use stratacache_tier::{Error, ErrorKind};
 use tokio::sync::oneshot;
 
 use crate::coalesce::{Coalescer, Fetched, Flight, flight_key, panicked};
+use crate::first_look::FirstLook;
 use crate::generation::Ticket;
 use crate::inner::Inner;
 use crate::loader::Loaded;
 use crate::telemetry::{CacheCounter, Op, Operation, TierOutcome};
-use crate::walk::{FirstLook, Look};
+use crate::walk::Look;
 
 /// A key of the batch still to be found: its index among the batch's keys, and the
 /// ticket taken before any tier below L1 was read for it.

@@ -90,6 +90,7 @@ mod distributed_lock;
 mod erased;
 mod fail_safe;
 mod fallback;
+mod first_look;
 mod flag;
 mod generation;
 mod inner;

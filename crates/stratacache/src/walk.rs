@@ -21,26 +21,6 @@ use crate::tags::Verdict;
 use crate::telemetry::{CacheCounter, Op, TierOutcome};
 use crate::timeouts::Overdue;
 
-/// What the synchronous look at L1 found.
-pub(crate) enum FirstLook<V> {
-    Hit(V),
-    /// Nothing usable in L1 (missing or expired, and already counted): go on from L2.
-    Miss,
-    /// L1 cannot answer without awaiting, or holds a stale entry fail-safe may need:
-    /// take the async path from L1.
-    Deferred,
-}
-
-impl<V> FirstLook<V> {
-    /// The level the miss path starts at.
-    pub(crate) fn next_level(&self) -> usize {
-        match self {
-            Self::Hit(_) | Self::Miss => 1,
-            Self::Deferred => 0,
-        }
-    }
-}
-
 /// What one tier holds for a key, as the cache's clock judges it.
 pub(crate) enum Look<V> {
     /// A live entry. Its hit is not reported yet: what it counts as is the caller's call.
@@ -52,14 +32,6 @@ pub(crate) enum Look<V> {
     Absent,
     /// The tier failed (reported).
     Failed(Error),
-}
-
-/// What the quiet look at L1 found (see [`Inner::quiet_look`]).
-pub(crate) enum QuietLook<V> {
-    /// A plain hit, counted.
-    Hit(V),
-    /// What L1 holds, for [`Inner::judge_first`] to judge and report.
-    Found(Option<CacheEntry<V>>),
 }
 
 /// What a walk down the tiers found.
@@ -86,138 +58,6 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// The hit path when no one listens to the operation (no handler, no subscriber
-    /// at `DEBUG`) and the cache has [`quiet_hits`](Inner::quiet_hits): an untagged
-    /// live hit in L1 is counted, its refresh started if due, and answered before an
-    /// operation is set up. Anything else is left to [`judge_first`](Self::judge_first).
-    #[inline]
-    pub(crate) fn quiet_look<Q>(self: &Arc<Self>, key: &Q) -> QuietLook<V>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
-    {
-        let l1 = &self.levels[0];
-        let Some(entry) = l1.memory().and_then(|memory| memory.lookup(key)) else {
-            return QuietLook::Found(None);
-        };
-        if !entry.tags().is_empty() {
-            return QuietLook::Found(Some(entry));
-        }
-        if self.refresher.is_some() {
-            // L1 drops entries at their deadline; by this clock, one may have just passed.
-            let now = self.clock.recent();
-            let Some(age) = entry.live_age(now) else {
-                return QuietLook::Found(Some(entry));
-            };
-            self.refresh_if_due(key, &entry, Some(age), now);
-        }
-        self.telemetry.quiet_hit(&l1.counters);
-        QuietLook::Hit(entry.into_value())
-    }
-
-    /// Whether L1's `entry` is served as it is: no tag, no refresh, and an entry that
-    /// never expires or an engine that drops it at its deadline (nothing to judge by the
-    /// clock).
-    #[inline]
-    fn is_plain_hit(&self, entry: &CacheEntry<V>) -> bool {
-        let timeless = !self.l1_judges_expiry || entry.ttl().is_none();
-        entry.tags().is_empty() && self.refresher.is_none() && timeless
-    }
-
-    /// The hit path: an L1 lookup that neither allocates nor awaits.
-    #[inline]
-    pub(crate) fn first_look<Q>(self: &Arc<Self>, key: &Q, op: &Op) -> FirstLook<V>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
-    {
-        let Some(memory) = self.levels[0].memory() else {
-            return FirstLook::Deferred;
-        };
-        let stopwatch = op.stopwatch();
-        let found = memory.lookup(key);
-        self.judge_first(key, found, op, stopwatch)
-    }
-
-    /// Judges what L1 held for `key` (`found`, looked up since `stopwatch` started) at
-    /// the first look, and reports it.
-    pub(crate) fn judge_first<Q>(
-        self: &Arc<Self>,
-        key: &Q,
-        found: Option<CacheEntry<V>>,
-        op: &Op,
-        stopwatch: Option<Instant>,
-    ) -> FirstLook<V>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
-    {
-        let l1 = &self.levels[0];
-        let Some(memory) = l1.memory() else {
-            return FirstLook::Deferred;
-        };
-        let Some(entry) = found else {
-            self.report(op, l1, TierOutcome::Miss, stopwatch);
-            return FirstLook::Miss;
-        };
-        if self.is_plain_hit(&entry) {
-            self.report(op, l1, TierOutcome::Hit, stopwatch);
-            return FirstLook::Hit(entry.into_value());
-        }
-        let tagged = !entry.tags().is_empty();
-        // Judged on every hit: the recent time (within a millisecond) spares a system call.
-        let now = self.clock.recent();
-        if tagged {
-            match self.tags.verdict(&entry, now) {
-                Verdict::Valid => {}
-                // A marker must be read first: the async path does.
-                Verdict::Unknown => return FirstLook::Deferred,
-                Verdict::Invalid => {
-                    self.report(op, l1, TierOutcome::Expired, stopwatch);
-                    self.drop_invalidated(key, now);
-                    return FirstLook::Miss;
-                }
-            }
-        }
-        // The entry's age, if judging expiry needed it. An entry without a TTL never
-        // expires, and its age matters only to a refresh (the S3-FIFO engine judges
-        // every hit): not computed for nothing.
-        let known_age = if entry.ttl().is_some() {
-            let Some(age) = entry.live_age(now) else {
-                if self.may_serve_stale(&entry, now, op) {
-                    // Kept for fail-safe: the miss path reads it again and keeps it at hand.
-                    return FirstLook::Deferred;
-                }
-                self.report(op, l1, TierOutcome::Expired, stopwatch);
-                // Reclaim now rather than waiting for moka's timer wheel, unless a fresh
-                // value was stored since the lookup, or fail-safe keeps it for others.
-                memory.remove_if(key, |found| self.reclaims(found, now));
-                return FirstLook::Miss;
-            };
-            Some(age)
-        } else {
-            None
-        };
-        self.report(op, l1, TierOutcome::Hit, stopwatch);
-        self.refresh_if_due(key, &entry, known_age, now);
-        FirstLook::Hit(entry.into_value())
-    }
-
-    /// L1's value for `key` if it holds a live one now, judged strictly (a tag whose
-    /// marker must be read first counts as not live), reporting nothing: a second look
-    /// for a caller whose first look already counted.
-    pub(crate) fn live_in_l1(&self, key: &K) -> Option<V> {
-        let memory = self.levels[0].memory()?;
-        // Usually absent (the caller has just missed): asked first without a copy.
-        if !memory.contains_key(key) {
-            return None;
-        }
-        let entry = memory.lookup(key)?;
-        let now = self.clock.recent();
-        let live = !entry.is_expired(now) && self.tags.verdict(&entry, now) == Verdict::Valid;
-        live.then(|| entry.into_value())
-    }
-
     /// Reads one tier and judges what it holds with the cache's clock.
     ///
     /// An expired entry in a memory tier is reclaimed at once; one in a remote tier is
@@ -267,7 +107,7 @@ where
     }
 
     /// Drops L1's copy of `key` if a tag invalidated it by `now`.
-    fn drop_invalidated<Q>(&self, key: &Q, now: SystemTime)
+    pub(crate) fn drop_invalidated<Q>(&self, key: &Q, now: SystemTime)
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,

@@ -1,4 +1,6 @@
-//! Time-to-refresh, driven by a frozen clock and a test-owned spawner.
+//! Time-to-refresh, driven by a frozen clock and a test-owned spawner (one test is on
+//! the system clock, the only one whose hits take the quiet path: it plants entries of
+//! known ages rather than waiting).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};

@@ -195,7 +195,6 @@ where
         let l1_judges_expiry = !clock.is_system()
             || levels[0].memory().is_none_or(|l1| !l1.expires_entries())
             || self.fail_safe.is_some();
-        let quiet_hits = levels[0].memory().is_some() && !l1_judges_expiry;
         // A lone memory L1 changes atomically; anything else is serialized per key.
         let needs_key_locks = levels.len() > 1 || levels[0].memory().is_none();
         let inner = |me: &std::sync::Weak<Inner<K, V>>| Inner {
@@ -207,7 +206,6 @@ where
             key_locks: needs_key_locks.then(KeyLocks::new),
             telemetry,
             l1_judges_expiry,
-            quiet_hits,
             coalescer: self.stampede_protection.then(Coalescer::new),
             loader: self.loader,
             not_found,

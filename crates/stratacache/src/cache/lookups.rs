@@ -12,10 +12,11 @@ use stratacache_tier::{CacheEntry, Error};
 use super::Cache;
 use crate::coalesce::Fetched;
 use crate::erased::BoxFuture;
+use crate::first_look::{FirstLook, QuietLook};
 use crate::loader::{DynLoader, Loaded};
 use crate::options::Options;
 use crate::telemetry::{Op, Operation, OperationOutcome};
-use crate::walk::{FirstLook, QuietLook, Walk};
+use crate::walk::Walk;
 
 /// How the first poll of a lookup went past the quiet hit: answered at once, or a miss
 /// path to await.
@@ -115,7 +116,8 @@ where
             }
             let inner = &self.inner;
             // Most hits end here: counted, and answered before an operation is set up.
-            let quiet = inner.quiet_hits && options.reads_l1() && !inner.telemetry.listening();
+            let quiet =
+                !inner.l1_judges_expiry && options.reads_l1() && !inner.telemetry.listening();
             let found = match quiet.then(|| inner.quiet_look(key)) {
                 Some(QuietLook::Hit(value)) => return Poll::Ready(Ok(Some(value))),
                 Some(QuietLook::Found(found)) => Some(found),
