@@ -88,8 +88,10 @@ impl RedisConfig {
         self
     }
 
-    /// The prefix of every key (`namespace:`): `clear` removes this namespace only.
-    /// Give each cache its own.
+    /// The prefix of every key (`namespace:`): `clear` removes the keys under it. Give
+    /// each cache its own, and let no namespace extend another's prefix: the keys of
+    /// `users:v2` start with `users:`, so clearing `users` removes them too (use
+    /// `users-v2`).
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
         self
