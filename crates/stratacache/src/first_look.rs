@@ -48,12 +48,11 @@ where
     V: Clone + Send + Sync + 'static,
 {
     /// The hit path when no one listens to the operation (no handler, no subscriber
-    /// at `DEBUG`) and L1 judges no expiry (see
-    /// [`l1_judges_expiry`](Inner::l1_judges_expiry)): an untagged live hit in L1 is
-    /// counted, its refresh started if due, and answered before an operation is set
-    /// up. Anything else is left to [`judge_first`](Self::judge_first).
+    /// at `DEBUG`): an untagged live hit in a memory L1 is counted, its refresh started
+    /// if due, and answered before an operation is set up. Anything else L1 holds is
+    /// left to [`judge_first`](Self::judge_first); `None` when L1 is not a memory tier.
     #[inline]
-    pub(crate) fn quiet_look<Q>(self: &Arc<Self>, key: &Q) -> QuietLook<V>
+    pub(crate) fn quiet_look<Q>(self: &Arc<Self>, key: &Q) -> Option<QuietLook<V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
@@ -61,23 +60,24 @@ where
         // Level 0 reports nothing else on a hit: it has no recovery queue (remote tiers
         // only) and never keeps the tags' markers (a fallback does).
         let l1 = &self.levels[0];
-        let Some(entry) = l1.memory().and_then(|memory| memory.lookup(key)) else {
-            return QuietLook::Found(None);
+        let Some(entry) = l1.memory()?.lookup(key) else {
+            return Some(QuietLook::Found(None));
         };
         if !entry.tags().is_empty() {
-            return QuietLook::Found(Some(entry));
+            return Some(QuietLook::Found(Some(entry)));
         }
-        if self.refresher.is_some() {
-            // moka drops entries at the deadline it was handed, by its own clock; by this
-            // one, an entry's may have just passed.
+        // Judged by the clock when L1 may return an entry past its TTL (see
+        // `l1_judges_expiry`), or a refresh needs its age. moka drops entries at the
+        // deadline it was handed, by its own clock; by this one, it may just have passed.
+        if (self.l1_judges_expiry && entry.ttl().is_some()) || self.refresher.is_some() {
             let now = self.clock.recent();
             let Some(age) = entry.live_age(now) else {
-                return QuietLook::Found(Some(entry));
+                return Some(QuietLook::Found(Some(entry)));
             };
             self.refresh_if_due(key, &entry, Some(age), now);
         }
         self.telemetry.quiet_hit(&l1.counters);
-        QuietLook::Hit(entry.into_value())
+        Some(QuietLook::Hit(entry.into_value()))
     }
 
     /// Whether L1's `entry` is served as it is: no tag, no refresh, and an entry that

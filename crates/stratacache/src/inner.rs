@@ -35,8 +35,7 @@ pub(crate) struct Inner<K, V> {
     /// Whether an L1 hit must be checked against the clock. A memory L1 on the system
     /// clock, in a cache on the system clock, never returns an entry past its deadline
     /// (moka checks the deadline it was handed at insertion on every read), so the hit
-    /// path skips a second clock read there, and an untagged hit takes the quiet path
-    /// (see `Inner::quiet_look`). Any other clock is always consulted.
+    /// path skips a second clock read there. Any other clock is always consulted.
     pub(crate) l1_judges_expiry: bool,
     pub(crate) coalescer: Option<Coalescer<K, V>>,
     /// What `get` loads through on a miss, when set.

@@ -1,6 +1,6 @@
 //! Time-to-refresh, driven by a frozen clock and a test-owned spawner (one test is on
-//! the system clock, the only one whose hits take the quiet path: it plants entries of
-//! known ages rather than waiting).
+//! the system clock, where L1 drops entries at their deadline itself: it plants entries
+//! of known ages rather than waiting).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -84,9 +84,9 @@ async fn stale_hit_is_served_at_once_and_refreshed_once() {
     assert_eq!(queue.len(), 1);
 }
 
-/// On the system clock a moka L1 drops entries at their deadline, so its hits take the
-/// quiet path (no operation set up); a hit due for a refresh must still start one. The
-/// entries' ages are planted in L1, not waited for.
+/// On the system clock a moka L1 drops entries at their deadline itself, and its hits
+/// are judged by the clock only for a refresh; a hit due for one must still start it.
+/// The entries' ages are planted in L1, not waited for.
 #[tokio::test]
 async fn on_the_system_clock_a_quiet_hit_due_for_a_refresh_starts_one() {
     let (l1, l2, queue) = (MemoryTier::new(100), MockTier::new(), Queue::default());

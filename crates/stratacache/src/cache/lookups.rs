@@ -116,9 +116,8 @@ where
             }
             let inner = &self.inner;
             // Most hits end here: counted, and answered before an operation is set up.
-            let quiet =
-                !inner.l1_judges_expiry && options.reads_l1() && !inner.telemetry.listening();
-            let found = match quiet.then(|| inner.quiet_look(key)) {
+            let quiet = options.reads_l1() && !inner.telemetry.listening();
+            let found = match quiet.then(|| inner.quiet_look(key)).flatten() {
                 Some(QuietLook::Hit(value)) => return Poll::Ready(Ok(Some(value))),
                 Some(QuietLook::Found(found)) => Some(found),
                 None => None,
