@@ -117,7 +117,7 @@ async fn main() -> Result<(), stratacache::Error> {
         ada.name = "ada lovelace".into();
     }
     let cached = cache.get(&1).await?.map(|user| user.name);
-    let refresh = Options::new().strategy(Strategy::Refresh);
+    let refresh = Options::new().strategy(Strategy::Reload);
     let refreshed = cache.with(refresh).get(&1).await?.map(|user| user.name);
     println!("user 1: cached {cached:?}, refreshed {refreshed:?}");
     if let Some(info) = cache.inspect(&1).await? {

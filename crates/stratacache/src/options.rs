@@ -3,7 +3,19 @@
 use std::ops::Range;
 use std::time::Duration;
 
-/// How a lookup uses the tiers and the loader (cache-kit's strategies).
+/// How a lookup uses the tiers and the loader.
+///
+/// cache-kit's four strategies go by their own names too, as constants: `Fresh`
+/// ([`CacheOnly`](Self::CacheOnly)), `Refresh` ([`ReadThrough`](Self::ReadThrough)),
+/// `Invalidate` ([`InvalidateThenLoad`](Self::InvalidateThenLoad)) and `Bypass`.
+///
+/// ```
+/// use stratacache::Strategy;
+///
+/// // cache-kit's `Refresh` is cache first, the loader on a miss; `Reload` skips the tiers.
+/// assert_eq!(Strategy::Refresh, Strategy::ReadThrough);
+/// assert_ne!(Strategy::Refresh, Strategy::Reload);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Strategy {
@@ -14,12 +26,30 @@ pub enum Strategy {
     CacheOnly,
     /// Load now and store the result as a write does, replacing what the tiers hold (a
     /// load that finds nothing removes the key). The tiers are not read.
-    Refresh,
+    Reload,
     /// Invalidate the key in every tier, then read through: the next value comes from
     /// the loader, unless a concurrent write stores one first.
     InvalidateThenLoad,
     /// Load and return the value, reading and storing nothing.
     Bypass,
+}
+
+/// cache-kit's names, for code that comes from it: each is the strategy that does what
+/// cache-kit's of that name does (its `Bypass` is [`Strategy::Bypass`]).
+#[expect(
+    non_upper_case_globals,
+    reason = "named as cache-kit's enum variants, so that its code reads the same"
+)]
+impl Strategy {
+    /// cache-kit's `Fresh`: the tiers only, never the loader
+    /// ([`CacheOnly`](Self::CacheOnly)).
+    pub const Fresh: Self = Self::CacheOnly;
+    /// cache-kit's `Refresh`: the tiers first, the loader on a miss
+    /// ([`ReadThrough`](Self::ReadThrough)). Not [`Reload`](Self::Reload).
+    pub const Refresh: Self = Self::ReadThrough;
+    /// cache-kit's `Invalidate`: remove the key, then load
+    /// ([`InvalidateThenLoad`](Self::InvalidateThenLoad)).
+    pub const Invalidate: Self = Self::InvalidateThenLoad;
 }
 
 /// Per-call settings for [`Cache::with`](crate::Cache::with): a [`Strategy`], tiers to
@@ -40,10 +70,10 @@ pub enum Strategy {
 /// use stratacache::{Options, Strategy};
 ///
 /// let options = Options::new()
-///     .strategy(Strategy::Refresh)
+///     .strategy(Strategy::Reload)
 ///     .skip_remote()
 ///     .ttl(Duration::from_secs(5));
-/// assert_eq!(options.get_strategy(), Strategy::Refresh);
+/// assert_eq!(options.get_strategy(), Strategy::Reload);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Options {

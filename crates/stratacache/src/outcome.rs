@@ -136,7 +136,7 @@ pub enum TierWriteResult {
     /// A tier below failed, so this one dropped its copy of the key rather than hold a
     /// value the tiers below may not have; or, for L1, another instance's write of the
     /// key was announced while this one was under way, and which of the two the shared
-    /// tiers kept is unknown; or a refresh's value ([`Strategy::Refresh`](crate::Strategy::Refresh))
+    /// tiers kept is unknown; or a refresh's value ([`Strategy::Reload`](crate::Strategy::Reload))
     /// was refused by a shared tier that holds a newer one, which stands.
     Dropped,
     /// The tier failed; what it holds now is unknown.

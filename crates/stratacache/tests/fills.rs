@@ -111,7 +111,7 @@ where
     );
 }
 
-/// A refresh (`Strategy::Refresh`) on `a` whose load read the row before `b`'s insert.
+/// A refresh (`Strategy::Reload`) on `a` whose load read the row before `b`'s insert.
 async fn an_insert_on_another_instance_is_not_overwritten_by_a_refresh<S>(store: S)
 where
     S: ByteStore + Clone,
@@ -122,7 +122,7 @@ where
     let refreshing = tokio::spawn({
         let (a, go) = (a.clone(), Arc::clone(&go));
         async move {
-            let refresh = a.with(Options::new().strategy(Strategy::Refresh));
+            let refresh = a.with(Options::new().strategy(Strategy::Reload));
             let load = || async move {
                 go.notified().await;
                 "old row".to_string()

@@ -70,11 +70,11 @@ async fn cache_only_never_loads_through_any_loader() {
 }
 
 #[tokio::test]
-async fn refresh_loads_without_reading_and_overwrites_every_tier() {
+async fn reload_loads_without_reading_and_overwrites_every_tier() {
     let s = setup();
     s.cache.insert(1, "stale".into()).await.unwrap();
     let reads = s.l2.count(TierOp::Get);
-    let refresh = s.cache.with(strategy(Strategy::Refresh));
+    let refresh = s.cache.with(strategy(Strategy::Reload));
     assert_eq!(refresh.get(&1).await.unwrap().as_deref(), Some("row 1"));
     assert_eq!(s.l2.count(TierOp::Get), reads, "no tier was read");
     assert_eq!(s.loads.load(Ordering::SeqCst), 1);
@@ -101,7 +101,7 @@ async fn refresh_loads_without_reading_and_overwrites_every_tier() {
 async fn a_failed_refresh_keeps_what_the_tiers_hold() {
     let s = setup();
     s.cache.insert(1, "kept".into()).await.unwrap();
-    let refresh = s.cache.with(strategy(Strategy::Refresh));
+    let refresh = s.cache.with(strategy(Strategy::Reload));
     let failing = refresh.try_get_or_insert(&1, || async {
         Err::<String, _>(std::io::Error::other("db down"))
     });
@@ -139,9 +139,9 @@ async fn bypass_loads_and_stores_nothing() {
 }
 
 #[tokio::test]
-async fn refresh_and_bypass_without_a_loader_are_config_errors() {
+async fn reload_and_bypass_without_a_loader_are_config_errors() {
     let cache: Cache<u64, String> = Cache::builder().build().unwrap();
-    for strategy_ in [Strategy::Refresh, Strategy::Bypass] {
+    for strategy_ in [Strategy::Reload, Strategy::Bypass] {
         let error = cache.with(strategy(strategy_)).get(&1).await.unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Config);
     }
@@ -238,7 +238,7 @@ async fn a_refresh_overtaken_by_a_write_while_it_waited_for_the_key_writes_nothi
     let go = Arc::new(tokio::sync::Notify::new());
     let (cache, told) = (s.cache.clone(), Arc::clone(&go));
     let refresh = tokio::spawn(async move {
-        let refresh = cache.with(strategy(Strategy::Refresh));
+        let refresh = cache.with(strategy(Strategy::Reload));
         let load = || async move {
             told.notified().await;
             "read before the write".to_string()
@@ -266,4 +266,40 @@ async fn a_refresh_overtaken_by_a_write_while_it_waited_for_the_key_writes_nothi
         "the write stands in L2"
     );
     assert_eq!(s.cache.get(&1).await.unwrap().as_deref(), Some("written"));
+}
+
+/// cache-kit's four strategies, by cache-kit's names, do what they do there: `Fresh`
+/// never loads, `Refresh` loads only on a miss and stores it, `Invalidate` removes the
+/// key and loads, `Bypass` loads and stores nothing.
+#[tokio::test]
+async fn cache_kit_s_strategies_by_their_names_do_what_they_do_there() {
+    let s = setup();
+    let fresh = s.cache.with(strategy(Strategy::Fresh));
+    assert_eq!(fresh.get(&1).await.unwrap(), None, "a miss, not a load");
+    assert_eq!(s.loads.load(Ordering::SeqCst), 0);
+
+    let refresh = s.cache.with(strategy(Strategy::Refresh));
+    assert_eq!(refresh.get(&1).await.unwrap().as_deref(), Some("row 1"));
+    assert_eq!(s.loads.load(Ordering::SeqCst), 1, "loaded on the miss");
+    assert_eq!(in_l2(&s, 1).as_deref(), Some("row 1"), "and stored");
+    s.cache.insert(1, "cached".into()).await.unwrap();
+    assert_eq!(refresh.get(&1).await.unwrap().as_deref(), Some("cached"));
+    assert_eq!(s.loads.load(Ordering::SeqCst), 1, "a hit loads nothing");
+    assert_eq!(fresh.get(&1).await.unwrap().as_deref(), Some("cached"));
+
+    let invalidate = s.cache.with(strategy(Strategy::Invalidate));
+    assert_eq!(invalidate.get(&1).await.unwrap().as_deref(), Some("row 1"));
+    assert_eq!(s.loads.load(Ordering::SeqCst), 2, "removed, then loaded");
+    assert_eq!(in_l2(&s, 1).as_deref(), Some("row 1"));
+
+    s.cache.insert(2, "cached".into()).await.unwrap();
+    let bypass = s.cache.with(strategy(Strategy::Bypass));
+    assert_eq!(bypass.get(&2).await.unwrap().as_deref(), Some("row 2"));
+    assert_eq!(s.loads.load(Ordering::SeqCst), 3, "loaded, though cached");
+    assert_eq!(
+        in_l2(&s, 2).as_deref(),
+        Some("cached"),
+        "and stored nowhere"
+    );
+    assert_eq!(s.cache.get(&2).await.unwrap().as_deref(), Some("cached"));
 }

@@ -51,7 +51,7 @@ where
     ///
     /// // Load and overwrite, whatever the tiers hold, with a short TTL.
     /// cache.insert(1, "stale".to_string()).await?;
-    /// let refresh = Options::new().strategy(Strategy::Refresh).ttl(Duration::from_secs(5));
+    /// let refresh = Options::new().strategy(Strategy::Reload).ttl(Duration::from_secs(5));
     /// assert_eq!(cache.with(refresh).get(&1).await?.as_deref(), Some("row 1"));
     /// let entry = cache.get_entry(&1).await?.unwrap();
     /// assert_eq!((entry.value().as_str(), entry.ttl()), ("row 1", Some(Duration::from_secs(5))));
@@ -148,7 +148,7 @@ where
     ///
     /// # Errors
     ///
-    /// As [`Cache::get`]; [`ErrorKind::Config`] for [`Strategy::Refresh`] or
+    /// As [`Cache::get`]; [`ErrorKind::Config`] for [`Strategy::Reload`] or
     /// [`Strategy::Bypass`] on a cache without a loader.
     pub async fn get<Q>(&self, key: &Q) -> Result<Option<V>, Error>
     where
@@ -301,11 +301,11 @@ where
                     .hit_or_fetch(operation, key, loader, &options)
                     .await
             }
-            Strategy::Refresh | Strategy::Bypass => {
+            Strategy::Reload | Strategy::Bypass => {
                 let Some(loader) = loader else {
                     return Err(Error::new(
                         ErrorKind::Config,
-                        "Strategy::Refresh and Strategy::Bypass need a loader: the call's or the cache's",
+                        "Strategy::Reload and Strategy::Bypass need a loader: the call's or the cache's",
                     ));
                 };
                 self.reload(operation, &key.to_owned(), loader).await
@@ -324,7 +324,7 @@ where
         }
     }
 
-    /// [`Strategy::Refresh`] and [`Strategy::Bypass`]: the loader, without reading the
+    /// [`Strategy::Reload`] and [`Strategy::Bypass`]: the loader, without reading the
     /// tiers; a refresh then writes what it loaded (or removes the key) as `insert` does.
     async fn reload<F, Fut>(
         &self,
