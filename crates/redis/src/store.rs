@@ -14,13 +14,28 @@ use crate::key::FullKey;
 /// How many keys one `SCAN` step asks for while clearing.
 const SCAN_BATCH: usize = 500;
 
+/// The end of both conditional sets, once they decided to write: sets `KEYS[1]` to
+/// `ARGV[1]`, expiring after `ARGV[2]` ms, or never when that is empty.
+macro_rules! set_and_answer_stored {
+    () => {
+        r"if ARGV[2] == '' then
+  redis.call('SET', KEYS[1], ARGV[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 1
+"
+    };
+}
+
 /// [`ByteStore::set_if_greater`] in one step on the server: sets `KEYS[1]` to `ARGV[1]`
 /// (expiring after `ARGV[2]` ms, or never when that is empty) unless the bytes there
 /// sort at or after it. Compared byte by byte: Lua's string comparison follows the
 /// server's collation, which need not be the bytes' order. Equal values (two instances
 /// filling one entry) are told apart by Lua's own equality first: a loop over every
 /// byte of a large value would block the server.
-const SET_IF_GREATER: &str = r"
+const SET_IF_GREATER: &str = concat!(
+    r"
 local function sorts_before(a, b)
   for i = 1, math.min(#a, #b) do
     local x, y = string.byte(a, i), string.byte(b, i)
@@ -31,19 +46,16 @@ end
 local current = redis.call('GET', KEYS[1])
 if current == ARGV[1] then return 0 end
 if current and not sorts_before(current, ARGV[1]) then return 0 end
-if ARGV[2] == '' then
-  redis.call('SET', KEYS[1], ARGV[1])
-else
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-end
-return 1
-";
+",
+    set_and_answer_stored!()
+);
 
 /// [`ByteStore::set_unless_within`] in one step on the server: sets `KEYS[1]` to
 /// `ARGV[1]` (expiring after `ARGV[2]` ms, or never when that is empty) unless the bytes
 /// there sort after `ARGV[3]` and not after `ARGV[4]`, each over its own length, byte by
 /// byte.
-const SET_UNLESS_WITHIN: &str = r"
+const SET_UNLESS_WITHIN: &str = concat!(
+    r"
 local function sorts_after(s, bound)
   local head = string.sub(s, 1, #bound)
   for i = 1, #head do
@@ -56,13 +68,9 @@ local current = redis.call('GET', KEYS[1])
 if current and sorts_after(current, ARGV[3]) and not sorts_after(current, ARGV[4]) then
   return 0
 end
-if ARGV[2] == '' then
-  redis.call('SET', KEYS[1], ARGV[1])
-else
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-end
-return 1
-";
+",
+    set_and_answer_stored!()
+);
 
 /// One of this module's Lua scripts, sent by its SHA-1 (`EVALSHA`): a write carries 40
 /// bytes of it, not the whole script. A server that does not know it (restarted,
