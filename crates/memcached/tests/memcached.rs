@@ -722,6 +722,25 @@ async fn set_if_greater_keeps_the_greater_bytes_by_compare_and_swap() {
     );
 }
 
+/// After a restart: `early` writes `k`, then `newcomer` (which never knew the old
+/// generation) does, and `early` must read the newer write. Both clients are on the
+/// restarted server's one generation, not `early` on an old prefix.
+async fn a_newcomer_s_write_reaches(early: &MemcachedStore, newcomer: &MemcachedStore) {
+    early
+        .set("k", Bytes::from_static(b"early"), None)
+        .await
+        .unwrap();
+    newcomer
+        .set("k", Bytes::from_static(b"newer"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        early.get("k").await.unwrap().as_deref(),
+        Some(&b"newer"[..]),
+        "every client is on the restarted server's one generation"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_restart_every_client_reads_the_server_s_new_generation() {
     let mut server = MemcachedServer::start().unwrap();
@@ -743,20 +762,7 @@ async fn after_a_restart_every_client_reads_the_server_s_new_generation() {
     // does; `late` must read the newer write, not `early`'s under an old prefix.
     server.restart().unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await; // the clients see the close
-    early
-        .set("k", Bytes::from_static(b"early"), None)
-        .await
-        .unwrap();
-    let newcomer = client();
-    newcomer
-        .set("k", Bytes::from_static(b"newer"), None)
-        .await
-        .unwrap();
-    assert_eq!(
-        early.get("k").await.unwrap().as_deref(),
-        Some(&b"newer"[..]),
-        "every client is on the restarted server's one generation"
-    );
+    a_newcomer_s_write_reaches(&early, &client()).await;
     assert_eq!(late.get("k").await.unwrap().as_deref(), Some(&b"newer"[..]));
 }
 
@@ -861,19 +867,7 @@ async fn a_restart_behind_a_stalled_connection_is_not_missed() {
     server.pause().unwrap();
     assert!(early.get("k").await.is_err());
     server.restart().unwrap();
-    early
-        .set("k", Bytes::from_static(b"early"), None)
-        .await
-        .unwrap();
-    client()
-        .set("k", Bytes::from_static(b"newer"), None)
-        .await
-        .unwrap();
-    assert_eq!(
-        early.get("k").await.unwrap().as_deref(),
-        Some(&b"newer"[..]),
-        "both clients on the restarted server's one generation"
-    );
+    a_newcomer_s_write_reaches(&early, &client()).await;
 }
 
 #[tokio::test]

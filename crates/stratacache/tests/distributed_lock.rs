@@ -41,6 +41,24 @@ fn instance(
     builder.build().unwrap()
 }
 
+/// `a`'s `get` of key 1, spawned and awaited until it holds the lock and loads (its
+/// loader counts in `loads`).
+async fn loading_under_the_lock(
+    a: &Cache<u64, String>,
+    loads: &AtomicUsize,
+    lock: &MockLock,
+) -> tokio::task::JoinHandle<Result<Option<String>, stratacache::Error>> {
+    let a_get = tokio::spawn({
+        let a = a.clone();
+        async move { a.get(&1).await }
+    });
+    while loads.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await; // a holds the lock and loads
+    }
+    assert_eq!(lock.held(), 1);
+    a_get
+}
+
 async fn one_load_between_two_instances(with_backplane: bool) {
     let (l2, lock, backplane) = (MemoryTier::new(100), MockLock::new(), MockBackplane::new());
     let backplane = with_backplane.then_some(&backplane);
@@ -50,14 +68,7 @@ async fn one_load_between_two_instances(with_backplane: bool) {
     let b = instance(&l2, &lock, backplane, None, &b_loads);
     tokio::task::yield_now().await; // both subscribe
 
-    let a_get = tokio::spawn({
-        let a = a.clone();
-        async move { a.get(&1).await }
-    });
-    while a_loads.load(Ordering::SeqCst) == 0 {
-        tokio::task::yield_now().await; // a holds the lock and loads
-    }
-    assert_eq!(lock.held(), 1);
+    let a_get = loading_under_the_lock(&a, &a_loads, &lock).await;
     let b_get = tokio::spawn({
         let b = b.clone();
         async move { b.get(&1).await }
@@ -126,14 +137,7 @@ async fn a_load_whose_caller_went_away_releases_the_lock() {
     let (a_loads, b_loads) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let gate = Arc::new(Semaphore::new(0));
     let a = instance(&l2, &lock, None, Some(Arc::clone(&gate)), &a_loads);
-    let a_get = tokio::spawn({
-        let a = a.clone();
-        async move { a.get(&1).await }
-    });
-    while a_loads.load(Ordering::SeqCst) == 0 {
-        tokio::task::yield_now().await; // a holds the lock and loads
-    }
-    assert_eq!(lock.held(), 1);
+    let a_get = loading_under_the_lock(&a, &a_loads, &lock).await;
     a_get.abort(); // a timeout, a client gone
     assert!(a_get.await.unwrap_err().is_cancelled());
     until_released(&lock).await;
