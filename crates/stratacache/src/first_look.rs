@@ -66,10 +66,10 @@ where
         if !entry.tags().is_empty() {
             return Some(QuietLook::Found(Some(entry)));
         }
-        // Judged by the clock when L1 may return an entry past its TTL (see
-        // `l1_judges_expiry`), or a refresh needs its age. moka drops entries at the
-        // deadline it was handed, by its own clock; by this one, it may just have passed.
-        if (self.l1_judges_expiry && entry.ttl().is_some()) || self.refresher.is_some() {
+        // Even moka, which drops entries at the deadline it was handed, judges by its
+        // own clock: by this one, with a refresh to decide, the deadline may just have
+        // passed.
+        if self.judged_by_the_clock(&entry) {
             let now = self.clock.recent();
             let Some(age) = entry.live_age(now) else {
                 return Some(QuietLook::Found(Some(entry)));
@@ -80,13 +80,19 @@ where
         Some(QuietLook::Hit(entry.into_value()))
     }
 
-    /// Whether L1's `entry` is served as it is: no tag, no refresh, and an entry that
-    /// never expires or an engine that drops it at its deadline (nothing to judge by the
-    /// clock).
+    /// Whether L1's `entry` is served as it is: no tag, and nothing to judge by the
+    /// clock.
     #[inline]
     fn is_plain_hit(&self, entry: &CacheEntry<V>) -> bool {
-        let timeless = !self.l1_judges_expiry || entry.ttl().is_none();
-        entry.tags().is_empty() && self.refresher.is_none() && timeless
+        entry.tags().is_empty() && !self.judged_by_the_clock(entry)
+    }
+
+    /// Whether a hit on L1's `entry` is judged by the clock: it has a TTL and L1 may
+    /// return it past that (see [`l1_judges_expiry`](Inner::l1_judges_expiry)), or a
+    /// refresh needs its age.
+    #[inline]
+    fn judged_by_the_clock(&self, entry: &CacheEntry<V>) -> bool {
+        (self.l1_judges_expiry && entry.ttl().is_some()) || self.refresher.is_some()
     }
 
     /// The full first look at L1, for a lookup whose operation is set up: a lookup that
