@@ -108,70 +108,80 @@ where
 
     /// The coalesced miss path: join the key's flight for this epoch, then (for a caller
     /// with a loader whose flight ran none) its load.
-    async fn fetch_coalesced<F, Fut>(
-        self: &Arc<Self>,
-        coalescer: &Coalescer<K, V>,
-        key: &K,
+    ///
+    /// Written as a function returning an `async` block, as is [`join`](Self::join): an
+    /// `async fn` keeps a second copy of its arguments in its future, and this one is
+    /// boxed (so copied) on every coalesced miss.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice in every coalesced miss"
+    )]
+    fn fetch_coalesced<'a, F, Fut>(
+        self: &'a Arc<Self>,
+        coalescer: &'a Coalescer<K, V>,
+        key: &'a K,
         (levels, from): (Range<usize>, usize),
         ticket: Ticket,
         loader: Option<F>,
-        op: &mut Op,
-    ) -> Flight<V>
+        op: &'a mut Op,
+    ) -> impl Future<Output = Flight<V>> + Send + 'a
     where
-        F: FnOnce() -> Fut + Send,
-        Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send,
+        F: FnOnce() -> Fut + Send + 'a,
+        Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send + 'a,
     {
-        let flight_key = flight_key(key, ticket, op);
-        let wants_load = loader.is_some();
-        let slot = LoaderSlot::new(loader);
-        let flight = self
-            .join(
-                &coalescer.flights,
-                &flight_key,
-                &slot,
-                (levels.clone(), from),
-                ticket,
-                op,
-                false,
-            )
-            .await;
-        op.coalesced = !slot.led();
-        // A caller with a loader that waited on a flight which ran no loader (a `get`
-        // led it, or another caller's loader found nothing) loads now, once for all such.
-        let ran_no_loader = matches!(flight, Ok(Fetched::Miss | Fetched::LoadedNothing));
-        let Some(loader) = slot.take().filter(|_| wants_load && ran_no_loader) else {
-            return flight;
-        };
-        let second = LoaderSlot::new(Some(loader));
-        let counted = op.coalesced;
-        let loaded = self
-            .join(
-                &coalescer.loads,
-                &flight_key,
-                &second,
-                (levels.clone(), levels.start),
-                ticket,
-                op,
-                counted,
-            )
-            .await;
-        op.coalesced |= !second.led();
-        // The load it waited on found nothing (an optional loader led it): this caller's
-        // own loader still gets its turn.
-        if let (Ok(Fetched::LoadedNothing), Some(loader)) = (&loaded, second.take()) {
-            // Boxed: a rare turn, and inline it would make every miss's future hold a
-            // second walk and load.
-            return Box::pin(self.fetch_alone(
-                key,
-                levels.clone(),
-                levels.start,
-                ticket,
-                Some(loader),
-                op,
-            ))
-            .await;
+        async move {
+            let flight_key = flight_key(key, ticket, op);
+            let wants_load = loader.is_some();
+            let slot = LoaderSlot::new(loader);
+            let flight = self
+                .join(
+                    &coalescer.flights,
+                    &flight_key,
+                    &slot,
+                    (levels.clone(), from),
+                    ticket,
+                    op,
+                    false,
+                )
+                .await;
+            op.coalesced = !slot.led();
+            // A caller with a loader that waited on a flight which ran no loader (a `get`
+            // led it, or another caller's loader found nothing) loads now, once for all such.
+            let ran_no_loader = matches!(flight, Ok(Fetched::Miss | Fetched::LoadedNothing));
+            let Some(loader) = slot.take().filter(|_| wants_load && ran_no_loader) else {
+                return flight;
+            };
+            let second = LoaderSlot::new(Some(loader));
+            let counted = op.coalesced;
+            let loaded = self
+                .join(
+                    &coalescer.loads,
+                    &flight_key,
+                    &second,
+                    (levels.clone(), levels.start),
+                    ticket,
+                    op,
+                    counted,
+                )
+                .await;
+            op.coalesced |= !second.led();
+            // The load it waited on found nothing (an optional loader led it): this caller's
+            // own loader still gets its turn.
+            if let (Ok(Fetched::LoadedNothing), Some(loader)) = (&loaded, second.take()) {
+                // Boxed: a rare turn, and inline it would make every miss's future hold a
+                // second walk and load.
+                return Box::pin(self.fetch_alone(
+                    key,
+                    levels.clone(),
+                    levels.start,
+                    ticket,
+                    Some(loader),
+                    op,
+                ))
+                .await;
+            }
+            loaded
         }
-        loaded
     }
 
     /// Takes part in the flight of `merger` under `flight_key`: leads it (running the
@@ -181,47 +191,53 @@ where
         clippy::too_many_arguments,
         reason = "the flight's coordinates, all borrowed"
     )]
-    async fn join<F, Fut>(
-        self: &Arc<Self>,
-        merger: &Merger<(K, u64), Flight<V>>,
-        flight_key: &(K, u64),
-        slot: &LoaderSlot<F>,
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice in every coalesced miss"
+    )]
+    fn join<'a, F, Fut>(
+        self: &'a Arc<Self>,
+        merger: &'a Merger<(K, u64), Flight<V>>,
+        flight_key: &'a (K, u64),
+        slot: &'a LoaderSlot<F>,
         (levels, from): (Range<usize>, usize),
         ticket: Ticket,
-        op: &Op,
+        op: &'a Op,
         counted: bool,
-    ) -> Flight<V>
+    ) -> impl Future<Output = Flight<V>> + Send + 'a
     where
-        F: FnOnce() -> Fut + Send,
-        Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send,
+        F: FnOnce() -> Fut + Send + 'a,
+        Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send + 'a,
     {
-        let key = &flight_key.0;
-        let flight = merger.execute(flight_key, || async move {
-            // A flight that ended after this caller missed L1 has put its value there:
-            // the leader takes it rather than load a second time.
-            if levels.start == 0
-                && from == 1
-                && let Some(value) = self.live_in_l1(key)
-            {
-                slot.mark_led();
-                return Ok(Fetched::Hit(value));
-            }
-            self.fetch_alone(key, levels, from, ticket, slot.lead(), op)
-                .await
-        });
-        let mut flight = pin!(flight);
-        // The leader's loader starts on its first poll; a caller that has not led by the
-        // end of its first poll has joined someone else's flight.
-        let mut first_poll = true;
-        poll_fn(|context| {
-            let poll = flight.as_mut().poll(context);
-            if std::mem::take(&mut first_poll) && !slot.led() && !counted {
-                self.telemetry.count(CacheCounter::CoalescedWaits);
-            }
-            poll
-        })
-        .await
-        .unwrap_or_else(|panic| Err(panicked(&panic)))
+        async move {
+            let key = &flight_key.0;
+            let flight = merger.execute(flight_key, || async move {
+                // A flight that ended after this caller missed L1 has put its value there:
+                // the leader takes it rather than load a second time.
+                if levels.start == 0
+                    && from == 1
+                    && let Some(value) = self.live_in_l1(key)
+                {
+                    slot.mark_led();
+                    return Ok(Fetched::Hit(value));
+                }
+                self.fetch_alone(key, levels, from, ticket, slot.lead(), op)
+                    .await
+            });
+            let mut flight = pin!(flight);
+            // The leader's loader starts on its first poll; a caller that has not led by the
+            // end of its first poll has joined someone else's flight.
+            let mut first_poll = true;
+            poll_fn(|context| {
+                let poll = flight.as_mut().poll(context);
+                if std::mem::take(&mut first_poll) && !slot.led() && !counted {
+                    self.telemetry.count(CacheCounter::CoalescedWaits);
+                }
+                poll
+            })
+            .await
+            .unwrap_or_else(|panic| Err(panicked(&panic)))
+        }
     }
 }
 
