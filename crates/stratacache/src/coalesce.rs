@@ -148,8 +148,8 @@ where
             // A caller with a loader that waited on a flight which ran no loader (a `get`
             // led it, or another caller's loader found nothing) loads now, once for all such.
             let ran_no_loader = matches!(flight, Ok(Fetched::Miss | Fetched::LoadedNothing));
-            // A leader's slot is empty (its flight took the loader, or found the value
-            // without one): asked only of a caller that waited.
+            // A leader's flight took its loader, unless it found the value in L1 (a hit,
+            // which loads nothing more): only a caller that waited is asked for its own.
             let waited_for_nothing = wants_load && ran_no_loader && !slot.led();
             let Some(loader) = waited_for_nothing.then(|| slot.take()).flatten() else {
                 return flight;
