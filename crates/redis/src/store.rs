@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redis::Value;
-use sha1::{Digest, Sha1};
 use stratacache_tier::{ByteStore, Error, ErrorKind};
 
 use crate::config::RedisConfig;
@@ -78,25 +77,23 @@ end
 /// it keeps from then on.
 struct Script {
     code: &'static str,
-    sha: OnceLock<String>,
+    /// redis-rs's own script of `code`, for the SHA-1 it works out.
+    hashed: OnceLock<redis::Script>,
 }
 
 impl Script {
     const fn new(code: &'static str) -> Self {
         Self {
             code,
-            sha: OnceLock::new(),
+            hashed: OnceLock::new(),
         }
     }
 
     /// The script's SHA-1, in hex: what Redis names it by.
     fn sha(&self) -> &str {
-        self.sha.get_or_init(|| {
-            Sha1::digest(self.code.as_bytes())
-                .iter()
-                .map(|byte| format!("{byte:02x}"))
-                .collect()
-        })
+        self.hashed
+            .get_or_init(|| redis::Script::new(self.code))
+            .get_hash()
     }
 }
 
