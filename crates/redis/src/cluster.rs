@@ -41,12 +41,15 @@ impl Cluster {
         if let Some(connection) = self.connection.get() {
             return Ok(connection.clone());
         }
-        bounded(limit, async {
+        // Boxed: connecting to a cluster is a 2 KiB future, and inline it would be part
+        // of every command's future, on a single node too (the `Connection` enum's
+        // future is as large as its largest arm).
+        Box::pin(bounded(limit, async {
             self.connection
                 .get_or_try_init(|| self.client.get_async_connection())
                 .await
                 .cloned()
-        })
+        }))
         .await
     }
 
