@@ -45,6 +45,18 @@ impl MemcachedStore {
         if !moving && let Some(known) = generation.fresh(refresh, ended().0) {
             return Ok(known);
         }
+        // Boxed: asking is a whole exchange with the server, which inline would be part of
+        // every command's future (and the cache boxes that future on each call: past
+        // glibc's 1 KiB thread cache, the box takes the allocator's shared lock).
+        Box::pin(self.ask_generation(index, moving)).await
+    }
+
+    /// [`generation`](Self::generation) when the known one will not do: asks the server
+    /// (one caller at a time), or falls back to the last known one.
+    async fn ask_generation(&self, index: usize, moving: bool) -> Result<u64, Error> {
+        let generation = &self.generations[index];
+        let refresh = self.config.generation_refresh;
+        let ended = || self.pools[index].connections_ended();
         // A server that failed the last question is not asked again for a while: its
         // callers use the last known generation (and spend one timeout, not two).
         if !moving && let Some(failure) = generation.failed_within(ASK_AGAIN_AFTER, ended().1) {

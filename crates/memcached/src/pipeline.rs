@@ -19,6 +19,7 @@ use stratacache_tier::{Error, ErrorKind};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::pool::Ends;
@@ -128,7 +129,16 @@ impl Pipeline {
             max_value,
             answer,
         };
-        self.jobs.send(job).await.map_err(|_| lost())?;
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            // A full queue (over a thousand commands waiting on this connection) waits
+            // for room. Boxed, as it is rare: inline, tokio's 248-byte `send` would be
+            // part of every command's future.
+            Err(TrySendError::Full(job)) => {
+                Box::pin(self.jobs.send(job)).await.map_err(|_| lost())?;
+            }
+            Err(TrySendError::Closed(_)) => return Err(lost()),
+        }
         answered.await.map_err(|_| lost())?
     }
 }

@@ -114,35 +114,43 @@ impl Pool {
     /// that read nothing while this call waited out its timeout is stalled (a hung
     /// server, a half-open socket) and is closed; one that was only slow to answer
     /// this call stays open and in step.
-    pub(crate) async fn exchange(
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would hold its arguments twice in every command's future"
+    )]
+    pub(crate) fn exchange(
         &self,
         request: Vec<u8>,
         replies: usize,
         max_value: usize,
         timeout: Duration,
-    ) -> Result<Vec<Reply>, Error> {
-        let now = tokio::time::Instant::now();
-        // A timeout past what an `Instant` holds (`Duration::MAX`) is a year: still bounded.
-        let deadline =
-            (now.checked_add(timeout)).unwrap_or(now + Duration::from_secs(365 * 86_400));
-        let slot = self.choose();
-        let _in_flight = InFlight::new(&slot.in_flight);
-        let pipeline = match slot.current() {
-            Some(pipeline) => pipeline,
-            None => tokio::time::timeout_at(deadline, self.open(slot))
+    ) -> impl Future<Output = Result<Vec<Reply>, Error>> + Send + '_ {
+        async move {
+            let now = tokio::time::Instant::now();
+            // A timeout past what an `Instant` holds (`Duration::MAX`) is a year: still bounded.
+            let deadline =
+                (now.checked_add(timeout)).unwrap_or(now + Duration::from_secs(365 * 86_400));
+            let slot = self.choose();
+            let _in_flight = InFlight::new(&slot.in_flight);
+            let pipeline = match slot.current() {
+                Some(pipeline) => pipeline,
+                // Boxed, as it is rare: inline, connecting would be part of every command's
+                // future.
+                None => tokio::time::timeout_at(deadline, Box::pin(self.open(slot)))
+                    .await
+                    .map_err(|_| self.timed_out(timeout))??,
+            };
+            let read_before = pipeline.replies_read();
+            match tokio::time::timeout_at(deadline, pipeline.exchange(request, replies, max_value))
                 .await
-                .map_err(|_| self.timed_out(timeout))??,
-        };
-        let read_before = pipeline.replies_read();
-        match tokio::time::timeout_at(deadline, pipeline.exchange(request, replies, max_value))
-            .await
-        {
-            Ok(answer) => answer,
-            Err(_) => {
-                if pipeline.replies_read() == read_before {
-                    slot.close(&pipeline);
+            {
+                Ok(answer) => answer,
+                Err(_) => {
+                    if pipeline.replies_read() == read_before {
+                        slot.close(&pipeline);
+                    }
+                    Err(self.timed_out(timeout))
                 }
-                Err(self.timed_out(timeout))
             }
         }
     }

@@ -112,40 +112,53 @@ impl RedisStore {
     /// Runs `script`, one of this module's conditional sets, for `key`: `KEYS[1]`,
     /// `ARGV[1]` the value, `ARGV[2]` the TTL in ms (empty: none), then `more`. By its
     /// SHA-1, and by its text when the server does not know it. Whether it stored.
-    async fn conditional_set(
-        &self,
-        script: &Script,
+    ///
+    /// The command is built before the future, which holds it and not the arguments as
+    /// well (this future is part of every write's); the rare command by text is made
+    /// from it.
+    fn conditional_set<'a, const N: usize>(
+        &'a self,
+        script: &'static Script,
         key: &str,
-        value: &Bytes,
+        value: &[u8],
         ttl: Option<Duration>,
-        more: &[&[u8]],
-    ) -> Result<bool, Error> {
-        let command = |by_text: bool| {
-            let mut command = match by_text {
-                true => redis::cmd("EVAL").arg(script.code).clone(),
-                false => redis::cmd("EVALSHA").arg(script.sha()).clone(),
-            };
-            command.arg(1).arg(self.key(key)).arg(value.as_ref());
-            match ttl {
-                Some(ttl) => command.arg(px(ttl)),
-                None => command.arg(""),
-            };
-            for argument in more {
-                command.arg(*argument);
-            }
-            command
+        more: [&[u8]; N],
+    ) -> impl Future<Output = Result<bool, Error>> + Send + use<'a, N> {
+        let mut by_sha = redis::cmd("EVALSHA");
+        by_sha
+            .arg(script.sha())
+            .arg(1)
+            .arg(self.key(key))
+            .arg(value);
+        match ttl {
+            Some(ttl) => by_sha.arg(px(ttl)),
+            None => by_sha.arg(""),
         };
-        let stored: i64 = match self.connection.query(&command(false), self.limit()).await {
-            Err(error)
-                if error
-                    .source_as::<redis::RedisError>()
-                    .is_some_and(|error| error.code() == Some("NOSCRIPT")) =>
-            {
-                self.connection.query(&command(true), self.limit()).await?
-            }
-            stored => stored?,
-        };
-        Ok(stored == 1)
+        for argument in more {
+            by_sha.arg(argument);
+        }
+        async move {
+            let stored: i64 = match self.connection.query(&by_sha, self.limit()).await {
+                Err(error)
+                    if error
+                        .source_as::<redis::RedisError>()
+                        .is_some_and(|error| error.code() == Some("NOSCRIPT")) =>
+                {
+                    // Boxed, as it is rare (once per server and script): inline, a
+                    // second command's future would be part of every conditional set's.
+                    let mut by_text = redis::cmd("EVAL");
+                    by_text.arg(script.code);
+                    for argument in by_sha.args_iter().skip(2) {
+                        if let redis::Arg::Simple(argument) = argument {
+                            by_text.arg(argument);
+                        }
+                    }
+                    Box::pin(self.connection.query(&by_text, self.limit())).await?
+                }
+                stored => stored?,
+            };
+            Ok(stored == 1)
+        }
     }
 
     /// A tier for `config`. Nothing is connected yet: the first command connects, and
@@ -382,26 +395,24 @@ impl ByteStore for RedisStore {
             .collect())
     }
 
-    async fn set_if_greater(
+    fn set_if_greater(
         &self,
         key: &str,
         value: Bytes,
         ttl: Option<Duration>,
-    ) -> Result<bool, Error> {
-        self.conditional_set(&SET_IF_GREATER_SCRIPT, key, &value, ttl, &[])
-            .await
+    ) -> impl Future<Output = Result<bool, Error>> + Send {
+        self.conditional_set(&SET_IF_GREATER_SCRIPT, key, &value, ttl, [])
     }
 
-    async fn set_unless_within(
+    fn set_unless_within(
         &self,
         key: &str,
         value: Bytes,
         ttl: Option<Duration>,
         after: &[u8],
         up_to: &[u8],
-    ) -> Result<bool, Error> {
-        self.conditional_set(&SET_UNLESS_WITHIN_SCRIPT, key, &value, ttl, &[after, up_to])
-            .await
+    ) -> impl Future<Output = Result<bool, Error>> + Send {
+        self.conditional_set(&SET_UNLESS_WITHIN_SCRIPT, key, &value, ttl, [after, up_to])
     }
 
     /// Stores many values, in one pipelined round trip (concurrent commands in a
@@ -463,21 +474,49 @@ mod tests {
         );
     }
 
-    /// A command's future is boxed once per call by the cache above (its tiers are type
-    /// erased): kept under glibc's 1 KiB, the box comes from the thread's cache; over
-    /// it, every call takes the allocator's shared lock and consolidates its free
-    /// lists (it was 2.9 KiB while the cluster client's first connection was inline,
-    /// and cost a third more CPU per call at 128 tasks).
+    /// The cache boxes each remote call once (its tiers are type erased) and adds its
+    /// own ~200 bytes: kept under glibc's 1 KiB, the box comes from the thread's cache;
+    /// over it, every call takes the allocator's shared lock and consolidates its free
+    /// lists. A `GET` was 2,920 bytes while the cluster client's first connection was
+    /// inline (on a single node too, with the `cluster` feature), and cost a third more
+    /// CPU per call at 128 tasks; a conditional set was 1,080.
     #[tokio::test]
-    async fn a_commands_future_stays_small_enough_for_the_allocators_thread_cache() {
+    async fn every_commands_future_stays_small_enough_for_the_allocators_thread_cache() {
         let single = RedisStore::new(RedisConfig::from_url("redis://127.0.0.1:1")).unwrap();
-        let size = std::mem::size_of_val(&single.get("key"));
-        assert!(size <= 768, "a single node's GET holds {size} bytes");
         #[cfg(feature = "cluster")]
-        {
-            let cluster = RedisStore::new(RedisConfig::cluster(["redis://127.0.0.1:1"])).unwrap();
-            let size = std::mem::size_of_val(&cluster.get("key"));
-            assert!(size <= 768, "a cluster's GET holds {size} bytes");
+        let cluster = RedisStore::new(RedisConfig::cluster(["redis://127.0.0.1:1"])).unwrap();
+        let stores = [
+            ("single node", &single),
+            #[cfg(feature = "cluster")]
+            ("cluster", &cluster),
+        ];
+        let value = || Bytes::from_static(b"value");
+        for (name, store) in stores {
+            let sizes = [
+                ("get", std::mem::size_of_val(&store.get("key"))),
+                (
+                    "set",
+                    std::mem::size_of_val(&store.set("key", value(), None)),
+                ),
+                ("delete", std::mem::size_of_val(&store.delete("key"))),
+                (
+                    "set_if_greater",
+                    std::mem::size_of_val(&store.set_if_greater("key", value(), None)),
+                ),
+                (
+                    "set_unless_within",
+                    std::mem::size_of_val(&store.set_unless_within(
+                        "key",
+                        value(),
+                        None,
+                        b"a",
+                        b"b",
+                    )),
+                ),
+            ];
+            for (command, size) in sizes {
+                assert!(size <= 800, "{name}: {command} holds {size} bytes");
+            }
         }
     }
 }

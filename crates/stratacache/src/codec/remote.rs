@@ -4,6 +4,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::future::{self, Either};
 use std::time::{Duration, SystemTime};
 
 use stratacache_tier::{ByteStore, CacheEntry, CacheTier, Error, ErrorKind, Lookup, Tags};
@@ -266,7 +267,9 @@ where
     {
         let decoded = self.decode(key, bytes);
         if decoded.is_err() {
-            let _ = self.store.delete(&key.text).await;
+            // Boxed, as it is rare: inline, the delete would be part of every read's
+            // future, held beside what was decoded.
+            let _ = Box::pin(self.store.delete(&key.text)).await;
         }
         decoded
     }
@@ -342,46 +345,56 @@ where
         Ok(found)
     }
 
-    async fn insert(
+    fn insert(
         &self,
         key: K,
         entry: CacheEntry<V>,
         keep_for: Option<Duration>,
-    ) -> Result<(), Error> {
-        let Some((store_key, bytes)) = self.stored(&key, &entry, keep_for)? else {
-            return Ok(());
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        // Encoded now: the future holds the bytes, not the key and the entry as well.
+        let (store_key, bytes) = match self.stored(&key, &entry, keep_for) {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return Either::Left(future::ready(Ok(()))),
+            Err(error) => return Either::Left(future::ready(Err(error))),
         };
         let (after, up_to) = envelope::late_write_bounds(entry.cached_at());
-        if self
-            .store
-            .set_unless_within(&store_key.text, bytes, keep_for, &after, &up_to)
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(Error::new(
-                ErrorKind::Superseded,
-                "an entry produced over a second (and under an hour) after this one stands \
-                 under the key: this write landed late",
-            ))
-        }
+        Either::Right(async move {
+            if self
+                .store
+                .set_unless_within(&store_key.text, bytes, keep_for, &after, &up_to)
+                .await?
+            {
+                Ok(())
+            } else {
+                Err(Error::new(
+                    ErrorKind::Superseded,
+                    "an entry produced over a second (and under an hour) after this one \
+                     stands under the key: this write landed late",
+                ))
+            }
+        })
     }
 
     /// [`ByteStore::set_if_greater`]: the head's time comes first, big-endian, so the
     /// store keeps whichever of two entries (or of an entry and a tombstone) is newer;
     /// of two made in one millisecond, the tombstone.
-    async fn fill(
+    fn fill(
         &self,
         key: K,
         entry: CacheEntry<V>,
         keep_for: Option<Duration>,
-    ) -> Result<bool, Error> {
-        let Some((store_key, bytes)) = self.stored(&key, &entry, keep_for)? else {
-            return Ok(false);
+    ) -> impl Future<Output = Result<bool, Error>> + Send {
+        // Encoded now, as `insert`.
+        let (store_key, bytes) = match self.stored(&key, &entry, keep_for) {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return Either::Left(future::ready(Ok(false))),
+            Err(error) => return Either::Left(future::ready(Err(error))),
         };
-        self.store
-            .set_if_greater(&store_key.text, bytes, keep_for)
-            .await
+        Either::Right(async move {
+            self.store
+                .set_if_greater(&store_key.text, bytes, keep_for)
+                .await
+        })
     }
 
     async fn invalidate(&self, key: &K) -> Result<(), Error> {
