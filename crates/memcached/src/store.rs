@@ -271,9 +271,7 @@ impl MemcachedStore {
             Ok(Swap::Contended)
         }
     }
-}
 
-impl MemcachedStore {
     /// A plain [`set`](ByteStore::set) where a compare-and-swap could not decide: it
     /// stored. Boxed, as it is rare: inline, it would be part of every conditional
     /// set's future.

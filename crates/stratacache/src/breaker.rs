@@ -48,22 +48,26 @@ impl Breaker {
     }
 
     /// Runs `call` through `breaker` when there is one, else as it is.
-    pub(crate) async fn guard_if_any<T>(
+    pub(crate) async fn guard_if_any<T, Fut>(
         breaker: Option<&Self>,
-        call: impl Future<Output = Result<T, Error>>,
-    ) -> Result<T, Error> {
+        call: impl FnOnce() -> Fut,
+    ) -> Result<T, Error>
+    where
+        Fut: Future<Output = Result<T, Error>>,
+    {
         match breaker {
             Some(breaker) => breaker.guard(call).await,
-            None => call.await,
+            None => call().await,
         }
     }
 
-    /// Runs `call` if the circuit lets it (see [`Circuit::pass`]), and records how it
-    /// ended; an opening or closing is reported.
-    pub(crate) async fn guard<T>(
-        &self,
-        call: impl Future<Output = Result<T, Error>>,
-    ) -> Result<T, Error> {
+    /// Makes `call` if the circuit lets it (see [`Circuit::pass`]), and records how it
+    /// ended; an opening or closing is reported. A call the circuit skips is not made
+    /// at all: nothing is encoded or allocated for a tier that is out.
+    pub(crate) async fn guard<T, Fut>(&self, call: impl FnOnce() -> Fut) -> Result<T, Error>
+    where
+        Fut: Future<Output = Result<T, Error>>,
+    {
         let Some(pass) = Circuit::pass(&self.circuit, self.clock.now(), || self.reopen_until())
         else {
             return Err(Error::new(
@@ -71,7 +75,7 @@ impl Breaker {
                 "circuit open: tier skipped",
             ));
         };
-        let result = call.await;
+        let result = call().await;
         if let Some(changed) = pass.finish(result.as_ref().err().map(Error::kind)) {
             self.telemetry.circuit(&self.tier, changed);
         }

@@ -102,12 +102,15 @@ where
     pub(crate) async fn get_stored(&self, key: &K) -> Result<Option<CacheEntry<V>>, Error> {
         match &self.tier {
             TierHandle::Memory(memory) => Ok(memory.lookup(key)),
-            TierHandle::Dyn(tier) => self.guarded(tier.get(key)).await,
+            TierHandle::Dyn(tier) => self.guarded(|| tier.get(key)).await,
         }
     }
 
     /// `call` through the tier's circuit breaker, if it has one.
-    async fn guarded<T>(&self, call: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    async fn guarded<T, Fut>(&self, call: impl FnOnce() -> Fut) -> Result<T, Error>
+    where
+        Fut: Future<Output = Result<T, Error>>,
+    {
         let answer = Breaker::guard_if_any(self.breaker.as_deref(), call).await;
         if let Some(recovery) = &self.recovery
             && answer.as_ref().is_ok()
@@ -150,7 +153,7 @@ where
             TierHandle::Memory(memory) => {
                 Ok(keys.iter().map(|key| Ok(memory.lookup(key))).collect())
             }
-            TierHandle::Dyn(tier) => self.guarded(tier.get_many(keys)).await,
+            TierHandle::Dyn(tier) => self.guarded(|| tier.get_many(keys)).await,
         }
     }
 
@@ -161,7 +164,7 @@ where
                 Ok(())
             }
             TierHandle::Dyn(tier) => {
-                self.guarded(tier.insert(key, copy.entry, copy.keep_for))
+                self.guarded(|| tier.insert(key, copy.entry, copy.keep_for))
                     .await
             }
         }
@@ -176,7 +179,7 @@ where
                 Ok(true)
             }
             TierHandle::Dyn(tier) => {
-                self.guarded(tier.fill(key, copy.entry, copy.keep_for))
+                self.guarded(|| tier.fill(key, copy.entry, copy.keep_for))
                     .await
             }
         }
@@ -189,14 +192,14 @@ where
                 memory.remove(key);
                 Ok(())
             }
-            TierHandle::Dyn(tier) => self.guarded(tier.invalidate_at(key, at)).await,
+            TierHandle::Dyn(tier) => self.guarded(|| tier.invalidate_at(key, at)).await,
         }
     }
 
     pub(crate) async fn clear(&self) -> Result<(), Error> {
         match &self.tier {
             TierHandle::Memory(memory) => stratacache_tier::CacheTier::clear(memory).await,
-            TierHandle::Dyn(tier) => self.guarded(tier.clear()).await,
+            TierHandle::Dyn(tier) => self.guarded(|| tier.clear()).await,
         }
     }
 

@@ -185,7 +185,7 @@ impl TagMarkers {
     ) -> Result<(), Error> {
         self.resend(store).await;
         let epoch = self.epoch.load(Ordering::Acquire);
-        let read = Breaker::guard_if_any(self.breaker.as_deref(), store.get_many(&asked));
+        let read = Breaker::guard_if_any(self.breaker.as_deref(), || store.get_many(&asked));
         let answer = match read.await {
             Ok(markers) if markers.len() == asked.len() => Ok(markers),
             Ok(markers) => Err(Error::new(
@@ -267,7 +267,7 @@ impl TagMarkers {
 
     /// Writes `tag`'s marker `at` to `store`, through the breaker.
     async fn send(&self, store: &dyn MarkerStore, tag: &str, at: SystemTime) -> Result<(), Error> {
-        let set = store.set(tag, at, self.marker_ttl);
+        let set = || store.set(tag, at, self.marker_ttl);
         Breaker::guard_if_any(self.breaker.as_deref(), set).await
     }
 

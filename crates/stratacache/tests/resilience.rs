@@ -481,3 +481,53 @@ async fn a_background_load_stores_as_its_call_would_have() {
     let ttl = cache.get_entry(&1).await.unwrap().unwrap().ttl();
     assert_eq!(ttl, Some(Duration::from_secs(5)), "and its TTL cap held");
 }
+
+/// postcard, counting the values it encodes.
+#[derive(Clone, Default)]
+struct CountingCodec(Arc<AtomicUsize>);
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned> stratacache::Codec<T> for CountingCodec {
+    fn encode(&self, value: &T, out: &mut Vec<u8>) -> Result<(), stratacache::Error> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        stratacache::Codec::<T>::encode(&stratacache::Postcard, value, out)
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<T, stratacache::Error> {
+        stratacache::Codec::<T>::decode(&stratacache::Postcard, bytes)
+    }
+}
+
+#[tokio::test]
+async fn a_write_the_open_circuit_skips_encodes_nothing() {
+    let store = Arc::new(stratacache::mock::SwitchedStore::new(
+        stratacache::mock::MemoryStore::new(),
+    ));
+    let codec = CountingCodec::default();
+    let cache: Cache<u64, String> = Cache::builder()
+        .fallback(
+            Fallback::remote(stratacache::Remote::new(Arc::clone(&store)).codec(codec.clone()))
+                .circuit_breaker(1, Duration::from_secs(60)),
+        )
+        .build()
+        .unwrap();
+    store.set_down(true);
+    assert_eq!(cache.get(&1).await.unwrap(), None, "L2 down: a miss");
+    assert_eq!(cache.stats().tiers[1].circuit, Some(CircuitState::Open));
+    let (encoded, calls) = (codec.0.load(Ordering::Relaxed), store.calls());
+    let outcome = cache.insert(2, "two".into()).await.unwrap();
+    assert_eq!(
+        outcome.failures().next().map(|(_, error)| error.kind()),
+        Some(ErrorKind::CircuitOpen)
+    );
+    assert_eq!(store.calls(), calls, "the store is not called");
+    assert_eq!(
+        codec.0.load(Ordering::Relaxed),
+        encoded,
+        "nothing is encoded for a tier the circuit skips"
+    );
+    assert_eq!(
+        cache.get(&2).await.unwrap().as_deref(),
+        Some("two"),
+        "L1 has it"
+    );
+}
