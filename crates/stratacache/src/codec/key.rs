@@ -28,14 +28,8 @@ pub(crate) fn store_key(encoded: &[u8]) -> StoreKey {
         let text = String::from_utf8(text).expect("base64url is ASCII");
         return StoreKey { text, check: None };
     }
-    let digest = Sha256::digest(encoded);
-    let mut text = String::with_capacity(1 + 2 * digest.len());
-    text.push('#');
-    for byte in digest {
-        text.push_str(&format!("{byte:02x}"));
-    }
     StoreKey {
-        text,
+        text: digest_text("#", encoded),
         check: Some(encoded.to_vec()),
     }
 }
@@ -47,16 +41,26 @@ pub(crate) fn marker_key(tag: &str) -> String {
     if text.len() + 3 <= MAX_KEY_LEN {
         return format!("!t:{text}");
     }
-    let mut key = String::from("!t#");
-    for byte in Sha256::digest(tag.as_bytes()) {
-        key.push_str(&format!("{byte:02x}"));
-    }
-    key
+    digest_text("!t#", tag.as_bytes())
+}
+
+/// `prefix`, then the SHA-256 of `bytes` in lowercase hex.
+fn digest_text(prefix: &str, bytes: &[u8]) -> String {
+    format!("{prefix}{:x}", Sha256::digest(bytes))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_digest_is_its_prefix_and_sixty_four_lowercase_hex_digits() {
+        // SHA-256("abc"), the FIPS 180-2 example: stored keys must not change form.
+        assert_eq!(
+            digest_text("#", b"abc"),
+            "#ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 
     fn is_safe(key: &str) -> bool {
         key.bytes().all(|byte| byte.is_ascii_graphic()) && key.len() <= MAX_KEY_LEN
