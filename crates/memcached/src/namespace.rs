@@ -39,10 +39,7 @@ impl MemcachedStore {
     /// fresh and the server trusted, otherwise asked of the server, which moves it when
     /// `moving` (a `clear`) or when the server is distrusted.
     pub(crate) async fn generation(&self, index: usize, moving: bool) -> Result<u64, Error> {
-        let generation = &self.generations[index];
-        let refresh = self.config.generation_refresh;
-        let ended = || self.pools[index].connections_ended();
-        if !moving && let Some(known) = generation.fresh(refresh, ended().0) {
+        if !moving && let Some(known) = self.fresh_generation(index) {
             return Ok(known);
         }
         // Boxed: asking is a whole exchange with the server, which inline would be part of
@@ -55,7 +52,6 @@ impl MemcachedStore {
     /// (one caller at a time), or falls back to the last known one.
     async fn ask_generation(&self, index: usize, moving: bool) -> Result<u64, Error> {
         let generation = &self.generations[index];
-        let refresh = self.config.generation_refresh;
         let ended = || self.pools[index].connections_ended();
         // A server that failed the last question is not asked again for a while: its
         // callers use the last known generation (and spend one timeout, not two).
@@ -78,7 +74,7 @@ impl MemcachedStore {
             return self.fall_back(index, moving, error);
         };
         if !moving {
-            if let Some(known) = generation.fresh(refresh, ended().0) {
+            if let Some(known) = self.fresh_generation(index) {
                 return Ok(known);
             }
             if generation.answers() != answers {
@@ -100,6 +96,15 @@ impl MemcachedStore {
         let answer = self.add_to_generation(index, question.delta).await;
         generation.answered(question, &answer, ended_before);
         answer.or_else(|error| self.fall_back(index, moving, error))
+    }
+
+    /// Server `index`'s known generation while it is fresh and no connection to the
+    /// server ended since it was read.
+    fn fresh_generation(&self, index: usize) -> Option<u64> {
+        self.generations[index].fresh(
+            self.config.generation_refresh,
+            self.pools[index].connections_ended().0,
+        )
     }
 
     /// What to use when server `index`'s generation could not be asked: the last known
