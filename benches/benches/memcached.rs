@@ -126,7 +126,7 @@ fn memcached_concurrent(c: &mut Criterion) {
     for tasks in [1, 8, 32, 128] {
         // Long enough for the 10 ms ticks the CPU time is counted in.
         let ops = 40_000 * tasks.max(16) / 16;
-        let runs = stratacache_benches::median_runs(2, |contestant| {
+        let runs = stratacache_benches::turns(2, |contestant| {
             if contestant == 0 {
                 stratacache_benches::concurrently(&runtime, tasks, ops, &ours)
             } else {
@@ -137,8 +137,8 @@ fn memcached_concurrent(c: &mut Criterion) {
             "memcached_concurrent",
             tasks,
             ops,
-            runs[0],
-            runs[1],
+            ("stratacache", &runs[0]),
+            ("raw", &runs[1]),
         );
         stratacache_benches::bench_tasks(&mut group, "stratacache", &runtime, tasks, &ours);
         stratacache_benches::bench_tasks(

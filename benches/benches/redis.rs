@@ -185,6 +185,54 @@ where
     }
 }
 
+/// The floor of a type-erased two-tier cache: the two-tier floor's lookup, `GET` and
+/// decode, with the `GET` awaited through the two boxed futures such a cache allocates
+/// on an L1 miss, as small as they can be: the call to the store, boxed because the
+/// store's type is erased, inside the miss path, boxed so that a hit's future stays
+/// small.
+fn type_erased_floor_gets<C>(connection: C) -> impl Fn(usize, usize) -> BoxedGets
+where
+    C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
+{
+    let l1: moka::sync::Cache<u64, String, ahash::RandomState> = moka::sync::Cache::builder()
+        .max_capacity(10_000)
+        .build_with_hasher(ahash::RandomState::new());
+    let payload_len = postcard::to_allocvec(&"v".repeat(100)).unwrap().len();
+    move |_task, ops| {
+        let connection = connection.clone();
+        let l1 = l1.clone();
+        Box::pin(async move {
+            for _ in 0..ops {
+                assert!(l1.get(black_box(&1)).is_none(), "the L1 misses");
+                let found = erased_get(&connection).await;
+                let payload = &found[found.len() - payload_len..];
+                let value: String = postcard::from_bytes(payload).unwrap();
+                black_box(value);
+            }
+        })
+    }
+}
+
+/// A raw `GET` on a clone of `connection` (as the store's call takes one), boxed, awaited
+/// in a boxed miss path.
+fn erased_get<C>(connection: &C) -> BoxFuture<'_, Vec<u8>>
+where
+    C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
+{
+    let mut handle = connection.clone();
+    let call: BoxFuture<'static, Vec<u8>> = Box::pin(async move {
+        let found: Vec<u8> = redis::cmd("GET")
+            .arg("concurrent:AQ")
+            .query_async(&mut handle)
+            .await
+            .unwrap();
+        found
+    });
+    Box::pin(call)
+}
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 type BoxedGets = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// The body of one concurrent contestant: `ops` gets from one task.
@@ -204,7 +252,9 @@ fn cache_gets(cache: stratacache::Cache<u64, String>) -> Gets {
 
 /// Runs `group` at 1, 8, 32 and 128 concurrent tasks on `runtime`: time per operation
 /// of every contestant from criterion, and time and CPU per operation of the first
-/// (stratacache) against each of the others printed, the medians of runs taken in turn.
+/// (stratacache) against each of the others, and of each floor against the raw client,
+/// printed: median times, and the medians of their ratios round by round, the
+/// contestants taking turns.
 fn concurrency_group(
     c: &mut Criterion,
     group: &str,
@@ -216,17 +266,23 @@ fn concurrency_group(
         // Long enough for the 10 ms ticks the CPU time is counted in (half a second or
         // more).
         let ops = 40_000 * tasks.max(16) / 16;
-        let runs = stratacache_benches::median_runs(contestants.len(), |contestant| {
+        let runs = stratacache_benches::turns(contestants.len(), |contestant| {
             stratacache_benches::concurrently(runtime, tasks, ops, &contestants[contestant].1)
         });
+        let (ours, raw) = (
+            (contestants[0].0, &runs[0][..]),
+            (contestants[1].0, &runs[1][..]),
+        );
         for ((name, _), run) in contestants.iter().zip(&runs).skip(1) {
-            stratacache_benches::print_concurrency(
-                &format!("{group} (vs {name})"),
-                tasks,
-                ops,
-                runs[0],
-                *run,
-            );
+            let label = format!("{group} (vs {name})");
+            stratacache_benches::print_concurrency(&label, tasks, ops, ours, (name, run));
+        }
+        // The floors' own cost beside the raw client.
+        for ((name, _), run) in contestants.iter().zip(&runs).skip(2) {
+            if name.ends_with("floor") {
+                let label = format!("{group} ({name} vs raw)");
+                stratacache_benches::print_concurrency(&label, tasks, ops, (name, run), raw);
+            }
         }
         for (name, body) in contestants {
             stratacache_benches::bench_tasks(&mut criterion_group, name, runtime, tasks, body);
@@ -237,7 +293,8 @@ fn concurrency_group(
 
 /// L1-miss/Redis-hit gets from 1, 8, 32 and 128 concurrent tasks on a two-worker runtime,
 /// through stratacache, through a raw redis-rs multiplexed connection, through the parts
-/// any two-tier cache would use (the floor: moka miss, raw `GET`, postcard decode),
+/// any two-tier cache would use (the floor: moka miss, raw `GET`, postcard decode), the
+/// same with the two boxed futures any type-erased two-tier cache allocates on a miss,
 /// through the Redis store alone, and through a raw redis-rs `ConnectionManager` (the
 /// reconnecting handle the store used before).
 fn redis_concurrent(c: &mut Criterion) {
@@ -271,10 +328,11 @@ fn redis_concurrent(c: &mut Criterion) {
                 .set_number_of_retries(1),
         ))
         .unwrap();
-    let contestants: [(&str, Gets); 5] = [
+    let contestants: [(&str, Gets); 6] = [
         ("stratacache", cache_gets(cache)),
         ("raw", Box::new(raw_gets(raw.clone()))),
-        ("two_tier_floor", Box::new(two_tier_floor_gets(raw))),
+        ("two_tier_floor", Box::new(two_tier_floor_gets(raw.clone()))),
+        ("type_erased_floor", Box::new(type_erased_floor_gets(raw))),
         ("store", store),
         ("raw_connection_manager", Box::new(raw_gets(manager))),
     ];

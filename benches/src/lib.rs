@@ -123,22 +123,21 @@ where
     (wall.elapsed(), cpu_time().saturating_sub(cpu))
 }
 
-/// How many runs of each contestant [`median_runs`] takes.
-pub const ROUNDS: usize = 5;
+/// How many runs of each contestant [`turns`] takes.
+pub const ROUNDS: usize = 7;
 
 /// Runs each of `count` contestants [`ROUNDS`] times, taking turns, so that the
 /// machine's slow spells fall on all of them alike; `run(i)` runs contestant `i` once
-/// and returns its `(wall, cpu)` times. Returns each contestant's median wall time
-/// and median CPU time.
+/// and returns its `(wall, cpu)` times. Returns each contestant's times, round by round.
 ///
 /// # Panics
 ///
 /// When `count` is zero.
 #[must_use]
-pub fn median_runs(
+pub fn turns(
     count: usize,
     mut run: impl FnMut(usize) -> (std::time::Duration, std::time::Duration),
-) -> Vec<(std::time::Duration, std::time::Duration)> {
+) -> Vec<Vec<(std::time::Duration, std::time::Duration)>> {
     assert!(count > 0, "no contestant");
     let mut runs = vec![Vec::with_capacity(ROUNDS); count];
     for _ in 0..ROUNDS {
@@ -146,37 +145,78 @@ pub fn median_runs(
             times.push(run(contestant));
         }
     }
-    let median = |mut values: Vec<std::time::Duration>| {
-        values.sort_unstable();
-        values[values.len() / 2]
-    };
-    runs.into_iter()
+    runs
+}
+
+/// Each contestant's median wall time and median CPU time over [`turns`].
+///
+/// # Panics
+///
+/// When `count` is zero.
+#[must_use]
+pub fn median_runs(
+    count: usize,
+    run: impl FnMut(usize) -> (std::time::Duration, std::time::Duration),
+) -> Vec<(std::time::Duration, std::time::Duration)> {
+    turns(count, run)
+        .into_iter()
         .map(|times| {
-            let (walls, cpus) = times.into_iter().unzip();
+            let (walls, cpus): (Vec<_>, Vec<_>) = times.into_iter().unzip();
             (median(walls), median(cpus))
         })
         .collect()
 }
 
-/// Prints one line of a concurrency group: time and CPU per operation of `ours` and
-/// `theirs` (each `(wall, cpu)` over `ops` operations) and their ratios.
+/// The median of `values` (the upper one of an even count).
+fn median<T: PartialOrd>(mut values: Vec<T>) -> T {
+    values.sort_unstable_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    values.swap_remove(values.len() / 2)
+}
+
+/// Prints one line of a concurrency group: the median time and CPU per operation of
+/// `ours` and `theirs`, each a name and its `(wall, cpu)` over `ops` operations, round by round, as
+/// [`turns`] gives them), and the medians of their ratios round by round: a slow spell
+/// of the machine falls within a round on both, where it could fall on the median
+/// of one and not the other's.
+///
+/// # Panics
+///
+/// When either has no round, or they have not as many.
 pub fn print_concurrency(
     group: &str,
     tasks: usize,
     ops: usize,
-    ours: (std::time::Duration, std::time::Duration),
-    theirs: (std::time::Duration, std::time::Duration),
+    (our_name, ours): (&str, &[(std::time::Duration, std::time::Duration)]),
+    (their_name, theirs): (&str, &[(std::time::Duration, std::time::Duration)]),
 ) {
-    let per_op = |d: std::time::Duration| d.as_nanos() as f64 / ops as f64 / 1_000.0;
+    assert_eq!(ours.len(), theirs.len(), "rounds taken in turn");
+    let per_op = |times: &[(std::time::Duration, std::time::Duration)], cpu: bool| {
+        let pick = |&(wall, used): &(std::time::Duration, std::time::Duration)| {
+            if cpu { used } else { wall }
+        };
+        median(times.iter().map(pick).collect()).as_nanos() as f64 / ops as f64 / 1_000.0
+    };
+    let rounds = ours.iter().zip(theirs);
+    let throughput = median(
+        rounds
+            .clone()
+            .map(|(ours, theirs)| theirs.0.as_secs_f64() / ours.0.as_secs_f64())
+            .collect(),
+    );
+    let cpu = median(
+        rounds
+            .map(|(ours, theirs)| {
+                ours.1.as_secs_f64() / theirs.1.as_secs_f64().max(f64::MIN_POSITIVE)
+            })
+            .collect(),
+    );
     println!(
-        "{group}/{tasks} tasks: stratacache {:.1} µs wall {:.1} µs CPU per op, \
-         raw {:.1} µs wall {:.1} µs CPU per op: throughput {:.2}×, CPU {:.2}×",
-        per_op(ours.0),
-        per_op(ours.1),
-        per_op(theirs.0),
-        per_op(theirs.1),
-        theirs.0.as_secs_f64() / ours.0.as_secs_f64(),
-        ours.1.as_secs_f64() / theirs.1.as_secs_f64().max(f64::MIN_POSITIVE),
+        "{group}/{tasks} tasks: {our_name} {:.1} µs wall {:.1} µs CPU per op, \
+         {their_name} {:.1} µs wall {:.1} µs CPU per op: throughput {throughput:.2}×, CPU {cpu:.2}×",
+        per_op(ours, false),
+        per_op(ours, true),
+        per_op(theirs, false),
+        per_op(theirs, true),
     );
 }
 
