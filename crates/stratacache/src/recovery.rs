@@ -241,6 +241,9 @@ enum Replayed {
     Applied,
     /// Not needed any more (expired, or the tier holds something newer), or refused.
     Dropped,
+    /// The tier answered, but did not take the value in time: the key was removed
+    /// there in its place.
+    Removed,
     /// The tier failed again: stop until it answers.
     Failed,
 }
@@ -355,6 +358,11 @@ where
                         // not, and never will.
                         self.forget_here(&key, &self.generations.write(&key));
                     }
+                    Replayed::Removed => {
+                        recovery.settle(&key);
+                        self.telemetry.count(CacheCounter::RecoveryDropped);
+                        self.replayed(&key, Action::Invalidated);
+                    }
                     Replayed::Failed => return,
                 }
             }
@@ -399,18 +407,29 @@ where
         }
     }
 
-    /// Applies one waiting change, unless the tier already holds something newer.
+    /// Applies one waiting change, unless the tier already holds something newer or
+    /// the write itself.
+    ///
+    /// A write the tier answers but does not take in time (a value too large to be sent
+    /// within its timeout) is not sent again at every replay, each time holding up every
+    /// other command on the connection: the key is removed there instead, as of the
+    /// change, so that the tier keeps nothing the change replaced.
     async fn replay_one(&self, depth: usize, key: &K, change: Pending<V>) -> Replayed {
         let level = &self.levels[depth];
         let op = self.telemetry.start(Operation::Recovery);
         let newer_than = change.made_at();
+        let storing = matches!(change, Pending::Store(_));
         match level.get_stored(key).await {
             Ok(Some(theirs)) if theirs.cached_at() > newer_than => return Replayed::Dropped,
+            // The write itself, which landed after its caller stopped waiting for it.
+            Ok(Some(theirs)) if storing && theirs.cached_at() == newer_than => {
+                return Replayed::Applied;
+            }
             Err(error) if is_outage(error.kind()) => return Replayed::Failed,
             _ => {}
         }
         let stopwatch = op.stopwatch();
-        let (applied, outcome) = match change {
+        let (applied, outcome, removed_instead) = match change {
             Pending::Store(entry) => {
                 let Some(copy) = self.copy_to_keep(level, &entry, || self.clock.now(), &op) else {
                     return Replayed::Dropped;
@@ -418,17 +437,30 @@ where
                 // Not over what another instance wrote since (compared in one step).
                 match level.fill(key.clone(), copy).await {
                     Ok(false) => return Replayed::Dropped,
-                    filled => (filled.map(drop), TierOutcome::Inserted),
+                    // The tier answered the read above: it is up, and this value is
+                    // too slow to write.
+                    Err(error) if error.kind() == ErrorKind::Timeout => {
+                        self.report(&op, level, TierOutcome::Error(error.kind()), stopwatch);
+                        let removed = level.invalidate_at(key, newer_than).await;
+                        (removed, TierOutcome::Invalidated, true)
+                    }
+                    filled => (filled.map(drop), TierOutcome::Inserted, false),
                 }
             }
-            Pending::Remove { at } => {
-                (level.invalidate_at(key, at).await, TierOutcome::Invalidated)
-            }
+            Pending::Remove { at } => (
+                level.invalidate_at(key, at).await,
+                TierOutcome::Invalidated,
+                false,
+            ),
         };
         match applied {
             Ok(()) => {
                 self.report(&op, level, outcome, stopwatch);
-                Replayed::Applied
+                if removed_instead {
+                    Replayed::Removed
+                } else {
+                    Replayed::Applied
+                }
             }
             Err(error) => {
                 self.report(&op, level, TierOutcome::Error(error.kind()), stopwatch);

@@ -103,6 +103,66 @@ async fn a_change_older_than_what_the_tier_holds_is_dropped() {
 }
 
 #[tokio::test]
+async fn a_write_that_landed_after_its_timeout_is_not_sent_again() {
+    let (clock, l2) = (FrozenClock::new(), MockTier::new());
+    let cache = cache(&clock, &l2, 100);
+    l2.fail_times(TierOp::Insert, ErrorKind::Timeout, 1);
+    let outcome = cache.insert(1, "large".into()).await.unwrap();
+    assert!(matches!(
+        outcome.tiers()[1].result(),
+        TierWriteResult::Queued(_)
+    ));
+    // It landed all the same, as a large `SET` does after its caller stopped waiting;
+    // sent again, it would time out again.
+    let landed = CacheEntry::new("large".to_string(), clock.now(), None);
+    l2.insert(1, landed, None).await.unwrap();
+    l2.fail(TierOp::Insert, ErrorKind::Timeout);
+    let writes = l2.count(TierOp::Insert);
+    cache.get(&99).await.unwrap(); // L2 answers: the replay starts
+    until(|| cache.stats().recovery_replayed == 1).await;
+    assert_eq!(
+        l2.count(TierOp::Insert),
+        writes,
+        "the write is not sent again"
+    );
+    assert_eq!(in_l2(&l2, 1).as_deref(), Some("large"));
+    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("large"));
+}
+
+#[tokio::test]
+async fn a_write_the_answering_tier_keeps_timing_out_becomes_a_removal() {
+    let (clock, l2) = (FrozenClock::new(), MockTier::new());
+    let cache = cache(&clock, &l2, 100);
+    cache.insert(1, "old".into()).await.unwrap();
+    clock.advance(Duration::from_secs(1));
+    // The tier answers reads, but this value never reaches it in time.
+    l2.fail(TierOp::Insert, ErrorKind::Timeout);
+    cache.insert(1, "too large".into()).await.unwrap();
+    let writes = l2.count(TierOp::Insert);
+    cache.get(&99).await.unwrap(); // L2 answers: the replay starts
+    until(|| cache.stats().recovery_dropped == 1).await;
+    assert_eq!(
+        l2.count(TierOp::Insert),
+        writes + 1,
+        "sent once more, then given up"
+    );
+    assert_eq!(
+        in_l2(&l2, 1),
+        None,
+        "what it replaced is gone from the tier"
+    );
+    // However often the tier answers, the value is not sent again.
+    for key in 100..110 {
+        cache.get(&key).await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(l2.count(TierOp::Insert), writes + 1);
+    assert_eq!(cache.stats().recovery_replayed, 0);
+    // Neither value is served: the next read goes to the source.
+    assert_eq!(cache.get(&1).await.unwrap(), None);
+}
+
+#[tokio::test]
 async fn a_full_queue_drops_the_change_and_falls_back_to_dropping_the_copies_above() {
     let (clock, l2) = (FrozenClock::new(), MockTier::new());
     let cache = cache(&clock, &l2, 1);
