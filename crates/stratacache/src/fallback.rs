@@ -173,11 +173,12 @@ where
     /// key in that tier as the change says (the new value, or nothing: a replaced value
     /// is not promoted back), and the first call the tier answers again starts a replay
     /// in the background (on the tokio runtime). A change is dropped at replay if the
-    /// tier already holds something newer (another instance wrote it), and settled if it
-    /// holds the write itself (it landed after its caller stopped waiting). A write the
-    /// tier times out on again just after answering the replay's read (a value too large
-    /// for its timeout) is given up, and the key removed there instead, so that the tier
-    /// keeps nothing the write replaced (counted in `recovery_dropped`). A full queue
+    /// tier already holds something newer (another instance wrote it). A write the tier
+    /// times out on or refuses just after answering the replay's read (a value too large
+    /// for its timeout, say) is given up rather than sent at every replay: a removal of
+    /// the key, dated then, waits in its place, so that the tier keeps nothing the write
+    /// replaced (a miss, counted in `recovery_dropped`; one such failure is enough). A
+    /// full queue
     /// drops new changes, counted in
     /// [`CacheStats::recovery_dropped`](crate::CacheStats::recovery_dropped). Strict
     /// caches return the failure instead.

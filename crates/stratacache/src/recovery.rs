@@ -15,14 +15,15 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use stratacache_tier::{CacheEntry, ErrorKind};
+use stratacache_tier::{CacheEntry, Error, ErrorKind};
 
 use crate::backplane::Action;
 use crate::flag::Raised;
 use crate::inner::Inner;
-use crate::telemetry::{CacheCounter, Operation, TierOutcome};
+use crate::level::Level;
+use crate::telemetry::{CacheCounter, Op, Operation, TierOutcome};
 
 /// A change waiting for its tier.
 #[derive(Clone)]
@@ -241,8 +242,8 @@ enum Replayed {
     Applied,
     /// Not needed any more (expired, or the tier holds something newer), or refused.
     Dropped,
-    /// The tier answered, but did not take the value in time: the key was removed
-    /// there in its place.
+    /// The tier answered, but did not take the value: the key was removed there in its
+    /// place.
     Removed,
     /// The tier failed again: stop until it answers.
     Failed,
@@ -407,69 +408,89 @@ where
         }
     }
 
-    /// Applies one waiting change, unless the tier already holds something newer or
-    /// the write itself.
+    /// Applies one waiting change, unless the tier already holds something newer.
     ///
-    /// A write the tier answers but does not take in time (a value too large to be sent
-    /// within its timeout) is not sent again at every replay, each time holding up every
-    /// other command on the connection: the key is removed there instead, as of the
-    /// change, so that the tier keeps nothing the change replaced.
+    /// A write whose read the tier answered, but which it then does not take (it times
+    /// out: a value too large to send within the timeout; or it refuses it) is given up
+    /// rather than sent again at every replay, each time holding up every other command
+    /// on the connection: a removal of the key, dated now, waits in its place and is
+    /// sent, so that the tier keeps nothing the write replaced. One such failure is
+    /// enough; it costs a miss, never a stale read.
     async fn replay_one(&self, depth: usize, key: &K, change: Pending<V>) -> Replayed {
         let level = &self.levels[depth];
         let op = self.telemetry.start(Operation::Recovery);
         let newer_than = change.made_at();
-        let storing = matches!(change, Pending::Store(_));
         match level.get_stored(key).await {
             Ok(Some(theirs)) if theirs.cached_at() > newer_than => return Replayed::Dropped,
-            // The write itself, which landed after its caller stopped waiting for it.
-            Ok(Some(theirs)) if storing && theirs.cached_at() == newer_than => {
-                return Replayed::Applied;
-            }
             Err(error) if is_outage(error.kind()) => return Replayed::Failed,
             _ => {}
         }
-        let stopwatch = op.stopwatch();
-        let (applied, outcome, removed_instead) = match change {
+        let mut stopwatch = op.stopwatch();
+        let (at, given_up) = match change {
             Pending::Store(entry) => {
                 let Some(copy) = self.copy_to_keep(level, &entry, || self.clock.now(), &op) else {
                     return Replayed::Dropped;
                 };
                 // Not over what another instance wrote since (compared in one step).
                 match level.fill(key.clone(), copy).await {
-                    Ok(false) => return Replayed::Dropped,
-                    // The tier answered the read above: it is up, and this value is
-                    // too slow to write.
-                    Err(error) if error.kind() == ErrorKind::Timeout => {
-                        self.report(&op, level, TierOutcome::Error(error.kind()), stopwatch);
-                        let removed = level.invalidate_at(key, newer_than).await;
-                        (removed, TierOutcome::Invalidated, true)
+                    Ok(true) => {
+                        self.report(&op, level, TierOutcome::Inserted, stopwatch);
+                        return Replayed::Applied;
                     }
-                    filled => (filled.map(drop), TierOutcome::Inserted, false),
+                    Ok(false) => return Replayed::Dropped,
+                    Err(error)
+                        if matches!(error.kind(), ErrorKind::Timeout | ErrorKind::Rejected) =>
+                    {
+                        self.report(&op, level, TierOutcome::Error(error.kind()), stopwatch);
+                        stopwatch = op.stopwatch();
+                        (self.give_up(depth, key), true)
+                    }
+                    Err(error) => return self.replay_failed(&op, level, &error, stopwatch),
                 }
             }
-            Pending::Remove { at } => (
-                level.invalidate_at(key, at).await,
-                TierOutcome::Invalidated,
-                false,
-            ),
+            Pending::Remove { at } => (at, false),
         };
-        match applied {
+        match level.invalidate_at(key, at).await {
             Ok(()) => {
-                self.report(&op, level, outcome, stopwatch);
-                if removed_instead {
+                self.report(&op, level, TierOutcome::Invalidated, stopwatch);
+                if given_up {
                     Replayed::Removed
                 } else {
                     Replayed::Applied
                 }
             }
-            Err(error) => {
-                self.report(&op, level, TierOutcome::Error(error.kind()), stopwatch);
-                if is_outage(error.kind()) {
-                    Replayed::Failed
-                } else {
-                    Replayed::Dropped
-                }
-            }
+            Err(error) => self.replay_failed(&op, level, &error, stopwatch),
+        }
+    }
+
+    /// Gives up the waiting write of `key` at level `depth` (see
+    /// [`replay_one`](Self::replay_one)): a removal dated now waits in its place, and
+    /// this instance forgets the key, as lookups of it now read nothing there. Returns
+    /// the removal's time.
+    fn give_up(&self, depth: usize, key: &K) -> SystemTime {
+        let at = self.clock.now();
+        if let Some(recovery) = &self.levels[depth].recovery {
+            // The key's change is there: the queue has room for its replacement.
+            recovery.queue(key.clone(), Pending::Remove { at }, false);
+        }
+        self.forget_here(key, &self.generations.write(key));
+        at
+    }
+
+    /// Reports a replayed change's failure at `level`: the change waits on if the tier
+    /// is down, and is dropped if it refused it.
+    fn replay_failed(
+        &self,
+        op: &Op,
+        level: &Level<K, V>,
+        error: &Error,
+        stopwatch: Option<Instant>,
+    ) -> Replayed {
+        self.report(op, level, TierOutcome::Error(error.kind()), stopwatch);
+        if is_outage(error.kind()) {
+            Replayed::Failed
+        } else {
+            Replayed::Dropped
         }
     }
 }

@@ -102,42 +102,25 @@ async fn a_change_older_than_what_the_tier_holds_is_dropped() {
     assert_eq!(cache.stats().recovery_replayed, 0);
 }
 
-#[tokio::test]
-async fn a_write_that_landed_after_its_timeout_is_not_sent_again() {
-    let (clock, l2) = (FrozenClock::new(), MockTier::new());
-    let cache = cache(&clock, &l2, 100);
-    l2.fail_times(TierOp::Insert, ErrorKind::Timeout, 1);
-    let outcome = cache.insert(1, "large".into()).await.unwrap();
+/// A cache whose L2 holds "old" under 1, then a write of 1 the tier timed out on, queued.
+async fn queued_over_old(clock: &FrozenClock, l2: &MockTier<u64, String>) -> Cache<u64, String> {
+    let cache = cache(clock, l2, 100);
+    cache.insert(1, "old".into()).await.unwrap();
+    clock.advance(Duration::from_secs(1));
+    l2.fail(TierOp::Insert, ErrorKind::Timeout);
+    let outcome = cache.insert(1, "new".into()).await.unwrap();
     assert!(matches!(
         outcome.tiers()[1].result(),
         TierWriteResult::Queued(_)
     ));
-    // It landed all the same, as a large `SET` does after its caller stopped waiting;
-    // sent again, it would time out again.
-    let landed = CacheEntry::new("large".to_string(), clock.now(), None);
-    l2.insert(1, landed, None).await.unwrap();
-    l2.fail(TierOp::Insert, ErrorKind::Timeout);
-    let writes = l2.count(TierOp::Insert);
-    cache.get(&99).await.unwrap(); // L2 answers: the replay starts
-    until(|| cache.stats().recovery_replayed == 1).await;
-    assert_eq!(
-        l2.count(TierOp::Insert),
-        writes,
-        "the write is not sent again"
-    );
-    assert_eq!(in_l2(&l2, 1).as_deref(), Some("large"));
-    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("large"));
+    cache
 }
 
 #[tokio::test]
-async fn a_write_the_answering_tier_keeps_timing_out_becomes_a_removal() {
+async fn a_write_the_answering_tier_times_out_on_becomes_a_removal() {
     let (clock, l2) = (FrozenClock::new(), MockTier::new());
-    let cache = cache(&clock, &l2, 100);
-    cache.insert(1, "old".into()).await.unwrap();
-    clock.advance(Duration::from_secs(1));
     // The tier answers reads, but this value never reaches it in time.
-    l2.fail(TierOp::Insert, ErrorKind::Timeout);
-    cache.insert(1, "too large".into()).await.unwrap();
+    let cache = queued_over_old(&clock, &l2).await;
     let writes = l2.count(TierOp::Insert);
     cache.get(&99).await.unwrap(); // L2 answers: the replay starts
     until(|| cache.stats().recovery_dropped == 1).await;
@@ -159,6 +142,50 @@ async fn a_write_the_answering_tier_keeps_timing_out_becomes_a_removal() {
     assert_eq!(l2.count(TierOp::Insert), writes + 1);
     assert_eq!(cache.stats().recovery_replayed, 0);
     // Neither value is served: the next read goes to the source.
+    assert_eq!(cache.get(&1).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_given_up_write_whose_removal_fails_leaves_only_the_removal_waiting() {
+    let (clock, l2) = (FrozenClock::new(), MockTier::new());
+    let cache = queued_over_old(&clock, &l2).await;
+    l2.fail_times(TierOp::Invalidate, ErrorKind::Timeout, 1);
+    let writes = l2.count(TierOp::Insert);
+    cache.get(&99).await.unwrap();
+    until(|| l2.count(TierOp::Invalidate) == 1).await;
+    // Whether or not the tier still holds "old", nothing reads it back.
+    assert_eq!(cache.get(&1).await.unwrap(), None);
+    let below = cache.with(Options::new().skip_l1());
+    assert_eq!(below.get(&1).await.unwrap(), None);
+    // Once removals go through, the removal is replayed, and the value never again.
+    cache.get(&98).await.unwrap();
+    until(|| cache.stats().recovery_replayed == 1).await;
+    assert_eq!(
+        l2.count(TierOp::Insert),
+        writes + 1,
+        "the value was sent once more only"
+    );
+    assert_eq!(in_l2(&l2, 1), None);
+    assert_eq!(cache.get(&1).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_write_the_tier_refuses_at_replay_removes_what_it_replaced() {
+    let (clock, l2) = (FrozenClock::new(), MockTier::new());
+    let cache = cache(&clock, &l2, 100);
+    cache.insert(1, "old".into()).await.unwrap();
+    clock.advance(Duration::from_secs(1));
+    l2.fail(TierOp::Insert, ErrorKind::Unavailable);
+    cache.insert(1, "new".into()).await.unwrap();
+    // Back, but refusing this value (too large for it, say).
+    l2.fail(TierOp::Insert, ErrorKind::Rejected);
+    cache.get(&99).await.unwrap();
+    until(|| cache.stats().recovery_dropped == 1).await;
+    assert_eq!(
+        in_l2(&l2, 1),
+        None,
+        "\"old\" is not left for other instances"
+    );
     assert_eq!(cache.get(&1).await.unwrap(), None);
 }
 

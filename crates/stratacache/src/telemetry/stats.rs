@@ -214,7 +214,8 @@ pub struct CacheStats {
     /// Queued changes replayed into their recovered tier.
     pub recovery_replayed: u64,
     /// Changes dropped: the queue was full, or at replay the tier held something newer
-    /// or refused them.
+    /// or refused them, or timed out on a write whose read it had just answered (the
+    /// key is then removed there in its place).
     pub recovery_dropped: u64,
     /// Loads that ran past the soft timeout, answered with a stale value (see
     /// [`LoadTimeouts`](crate::LoadTimeouts)).
