@@ -174,11 +174,12 @@ where
     /// is not promoted back), and the first call the tier answers again starts a replay
     /// in the background (on the tokio runtime). A change is dropped at replay if the
     /// tier already holds something newer (another instance wrote it). A write the tier
-    /// times out on or refuses just after answering the replay's read (a value too large
-    /// for its timeout, say) is given up rather than sent at every replay: a removal of
-    /// the key, dated then, waits in its place, so that the tier keeps nothing the write
-    /// replaced (a miss, counted in `recovery_dropped`; one such failure is enough). A
-    /// full queue
+    /// times out on or fails otherwise than by being down, just after answering the
+    /// replay's read (a value too large for its timeout, say), is given up rather than
+    /// sent at every replay, as is one with nothing left to store (expired meanwhile): a
+    /// removal of the key, dated then, waits in its place, so that the tier keeps
+    /// nothing the write replaced (a miss, counted in `recovery_dropped`; one such
+    /// failure is enough). A full queue
     /// drops new changes, counted in
     /// [`CacheStats::recovery_dropped`](crate::CacheStats::recovery_dropped). Strict
     /// caches return the failure instead.

@@ -8,8 +8,10 @@
 //! dropped at replay when the tier already holds an entry newer than it (another instance
 //! wrote since). A change whose key another instance is heard writing is *contested*:
 //! which of the two is newer is not known here, so lookups ask the tier again, and the
-//! replay (a fill, compared by time in the store) decides. Changes are queued, settled
-//! and replayed under the key's lock.
+//! replay (a fill, compared by time in the store) decides. A write the tier answers for
+//! but does not take at replay (too large for its timeout, refused) is given up for a
+//! removal of the key, which waits in its place. Changes are queued, settled and
+//! replayed under the key's lock.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -242,8 +244,7 @@ enum Replayed {
     Applied,
     /// Not needed any more (expired, or the tier holds something newer), or refused.
     Dropped,
-    /// The tier answered, but did not take the value: the key was removed there in its
-    /// place.
+    /// A write given up: the key was removed there in its place.
     Removed,
     /// The tier failed again: stop until it answers.
     Failed,
@@ -359,9 +360,9 @@ where
                         // not, and never will.
                         self.forget_here(&key, &self.generations.write(&key));
                     }
+                    // Counted as dropped when given up.
                     Replayed::Removed => {
                         recovery.settle(&key);
-                        self.telemetry.count(CacheCounter::RecoveryDropped);
                         self.replayed(&key, Action::Invalidated);
                     }
                     Replayed::Failed => return,
@@ -411,11 +412,12 @@ where
     /// Applies one waiting change, unless the tier already holds something newer.
     ///
     /// A write whose read the tier answered, but which it then does not take (it times
-    /// out: a value too large to send within the timeout; or it refuses it) is given up
-    /// rather than sent again at every replay, each time holding up every other command
-    /// on the connection: a removal of the key, dated now, waits in its place and is
-    /// sent, so that the tier keeps nothing the write replaced. One such failure is
-    /// enough; it costs a miss, never a stale read.
+    /// out: a value too large to send within the timeout; or it fails otherwise than by
+    /// being down) is given up rather than sent again at every replay, each time holding
+    /// up every other command on the connection: a removal of the key, dated now, waits
+    /// in its place and is sent, so that the tier keeps nothing the write replaced. So is
+    /// a write with nothing left to store (expired, or declined by the insert policy), as
+    /// a write is. One such failure is enough; it costs a miss, never a stale read.
     async fn replay_one(&self, depth: usize, key: &K, change: Pending<V>) -> Replayed {
         let level = &self.levels[depth];
         let op = self.telemetry.start(Operation::Recovery);
@@ -428,24 +430,29 @@ where
         let mut stopwatch = op.stopwatch();
         let (at, given_up) = match change {
             Pending::Store(entry) => {
-                let Some(copy) = self.copy_to_keep(level, &entry, || self.clock.now(), &op) else {
-                    return Replayed::Dropped;
-                };
+                let copy = self.copy_to_keep(level, &entry, || self.clock.now(), &op);
                 // Not over what another instance wrote since (compared in one step).
-                match level.fill(key.clone(), copy).await {
-                    Ok(true) => {
+                let filled = match copy {
+                    Some(copy) => Some(level.fill(key.clone(), copy).await),
+                    None => None,
+                };
+                match filled {
+                    Some(Ok(true)) => {
                         self.report(&op, level, TierOutcome::Inserted, stopwatch);
                         return Replayed::Applied;
                     }
-                    Ok(false) => return Replayed::Dropped,
-                    Err(error)
-                        if matches!(error.kind(), ErrorKind::Timeout | ErrorKind::Rejected) =>
+                    Some(Ok(false)) => return Replayed::Dropped,
+                    Some(Err(error))
+                        if is_outage(error.kind()) && error.kind() != ErrorKind::Timeout =>
                     {
+                        return self.replay_failed(&op, level, &error, stopwatch);
+                    }
+                    Some(Err(error)) => {
                         self.report(&op, level, TierOutcome::Error(error.kind()), stopwatch);
                         stopwatch = op.stopwatch();
                         (self.give_up(depth, key), true)
                     }
-                    Err(error) => return self.replay_failed(&op, level, &error, stopwatch),
+                    None => (self.give_up(depth, key), true),
                 }
             }
             Pending::Remove { at } => (at, false),
@@ -464,16 +471,19 @@ where
     }
 
     /// Gives up the waiting write of `key` at level `depth` (see
-    /// [`replay_one`](Self::replay_one)): a removal dated now waits in its place, and
-    /// this instance forgets the key, as lookups of it now read nothing there. Returns
-    /// the removal's time.
+    /// [`replay_one`](Self::replay_one)), counted as dropped: a removal dated now waits
+    /// in its place, tried on a timer too, and this instance forgets the key, as lookups
+    /// of it now read nothing there. Returns the removal's time.
     fn give_up(&self, depth: usize, key: &K) -> SystemTime {
         let at = self.clock.now();
         if let Some(recovery) = &self.levels[depth].recovery {
-            // The key's change is there: the queue has room for its replacement.
+            // The key's change is there, and its lock held: its replacement has room
+            // (unless a clear heard meanwhile emptied the queue, and with it the tier).
             recovery.queue(key.clone(), Pending::Remove { at }, false);
         }
+        self.telemetry.count(CacheCounter::RecoveryDropped);
         self.forget_here(key, &self.generations.write(key));
+        self.retry_later(depth);
         at
     }
 

@@ -152,12 +152,14 @@ async fn a_given_up_write_whose_removal_fails_leaves_only_the_removal_waiting() 
     l2.fail_times(TierOp::Invalidate, ErrorKind::Timeout, 1);
     let writes = l2.count(TierOp::Insert);
     cache.get(&99).await.unwrap();
-    until(|| l2.count(TierOp::Invalidate) == 1).await;
-    // Whether or not the tier still holds "old", nothing reads it back.
+    until(|| l2.count(TierOp::Invalidate) >= 1).await;
+    assert_eq!(in_l2(&l2, 1).as_deref(), Some("old"), "the removal failed");
+    assert_eq!(cache.stats().recovery_dropped, 1, "the write is given up");
+    // Nothing reads "old" back meanwhile.
     assert_eq!(cache.get(&1).await.unwrap(), None);
     let below = cache.with(Options::new().skip_l1());
     assert_eq!(below.get(&1).await.unwrap(), None);
-    // Once removals go through, the removal is replayed, and the value never again.
+    // The removal is tried again when the tier answers, and the value never is.
     cache.get(&98).await.unwrap();
     until(|| cache.stats().recovery_replayed == 1).await;
     assert_eq!(
@@ -167,6 +169,27 @@ async fn a_given_up_write_whose_removal_fails_leaves_only_the_removal_waiting() 
     );
     assert_eq!(in_l2(&l2, 1), None);
     assert_eq!(cache.get(&1).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_write_that_expired_while_it_waited_removes_what_it_replaced() {
+    let (clock, l2) = (FrozenClock::new(), MockTier::new());
+    let cache = cache(&clock, &l2, 100);
+    cache.insert(1, "old".into()).await.unwrap();
+    clock.advance(Duration::from_secs(1));
+    l2.fail(TierOp::Insert, ErrorKind::Unavailable);
+    let short = Duration::from_secs(5);
+    cache.insert_with_ttl(1, "new".into(), short).await.unwrap();
+    clock.advance(Duration::from_secs(10));
+    l2.heal();
+    cache.get(&99).await.unwrap();
+    until(|| cache.stats().recovery_dropped == 1).await;
+    until(|| in_l2(&l2, 1).is_none()).await;
+    assert_eq!(
+        cache.get(&1).await.unwrap(),
+        None,
+        "\"old\" is not left in the tier"
+    );
 }
 
 #[tokio::test]

@@ -213,9 +213,9 @@ pub struct CacheStats {
     pub recovery_queued: u64,
     /// Queued changes replayed into their recovered tier.
     pub recovery_replayed: u64,
-    /// Changes dropped: the queue was full, or at replay the tier held something newer
-    /// or refused them, or timed out on a write whose read it had just answered (the
-    /// key is then removed there in its place).
+    /// Changes dropped: the queue was full, or at replay the tier held something newer,
+    /// or a write was given up (the tier timed out on it or refused it just after
+    /// answering, or it expired while it waited: the key is removed there instead).
     pub recovery_dropped: u64,
     /// Loads that ran past the soft timeout, answered with a stale value (see
     /// [`LoadTimeouts`](crate::LoadTimeouts)).
