@@ -102,15 +102,24 @@ async fn a_change_older_than_what_the_tier_holds_is_dropped() {
     assert_eq!(cache.stats().recovery_replayed, 0);
 }
 
-/// A cache whose L2 holds "old" under 1, then a write of 1 the tier timed out on, queued.
-async fn queued_over_old(clock: &FrozenClock, l2: &MockTier<u64, String>) -> Cache<u64, String> {
+/// A cache whose L2 holds "old" under 1, then a write of "new" there (for `ttl`, if any)
+/// that the tier failed with `kind`, queued.
+async fn queued_over_old(
+    clock: &FrozenClock,
+    l2: &MockTier<u64, String>,
+    kind: ErrorKind,
+    ttl: Option<Duration>,
+) -> Cache<u64, String> {
     let cache = cache(clock, l2, 100);
     cache.insert(1, "old".into()).await.unwrap();
     clock.advance(Duration::from_secs(1));
-    l2.fail(TierOp::Insert, ErrorKind::Timeout);
-    let outcome = cache.insert(1, "new".into()).await.unwrap();
+    l2.fail(TierOp::Insert, kind);
+    let outcome = match ttl {
+        Some(ttl) => cache.insert_with_ttl(1, "new".into(), ttl).await,
+        None => cache.insert(1, "new".into()).await,
+    };
     assert!(matches!(
-        outcome.tiers()[1].result(),
+        outcome.unwrap().tiers()[1].result(),
         TierWriteResult::Queued(_)
     ));
     cache
@@ -120,7 +129,7 @@ async fn queued_over_old(clock: &FrozenClock, l2: &MockTier<u64, String>) -> Cac
 async fn a_write_the_answering_tier_times_out_on_becomes_a_removal() {
     let (clock, l2) = (FrozenClock::new(), MockTier::new());
     // The tier answers reads, but this value never reaches it in time.
-    let cache = queued_over_old(&clock, &l2).await;
+    let cache = queued_over_old(&clock, &l2, ErrorKind::Timeout, None).await;
     let writes = l2.count(TierOp::Insert);
     cache.get(&99).await.unwrap(); // L2 answers: the replay starts
     until(|| cache.stats().recovery_dropped == 1).await;
@@ -148,7 +157,7 @@ async fn a_write_the_answering_tier_times_out_on_becomes_a_removal() {
 #[tokio::test]
 async fn a_given_up_write_whose_removal_fails_leaves_only_the_removal_waiting() {
     let (clock, l2) = (FrozenClock::new(), MockTier::new());
-    let cache = queued_over_old(&clock, &l2).await;
+    let cache = queued_over_old(&clock, &l2, ErrorKind::Timeout, None).await;
     l2.fail_times(TierOp::Invalidate, ErrorKind::Timeout, 1);
     let writes = l2.count(TierOp::Insert);
     cache.get(&99).await.unwrap();
@@ -174,12 +183,8 @@ async fn a_given_up_write_whose_removal_fails_leaves_only_the_removal_waiting() 
 #[tokio::test]
 async fn a_write_that_expired_while_it_waited_removes_what_it_replaced() {
     let (clock, l2) = (FrozenClock::new(), MockTier::new());
-    let cache = cache(&clock, &l2, 100);
-    cache.insert(1, "old".into()).await.unwrap();
-    clock.advance(Duration::from_secs(1));
-    l2.fail(TierOp::Insert, ErrorKind::Unavailable);
-    let short = Duration::from_secs(5);
-    cache.insert_with_ttl(1, "new".into(), short).await.unwrap();
+    let short = Some(Duration::from_secs(5));
+    let cache = queued_over_old(&clock, &l2, ErrorKind::Unavailable, short).await;
     clock.advance(Duration::from_secs(10));
     l2.heal();
     cache.get(&99).await.unwrap();
@@ -195,11 +200,7 @@ async fn a_write_that_expired_while_it_waited_removes_what_it_replaced() {
 #[tokio::test]
 async fn a_write_the_tier_refuses_at_replay_removes_what_it_replaced() {
     let (clock, l2) = (FrozenClock::new(), MockTier::new());
-    let cache = cache(&clock, &l2, 100);
-    cache.insert(1, "old".into()).await.unwrap();
-    clock.advance(Duration::from_secs(1));
-    l2.fail(TierOp::Insert, ErrorKind::Unavailable);
-    cache.insert(1, "new".into()).await.unwrap();
+    let cache = queued_over_old(&clock, &l2, ErrorKind::Unavailable, None).await;
     // Back, but refusing this value (too large for it, say).
     l2.fail(TierOp::Insert, ErrorKind::Rejected);
     cache.get(&99).await.unwrap();
