@@ -443,15 +443,13 @@ where
                     }
                     Some(Ok(false)) => return Replayed::Dropped,
                     Some(Err(error))
-                        if is_outage(error.kind()) && error.kind() != ErrorKind::Timeout =>
+                        if error.kind() == ErrorKind::Timeout || is_refusal(error.kind()) =>
                     {
-                        return self.replay_failed(&op, level, &error, stopwatch);
-                    }
-                    Some(Err(error)) => {
                         self.report(&op, level, TierOutcome::Error(error.kind()), stopwatch);
                         stopwatch = op.stopwatch();
                         (self.give_up(depth, key), true)
                     }
+                    Some(Err(error)) => return self.replay_failed(&op, level, &error, stopwatch),
                     None => (self.give_up(depth, key), true),
                 }
             }
@@ -509,6 +507,13 @@ where
 /// it refused the change.
 pub(crate) fn is_outage(kind: ErrorKind) -> bool {
     kind.is_transient() || kind == ErrorKind::CircuitOpen
+}
+
+/// Whether a tier's error on a write says it is up but did not take the value (too
+/// large, out of memory, an error reply): what the write replaces must not stay there.
+/// Not a write superseded by a newer entry, which stands.
+pub(crate) fn is_refusal(kind: ErrorKind) -> bool {
+    !is_outage(kind) && kind != ErrorKind::Superseded
 }
 
 #[cfg(test)]

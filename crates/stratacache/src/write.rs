@@ -7,7 +7,7 @@
 //! - A value is written lowest tier first. A tier that fails makes every tier above it
 //!   drop the key: an upper tier never keeps a value the tiers below may lack or hold
 //!   differently. A tier whose insert policy declines the value drops its older copy, and
-//!   so does a tier that rejects it (too large, say).
+//!   so does a tier that is up but refuses it (too large, out of memory).
 //! - A publish (promotion, load, refresh) stores only if no write to the key began since
 //!   its reader's ticket, checked under the key's lock (and, for L1, the stripe's lock)
 //!   right before it stores: never write first and undo later. It never waits for the
@@ -27,7 +27,7 @@ use crate::inner::Inner;
 use crate::key_lock::KeyGuard;
 use crate::level::{Copy, Level};
 use crate::outcome::{TierWrite, TierWriteResult, WriteOutcome};
-use crate::recovery::{Pending, is_outage};
+use crate::recovery::{Pending, is_outage, is_refusal};
 use crate::telemetry::{CacheCounter, Op, TierOutcome};
 
 /// A write in progress; if it is dropped before it finishes, its key leaves the memory
@@ -161,11 +161,10 @@ where
                         Some(copy) => {
                             let how = (&guard, shared, fill);
                             match self.store_at(level, key, copy, how, op).await {
-                                // The tier is up but refuses this value (too large, say): it
-                                // must not keep serving the one this write replaces.
-                                TierWriteResult::Failed(error)
-                                    if error.kind() == ErrorKind::Rejected =>
-                                {
+                                // The tier is up but refuses this value (too large, out of
+                                // memory): it must not keep serving the one this write
+                                // replaces.
+                                TierWriteResult::Failed(error) if is_refusal(error.kind()) => {
                                     self.remove_at(level, key, (&guard, now), op).await;
                                     TierWriteResult::Failed(error)
                                 }

@@ -252,3 +252,49 @@ async fn a_tier_that_rejects_a_value_drops_the_one_it_replaced() {
     assert!(l2.peek(&1).is_none(), "L2 must not keep serving \"small\"");
     assert_eq!(cache.get(&1).await.unwrap(), None);
 }
+
+/// Redis out of memory (`maxmemory` under `noeviction`) refuses writes but still
+/// deletes: a write it refuses leaves neither the value it replaces nor its own, for this
+/// instance or another, and an invalidation whose tombstone it refuses still removes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_redis_refuses_for_memory_leaves_nothing_it_replaced() {
+    use stratacache::Remote;
+    use stratacache_redis::{RedisConfig, RedisStore};
+    use stratacache_testkit::RedisServer;
+
+    let server = RedisServer::start().unwrap();
+    let store = RedisStore::new(RedisConfig::from_url(server.url()).namespace("oom")).unwrap();
+    let cache = || -> Cache<u32, String> {
+        Cache::builder()
+            .fallback(Fallback::remote(Remote::new(store.clone())))
+            .build()
+            .unwrap()
+    };
+    let (ours, theirs) = (cache(), cache());
+    ours.insert(1, "old".into()).await.unwrap();
+    ours.insert(2, "old".into()).await.unwrap();
+    // Any write is now over the limit; reads and deletes are not refused.
+    server
+        .cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+        .unwrap();
+    server.cli(&["CONFIG", "SET", "maxmemory", "1"]).unwrap();
+
+    let outcome = ours.insert(1, "new".into()).await.unwrap();
+    let TierWriteResult::Failed(error) = outcome.tiers()[1].result() else {
+        panic!("Redis refuses the write: {outcome:?}");
+    };
+    assert_eq!(error.kind(), ErrorKind::Other, "{error}");
+    assert_eq!(
+        ours.get(&1).await.unwrap(),
+        None,
+        "not the value it replaced"
+    );
+    assert_eq!(theirs.get(&1).await.unwrap(), None);
+
+    let outcome = ours.invalidate(&2).await.unwrap();
+    assert!(
+        matches!(outcome.tiers()[1].result(), TierWriteResult::Removed),
+        "{outcome:?}"
+    );
+    assert_eq!(theirs.get(&2).await.unwrap(), None);
+}

@@ -13,6 +13,7 @@ use super::envelope::{self, Head, TOMBSTONE};
 use super::key::StoreKey;
 use super::transforms::Transforms;
 use super::{Codec, Postcard};
+use crate::recovery::is_refusal;
 
 /// A bytes-level store (Redis, memcached, any [`ByteStore`]) made into a typed fallback
 /// tier: the codec boundary.
@@ -415,9 +416,15 @@ where
         let tombstone = self
             .transforms
             .write(head, &store_key, &Tags::none(), |_| Ok(()))?;
-        self.store
-            .set(&store_key.text, Bytes::from(tombstone), Some(TOMBSTONE_TTL))
-            .await
+        let set = self
+            .store
+            .set(&store_key.text, Bytes::from(tombstone), Some(TOMBSTONE_TTL));
+        match set.await {
+            // A store that refuses to take bytes (Redis out of memory) still deletes:
+            // better a plain delete than the entry this removal is for.
+            Err(error) if is_refusal(error.kind()) => self.store.delete(&store_key.text).await,
+            done => done,
+        }
     }
 
     async fn clear(&self) -> Result<(), Error> {
