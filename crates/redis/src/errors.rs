@@ -35,13 +35,16 @@ pub(crate) async fn within<T>(
 
 /// Server errors that say "not now" rather than "never": a server loading its data
 /// after a restart, a replica whose master is down, a demoted master after a failover,
-/// a cluster mid-reconfiguration.
-const NOT_NOW: [&str; 5] = [
+/// a cluster mid-reconfiguration, a server refusing every write until it can save
+/// again or reach its replicas.
+const NOT_NOW: [&str; 7] = [
     "LOADING",
     "MASTERDOWN",
     "READONLY",
     "TRYAGAIN",
     "CLUSTERDOWN",
+    "MISCONF",
+    "NOREPLICAS",
 ];
 
 /// Whether the connection `error` came on is of no further use: closed, broken, out

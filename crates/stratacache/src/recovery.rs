@@ -509,9 +509,10 @@ pub(crate) fn is_outage(kind: ErrorKind) -> bool {
     kind.is_transient() || kind == ErrorKind::CircuitOpen
 }
 
-/// Whether a tier's error on a write says it is up but did not take the value (too
-/// large, out of memory, an error reply): what the write replaces must not stay there.
-/// Not a write superseded by a newer entry, which stands.
+/// Whether a tier's error on a write says it did not take the value though it is up
+/// (too large, out of memory, an error reply) or the value could not be encoded here:
+/// what the write replaces must not stay there. Not a write superseded by a newer
+/// entry, which stands.
 pub(crate) fn is_refusal(kind: ErrorKind) -> bool {
     !is_outage(kind) && kind != ErrorKind::Superseded
 }

@@ -165,7 +165,12 @@ where
                                 // memory): it must not keep serving the one this write
                                 // replaces.
                                 TierWriteResult::Failed(error) if is_refusal(error.kind()) => {
-                                    self.remove_at(level, key, (&guard, now), op).await;
+                                    let removed =
+                                        self.remove_at(level, key, (&guard, now), op).await;
+                                    // Settles an older change waiting for this tier (reads
+                                    // would serve it), or waits in its place.
+                                    let removal = || Pending::Remove { at: now };
+                                    self.recover_later(level, key, (removed, &guard), removal);
                                     TierWriteResult::Failed(error)
                                 }
                                 stored => stored,

@@ -271,8 +271,9 @@ async fn a_write_redis_refuses_for_memory_leaves_nothing_it_replaced() {
             .unwrap()
     };
     let (ours, theirs) = (cache(), cache());
-    ours.insert(1, "old".into()).await.unwrap();
-    ours.insert(2, "old".into()).await.unwrap();
+    for key in [1, 2] {
+        assert!(ours.insert(key, "old".into()).await.unwrap().is_complete());
+    }
     // Any write is now over the limit; reads and deletes are not refused.
     server
         .cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])

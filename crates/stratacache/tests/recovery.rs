@@ -214,6 +214,26 @@ async fn a_write_the_tier_refuses_at_replay_removes_what_it_replaced() {
 }
 
 #[tokio::test]
+async fn a_write_the_tier_refuses_settles_an_older_change_waiting() {
+    let (clock, l2) = (FrozenClock::new(), MockTier::new());
+    let cache = queued_over_old(&clock, &l2, ErrorKind::Unavailable, None).await;
+    // Back, but refusing the next value: "new", still waiting, is what it replaced.
+    clock.advance(Duration::from_secs(1));
+    l2.fail(TierOp::Insert, ErrorKind::Rejected);
+    let outcome = cache.insert(1, "newest".into()).await.unwrap();
+    assert!(matches!(
+        outcome.tiers()[1].result(),
+        TierWriteResult::Failed(_)
+    ));
+    assert_eq!(
+        cache.get(&1).await.unwrap(),
+        None,
+        "neither \"new\" nor \"old\""
+    );
+    assert_eq!(in_l2(&l2, 1), None);
+}
+
+#[tokio::test]
 async fn a_full_queue_drops_the_change_and_falls_back_to_dropping_the_copies_above() {
     let (clock, l2) = (FrozenClock::new(), MockTier::new());
     let cache = cache(&clock, &l2, 1);

@@ -404,7 +404,8 @@ where
     }
 
     /// Leaves a tombstone dated `at` for 10 s: read as absent, and newer
-    /// than any fill of an entry produced before `at`.
+    /// than any fill of an entry produced before `at`. A store that refuses the
+    /// tombstone (Redis out of memory) gets a plain delete, which leaves none.
     async fn invalidate_at(&self, key: &K, at: SystemTime) -> Result<(), Error> {
         let store_key = self.key(key)?;
         let head = Head {
