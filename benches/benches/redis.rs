@@ -162,6 +162,27 @@ fn two_tier_floor_gets<C>(connection: C) -> impl Fn(usize, usize) -> BoxedGets
 where
     C: redis::aio::ConnectionLike + Clone + Send + 'static,
 {
+    floor_gets(connection, false)
+}
+
+/// The floor of a type-erased two-tier cache: the two-tier floor's lookup, `GET` and
+/// decode, with the `GET` awaited through the two boxed futures such a cache allocates
+/// on an L1 miss, as small as they can be: the call to the store, boxed because the
+/// store's type is erased, inside the miss path, boxed so that a hit's future stays
+/// small.
+fn type_erased_floor_gets<C>(connection: C) -> impl Fn(usize, usize) -> BoxedGets
+where
+    C: redis::aio::ConnectionLike + Clone + Send + 'static,
+{
+    floor_gets(connection, true)
+}
+
+/// A floor's body: `ops` moka L1 misses, raw `GET`s (through [`erased_get`] when
+/// `erased`) and decodes.
+fn floor_gets<C>(connection: C, erased: bool) -> impl Fn(usize, usize) -> BoxedGets
+where
+    C: redis::aio::ConnectionLike + Clone + Send + 'static,
+{
     let l1: moka::sync::Cache<u64, String, ahash::RandomState> = moka::sync::Cache::builder()
         .max_capacity(10_000)
         .build_with_hasher(ahash::RandomState::new());
@@ -172,11 +193,11 @@ where
         Box::pin(async move {
             for _ in 0..ops {
                 assert!(l1.get(black_box(&1)).is_none(), "the L1 misses");
-                let found: Vec<u8> = redis::cmd("GET")
-                    .arg("concurrent:AQ")
-                    .query_async(&mut connection)
-                    .await
-                    .unwrap();
+                let found = if erased {
+                    erased_get(connection.clone()).await
+                } else {
+                    get_bytes(&mut connection).await
+                };
                 let payload = &found[found.len() - payload_len..];
                 let value: String = postcard::from_bytes(payload).unwrap();
                 black_box(value);
@@ -185,49 +206,22 @@ where
     }
 }
 
-/// The floor of a type-erased two-tier cache: the two-tier floor's lookup, `GET` and
-/// decode, with the `GET` awaited through the two boxed futures such a cache allocates
-/// on an L1 miss, as small as they can be: the call to the store, boxed because the
-/// store's type is erased, inside the miss path, boxed so that a hit's future stays
-/// small.
-fn type_erased_floor_gets<C>(connection: C) -> impl Fn(usize, usize) -> BoxedGets
-where
-    C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
-{
-    let l1: moka::sync::Cache<u64, String, ahash::RandomState> = moka::sync::Cache::builder()
-        .max_capacity(10_000)
-        .build_with_hasher(ahash::RandomState::new());
-    let payload_len = postcard::to_allocvec(&"v".repeat(100)).unwrap().len();
-    move |_task, ops| {
-        let connection = connection.clone();
-        let l1 = l1.clone();
-        Box::pin(async move {
-            for _ in 0..ops {
-                assert!(l1.get(black_box(&1)).is_none(), "the L1 misses");
-                let found = erased_get(&connection).await;
-                let payload = &found[found.len() - payload_len..];
-                let value: String = postcard::from_bytes(payload).unwrap();
-                black_box(value);
-            }
-        })
-    }
+/// A raw `GET` of the hot key's bytes on `connection`.
+async fn get_bytes<C: redis::aio::ConnectionLike>(connection: &mut C) -> Vec<u8> {
+    redis::cmd("GET")
+        .arg("concurrent:AQ")
+        .query_async(connection)
+        .await
+        .unwrap()
 }
 
-/// A raw `GET` on a clone of `connection` (as the store's call takes one), boxed, awaited
-/// in a boxed miss path.
-fn erased_get<C>(connection: &C) -> BoxFuture<'_, Vec<u8>>
+/// [`get_bytes`] on its own handle (as the store's call takes one), boxed, awaited in a
+/// boxed miss path.
+fn erased_get<C>(mut handle: C) -> BoxFuture<'static, Vec<u8>>
 where
-    C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
+    C: redis::aio::ConnectionLike + Send + 'static,
 {
-    let mut handle = connection.clone();
-    let call: BoxFuture<'static, Vec<u8>> = Box::pin(async move {
-        let found: Vec<u8> = redis::cmd("GET")
-            .arg("concurrent:AQ")
-            .query_async(&mut handle)
-            .await
-            .unwrap();
-        found
-    });
+    let call: BoxFuture<'static, Vec<u8>> = Box::pin(async move { get_bytes(&mut handle).await });
     Box::pin(call)
 }
 

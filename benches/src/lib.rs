@@ -174,10 +174,10 @@ fn median<T: PartialOrd>(mut values: Vec<T>) -> T {
 }
 
 /// Prints one line of a concurrency group: the median time and CPU per operation of
-/// `ours` and `theirs`, each a name and its `(wall, cpu)` over `ops` operations, round by round, as
-/// [`turns`] gives them), and the medians of their ratios round by round: a slow spell
-/// of the machine falls within a round on both, where it could fall on the median
-/// of one and not the other's.
+/// `ours` and `theirs` (each a name and its `(wall, cpu)` times over `ops` operations,
+/// round by round, as [`turns`] gives them), and the medians of their ratios round by
+/// round: a slow spell of the machine falls within a round on both, where it could
+/// fall on the median of one and not the other's.
 ///
 /// # Panics
 ///
