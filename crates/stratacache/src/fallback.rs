@@ -179,8 +179,7 @@ where
     /// sent at every replay, as is one with nothing left to store (expired meanwhile): a
     /// removal of the key, dated then, waits in its place, so that the tier keeps
     /// nothing the write replaced (a miss, counted in `recovery_dropped`; one such
-    /// failure is enough). A full queue
-    /// drops new changes, counted in
+    /// failure is enough). A full queue drops new changes, counted in
     /// [`CacheStats::recovery_dropped`](crate::CacheStats::recovery_dropped). Strict
     /// caches return the failure instead.
     pub fn auto_recovery(mut self, capacity: usize) -> Self {

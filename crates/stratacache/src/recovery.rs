@@ -430,27 +430,24 @@ where
         let mut stopwatch = op.stopwatch();
         let (at, given_up) = match change {
             Pending::Store(entry) => {
-                let copy = self.copy_to_keep(level, &entry, || self.clock.now(), &op);
-                // Not over what another instance wrote since (compared in one step).
-                let filled = match copy {
-                    Some(copy) => Some(level.fill(key.clone(), copy).await),
-                    None => None,
-                };
-                match filled {
-                    Some(Ok(true)) => {
-                        self.report(&op, level, TierOutcome::Inserted, stopwatch);
-                        return Replayed::Applied;
-                    }
-                    Some(Ok(false)) => return Replayed::Dropped,
-                    Some(Err(error))
-                        if error.kind() == ErrorKind::Timeout || is_refusal(error.kind()) =>
-                    {
-                        self.report(&op, level, TierOutcome::Error(error.kind()), stopwatch);
-                        stopwatch = op.stopwatch();
-                        (self.give_up(depth, key), true)
-                    }
-                    Some(Err(error)) => return self.replay_failed(&op, level, &error, stopwatch),
+                match self.copy_to_keep(level, &entry, || self.clock.now(), &op) {
                     None => (self.give_up(depth, key), true),
+                    // Not over what another instance wrote since (compared in one step).
+                    Some(copy) => match level.fill(key.clone(), copy).await {
+                        Ok(true) => {
+                            self.report(&op, level, TierOutcome::Inserted, stopwatch);
+                            return Replayed::Applied;
+                        }
+                        Ok(false) => return Replayed::Dropped,
+                        Err(error)
+                            if error.kind() == ErrorKind::Timeout || is_refusal(error.kind()) =>
+                        {
+                            self.report(&op, level, TierOutcome::Error(error.kind()), stopwatch);
+                            stopwatch = op.stopwatch();
+                            (self.give_up(depth, key), true)
+                        }
+                        Err(error) => return self.replay_failed(&op, level, &error, stopwatch),
+                    },
                 }
             }
             Pending::Remove { at } => (at, false),
