@@ -163,6 +163,7 @@ impl<V> CacheEntry<V> {
     /// assert_eq!(value, [1, 2]);
     /// ```
     #[must_use]
+    #[inline]
     pub fn into_value(self) -> V {
         self.value
     }

@@ -54,7 +54,7 @@ where
             .hit_or_fetch(
                 Operation::GetOrInsert,
                 key,
-                Some(move || found(loader)),
+                move |_, _| Some(move || found(loader)),
                 &Options::DEFAULT,
             )
             .await?;
@@ -98,7 +98,7 @@ where
             .hit_or_fetch(
                 Operation::TryGetOrInsert,
                 key,
-                Some(move || found_or_failed(loader)),
+                move |_, _| Some(move || found_or_failed(loader)),
                 &Options::DEFAULT,
             )
             .await?;
@@ -141,7 +141,7 @@ where
         self.hit_or_fetch(
             Operation::OptionallyGetOrInsert,
             key,
-            Some(move || maybe_found(loader)),
+            move |_, _| Some(move || maybe_found(loader)),
             &Options::DEFAULT,
         )
         .await

@@ -58,12 +58,12 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + Sync + ?Sized,
     {
-        // Only a reference to the loader and the key: building it costs a hit nothing.
-        let load = self
-            .inner
-            .loader
-            .as_ref()
-            .map(|load| move || self.load_through(load, key, Options::DEFAULT));
+        // Built only on a miss, from the cache and the key the future holds anyway: a
+        // hit's future carries no loader.
+        let load = |cache: &'a Self, key: &'a Q| {
+            let load = cache.inner.loader.as_ref()?;
+            Some(move || cache.load_through(load, key, Options::DEFAULT))
+        };
         self.hit_or_fetch(Operation::Get, key, load, &Options::DEFAULT)
     }
 
@@ -95,20 +95,24 @@ where
     /// poll answers an L1 hit in place; only a miss builds (and boxes) the future of the
     /// miss path. So the future a caller holds is a few words, not the whole state
     /// machine of fallback, loading and coalescing, and a hit never allocates.
-    pub(crate) fn hit_or_fetch<'a, Q, F, Fut>(
+    ///
+    /// `loader` makes the loader, if any, from the cache and the key on a miss: `get`'s
+    /// makes the cache's own without capturing anything, so its future holds no loader.
+    pub(crate) fn hit_or_fetch<'a, Q, L, F, Fut>(
         &'a self,
         operation: Operation,
         key: &'a Q,
-        loader: Option<F>,
+        loader: L,
         options: &'a Options,
     ) -> impl Future<Output = Result<Option<V>, Error>> + Send + 'a
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + Sync + ?Sized,
+        L: FnOnce(&'a Self, &'a Q) -> Option<F> + Send + 'a,
         F: FnOnce() -> Fut + Send + 'a,
         Fut: Future<Output = Result<Option<Loaded<V>>, Error>> + Send + 'a,
     {
-        let mut loader = loader;
+        let mut loader = Some(loader);
         let mut miss: Option<BoxFuture<'a, Result<Option<V>, Error>>> = None;
         std::future::poll_fn(move |context| {
             if let Some(miss) = &mut miss {
@@ -122,7 +126,8 @@ where
                 Some(QuietLook::Found(found)) => Some(found),
                 None => None,
             };
-            match self.begin(operation, key, found, options, loader.take()) {
+            let loader = loader.take().and_then(|make| make(self, key));
+            match self.begin(operation, key, found, options, loader) {
                 Begun::Answered(answer) => Poll::Ready(answer),
                 Begun::Pending(mut pending) => {
                     let poll = pending.as_mut().poll(context);

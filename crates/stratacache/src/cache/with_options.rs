@@ -292,13 +292,13 @@ where
         let read = match options.get_strategy() {
             Strategy::ReadThrough | Strategy::CacheOnly => {
                 self.cache
-                    .hit_or_fetch(operation, key, loader, &options)
+                    .hit_or_fetch(operation, key, move |_, _| loader, &options)
                     .await
             }
             Strategy::InvalidateThenLoad => {
                 self.cache.invalidate(key).await?;
                 self.cache
-                    .hit_or_fetch(operation, key, loader, &options)
+                    .hit_or_fetch(operation, key, move |_, _| loader, &options)
                     .await
             }
             Strategy::Reload | Strategy::Bypass => {
