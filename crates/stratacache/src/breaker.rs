@@ -4,14 +4,14 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use stratacache_tier::{Circuit, CircuitState, Clock, Error, ErrorKind};
+use stratacache_tier::{Circuit, CircuitState, Clock, Error, ErrorKind, Pass};
 
 use crate::telemetry::Telemetry;
 
 pub(crate) struct Breaker {
-    circuit: Circuit<std::time::SystemTime>,
+    circuit: Circuit<SystemTime>,
     cool_down: Duration,
     clock: Clock,
     /// Where its openings and closings are reported.
@@ -35,7 +35,7 @@ impl Breaker {
         }
     }
 
-    fn reopen_until(&self) -> std::time::SystemTime {
+    fn reopen_until(&self) -> SystemTime {
         let now = self.clock.now();
         // Saturated: a cool-down past what a `SystemTime` can hold lasts a century.
         now.checked_add(self.cool_down)
@@ -48,37 +48,57 @@ impl Breaker {
     }
 
     /// Runs `call` through `breaker` when there is one, else as it is.
-    pub(crate) async fn guard_if_any<T, Fut>(
-        breaker: Option<&Self>,
-        call: impl FnOnce() -> Fut,
-    ) -> Result<T, Error>
+    ///
+    /// One future, not one per step: every remote call of the cache goes through this,
+    /// and each layer of futures is state to copy and poll on every call.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice in every remote call's future"
+    )]
+    pub(crate) fn guard_if_any<'a, T, Fut>(
+        breaker: Option<&'a Self>,
+        call: impl FnOnce() -> Fut + Send + 'a,
+    ) -> impl Future<Output = Result<T, Error>> + Send + 'a
     where
-        Fut: Future<Output = Result<T, Error>>,
+        Fut: Future<Output = Result<T, Error>> + Send + 'a,
     {
-        match breaker {
-            Some(breaker) => breaker.guard(call).await,
-            None => call().await,
+        async move {
+            let admitted = match breaker {
+                Some(breaker) => Some((breaker, breaker.admit()?)),
+                None => None,
+            };
+            let result = call().await;
+            if let Some((breaker, pass)) = admitted {
+                breaker.settle(pass, result.as_ref().err().map(Error::kind));
+            }
+            result
         }
     }
 
-    /// Makes `call` if the circuit lets it (see [`Circuit::pass`]), and records how it
-    /// ended; an opening or closing is reported. A call the circuit skips is not made
-    /// at all: nothing is encoded or allocated for a tier that is out.
-    pub(crate) async fn guard<T, Fut>(&self, call: impl FnOnce() -> Fut) -> Result<T, Error>
-    where
-        Fut: Future<Output = Result<T, Error>>,
-    {
-        let Some(pass) = Circuit::pass(&self.circuit, self.clock.now(), || self.reopen_until())
-        else {
-            return Err(Error::new(
-                ErrorKind::CircuitOpen,
-                "circuit open: tier skipped",
-            ));
-        };
-        let result = call().await;
-        if let Some(changed) = pass.finish(result.as_ref().err().map(Error::kind)) {
+    /// Lets a call through if the circuit does (see [`Circuit::pass`]); a call the
+    /// circuit skips is not made at all: nothing is encoded or allocated for a tier that
+    /// is out. Dropped unsettled (the call was cancelled), a probe's pass leaves the
+    /// circuit as it found it.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::CircuitOpen`] while the circuit turns calls away.
+    fn admit(
+        &self,
+    ) -> Result<Pass<&Circuit<SystemTime>, SystemTime, impl Fn() -> SystemTime>, Error> {
+        Circuit::pass(&self.circuit, self.clock.now(), || self.reopen_until())
+            .ok_or_else(|| Error::new(ErrorKind::CircuitOpen, "circuit open: tier skipped"))
+    }
+
+    /// Records how an admitted call ended (`failure`, if it failed); an opening or
+    /// closing of the circuit is reported.
+    fn settle(
+        &self,
+        pass: Pass<&Circuit<SystemTime>, SystemTime, impl Fn() -> SystemTime>,
+        failure: Option<ErrorKind>,
+    ) {
+        if let Some(changed) = pass.finish(failure) {
             self.telemetry.circuit(&self.tier, changed);
         }
-        result
     }
 }

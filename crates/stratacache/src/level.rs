@@ -79,13 +79,29 @@ where
 
     /// What the tier holds under `key`, or what a change of it waiting for the tier
     /// says it will hold.
-    pub(crate) async fn get(&self, key: &K) -> Result<Option<CacheEntry<V>>, Error> {
-        match self.recovery.as_ref().and_then(|r| r.answer(key)) {
-            None => self.get_stored(key).await,
-            Some(Answer::Waiting(answer)) => Ok(answer),
-            // Rare, and boxed: the change held across the read would grow every miss's
-            // future.
-            Some(Answer::Contested(change)) => Box::pin(self.get_contested(key, change)).await,
+    ///
+    /// Every miss's read of a lower tier: its future holds no waiting change across
+    /// the read, and no argument twice.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice in every miss's future"
+    )]
+    pub(crate) fn get<'a>(
+        &'a self,
+        key: &'a K,
+    ) -> impl Future<Output = Result<Option<CacheEntry<V>>, Error>> + Send + 'a {
+        async move {
+            // Decided before anything is awaited: a waiting change held across the read
+            // would grow every miss's future. A contested one is rare, and boxed.
+            let contested = match self.recovery.as_ref().and_then(|r| r.answer(key)) {
+                None => None,
+                Some(Answer::Waiting(answer)) => return Ok(answer),
+                Some(Answer::Contested(change)) => Some(Box::pin(self.get_contested(key, change))),
+            };
+            match contested {
+                None => self.get_stored(key).await,
+                Some(contested) => contested.await,
+            }
         }
     }
 
@@ -99,25 +115,45 @@ where
     }
 
     /// What the tier holds under `key`.
-    pub(crate) async fn get_stored(&self, key: &K) -> Result<Option<CacheEntry<V>>, Error> {
-        match &self.tier {
-            TierHandle::Memory(memory) => Ok(memory.lookup(key)),
-            TierHandle::Dyn(tier) => self.guarded(|| tier.get(key)).await,
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice in every miss's future"
+    )]
+    pub(crate) fn get_stored<'a>(
+        &'a self,
+        key: &'a K,
+    ) -> impl Future<Output = Result<Option<CacheEntry<V>>, Error>> + Send + 'a {
+        async move {
+            match &self.tier {
+                TierHandle::Memory(memory) => Ok(memory.lookup(key)),
+                TierHandle::Dyn(tier) => self.guarded(|| tier.get(key)).await,
+            }
         }
     }
 
-    /// `call` through the tier's circuit breaker, if it has one.
-    async fn guarded<T, Fut>(&self, call: impl FnOnce() -> Fut) -> Result<T, Error>
+    /// `call` through the tier's circuit breaker, if it has one; an answer tells the
+    /// waiting changes the tier is back.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice in every remote call's future"
+    )]
+    fn guarded<'a, T, Fut>(
+        &'a self,
+        call: impl FnOnce() -> Fut + Send + 'a,
+    ) -> impl Future<Output = Result<T, Error>> + Send + 'a
     where
-        Fut: Future<Output = Result<T, Error>>,
+        T: Send + 'a,
+        Fut: Future<Output = Result<T, Error>> + Send + 'a,
     {
-        let answer = Breaker::guard_if_any(self.breaker.as_deref(), call).await;
-        if let Some(recovery) = &self.recovery
-            && answer.as_ref().is_ok()
-        {
-            recovery.tier_answered();
+        async move {
+            let answer = Breaker::guard_if_any(self.breaker.as_deref(), call).await;
+            if let Some(recovery) = &self.recovery
+                && answer.as_ref().is_ok()
+            {
+                recovery.tier_answered();
+            }
+            answer
         }
-        answer
     }
 
     /// What this tier holds under each of `keys`, in one batch where the tier can.
