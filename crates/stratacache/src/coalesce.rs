@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use stratacache_tier::{Error, ErrorKind};
 use uniflight::{LeaderPanicked, Merger};
 
-use crate::erased::BoxFuture;
+use crate::erased::{BoxFuture, boxed};
 use crate::generation::Ticket;
 use crate::inner::Inner;
 use crate::loader::Loaded;
@@ -90,13 +90,13 @@ where
         // the cache, and out of the hands of callers that come after the write.
         let ticket = self.generations.ticket(&key);
         match &self.coalescer {
-            None => Box::pin(async move {
+            None => boxed(|| async move {
                 let flight = self
                     .fetch_alone(&key, levels, from, ticket, loader, &op)
                     .await;
                 finish(op, flight)
             }),
-            Some(coalescer) => Box::pin(async move {
+            Some(coalescer) => boxed(|| async move {
                 let span = (levels, from);
                 let flight = self
                     .fetch_coalesced(coalescer, &key, span, ticket, loader, &mut op)

@@ -8,6 +8,20 @@ use stratacache_tier::{CacheEntry, CacheTier, Error, Lookup};
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Boxes the future `make` returns, written straight into its box.
+///
+/// `Box::pin(future)` builds the future on the stack and copies all of it into the box:
+/// the room its largest state needs, though a future not yet polled holds only its
+/// captures. Every miss boxes one (its path below L1) and every remote call another.
+#[inline(always)]
+pub(crate) fn boxed<'a, F>(make: impl FnOnce() -> F) -> BoxFuture<'a, F::Output>
+where
+    F: Future + Send + 'a,
+{
+    let boxed: Box<F> = Box::write(Box::new_uninit(), make());
+    Box::into_pin(boxed)
+}
+
 /// The object-safe twin of [`CacheTier`]. Futures are boxed here; a memory tier never
 /// comes this way (see `TierHandle`), so its hits don't.
 pub(crate) trait DynTier<K, V>: Send + Sync {
@@ -37,11 +51,11 @@ where
     V: Send + 'static,
 {
     fn get<'a>(&'a self, key: &'a K) -> BoxFuture<'a, Result<Option<CacheEntry<V>>, Error>> {
-        Box::pin(CacheTier::get(self, key))
+        boxed(|| CacheTier::get(self, key))
     }
 
     fn get_many<'a>(&'a self, keys: &'a [K]) -> BoxFuture<'a, Result<Vec<Lookup<V>>, Error>> {
-        Box::pin(CacheTier::get_many(self, keys))
+        boxed(|| CacheTier::get_many(self, keys))
     }
 
     fn insert(
@@ -50,7 +64,7 @@ where
         entry: CacheEntry<V>,
         keep_for: Option<Duration>,
     ) -> BoxFuture<'_, Result<(), Error>> {
-        Box::pin(CacheTier::insert(self, key, entry, keep_for))
+        boxed(|| CacheTier::insert(self, key, entry, keep_for))
     }
 
     fn fill(
@@ -59,15 +73,15 @@ where
         entry: CacheEntry<V>,
         keep_for: Option<Duration>,
     ) -> BoxFuture<'_, Result<bool, Error>> {
-        Box::pin(CacheTier::fill(self, key, entry, keep_for))
+        boxed(|| CacheTier::fill(self, key, entry, keep_for))
     }
 
     fn invalidate_at<'a>(&'a self, key: &'a K, at: SystemTime) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(CacheTier::invalidate_at(self, key, at))
+        boxed(|| CacheTier::invalidate_at(self, key, at))
     }
 
     fn clear(&self) -> BoxFuture<'_, Result<(), Error>> {
-        Box::pin(CacheTier::clear(self))
+        boxed(|| CacheTier::clear(self))
     }
 
     fn len(&self) -> Option<u64> {
