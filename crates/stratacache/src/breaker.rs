@@ -47,7 +47,9 @@ impl Breaker {
         self.circuit.state()
     }
 
-    /// Runs `call` through `breaker` when there is one, else as it is.
+    /// Runs `call` through `breaker` when there is one, else as it is. A call the
+    /// circuit turns away is not made at all: nothing is encoded or allocated for a tier
+    /// that is out.
     ///
     /// One future, not one per step: every remote call of the cache goes through this,
     /// and each layer of futures is state to copy and poll on every call.
@@ -75,10 +77,9 @@ impl Breaker {
         }
     }
 
-    /// Lets a call through if the circuit does (see [`Circuit::pass`]); a call the
-    /// circuit skips is not made at all: nothing is encoded or allocated for a tier that
-    /// is out. Dropped unsettled (the call was cancelled), a probe's pass leaves the
-    /// circuit as it found it.
+    /// Lets a call through if the circuit does (see [`Circuit::pass`]). Dropped
+    /// unsettled (the call was cancelled), a probe's pass reopens the circuit for another
+    /// cool-down.
     ///
     /// # Errors
     ///

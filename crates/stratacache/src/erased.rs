@@ -8,11 +8,13 @@ use stratacache_tier::{CacheEntry, CacheTier, Error, Lookup};
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Boxes the future `make` returns, written straight into its box.
+/// Boxes the future `make` returns, allocating first so that the compiler can write it
+/// straight into its box.
 ///
 /// `Box::pin(future)` builds the future on the stack and copies all of it into the box:
 /// the room its largest state needs, though a future not yet polled holds only its
-/// captures. Every miss boxes one (its path below L1) and every remote call another.
+/// captures. Used for the boxes made on every miss (its path below L1) and every remote
+/// call; rarer paths keep `Box::pin`.
 #[inline(always)]
 pub(crate) fn boxed<'a, F>(make: impl FnOnce() -> F) -> BoxFuture<'a, F::Output>
 where

@@ -79,9 +79,6 @@ where
 
     /// What the tier holds under `key`, or what a change of it waiting for the tier
     /// says it will hold.
-    ///
-    /// Every miss's read of a lower tier: its future holds no waiting change across
-    /// the read, and no argument twice.
     #[expect(
         clippy::manual_async_fn,
         reason = "an async fn would store its arguments twice in every miss's future"
@@ -131,8 +128,8 @@ where
         }
     }
 
-    /// `call` through the tier's circuit breaker, if it has one; an answer tells the
-    /// waiting changes the tier is back.
+    /// `call` through the tier's circuit breaker, if it has one; an `Ok` answer tells
+    /// the waiting changes the tier is back.
     #[expect(
         clippy::manual_async_fn,
         reason = "an async fn would store its arguments twice in every remote call's future"

@@ -58,8 +58,8 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + Sync + ?Sized,
     {
-        // Built only on a miss, from the cache and the key the future holds anyway: a
-        // hit's future carries no loader.
+        // Built past the quiet hit, from the cache and the key the future holds anyway:
+        // a hit's future carries no loader.
         let load = |cache: &'a Self, key: &'a Q| {
             let load = cache.inner.loader.as_ref()?;
             Some(move || cache.load_through(load, key, Options::DEFAULT))
@@ -96,8 +96,9 @@ where
     /// miss path. So the future a caller holds is a few words, not the whole state
     /// machine of fallback, loading and coalescing, and a hit never allocates.
     ///
-    /// `loader` makes the loader, if any, from the cache and the key on a miss: `get`'s
-    /// makes the cache's own without capturing anything, so its future holds no loader.
+    /// `loader` makes the loader, if any, from the cache and the key, once the quiet hit
+    /// has not answered: `get`'s makes the cache's own without capturing anything, so
+    /// its future holds no loader.
     pub(crate) fn hit_or_fetch<'a, Q, L, F, Fut>(
         &'a self,
         operation: Operation,
