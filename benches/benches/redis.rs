@@ -232,6 +232,19 @@ type BoxedGets = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
 /// The body of one concurrent contestant: `ops` gets from one task.
 type Gets = Box<dyn Fn(usize, usize) -> BoxedGets>;
 
+/// The store alone (its `ByteStore::get` of the same bytes as the cache's key 1): splits
+/// the facade's share from the store's.
+fn store_gets(tier: RedisStore) -> Gets {
+    Box::new(move |_task, ops| {
+        let tier = tier.clone();
+        Box::pin(async move {
+            for _ in 0..ops {
+                assert!(black_box(tier.get("AQ").await.unwrap()).is_some());
+            }
+        })
+    })
+}
+
 /// stratacache's contestant: `ops` L1-miss/Redis-hit gets of key 1 through `cache`.
 fn cache_gets(cache: stratacache::Cache<u64, String>) -> Gets {
     Box::new(move |_task, ops| {
@@ -298,16 +311,6 @@ fn redis_concurrent(c: &mut Criterion) {
     let tier = RedisStore::new(RedisConfig::from_url(&url).namespace("concurrent")).unwrap();
     let cache = stratacache_benches::l1_miss_cache(tier.clone());
     runtime.block_on(cache.insert(1, "v".repeat(100))).unwrap();
-    // The store alone (its `ByteStore::get` of the same bytes): splits the facade's
-    // share from the store's.
-    let store: Gets = Box::new(move |_task, ops| {
-        let tier = tier.clone();
-        Box::pin(async move {
-            for _ in 0..ops {
-                assert!(black_box(tier.get("AQ").await.unwrap()).is_some());
-            }
-        })
-    });
     let client = redis::Client::open(url.as_str()).unwrap();
     let raw = runtime
         .block_on(client.get_multiplexed_async_connection())
@@ -327,7 +330,7 @@ fn redis_concurrent(c: &mut Criterion) {
         ("raw", Box::new(raw_gets(raw.clone()))),
         ("two_tier_floor", Box::new(two_tier_floor_gets(raw.clone()))),
         ("type_erased_floor", Box::new(type_erased_floor_gets(raw))),
-        ("store", store),
+        ("store", store_gets(tier)),
         ("raw_connection_manager", Box::new(raw_gets(manager))),
     ];
     concurrency_group(c, "redis_concurrent", &runtime, &contestants);
@@ -335,7 +338,8 @@ fn redis_concurrent(c: &mut Criterion) {
 }
 
 /// The same over a Redis Cluster of three masters (the test kit's), stratacache's
-/// cluster client beside a raw redis-rs `ClusterConnection` and the two-tier floor on it.
+/// cluster client beside a raw redis-rs `ClusterConnection`, the two floors on it, and
+/// the cluster store alone.
 ///
 /// Skipped, with a note, when `REDIS_URL` names a server of the caller's (the cluster
 /// would be started here all the same) or when no cluster can be started.
@@ -354,7 +358,8 @@ fn redis_cluster_concurrent(c: &mut Criterion) {
     let runtime = stratacache_benches::two_worker_runtime();
     let _inside = runtime.enter();
     let config = RedisConfig::cluster(cluster.urls()).namespace("concurrent");
-    let cache = stratacache_benches::l1_miss_cache(RedisStore::new(config).unwrap());
+    let tier = RedisStore::new(config).unwrap();
+    let cache = stratacache_benches::l1_miss_cache(tier.clone());
     runtime.block_on(cache.insert(1, "v".repeat(100))).unwrap();
     let raw = runtime
         .block_on(
@@ -363,10 +368,12 @@ fn redis_cluster_concurrent(c: &mut Criterion) {
                 .get_async_connection(),
         )
         .unwrap();
-    let contestants: [(&str, Gets); 3] = [
+    let contestants: [(&str, Gets); 5] = [
         ("stratacache", cache_gets(cache)),
         ("raw", Box::new(raw_gets(raw.clone()))),
-        ("two_tier_floor", Box::new(two_tier_floor_gets(raw))),
+        ("two_tier_floor", Box::new(two_tier_floor_gets(raw.clone()))),
+        ("type_erased_floor", Box::new(type_erased_floor_gets(raw))),
+        ("store", store_gets(tier)),
     ];
     concurrency_group(c, "redis_cluster_concurrent", &runtime, &contestants);
 }
