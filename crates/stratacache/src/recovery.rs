@@ -105,6 +105,12 @@ impl<K: Hash + Eq + Clone, V: Clone> Recovery<K, V> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// How many changes wait, a waiting clear counting as one.
+    pub(crate) fn waiting_count(&self) -> u64 {
+        let len = u64::try_from(self.len.load(Ordering::Acquire)).unwrap_or(u64::MAX);
+        len.saturating_add(u64::from(self.cleared.load(Ordering::Acquire)))
+    }
+
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.len.load(Ordering::Acquire) == 0 && !self.cleared.load(Ordering::Acquire)

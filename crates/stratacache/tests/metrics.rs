@@ -81,6 +81,7 @@ async fn the_caches_figures_reach_the_recorder_with_opentelemetry_names() {
         1
     );
     assert!(figures.contains_key("cache.circuit.state(gauge){cache=users,tier=l2}"));
+    assert!(figures.contains_key("cache.recovery.waiting(gauge){cache=users,tier=l2}"));
     // The load after the first publish was timed.
     match figures.get("cache.load.duration(histogram){cache=users}") {
         Some(DebugValue::Histogram(samples)) => assert_eq!(samples.len(), 1),

@@ -69,9 +69,19 @@ async fn the_latest_change_wins_and_a_later_write_settles_it() {
     cache.insert(1, "v2".into()).await.unwrap();
     cache.insert(2, "queued".into()).await.unwrap();
     assert_eq!(cache.stats().recovery_queued, 3);
+    // Three changes queued, two waiting: one per key.
+    assert_eq!(
+        (
+            cache.stats().tiers[0].waiting,
+            cache.stats().tiers[1].waiting
+        ),
+        (0, 2)
+    );
     l2.heal();
     cache.insert(2, "written".into()).await.unwrap(); // reaches L2: 2's change is settled
+    assert_eq!(cache.stats().tiers[1].waiting, 1);
     until(|| cache.stats().recovery_replayed == 1).await;
+    assert_eq!(cache.stats().tiers[1].waiting, 0);
     assert_eq!(
         in_l2(&l2, 1).as_deref(),
         Some("v2"),

@@ -113,7 +113,8 @@ where
             .iter()
             .map(|level| {
                 let circuit = level.breaker.as_deref().map(crate::breaker::Breaker::state);
-                TierStats::read(&level.name, &level.counters, level.len(), circuit)
+                let waiting = level.recovery.as_ref().map_or(0, |r| r.waiting_count());
+                TierStats::read(&level.name, &level.counters, level.len(), circuit, waiting)
             })
             .collect();
         CacheStats::read(tiers, &self.inner.telemetry.counters)

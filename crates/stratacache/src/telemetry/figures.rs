@@ -151,6 +151,12 @@ fn tier_figures(tier: &TierStats, all: &mut Vec<Figure>) {
         });
     }
     all.push(Figure {
+        name: "cache.recovery.waiting",
+        kind: Kind::Gauge,
+        attributes: at(None),
+        value: tier.waiting,
+    });
+    all.push(Figure {
         name: "cache.circuit.state",
         kind: Kind::Gauge,
         attributes: at(None),

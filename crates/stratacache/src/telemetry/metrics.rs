@@ -55,8 +55,9 @@ where
     ///
     /// - `cache.requests` (attributes `cache`, `tier`, `outcome`: hit, miss, expired,
     ///   error, short_circuit, refresh_hit, refresh_miss), `cache.writes` (stored,
-    ///   rejected, removed), `cache.evictions`, gauges `cache.entries` and
-    ///   `cache.circuit.state` (0 closed, 1 half-open, 2 open), per tier;
+    ///   rejected, removed), `cache.evictions`, gauges `cache.entries`,
+    ///   `cache.recovery.waiting` and `cache.circuit.state` (0 closed, 1 half-open,
+    ///   2 open), per tier;
     /// - `cache.loads` (started, error), histogram `cache.load.duration` (seconds; recorded by
     ///   each load once the cache has published), `cache.stale_served`,
     ///   `cache.coalesced_waits`, `cache.refreshes`, `cache.recovery`,

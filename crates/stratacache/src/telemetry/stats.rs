@@ -132,6 +132,10 @@ pub struct TierStats {
     /// How many entries the tier holds now, when it can tell cheaply (a memory tier;
     /// `None` for a remote one). Expired entries not yet reclaimed may count.
     pub entries: Option<u64>,
+    /// Changes waiting for the tier to answer again, to be replayed
+    /// ([`auto_recovery`](crate::Fallback::auto_recovery)); a clear counts as one. 0 for a
+    /// tier without a queue.
+    pub waiting: u64,
 }
 
 impl TierStats {
@@ -146,6 +150,7 @@ impl TierStats {
         counters: &TierCounters,
         entries: Option<u64>,
         circuit: Option<CircuitState>,
+        waiting: u64,
     ) -> Self {
         let counts = counters.read();
         let count = |counter: TierCounter| counts[counter as usize];
@@ -164,6 +169,7 @@ impl TierStats {
             short_circuits: count(TierCounter::ShortCircuits),
             circuit,
             entries,
+            waiting,
         }
     }
 }
