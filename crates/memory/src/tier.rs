@@ -88,10 +88,33 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.lookup_with(key, |entry| entry)
+    }
+
+    /// [`lookup`](Self::lookup), handing the entry to `with` where the engine returned
+    /// it: a caller that only keeps the value (`CacheEntry::into_value`) copies no entry
+    /// on the way, which a hot path notices.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use stratacache_memory::MemoryTier;
+    /// use stratacache_tier::CacheEntry;
+    ///
+    /// let tier = MemoryTier::<String, u32>::new(100);
+    /// tier.store("a".to_owned(), CacheEntry::new(7, SystemTime::now(), None), None);
+    /// assert_eq!(tier.lookup_with("a", CacheEntry::into_value), Some(7));
+    /// assert_eq!(tier.lookup_with("b", CacheEntry::into_value), None);
+    /// ```
+    #[inline]
+    pub fn lookup_with<Q, R>(&self, key: &Q, with: impl FnOnce(CacheEntry<V>) -> R) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         match &self.engine {
-            Engine::Moka(moka) => moka.get(key).map(|stored| stored.entry),
+            Engine::Moka(moka) => moka.get(key).map(|stored| with(stored.entry)),
             #[cfg(feature = "quick_cache")]
-            Engine::S3Fifo(quick, _) => quick.get(key).map(|stored| stored.entry),
+            Engine::S3Fifo(quick, _) => quick.get(key).map(|stored| with(stored.entry)),
         }
     }
 
