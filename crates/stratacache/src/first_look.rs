@@ -61,7 +61,9 @@ where
         // only) and never keeps the tags' markers (a fallback does).
         let l1 = &self.levels[0];
         // A plain hit's value is taken out where the engine returned the entry: no copy
-        // of the entry on the way (a stall the CPU paid on every hit).
+        // of the entry on the way (a stall the CPU paid on every hit). Only the plain
+        // check sits in the closure: with the clock's path in it too, the copy came
+        // back (`l1_hit_u64` 1.21× raw moka rather than 1.15×).
         let looked = l1.memory()?.lookup_with(key, |entry| {
             if self.is_plain_hit(&entry) {
                 Ok(entry.into_value())
