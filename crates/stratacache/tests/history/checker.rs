@@ -19,7 +19,9 @@ use std::time::Instant;
 /// What one operation did.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum What {
-    /// `insert(key, value)`; `complete` when every tier took it.
+    /// `insert(key, value)`; `complete` when every tier took it. An incomplete one may
+    /// also end as a removal: a write the tier then times out on when it is replayed is
+    /// given up, and a removal takes its place (a miss, never a stale read).
     Insert { value: u64, complete: bool },
     /// `invalidate(key)`; `complete` when every tier took it.
     Invalidate { complete: bool },
@@ -176,6 +178,11 @@ impl KeyHistory {
                     if complete {
                         writes.push(interval);
                         inserts.push(interval);
+                    } else {
+                        // Given up when replayed, it removes the key: while its change
+                        // waits, no later write completes (it would settle the change),
+                        // so the removal lands before any write that began after it.
+                        removals.push(interval);
                     }
                 }
                 What::Invalidate { complete } => {

@@ -263,6 +263,27 @@ mod checker_catches {
     }
 
     #[test]
+    fn a_miss_after_an_incomplete_insert_only_until_a_later_one_completes() {
+        let history = History::default();
+        let insert = |value, complete| {
+            let start = history.now();
+            history.record(1, start, What::Insert { value, complete });
+        };
+        let read_nothing = || {
+            let start = history.now();
+            history.record(1, start, What::Read { value: None });
+        };
+        insert(10, true);
+        insert(11, false);
+        // The incomplete insert may have been given up: a removal in its place.
+        read_nothing();
+        assert_eq!(history.violations(false, 0).len(), 0);
+        insert(12, true);
+        read_nothing();
+        assert_eq!(history.violations(false, 0).len(), 1);
+    }
+
+    #[test]
     fn only_stale_values_when_misses_are_allowed() {
         let history = History::default();
         let start = history.now();
