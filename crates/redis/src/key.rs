@@ -2,14 +2,30 @@
 //! into the command in place rather than joined into a `String` first.
 
 use std::fmt;
+use std::io::Write;
 
-use redis::{RedisWrite, ToRedisArgs};
+use redis::{Cmd, RedisWrite, ToRedisArgs};
 
 /// `prefix` followed by `key`, as one command argument.
 #[derive(Clone, Copy)]
 pub(crate) struct FullKey<'a> {
     pub(crate) prefix: &'a str,
     pub(crate) key: &'a str,
+}
+
+impl FullKey<'_> {
+    /// Its length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.prefix.len() + self.key.len()
+    }
+}
+
+/// The command `name key`, its buffers sized up front: `redis::cmd(name).arg(key)`
+/// allocates for the name, then grows (and copies) for the key.
+pub(crate) fn keyed(name: &str, key: FullKey<'_>) -> Cmd {
+    let mut command = Cmd::with_capacity(2, name.len() + key.len());
+    command.arg(name).arg(key);
+    command
 }
 
 impl fmt::Display for FullKey<'_> {
@@ -24,8 +40,11 @@ impl ToRedisArgs for FullKey<'_> {
     where
         W: ?Sized + RedisWrite,
     {
-        // A command writes formatted arguments straight into its buffer.
-        out.write_arg_fmt(self);
+        // Copied straight into the command's buffer: no formatting machinery, no `String`.
+        let mut arg = out.writer_for_next_arg();
+        // The writer appends to a `Vec`, which never fails.
+        let _ = arg.write_all(self.prefix.as_bytes());
+        let _ = arg.write_all(self.key.as_bytes());
     }
 }
 
@@ -42,5 +61,18 @@ mod tests {
         });
         let packed = String::from_utf8(command.get_packed_command()).unwrap();
         assert_eq!(packed, "*2\r\n$3\r\nGET\r\n$5\r\nns:AQ\r\n");
+    }
+
+    #[test]
+    fn a_keyed_command_is_the_same_command_sized_up_front() {
+        let key = FullKey {
+            prefix: "ns:",
+            key: "AQ",
+        };
+        let keyed = super::keyed("GET", key);
+        assert_eq!(
+            keyed.get_packed_command(),
+            redis::cmd("GET").arg(key).get_packed_command()
+        );
     }
 }

@@ -8,7 +8,7 @@ use stratacache_tier::{ByteStore, Error, ErrorKind};
 
 use crate::config::RedisConfig;
 use crate::connection::Connection;
-use crate::key::FullKey;
+use crate::key::{FullKey, keyed};
 
 /// How many keys one `SCAN` step asks for while clearing.
 const SCAN_BATCH: usize = 500;
@@ -203,7 +203,7 @@ impl RedisStore {
     pub async fn server_ttl(&self, key: &str) -> Result<Option<Duration>, Error> {
         let millis: i64 = self
             .connection
-            .query(redis::cmd("PTTL").arg(self.key(key)), self.limit())
+            .query(&keyed("PTTL", self.key(key)), self.limit())
             .await?;
         Ok(u64::try_from(millis).ok().map(Duration::from_millis))
     }
@@ -310,7 +310,7 @@ impl ByteStore for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, Error> {
         let value: Value = self
             .connection
-            .query(redis::cmd("GET").arg(self.key(key)), self.limit())
+            .query(&keyed("GET", self.key(key)), self.limit())
             .await?;
         match value {
             Value::Nil => Ok(None),
@@ -330,7 +330,7 @@ impl ByteStore for RedisStore {
 
     async fn delete(&self, key: &str) -> Result<(), Error> {
         self.connection
-            .query::<()>(redis::cmd("UNLINK").arg(self.key(key)), self.limit())
+            .query::<()>(&keyed("UNLINK", self.key(key)), self.limit())
             .await
     }
 
