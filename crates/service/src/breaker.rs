@@ -136,7 +136,7 @@ where
             now.checked_add(cool_down)
                 .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 60 * 60))
         };
-        let Some(pass) = Circuit::pass(Arc::clone(&self.circuit), Instant::now(), reopen_until)
+        let Some(pass) = Circuit::pass(Arc::clone(&self.circuit), Instant::now, reopen_until)
         else {
             let open = Error::new(ErrorKind::CircuitOpen, "circuit open: tier skipped");
             return Box::pin(std::future::ready(Err(open.into())));

@@ -87,7 +87,7 @@ impl Breaker {
     fn admit(
         &self,
     ) -> Result<Pass<&Circuit<SystemTime>, SystemTime, impl Fn() -> SystemTime>, Error> {
-        Circuit::pass(&self.circuit, self.clock.now(), || self.reopen_until())
+        Circuit::pass(&self.circuit, || self.clock.now(), || self.reopen_until())
             .ok_or_else(|| Error::new(ErrorKind::CircuitOpen, "circuit open: tier skipped"))
     }
 

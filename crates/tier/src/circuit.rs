@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::ErrorKind;
@@ -65,8 +66,14 @@ pub enum Admission {
 /// circuit.record(true, false, later + cool_down); // the probe succeeded
 /// assert_eq!(circuit.state(), CircuitState::Closed);
 /// ```
+///
+/// A healthy circuit (closed, no failure counted) is what nearly every call finds: it is
+/// read without the lock, and a success leaves it unwritten, so that calls on many
+/// threads share a healthy circuit without contending for it.
 pub struct Circuit<T> {
     failures: u32,
+    /// Whether `state` is `Closed { failures: 0 }`; written under its lock.
+    healthy: AtomicBool,
     state: Mutex<State<T>>,
 }
 
@@ -84,6 +91,7 @@ impl<T: Copy + Ord> Circuit<T> {
     pub fn new(failures: u32) -> Self {
         Self {
             failures: failures.max(1),
+            healthy: AtomicBool::new(true),
             state: Mutex::new(State::Closed { failures: 0 }),
         }
     }
@@ -96,11 +104,20 @@ impl<T: Copy + Ord> Circuit<T> {
     /// Whether a call may go through at `now`; the first call after the cool-down is
     /// the probe.
     pub fn admit(&self, now: T) -> Admission {
+        self.admit_at(|| now)
+    }
+
+    /// [`admit`](Self::admit), asking for the time only when the circuit is not healthy.
+    fn admit_at(&self, now: impl FnOnce() -> T) -> Admission {
+        if self.healthy.load(Ordering::Relaxed) {
+            return Admission::Call;
+        }
+        let now = now();
         let mut state = self.lock();
         match *state {
             State::Closed { .. } => Admission::Call,
             State::Open { until } if now >= until => {
-                *state = State::Probing;
+                self.set(&mut state, State::Probing);
                 Admission::Probe
             }
             State::Open { .. } | State::Probing => Admission::TurnAway,
@@ -119,9 +136,23 @@ impl<T: Copy + Ord> Circuit<T> {
         transient_failure: bool,
         reopen_until: T,
     ) -> Option<CircuitState> {
+        self.record_with(probe, transient_failure, || reopen_until)
+    }
+
+    /// [`record`](Self::record), asking when to reopen only if the call opens the
+    /// circuit. A success on a healthy circuit changes nothing, and writes nothing.
+    fn record_with(
+        &self,
+        probe: bool,
+        transient_failure: bool,
+        reopen_until: impl FnOnce() -> T,
+    ) -> Option<CircuitState> {
+        if !transient_failure && !probe && self.healthy.load(Ordering::Relaxed) {
+            return None;
+        }
         let mut state = self.lock();
         let before = public(&state);
-        *state = match (transient_failure, *state) {
+        let next = match (transient_failure, *state) {
             (false, _) => State::Closed { failures: 0 },
             (true, State::Closed { failures }) if failures + 1 < self.failures && !probe => {
                 State::Closed {
@@ -129,11 +160,21 @@ impl<T: Copy + Ord> Circuit<T> {
                 }
             }
             (true, _) => State::Open {
-                until: reopen_until,
+                until: reopen_until(),
             },
         };
+        self.set(&mut state, next);
         let after = public(&state);
         (after != before).then_some(after)
+    }
+
+    /// Moves to `next`, under the lock `state` holds.
+    fn set(&self, state: &mut State<T>, next: State<T>) {
+        *state = next;
+        self.healthy.store(
+            matches!(next, State::Closed { failures: 0 }),
+            Ordering::Relaxed,
+        );
     }
 
     /// A probe dropped before it answered (its caller gave up): the circuit reopens
@@ -141,9 +182,12 @@ impl<T: Copy + Ord> Circuit<T> {
     pub fn abandon_probe(&self, reopen_until: T) {
         let mut state = self.lock();
         if *state == State::Probing {
-            *state = State::Open {
-                until: reopen_until,
-            };
+            self.set(
+                &mut state,
+                State::Open {
+                    until: reopen_until,
+                },
+            );
         }
     }
 
@@ -163,15 +207,17 @@ fn public<T>(state: &State<T>) -> CircuitState {
 }
 
 impl<T: Copy + Ord> Circuit<T> {
-    /// Lets a call through `circuit` at `now`, or turns it away (`None`). The pass says
-    /// how the call ended ([`Pass::finish`]); `reopen_until` tells, when the call opens
-    /// the circuit, until when.
-    pub fn pass<C, F>(circuit: C, now: T, reopen_until: F) -> Option<Pass<C, T, F>>
+    /// Lets a call through `circuit` at the time `now` tells, or turns it away (`None`).
+    /// The pass says how the call ended ([`Pass::finish`]); `reopen_until` tells, when
+    /// the call opens the circuit, until when. Neither is asked while the circuit is
+    /// healthy: a call through a healthy circuit reads no clock.
+    pub fn pass<C, N, F>(circuit: C, now: N, reopen_until: F) -> Option<Pass<C, T, F>>
     where
         C: Deref<Target = Self>,
+        N: FnOnce() -> T,
         F: Fn() -> T,
     {
-        let probe = match circuit.admit(now) {
+        let probe = match circuit.admit_at(now) {
             Admission::Call => false,
             Admission::Probe => true,
             Admission::TurnAway => return None,
@@ -214,7 +260,7 @@ where
         let transient = failure.is_some_and(ErrorKind::is_transient);
         if failure.is_none() || transient || self.probe {
             self.circuit
-                .record(self.probe, transient, (self.reopen_until)())
+                .record_with(self.probe, transient, &self.reopen_until)
         } else {
             None
         }
@@ -261,22 +307,94 @@ mod tests {
     #[test]
     fn a_pass_records_its_call_and_a_dropped_probe_reopens() {
         let circuit = Circuit::new(1);
-        let pass = Circuit::pass(&circuit, 0, || 10).unwrap();
+        let pass = Circuit::pass(&circuit, || 0, || 10).unwrap();
         assert_eq!(pass.finish(Some(ErrorKind::Codec)), None, "says nothing");
-        let pass = Circuit::pass(&circuit, 0, || 10).unwrap();
+        let pass = Circuit::pass(&circuit, || 0, || 10).unwrap();
         assert_eq!(
             pass.finish(Some(ErrorKind::Timeout)),
             Some(CircuitState::Open)
         );
-        assert!(Circuit::pass(&circuit, 5, || 10).is_none(), "turned away");
-        drop(Circuit::pass(&circuit, 10, || 20).unwrap()); // a probe, abandoned
+        assert!(
+            Circuit::pass(&circuit, || 5, || 10).is_none(),
+            "turned away"
+        );
+        drop(Circuit::pass(&circuit, || 10, || 20).unwrap()); // a probe, abandoned
         assert_eq!(circuit.state(), CircuitState::Open);
-        let probe = Circuit::pass(&circuit, 20, || 30).unwrap();
+        let probe = Circuit::pass(&circuit, || 20, || 30).unwrap();
         assert_eq!(
             probe.finish(Some(ErrorKind::Rejected)),
             Some(CircuitState::Closed),
             "up"
         );
+    }
+
+    #[test]
+    fn a_healthy_circuit_reads_no_clock() {
+        let circuit = Circuit::new(2);
+        let asked = std::cell::Cell::new(0);
+        let clock = || {
+            asked.set(asked.get() + 1);
+            0
+        };
+        let pass = Circuit::pass(&circuit, clock, clock).unwrap();
+        assert_eq!(pass.finish(None), None);
+        assert_eq!(
+            asked.get(),
+            0,
+            "healthy: neither the time nor a reopening asked"
+        );
+        let pass = Circuit::pass(&circuit, clock, clock).unwrap();
+        assert_eq!(
+            pass.finish(Some(ErrorKind::Timeout)),
+            None,
+            "counted, not open"
+        );
+        assert_eq!(
+            asked.get(),
+            0,
+            "a failure that does not open asks no reopening"
+        );
+        // A failure is counted: the circuit is not healthy, and the next call asks the time.
+        let pass = Circuit::pass(&circuit, clock, clock).unwrap();
+        assert_eq!(asked.get(), 1);
+        assert_eq!(pass.finish(None), None, "closed it was, closed it stays");
+        // The success reset the count: healthy again.
+        let pass = Circuit::pass(&circuit, clock, clock).unwrap();
+        assert_eq!(pass.finish(Some(ErrorKind::Timeout)), None);
+        assert_eq!(asked.get(), 1);
+        let pass = Circuit::pass(&circuit, clock, clock).unwrap();
+        assert_eq!(
+            pass.finish(Some(ErrorKind::Timeout)),
+            Some(CircuitState::Open)
+        );
+        assert_eq!(asked.get(), 3, "the time, then when to reopen");
+    }
+
+    #[test]
+    fn healthy_is_closed_with_no_failure_after_every_step() {
+        let circuit = Circuit::new(3);
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        for now in 0..10_000_u64 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let failure = match seed % 4 {
+                0 => None,
+                1 => Some(ErrorKind::Codec),
+                _ => Some(ErrorKind::Timeout),
+            };
+            match Circuit::pass(&circuit, || now, || now + seed % 8) {
+                Some(pass) if seed.is_multiple_of(16) => drop(pass),
+                Some(pass) => drop(pass.finish(failure)),
+                None => {}
+            }
+            let state = *circuit.lock();
+            assert_eq!(
+                circuit.healthy.load(Ordering::Relaxed),
+                state == State::Closed { failures: 0 },
+                "{state:?}"
+            );
+        }
     }
 
     #[test]
