@@ -1,8 +1,12 @@
 //! Keys valid for every backend: base64url of the encoded key, or a digest when long.
 
+use std::fmt;
+use std::ops::Deref;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
+use smallvec::SmallVec;
 
 /// The longest key handed to a store; the store's namespace prefix must fit in the rest
 /// of memcached's 250 bytes.
@@ -10,26 +14,67 @@ pub(crate) const MAX_KEY_LEN: usize = 200;
 
 /// A key as the store sees it.
 pub(crate) struct StoreKey {
-    pub(crate) text: String,
+    pub(crate) text: KeyText,
     /// The full encoded key, when `text` is a digest of it.
     pub(crate) check: Option<Vec<u8>>,
+}
+
+/// The text of a [`StoreKey`]: printable ASCII, kept in place when it is short (as
+/// nearly every key is), so that a call to a store allocates nothing for its key.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct KeyText(SmallVec<[u8; KeyText::INLINE]>);
+
+impl KeyText {
+    /// The longest text kept in place: a UUID's, in base64url, fits.
+    const INLINE: usize = 64;
+
+    /// The text as a `&str`.
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("built only from `&str`s and base64url")
+    }
+}
+
+impl From<&str> for KeyText {
+    fn from(text: &str) -> Self {
+        Self(SmallVec::from_slice(text.as_bytes()))
+    }
+}
+
+impl Deref for KeyText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq<&str> for KeyText {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl fmt::Debug for KeyText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 pub(crate) fn store_key(encoded: &[u8]) -> StoreKey {
     let text_len = base64::encoded_len(encoded.len(), false);
     if let Some(text_len) = text_len.filter(|&len| len <= MAX_KEY_LEN) {
-        // Into room of the right size, filled in place: `Engine::encode` asks for a
-        // zeroed allocation (`vec![0; n]`), which skips the allocator's per-thread
-        // cache, and `encode_string` clears a kilobyte of its own first. Any byte but
-        // zero keeps `vec!` off that path; every one is overwritten.
-        let mut text = vec![b'='; text_len];
+        // Into room of the right size, filled in place (`Engine::encode` would allocate
+        // a zeroed `String`); every byte is overwritten.
+        let mut text = SmallVec::from_elem(b'=', text_len);
         let written = URL_SAFE_NO_PAD.encode_slice(encoded, &mut text);
         debug_assert_eq!(written.ok(), Some(text_len));
-        let text = String::from_utf8(text).expect("base64url is ASCII");
-        return StoreKey { text, check: None };
+        return StoreKey {
+            text: KeyText(text),
+            check: None,
+        };
     }
     StoreKey {
-        text: digest_text("#", encoded),
+        text: KeyText::from(digest_text("#", encoded).as_str()),
         check: Some(encoded.to_vec()),
     }
 }
@@ -76,6 +121,17 @@ mod tests {
         ] {
             let key = store_key(&raw);
             assert!(is_safe(&key.text), "{:?}", key.text);
+        }
+    }
+
+    #[test]
+    fn a_text_in_place_or_not_is_the_base64url_of_the_key() {
+        // 48 bytes are 64 characters, the most kept in place; 150 bytes, 200.
+        for len in [0_u8, 1, 47, 48, 49, 100, 150] {
+            let encoded: Vec<u8> = (0..len).collect();
+            let key = store_key(&encoded);
+            assert_eq!(key.text, URL_SAFE_NO_PAD.encode(&encoded).as_str(), "{len}");
+            assert_eq!(key.check, None);
         }
     }
 
