@@ -865,7 +865,8 @@ async fn a_restart_behind_a_stalled_connection_is_not_missed() {
     // The server hangs: this client closes its stalled connection itself, and the server
     // is then restarted (its generation lost) with no connection of this client open.
     server.pause().unwrap();
-    assert!(early.get("k").await.is_err());
+    let got = early.get("k").await;
+    assert!(got.is_err(), "{got:?}");
     server.restart().unwrap();
     a_newcomer_s_write_reaches(&early, &client()).await;
 }

@@ -85,11 +85,13 @@ impl MemcachedServer {
 
     /// Freezes the server (`SIGSTOP`): connections stay open and nothing answers.
     ///
+    /// Returns once every thread of the server has stopped.
+    ///
     /// # Errors
     ///
-    /// When the signal cannot be sent.
+    /// When the signal cannot be sent, or the server does not stop within 15 s.
     pub fn pause(&self) -> Result<(), Error> {
-        self.server.signal("STOP")
+        self.server.freeze()
     }
 
     /// Lets a [paused](Self::pause) server run again (`SIGCONT`).

@@ -133,6 +133,26 @@ impl Server {
         .map(drop)
     }
 
+    /// Stops the process (`SIGSTOP`) and waits until every one of its threads has
+    /// stopped. `kill` returns once the signal is queued; one thread then stops the
+    /// others, and until it is scheduled (a while on a loaded machine) the others still
+    /// answer requests.
+    pub(crate) fn freeze(&self) -> Result<(), Error> {
+        self.signal("STOP")?;
+        let Some(pid) = self.pid() else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + READY_WITHIN;
+        while !all_threads_stopped(pid) {
+            if Instant::now() > deadline {
+                return Err(Error::NotReady(format!("process {pid} did not stop")));
+            }
+            // Polling another process's state: a short real pause, not test time.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
     pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -145,6 +165,22 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Whether every thread of process `pid` is stopped, as `/proc` tells (true where there
+/// is no `/proc` to ask: the signal is all that can be done there).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    threads.flatten().all(|thread| {
+        // The state follows the command name's closing parenthesis: `T` when stopped.
+        std::fs::read_to_string(thread.path().join("stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')').is_some_and(|(_, rest)| {
+                matches!(rest.trim_start().chars().next(), Some('T' | 't'))
+            })
+        })
+    })
 }
 
 fn answers(address: SocketAddr, probe: &[u8], expect: &[u8]) -> bool {

@@ -104,11 +104,13 @@ impl RedisServer {
     /// Freezes the server (`SIGSTOP`): connections stay open and nothing answers, as
     /// with a stalled host.
     ///
+    /// Returns once every thread of the server has stopped.
+    ///
     /// # Errors
     ///
-    /// When the signal cannot be sent.
+    /// When the signal cannot be sent, or the server does not stop within 15 s.
     pub fn pause(&self) -> Result<(), Error> {
-        self.server.signal("STOP")
+        self.server.freeze()
     }
 
     /// Lets a [paused](Self::pause) server run again (`SIGCONT`).
