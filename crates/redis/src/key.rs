@@ -42,9 +42,12 @@ impl ToRedisArgs for FullKey<'_> {
     {
         // Copied straight into the command's buffer: no formatting machinery, no `String`.
         let mut arg = out.writer_for_next_arg();
-        // The writer appends to a `Vec`, which never fails.
-        let _ = arg.write_all(self.prefix.as_bytes());
-        let _ = arg.write_all(self.key.as_bytes());
+        // The writer appends to a `Vec`, which never fails (a key cut short would name
+        // another key).
+        let written = arg
+            .write_all(self.prefix.as_bytes())
+            .and_then(|()| arg.write_all(self.key.as_bytes()));
+        debug_assert!(written.is_ok(), "a command's buffer refused bytes");
     }
 }
 

@@ -167,17 +167,22 @@ impl Drop for Server {
     }
 }
 
-/// Whether every thread of process `pid` is stopped, as `/proc` tells (true where there
-/// is no `/proc` to ask: the signal is all that can be done there).
+/// Whether every thread of process `pid` is stopped (or dead: nothing answers either
+/// way), as `/proc` tells; true where there is no `/proc` to ask (the signal is all
+/// that can be done there).
 fn all_threads_stopped(pid: u32) -> bool {
     let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return true;
     };
     threads.flatten().all(|thread| {
-        // The state follows the command name's closing parenthesis: `T` when stopped.
+        // The state follows the command name's closing parenthesis: `T` when stopped,
+        // `Z` or `X` once exited.
         std::fs::read_to_string(thread.path().join("stat")).is_ok_and(|stat| {
             stat.rsplit_once(')').is_some_and(|(_, rest)| {
-                matches!(rest.trim_start().chars().next(), Some('T' | 't'))
+                matches!(
+                    rest.trim_start().chars().next(),
+                    Some('T' | 't' | 'Z' | 'X')
+                )
             })
         })
     })

@@ -40,6 +40,13 @@ impl From<&str> for KeyText {
     }
 }
 
+impl From<String> for KeyText {
+    /// Keeps the `String`'s buffer when the text is too long to keep in place.
+    fn from(text: String) -> Self {
+        Self(SmallVec::from_vec(text.into_bytes()))
+    }
+}
+
 impl Deref for KeyText {
     type Target = str;
 
@@ -74,7 +81,7 @@ pub(crate) fn store_key(encoded: &[u8]) -> StoreKey {
         };
     }
     StoreKey {
-        text: KeyText::from(digest_text("#", encoded).as_str()),
+        text: KeyText::from(digest_text("#", encoded)),
         check: Some(encoded.to_vec()),
     }
 }

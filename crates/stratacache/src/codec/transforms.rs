@@ -30,7 +30,7 @@ impl Transforms {
         if let Some(text) = self.sealer.as_ref().and_then(|s| s.hash(b"key/", encoded)) {
             // The full key travels in the sealed body: a hash collision reads as a miss.
             return StoreKey {
-                text: super::key::KeyText::from(text.as_str()),
+                text: super::key::KeyText::from(text),
                 check: Some(encoded.to_vec()),
             };
         }

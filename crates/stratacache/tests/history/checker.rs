@@ -13,15 +13,16 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 /// What one operation did.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum What {
-    /// `insert(key, value)`; `complete` when every tier took it. An incomplete one may
-    /// also end as a removal: a write the tier then times out on when it is replayed is
-    /// given up, and a removal takes its place (a miss, never a stale read).
+    /// `insert(key, value)`; `complete` when every tier took it. When the cache gave up
+    /// writes ([`History::writes_given_up`]), an incomplete one may also have ended as a
+    /// removal: a write the tier times out on when it is replayed is given up, and a
+    /// removal takes its place (a miss, never a stale read).
     Insert { value: u64, complete: bool },
     /// `invalidate(key)`; `complete` when every tier took it.
     Invalidate { complete: bool },
@@ -50,6 +51,8 @@ pub(crate) struct History {
     values: AtomicU64,
     /// The longest any one call took, in wall-clock microseconds.
     slowest_micros: AtomicU64,
+    /// Set: the cache gave up some writes (see [`What::Insert`]).
+    given_up: AtomicBool,
 }
 
 impl History {
@@ -92,6 +95,12 @@ impl History {
         });
     }
 
+    /// Notes that the cache gave up some writes: from then on an incomplete insert may
+    /// have ended as a removal.
+    pub(crate) fn writes_given_up(&self) {
+        self.given_up.store(true, Ordering::Relaxed);
+    }
+
     /// Notes how long one call took.
     pub(crate) fn took(&self, elapsed: std::time::Duration) {
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
@@ -122,7 +131,11 @@ impl History {
         by_key
             .into_iter()
             .flat_map(|(key, records)| {
-                KeyHistory::new(records).violations(key, misses_allowed, window)
+                KeyHistory::new(records, self.given_up.load(Ordering::Relaxed)).violations(
+                    key,
+                    misses_allowed,
+                    window,
+                )
             })
             .collect()
     }
@@ -167,7 +180,8 @@ struct KeyHistory {
 }
 
 impl KeyHistory {
-    fn new(records: Vec<Record>) -> Self {
+    /// `given_up`: an incomplete insert may have ended as a removal.
+    fn new(records: Vec<Record>, given_up: bool) -> Self {
         let mut producers = HashMap::new();
         let (mut writes, mut inserts, mut removals, mut reads) = (vec![], vec![], vec![], vec![]);
         for record in records {
@@ -178,10 +192,11 @@ impl KeyHistory {
                     if complete {
                         writes.push(interval);
                         inserts.push(interval);
-                    } else {
-                        // Given up when replayed, it removes the key: while its change
-                        // waits, no later write completes (it would settle the change),
-                        // so the removal lands before any write that began after it.
+                    } else if given_up {
+                        // Given up when replayed, it removes the key. On one instance,
+                        // no later write completes while its change waits (it settles
+                        // the change, under the key's lock), so the removal lands before
+                        // any write that began after it.
                         removals.push(interval);
                     }
                 }

@@ -180,6 +180,11 @@ async fn jitter_run(label: &str, pause: Pause, failures_per_mille: u32, stampede
     let l2 = JitterTier::new(pause, failures_per_mille);
     let cache = cache(&l1, l2.clone(), stampede);
     let history = drive(&cache, total_ops(), pause).await;
+    let given_up = cache.stats().recovery_dropped;
+    if given_up > 0 {
+        println!("{label}: {given_up} writes given up");
+        history.writes_given_up();
+    }
     // L1 equals L2 at quiescence when every write reached L2. When L2 failed some, a
     // loaded value may rightly sit in L1 alone (L1 keeps serving while L2 is down); the
     // history must hold all the same.
@@ -275,8 +280,14 @@ mod checker_catches {
         };
         insert(10, true);
         insert(11, false);
-        // The incomplete insert may have been given up: a removal in its place.
         read_nothing();
+        assert_eq!(
+            history.violations(false, 0).len(),
+            1,
+            "no write was given up"
+        );
+        // The incomplete insert may have been given up: a removal in its place.
+        history.writes_given_up();
         assert_eq!(history.violations(false, 0).len(), 0);
         insert(12, true);
         read_nothing();
