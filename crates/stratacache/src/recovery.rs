@@ -252,6 +252,8 @@ enum Replayed {
     Dropped,
     /// A write given up: the key was removed there in its place.
     Removed,
+    /// A write given up, over which the tier holds something newer: nothing to remove.
+    Overtaken,
     /// The tier failed again: stop until it answers.
     Failed,
 }
@@ -371,6 +373,8 @@ where
                         recovery.settle(&key);
                         self.replayed(&key, Action::Invalidated);
                     }
+                    // Counted as dropped, and forgotten here, when given up.
+                    Replayed::Overtaken => recovery.settle(&key),
                     Replayed::Failed => return,
                 }
             }
@@ -423,7 +427,9 @@ where
     /// up every other command on the connection: a removal of the key, dated now, waits
     /// in its place and is sent, so that the tier keeps nothing the write replaced. So is
     /// a write with nothing left to store (expired, or declined by the insert policy), as
-    /// a write is. One such failure is enough; it costs a miss, never a stale read.
+    /// a write is. One such failure is enough; it costs a miss, never a stale read. The
+    /// tier is read once more before that removal: if another instance wrote meanwhile,
+    /// what the write replaced is gone already, and the removal is not sent over theirs.
     async fn replay_one(&self, depth: usize, key: &K, change: Pending<V>) -> Replayed {
         let level = &self.levels[depth];
         let op = self.telemetry.start(Operation::Recovery);
@@ -458,6 +464,14 @@ where
             }
             Pending::Remove { at } => (at, false),
         };
+        if given_up
+            && let Ok(Some(theirs)) = level.get_stored(key).await
+            && theirs.cached_at() > newer_than
+        {
+            // Another instance wrote while this write waited on the tier: what the write
+            // replaced is gone already, and the removal would take theirs.
+            return Replayed::Overtaken;
+        }
         match level.invalidate_at(key, at).await {
             Ok(()) => {
                 self.report(&op, level, TierOutcome::Invalidated, stopwatch);

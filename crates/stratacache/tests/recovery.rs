@@ -164,6 +164,30 @@ async fn a_write_the_answering_tier_times_out_on_becomes_a_removal() {
     assert_eq!(cache.get(&1).await.unwrap(), None);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_given_up_write_leaves_what_another_instance_wrote_meanwhile() {
+    let (clock, l2) = (FrozenClock::new(), MockTier::new());
+    let cache = queued_over_old(&clock, &l2, ErrorKind::Timeout, None).await;
+    // The replay's write is sent, and times out a second later.
+    l2.delay(TierOp::Insert, Duration::from_secs(1));
+    cache.get(&99).await.unwrap(); // L2 answers: the replay starts
+    until(|| l2.in_flight(TierOp::Insert) == 1).await;
+    // Meanwhile another instance writes a newer value.
+    clock.advance(Duration::from_secs(1));
+    l2.put(1, CacheEntry::new("theirs".into(), clock.now(), None));
+    // Tokio time, paused: the write's second passes while this sleeps.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    until(|| cache.stats().recovery_dropped == 1).await;
+    until(|| cache.stats().tiers[1].waiting == 0).await;
+    assert_eq!(
+        in_l2(&l2, 1).as_deref(),
+        Some("theirs"),
+        "the removal that replaces the given-up write is not sent over theirs"
+    );
+    assert_eq!(l2.count(TierOp::Invalidate), 0);
+    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("theirs"));
+}
+
 #[tokio::test]
 async fn a_given_up_write_whose_removal_fails_leaves_only_the_removal_waiting() {
     let (clock, l2) = (FrozenClock::new(), MockTier::new());

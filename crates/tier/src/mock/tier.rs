@@ -290,6 +290,25 @@ impl<K: Hash + Eq, V: Clone> MockTier<K, V> {
             .map(|(entry, _)| entry.clone())
     }
 
+    /// Stores `entry` under `key` as another writer of the tier would (another instance
+    /// of the cache), past any injected failure or delay and without recording a call.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use stratacache_tier::mock::{MockTier, TierOp};
+    /// use stratacache_tier::{CacheEntry, ErrorKind};
+    ///
+    /// let tier = MockTier::<u32, &str>::new();
+    /// tier.fail(TierOp::Insert, ErrorKind::Unavailable);
+    /// let entry = CacheEntry::new("theirs", SystemTime::UNIX_EPOCH, None);
+    /// tier.put(1, entry.clone());
+    /// assert_eq!(tier.peek(&1), Some(entry));
+    /// assert_eq!(tier.count(TierOp::Insert), 0);
+    /// ```
+    pub fn put(&self, key: K, entry: CacheEntry<V>) {
+        self.state().entries.insert(key, (entry, None));
+    }
+
     /// How long the tier was asked to keep the entry under `key` when it was stored
     /// (`Some(None)`: no limit); `None` when nothing is stored.
     ///
