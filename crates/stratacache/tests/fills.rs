@@ -15,12 +15,37 @@ use tokio::sync::Notify;
 
 const MS: Duration = Duration::from_millis(1);
 
-/// An instance over `store` whose loader answers "old row" once `go` is notified: a
-/// database read made before the other instance's change, answered late.
+/// Where the tests' loads wait: a load says it `started`, and answers "old row" once
+/// the gate is opened (a database read made before the other instance's change,
+/// answered late).
+#[derive(Default)]
+struct Gate {
+    started: Notify,
+    go: Notify,
+}
+
+impl Gate {
+    async fn load(&self) -> String {
+        self.started.notify_one();
+        self.go.notified().await;
+        "old row".to_string()
+    }
+
+    /// Waits until a load has started (it missed every tier).
+    async fn loading(&self) {
+        self.started.notified().await;
+    }
+
+    fn open(&self) {
+        self.go.notify_one();
+    }
+}
+
+/// An instance over `store` whose loader waits at `go` (see [`Gate`]).
 fn instance<S: ByteStore + Clone>(
     clock: &FrozenClock,
     store: &S,
-    go: &Arc<Notify>,
+    go: &Arc<Gate>,
 ) -> Cache<u64, String> {
     let go = Arc::clone(go);
     Cache::builder()
@@ -28,10 +53,7 @@ fn instance<S: ByteStore + Clone>(
         .fallback(Fallback::remote(Remote::new(store.clone())))
         .loader(move |_key: u64| {
             let go = Arc::clone(&go);
-            async move {
-                go.notified().await;
-                Ok::<_, std::io::Error>(Some("old row".to_string()))
-            }
+            async move { Ok::<_, std::io::Error>(Some(go.load().await)) }
         })
         .build()
         .unwrap()
@@ -44,16 +66,16 @@ async fn race<S: ByteStore + Clone>(
     change: impl AsyncFnOnce(&Cache<u64, String>),
 ) -> [Option<String>; 3] {
     let clock = FrozenClock::new();
-    let go = Arc::new(Notify::new());
+    let go = Arc::new(Gate::default());
     let (a, b) = (instance(&clock, store, &go), instance(&clock, store, &go));
     let loading = tokio::spawn({
         let a = a.clone();
         async move { a.get(&1).await }
     });
-    tokio::time::sleep(10 * MS).await; // `a` missed and is loading
+    go.loading().await; // `a` missed and is loading
     clock.advance(MS);
     change(&b).await;
-    go.notify_one();
+    go.open();
     assert_eq!(
         loading.await.unwrap().unwrap().as_deref(),
         Some("old row"),
@@ -117,23 +139,20 @@ where
     S: ByteStore + Clone,
 {
     let clock = FrozenClock::new();
-    let go = Arc::new(Notify::new());
+    let go = Arc::new(Gate::default());
     let (a, b) = (instance(&clock, &store, &go), instance(&clock, &store, &go));
     let refreshing = tokio::spawn({
         let (a, go) = (a.clone(), Arc::clone(&go));
         async move {
             let refresh = a.with(Options::new().strategy(Strategy::Reload));
-            let load = || async move {
-                go.notified().await;
-                "old row".to_string()
-            };
+            let load = || async move { go.load().await };
             refresh.get_or_insert(&1, load).await
         }
     });
-    tokio::time::sleep(10 * MS).await;
+    go.loading().await;
     clock.advance(MS);
     b.insert(1, "new row".into()).await.unwrap();
-    go.notify_one();
+    go.open();
     refreshing.await.unwrap().unwrap();
     let fresh = instance(&clock, &store, &go);
     for (name, cache) in [("a", &a), ("b", &b), ("a fresh instance", &fresh)] {
@@ -212,7 +231,7 @@ async fn a_write_landing_after<S: ByteStore + Clone>(
 ) -> [Option<String>; 3] {
     let (clock_a, clock_b) = (FrozenClock::new(), FrozenClock::new());
     clock_b.advance(behind);
-    let go = Arc::new(Notify::new());
+    let go = Arc::new(Gate::default());
     let (a, b) = (
         instance(&clock_a, store, &go),
         instance(&clock_b, store, &go),
