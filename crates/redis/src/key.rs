@@ -1,7 +1,6 @@
 //! A store key as Redis sees it: the namespace's prefix, then the cache's key, written
 //! into the command in place rather than joined into a `String` first.
 
-use std::fmt;
 use std::io::Write;
 
 use redis::{Cmd, RedisWrite, ToRedisArgs};
@@ -26,13 +25,6 @@ pub(crate) fn keyed(name: &str, key: FullKey<'_>) -> Cmd {
     let mut command = Cmd::with_capacity(2, name.len() + key.len());
     command.arg(name).arg(key);
     command
-}
-
-impl fmt::Display for FullKey<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.prefix)?;
-        f.write_str(self.key)
-    }
 }
 
 impl ToRedisArgs for FullKey<'_> {
