@@ -128,6 +128,13 @@ where
         }
     }
 
+    /// Whether the tier holds an entry of `key` produced after `than`: something newer
+    /// than a change waiting for it (another instance wrote since).
+    pub(crate) async fn holds_newer(&self, key: &K, than: SystemTime) -> Result<bool, Error> {
+        let stored = self.get_stored(key).await?;
+        Ok(stored.is_some_and(|theirs| theirs.cached_at() > than))
+    }
+
     /// `call` through the tier's circuit breaker, if it has one; an `Ok` answer tells
     /// the waiting changes the tier is back.
     #[expect(

@@ -434,8 +434,8 @@ where
         let level = &self.levels[depth];
         let op = self.telemetry.start(Operation::Recovery);
         let newer_than = change.made_at();
-        match level.get_stored(key).await {
-            Ok(Some(theirs)) if theirs.cached_at() > newer_than => return Replayed::Dropped,
+        match level.holds_newer(key, newer_than).await {
+            Ok(true) => return Replayed::Dropped,
             Err(error) if is_outage(error.kind()) => return Replayed::Failed,
             _ => {}
         }
@@ -464,10 +464,7 @@ where
             }
             Pending::Remove { at } => (at, false),
         };
-        if given_up
-            && let Ok(Some(theirs)) = level.get_stored(key).await
-            && theirs.cached_at() > newer_than
-        {
+        if given_up && matches!(level.holds_newer(key, newer_than).await, Ok(true)) {
             // Another instance wrote while this write waited on the tier: what the write
             // replaced is gone already, and the removal would take theirs.
             return Replayed::Overtaken;
