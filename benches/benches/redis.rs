@@ -162,10 +162,21 @@ fn two_tier_floor_gets<C>(connection: C) -> impl Fn(usize, usize) -> BoxedGets
 where
     C: redis::aio::ConnectionLike + Clone + Send + 'static,
 {
-    floor_gets(connection, false)
+    floor_gets(connection, Floor::TwoTier)
 }
 
-/// The floor of a type-erased two-tier cache: the two-tier floor's lookup, `GET` and
+/// The two-tier floor with the `GET` bounded by a tokio timer, as every remote call of a
+/// cache that never hangs on a stalled server must be (the store's default command
+/// timeout). tokio's time driver arms and cancels every timer under one process-wide
+/// lock: at many tasks on several workers that is a cost of its own.
+fn timed_floor_gets<C>(connection: C) -> impl Fn(usize, usize) -> BoxedGets
+where
+    C: redis::aio::ConnectionLike + Clone + Send + 'static,
+{
+    floor_gets(connection, Floor::Timed)
+}
+
+/// The floor of a type-erased two-tier cache: the timed floor's lookup, `GET` and
 /// decode, with the `GET` awaited through the two boxed futures such a cache allocates
 /// on an L1 miss, as small as they can be: the call to the store, boxed because the
 /// store's type is erased, inside the miss path, boxed so that a hit's future stays
@@ -174,12 +185,23 @@ fn type_erased_floor_gets<C>(connection: C) -> impl Fn(usize, usize) -> BoxedGet
 where
     C: redis::aio::ConnectionLike + Clone + Send + 'static,
 {
-    floor_gets(connection, true)
+    floor_gets(connection, Floor::TypeErased)
 }
 
-/// A floor's body: `ops` moka L1 misses, raw `GET`s (through [`erased_get`] when
-/// `erased`) and decodes.
-fn floor_gets<C>(connection: C, erased: bool) -> impl Fn(usize, usize) -> BoxedGets
+/// Which floor [`floor_gets`] measures: each adds to the one before.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Floor {
+    /// moka miss, raw `GET`, decode.
+    TwoTier,
+    /// … with the `GET` under a timer.
+    Timed,
+    /// … awaited through two boxes.
+    TypeErased,
+}
+
+/// A floor's body: `ops` moka L1 misses, raw `GET`s (timed, and through [`erased_get`],
+/// as `floor` says) and decodes.
+fn floor_gets<C>(connection: C, floor: Floor) -> impl Fn(usize, usize) -> BoxedGets
 where
     C: redis::aio::ConnectionLike + Clone + Send + 'static,
 {
@@ -193,10 +215,10 @@ where
         Box::pin(async move {
             for _ in 0..ops {
                 assert!(l1.get(black_box(&1)).is_none(), "the L1 misses");
-                let found = if erased {
-                    erased_get(connection.clone()).await
-                } else {
-                    get_bytes(&mut connection).await
+                let found = match floor {
+                    Floor::TwoTier => get_bytes(&mut connection).await,
+                    Floor::Timed => timed(get_bytes(&mut connection)).await,
+                    Floor::TypeErased => erased_get(connection.clone()).await,
                 };
                 let payload = &found[found.len() - payload_len..];
                 let value: String = postcard::from_bytes(payload).unwrap();
@@ -205,6 +227,16 @@ where
         })
     }
 }
+
+/// `call` within the store's default command timeout, on a tokio timer.
+async fn timed<T>(call: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(COMMAND_TIMEOUT, call)
+        .await
+        .expect("the server answers in time")
+}
+
+/// The Redis store's default command timeout.
+const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A raw `GET` of the hot key's bytes on `connection`.
 async fn get_bytes<C: redis::aio::ConnectionLike>(connection: &mut C) -> Vec<u8> {
@@ -215,13 +247,14 @@ async fn get_bytes<C: redis::aio::ConnectionLike>(connection: &mut C) -> Vec<u8>
         .unwrap()
 }
 
-/// [`get_bytes`] on its own handle (as the store's call takes one), boxed, awaited in a
-/// boxed miss path.
+/// [`get_bytes`] on its own handle (as the store's call takes one), timed, boxed,
+/// awaited in a boxed miss path.
 fn erased_get<C>(mut handle: C) -> BoxFuture<'static, Vec<u8>>
 where
     C: redis::aio::ConnectionLike + Send + 'static,
 {
-    let call: BoxFuture<'static, Vec<u8>> = Box::pin(async move { get_bytes(&mut handle).await });
+    let call: BoxFuture<'static, Vec<u8>> =
+        Box::pin(async move { timed(get_bytes(&mut handle)).await });
     Box::pin(call)
 }
 
@@ -301,7 +334,8 @@ fn concurrency_group(
 /// L1-miss/Redis-hit gets from 1, 8, 32 and 128 concurrent tasks on a two-worker runtime,
 /// through stratacache, through a raw redis-rs multiplexed connection, through the parts
 /// any two-tier cache would use (the floor: moka miss, raw `GET`, postcard decode), the
-/// same with the two boxed futures any type-erased two-tier cache allocates on a miss,
+/// same with the `GET` under a timer (as every remote call must be), that with the two
+/// boxed futures any type-erased two-tier cache allocates on a miss,
 /// through the Redis store alone, and through a raw redis-rs `ConnectionManager` (the
 /// reconnecting handle the store used before).
 fn redis_concurrent(c: &mut Criterion) {
@@ -325,10 +359,11 @@ fn redis_concurrent(c: &mut Criterion) {
                 .set_number_of_retries(1),
         ))
         .unwrap();
-    let contestants: [(&str, Gets); 6] = [
+    let contestants: [(&str, Gets); 7] = [
         ("stratacache", cache_gets(cache)),
         ("raw", Box::new(raw_gets(raw.clone()))),
         ("two_tier_floor", Box::new(two_tier_floor_gets(raw.clone()))),
+        ("timed_floor", Box::new(timed_floor_gets(raw.clone()))),
         ("type_erased_floor", Box::new(type_erased_floor_gets(raw))),
         ("store", store_gets(tier)),
         ("raw_connection_manager", Box::new(raw_gets(manager))),
@@ -338,7 +373,7 @@ fn redis_concurrent(c: &mut Criterion) {
 }
 
 /// The same over a Redis Cluster of three masters (the test kit's), stratacache's
-/// cluster client beside a raw redis-rs `ClusterConnection`, the two floors on it, and
+/// cluster client beside a raw redis-rs `ClusterConnection`, the three floors on it, and
 /// the cluster store alone.
 ///
 /// Skipped, with a note, when `REDIS_URL` names a server of the caller's (the cluster
@@ -368,10 +403,11 @@ fn redis_cluster_concurrent(c: &mut Criterion) {
                 .get_async_connection(),
         )
         .unwrap();
-    let contestants: [(&str, Gets); 5] = [
+    let contestants: [(&str, Gets); 6] = [
         ("stratacache", cache_gets(cache)),
         ("raw", Box::new(raw_gets(raw.clone()))),
         ("two_tier_floor", Box::new(two_tier_floor_gets(raw.clone()))),
+        ("timed_floor", Box::new(timed_floor_gets(raw.clone()))),
         ("type_erased_floor", Box::new(type_erased_floor_gets(raw))),
         ("store", store_gets(tier)),
     ];
