@@ -42,6 +42,12 @@ pub(crate) trait DynTier<K, V>: Send + Sync {
         keep_for: Option<Duration>,
     ) -> BoxFuture<'_, Result<bool, Error>>;
     fn invalidate_at<'a>(&'a self, key: &'a K, at: SystemTime) -> BoxFuture<'a, Result<(), Error>>;
+    fn invalidate_unless_newer<'a>(
+        &'a self,
+        key: &'a K,
+        at: SystemTime,
+        than: SystemTime,
+    ) -> BoxFuture<'a, Result<bool, Error>>;
     fn clear(&self) -> BoxFuture<'_, Result<(), Error>>;
     fn len(&self) -> Option<u64>;
 }
@@ -80,6 +86,15 @@ where
 
     fn invalidate_at<'a>(&'a self, key: &'a K, at: SystemTime) -> BoxFuture<'a, Result<(), Error>> {
         boxed(|| CacheTier::invalidate_at(self, key, at))
+    }
+
+    fn invalidate_unless_newer<'a>(
+        &'a self,
+        key: &'a K,
+        at: SystemTime,
+        than: SystemTime,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        boxed(|| CacheTier::invalidate_unless_newer(self, key, at, than))
     }
 
     fn clear(&self) -> BoxFuture<'_, Result<(), Error>> {

@@ -236,6 +236,26 @@ where
         }
     }
 
+    /// Removes `key` as of `at` unless the tier holds an entry produced after `than`
+    /// (see [`CacheTier::invalidate_unless_newer`]); answers whether it removed.
+    pub(crate) async fn invalidate_unless_newer(
+        &self,
+        key: &K,
+        at: SystemTime,
+        than: SystemTime,
+    ) -> Result<bool, Error> {
+        match &self.tier {
+            TierHandle::Memory(memory) => {
+                memory.remove(key);
+                Ok(true)
+            }
+            TierHandle::Dyn(tier) => {
+                self.guarded(|| tier.invalidate_unless_newer(key, at, than))
+                    .await
+            }
+        }
+    }
+
     pub(crate) async fn clear(&self) -> Result<(), Error> {
         match &self.tier {
             TierHandle::Memory(memory) => stratacache_tier::CacheTier::clear(memory).await,

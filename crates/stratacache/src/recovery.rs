@@ -429,7 +429,11 @@ where
     /// a write with nothing left to store (expired, or declined by the insert policy), as
     /// a write is. One such failure is enough; it costs a miss, never a stale read. The
     /// tier is read once more before that removal: if another instance wrote meanwhile,
-    /// what the write replaced is gone already, and the removal is not sent over theirs.
+    /// what the write replaced is gone already, and the removal is not sent over theirs;
+    /// and the removal itself stands back, in one step where it lands
+    /// ([`CacheTier::invalidate_unless_newer`](stratacache_tier::CacheTier::invalidate_unless_newer)),
+    /// from an entry produced after the write, so one landing after that read stands
+    /// too. A removal replayed stands back from entries produced after it.
     async fn replay_one(&self, depth: usize, key: &K, change: Pending<V>) -> Replayed {
         let level = &self.levels[depth];
         let op = self.telemetry.start(Operation::Recovery);
@@ -469,8 +473,17 @@ where
             // replaced is gone already, and the removal would take theirs.
             return Replayed::Overtaken;
         }
-        match level.invalidate_at(key, at).await {
-            Ok(()) => {
+        // Compared again where the removal lands, in one step: a write of theirs
+        // landing after the read above stands too. A removal replayed stands back from
+        // what was written after it.
+        let (than, overtaken) = if given_up {
+            (newer_than, Replayed::Overtaken)
+        } else {
+            (at, Replayed::Dropped)
+        };
+        match level.invalidate_unless_newer(key, at, than).await {
+            Ok(false) => overtaken,
+            Ok(true) => {
                 self.report(&op, level, TierOutcome::Invalidated, stopwatch);
                 if given_up {
                     Replayed::Removed

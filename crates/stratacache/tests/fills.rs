@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stratacache::mock::MemoryStore;
-use stratacache::{ByteStore, Cache, Fallback, FrozenClock, Options, Remote, Strategy};
+use stratacache::{
+    ByteStore, Cache, CacheEntry, CacheTier, Fallback, FrozenClock, Options, Remote, Strategy,
+};
 use stratacache_memcached::{MemcachedConfig, MemcachedStore};
 use stratacache_redis::{RedisConfig, RedisStore};
 use stratacache_testkit::{MemcachedServer, RedisServer};
@@ -282,4 +284,54 @@ async fn over_redis_a_write_landing_late_leaves_the_newer_one_standing() {
 async fn over_memcached_a_write_landing_late_leaves_the_newer_one_standing() {
     let server = MemcachedServer::start().unwrap();
     a_write_landing_late_leaves_the_newer_one_standing(memcached(&server)).await;
+}
+
+/// A removal that stands back from what was written after `than`, on the tier of
+/// `store` (a shared one): an entry produced after `than` stands; one produced at
+/// `than` or before, or from hours ahead (a clock far off), is removed.
+async fn a_removal_unless_newer_leaves_only_what_was_written_after<S: ByteStore>(store: S) {
+    let tier = Remote::new(store).into_tier::<u64, String>();
+    let clock = FrozenClock::new();
+    let than = clock.now();
+    let at = than + Duration::from_secs(1);
+    let written = [
+        than + MS,
+        than,
+        than - Duration::from_secs(1),
+        than + Duration::from_secs(2 * 60 * 60),
+    ];
+    for (key, when) in (1..).zip(written) {
+        let entry = CacheEntry::new(format!("row {key}"), when, None);
+        tier.insert(key, entry, None).await.unwrap();
+    }
+    let mut removed = Vec::new();
+    for key in 1..=5 {
+        removed.push(tier.invalidate_unless_newer(&key, at, than).await.unwrap());
+    }
+    assert_eq!(removed, [false, true, true, true, true]);
+    let mut left = Vec::new();
+    for key in 1..=5 {
+        left.push(tier.get(&key).await.unwrap().map(CacheEntry::into_value));
+    }
+    assert_eq!(left, [Some("row 1".to_string()), None, None, None, None]);
+    // The removal is a tombstone dated `at`: a fill of what was read before it stays out.
+    let before = CacheEntry::new("read before".to_string(), at - MS, None);
+    assert!(!tier.fill(2, before, None).await.unwrap());
+}
+
+#[tokio::test]
+async fn in_process_a_removal_unless_newer_leaves_only_what_was_written_after() {
+    a_removal_unless_newer_leaves_only_what_was_written_after(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn over_redis_a_removal_unless_newer_leaves_only_what_was_written_after() {
+    let server = RedisServer::start().unwrap();
+    a_removal_unless_newer_leaves_only_what_was_written_after(redis(&server, "unless")).await;
+}
+
+#[tokio::test]
+async fn over_memcached_a_removal_unless_newer_leaves_only_what_was_written_after() {
+    let server = MemcachedServer::start().unwrap();
+    a_removal_unless_newer_leaves_only_what_was_written_after(memcached(&server)).await;
 }

@@ -188,6 +188,38 @@ async fn a_given_up_write_leaves_what_another_instance_wrote_meanwhile() {
     assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("theirs"));
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_given_up_write_leaves_what_another_instance_wrote_after_it_looked() {
+    let (clock, l2) = (FrozenClock::new(), MockTier::new());
+    let cache = queued_over_old(&clock, &l2, ErrorKind::Timeout, None).await;
+    l2.delay(TierOp::Insert, Duration::from_secs(1));
+    cache.get(&99).await.unwrap(); // L2 answers: the replay starts
+    until(|| l2.in_flight(TierOp::Insert) == 1).await;
+    // The write times out; the look at the tier before its removal is answered late,
+    // and another instance writes a newer value while that answer is on its way.
+    l2.delay(TierOp::Get, Duration::from_secs(1));
+    // Tokio time, paused: the write fails at 1 s, the look is answered at 2 s.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(l2.in_flight(TierOp::Get), 1, "the look is on its way");
+    clock.advance(Duration::from_secs(1));
+    l2.put(1, CacheEntry::new("theirs".into(), clock.now(), None));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    until(|| cache.stats().recovery_dropped == 1).await;
+    until(|| cache.stats().tiers[1].waiting == 0).await;
+    assert_eq!(
+        l2.count(TierOp::Invalidate),
+        1,
+        "the look missed theirs: the removal was sent"
+    );
+    assert_eq!(
+        in_l2(&l2, 1).as_deref(),
+        Some("theirs"),
+        "the removal took nothing newer than the given-up write"
+    );
+    l2.heal();
+    assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("theirs"));
+}
+
 #[tokio::test]
 async fn a_given_up_write_whose_removal_fails_leaves_only_the_removal_waiting() {
     let (clock, l2) = (FrozenClock::new(), MockTier::new());

@@ -121,6 +121,25 @@ pub trait CacheTier<K, V>: Send + Sync + 'static {
         self.invalidate(key)
     }
 
+    /// Removes the entry under `key` as of `at`, as [`invalidate_at`](Self::invalidate_at)
+    /// does, unless the tier holds an entry produced after `than`: a removal that must
+    /// not take what another instance wrote since `than` (the removal that replaces a
+    /// write given up, whose outcome is unknown). Answers whether it removed. Errors as
+    /// [`invalidate`](Self::invalidate).
+    ///
+    /// The default is [`invalidate_at`](Self::invalidate_at), for a tier no other
+    /// instance writes. A tier that instances share compares and removes in one step.
+    fn invalidate_unless_newer(
+        &self,
+        key: &K,
+        at: SystemTime,
+        than: SystemTime,
+    ) -> impl Future<Output = Result<bool, Error>> + Send {
+        let _ = than;
+        let invalidate = self.invalidate_at(key, at);
+        async move { invalidate.await.map(|()| true) }
+    }
+
     /// Removes every entry this tier holds for this cache (and only for this cache).
     ///
     /// # Errors

@@ -102,8 +102,20 @@ const LATE_WRITE_HORIZON: Duration = Duration::from_secs(60 * 60);
 /// landed late (after a server stalled). Within the first, instances whose clocks
 /// disagree overwrite each other.
 pub(crate) fn late_write_bounds(cached_at: SystemTime) -> ([u8; ORDER_LEN], [u8; ORDER_LEN]) {
-    let later = |ahead: Duration| order(cached_at.checked_add(ahead).unwrap_or(cached_at));
-    (later(MAX_CLOCK_SKEW), later(LATE_WRITE_HORIZON))
+    written_after(cached_at, MAX_CLOCK_SKEW)
+}
+
+/// The bounds that keep out, of the entries a removal could take, those produced after
+/// `than` (and within [`LATE_WRITE_HORIZON`] of it: one from further ahead is taken
+/// for a clock far off, and removed).
+pub(crate) fn newer_than_bounds(than: SystemTime) -> ([u8; ORDER_LEN], [u8; ORDER_LEN]) {
+    written_after(than, Duration::ZERO)
+}
+
+/// The heads of entries produced `margin` and [`LATE_WRITE_HORIZON`] after `since`.
+fn written_after(since: SystemTime, margin: Duration) -> ([u8; ORDER_LEN], [u8; ORDER_LEN]) {
+    let later = |ahead: Duration| order(since.checked_add(ahead).unwrap_or(since));
+    (later(margin), later(LATE_WRITE_HORIZON))
 }
 
 /// How many bytes of a head sort two entries by time: [`order`].

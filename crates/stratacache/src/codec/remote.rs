@@ -408,22 +408,42 @@ where
     /// tombstone (Redis out of memory) gets a plain delete, which leaves none.
     async fn invalidate_at(&self, key: &K, at: SystemTime) -> Result<(), Error> {
         let store_key = self.key(key)?;
-        let head = Head {
-            cached_at: at,
-            ttl: None,
-            schema_version: self.schema_version,
-            flags: TOMBSTONE,
-        };
-        let tombstone = self
-            .transforms
-            .write(head, &store_key, &Tags::none(), |_| Ok(()))?;
+        let tombstone = self.tombstone(&store_key, at)?;
         let set = self
             .store
-            .set(&store_key.text, Bytes::from(tombstone), Some(TOMBSTONE_TTL));
+            .set(&store_key.text, tombstone, Some(TOMBSTONE_TTL));
         match set.await {
             // A store that refuses to take bytes (Redis out of memory) still deletes:
             // better a plain delete than the entry this removal is for.
             Err(error) if is_refusal(error.kind()) => self.store.delete(&store_key.text).await,
+            done => done,
+        }
+    }
+
+    /// A tombstone as [`invalidate_at`](Self::invalidate_at)'s, stored in one step
+    /// unless an entry produced after `than` stands ([`ByteStore::set_unless_within`]).
+    /// A store that refuses the tombstone gets a read, then a plain delete.
+    async fn invalidate_unless_newer(
+        &self,
+        key: &K,
+        at: SystemTime,
+        than: SystemTime,
+    ) -> Result<bool, Error> {
+        let store_key = self.key(key)?;
+        let tombstone = self.tombstone(&store_key, at)?;
+        let (after, up_to) = envelope::newer_than_bounds(than);
+        let set = self.store.set_unless_within(
+            &store_key.text,
+            tombstone,
+            Some(TOMBSTONE_TTL),
+            &after,
+            &up_to,
+        );
+        match set.await {
+            Err(error) if is_refusal(error.kind()) => match self.get(key).await? {
+                Some(theirs) if theirs.cached_at() > than => Ok(false),
+                _ => self.store.delete(&store_key.text).await.map(|()| true),
+            },
             done => done,
         }
     }
@@ -438,6 +458,21 @@ where
     S: ByteStore,
     C: Codec<K> + Codec<V>,
 {
+    /// The bytes of a removal of `store_key` dated `at`: the tombstone flag, an empty
+    /// payload.
+    fn tombstone(&self, store_key: &StoreKey, at: SystemTime) -> Result<Bytes, Error> {
+        let head = Head {
+            cached_at: at,
+            ttl: None,
+            schema_version: self.schema_version,
+            flags: TOMBSTONE,
+        };
+        let bytes = self
+            .transforms
+            .write(head, store_key, &Tags::none(), |_| Ok(()))?;
+        Ok(Bytes::from(bytes))
+    }
+
     /// `key`'s store key and `entry`'s bytes under it, to keep for `keep_for`; `None`
     /// when there is nothing to keep (no time left).
     fn stored(

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::entry::CacheEntry;
 use crate::error::{Error, ErrorKind};
@@ -393,6 +393,25 @@ where
         Ok(())
     }
 
+    /// As [`invalidate`](Self::invalidate) (the call, its faults), then compared and
+    /// removed in one step under the tier's lock, as a shared tier does.
+    async fn invalidate_unless_newer(
+        &self,
+        key: &K,
+        _at: SystemTime,
+        than: SystemTime,
+    ) -> Result<bool, Error> {
+        self.state().calls.push(TierCall::Invalidate(key.clone()));
+        self.enter(TierOp::Invalidate).await?;
+        let mut state = self.state();
+        let newer = |(entry, _): &(CacheEntry<V>, _)| entry.cached_at() > than;
+        if state.entries.get(key).is_some_and(newer) {
+            return Ok(false);
+        }
+        state.entries.remove(key);
+        Ok(true)
+    }
+
     async fn clear(&self) -> Result<(), Error> {
         self.state().calls.push(TierCall::Clear);
         self.enter(TierOp::Clear).await?;
@@ -408,7 +427,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::SystemTime;
 
     #[tokio::test]
     async fn fail_times_fails_exactly_that_often() {
