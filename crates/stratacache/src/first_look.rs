@@ -5,7 +5,7 @@
 use std::borrow::Borrow;
 use std::hash::Hash;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use stratacache_tier::CacheEntry;
 
@@ -65,7 +65,10 @@ where
         // is a call out of line: inline in the closure, it brought the plain hit's copy
         // back (`l1_hit_u64` 1.21× raw moka rather than 1.15×).
         let looked = l1.memory()?.lookup_with(key, |entry| {
-            if self.is_plain_hit(&entry) || self.live_by_the_clock(key, &entry) {
+            let live = self.is_plain_hit(&entry)
+                || entry.tags().is_empty()
+                    && self.live_by_the_clock(key, entry.cached_at(), entry.ttl());
+            if live {
                 Ok(entry.into_value())
             } else {
                 Err(entry)
@@ -81,25 +84,31 @@ where
         }
     }
 
-    /// Whether L1's untagged `entry`, judged by the clock, is live (its refresh started
-    /// if due). Out of line: the plain hit's closure stays small.
+    /// Whether an untagged L1 entry produced at `cached_at` with `ttl`, judged by the
+    /// clock, is live (its refresh started if due). Out of line, and handed the entry's
+    /// times alone: the plain hit's closure stays small, and the entry stays out of
+    /// memory (an entry lent to a call is written to the stack first: among 1M keys, an
+    /// S3-FIFO hit took 1.4× as long).
     #[inline(never)]
-    fn live_by_the_clock<Q>(self: &Arc<Self>, key: &Q, entry: &CacheEntry<V>) -> bool
+    fn live_by_the_clock<Q>(
+        self: &Arc<Self>,
+        key: &Q,
+        cached_at: SystemTime,
+        ttl: Option<Duration>,
+    ) -> bool
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        if !entry.tags().is_empty() {
-            return false;
-        }
         // Judged by the clock. Even moka, which drops entries at the deadline it was
         // handed, judges by its own clock: by this one, with a refresh to decide, the
         // deadline may just have passed.
         let now = self.clock.recent();
-        let Some(age) = entry.live_age(now) else {
+        let times = CacheEntry::new((), cached_at, ttl);
+        let Some(age) = times.live_age(now) else {
             return false;
         };
-        self.refresh_if_due(key, entry, Some(age), now);
+        self.refresh_if_due(key, &times, Some(age), now);
         true
     }
 

@@ -165,11 +165,12 @@ where
 
     /// [`refresh_if_stale`](Self::refresh_if_stale), given the entry's age at `now` if
     /// the caller already knows it (the hit path judged expiry with the same reading).
+    /// Only the entry's times are read: a caller may hand a copy of them alone.
     #[inline]
-    pub(crate) fn refresh_if_due<Q>(
+    pub(crate) fn refresh_if_due<Q, T>(
         self: &Arc<Self>,
         key: &Q,
-        entry: &CacheEntry<V>,
+        entry: &CacheEntry<T>,
         known_age: Option<Duration>,
         now: SystemTime,
     ) where
