@@ -164,14 +164,23 @@ async fn a_write_the_answering_tier_times_out_on_becomes_a_removal() {
     assert_eq!(cache.get(&1).await.unwrap(), None);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_given_up_write_leaves_what_another_instance_wrote_meanwhile() {
-    let (clock, l2) = (FrozenClock::new(), MockTier::new());
-    let cache = queued_over_old(&clock, &l2, ErrorKind::Timeout, None).await;
-    // The replay's write is sent, and times out a second later.
+/// A cache whose write of key 1 waits for `l2`, with its replay's write sent, to time
+/// out a second later (in paused tokio time).
+async fn replaying_a_write_that_times_out(
+    clock: &FrozenClock,
+    l2: &MockTier<u64, String>,
+) -> Cache<u64, String> {
+    let cache = queued_over_old(clock, l2, ErrorKind::Timeout, None).await;
     l2.delay(TierOp::Insert, Duration::from_secs(1));
     cache.get(&99).await.unwrap(); // L2 answers: the replay starts
     until(|| l2.in_flight(TierOp::Insert) == 1).await;
+    cache
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_given_up_write_leaves_what_another_instance_wrote_meanwhile() {
+    let (clock, l2) = (FrozenClock::new(), MockTier::new());
+    let cache = replaying_a_write_that_times_out(&clock, &l2).await;
     // Meanwhile another instance writes a newer value.
     clock.advance(Duration::from_secs(1));
     l2.put(1, CacheEntry::new("theirs".into(), clock.now(), None));
@@ -191,10 +200,7 @@ async fn a_given_up_write_leaves_what_another_instance_wrote_meanwhile() {
 #[tokio::test(start_paused = true)]
 async fn a_given_up_write_leaves_what_another_instance_wrote_after_it_looked() {
     let (clock, l2) = (FrozenClock::new(), MockTier::new());
-    let cache = queued_over_old(&clock, &l2, ErrorKind::Timeout, None).await;
-    l2.delay(TierOp::Insert, Duration::from_secs(1));
-    cache.get(&99).await.unwrap(); // L2 answers: the replay starts
-    until(|| l2.in_flight(TierOp::Insert) == 1).await;
+    let cache = replaying_a_write_that_times_out(&clock, &l2).await;
     // The write times out; the look at the tier before its removal is answered late,
     // and another instance writes a newer value while that answer is on its way.
     l2.delay(TierOp::Get, Duration::from_secs(1));
