@@ -177,17 +177,27 @@ async fn replaying_a_write_that_times_out(
     cache
 }
 
+/// Another instance writes "theirs" under key 1, a second later than anything before.
+fn another_instance_writes_theirs(clock: &FrozenClock, l2: &MockTier<u64, String>) {
+    clock.advance(Duration::from_secs(1));
+    l2.put(1, CacheEntry::new("theirs".into(), clock.now(), None));
+}
+
+/// Waits until `cache` gave up its write and nothing waits for the tier any more.
+async fn given_up_and_settled(cache: &Cache<u64, String>) {
+    until(|| cache.stats().recovery_dropped == 1).await;
+    until(|| cache.stats().tiers[1].waiting == 0).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_given_up_write_leaves_what_another_instance_wrote_meanwhile() {
     let (clock, l2) = (FrozenClock::new(), MockTier::new());
     let cache = replaying_a_write_that_times_out(&clock, &l2).await;
     // Meanwhile another instance writes a newer value.
-    clock.advance(Duration::from_secs(1));
-    l2.put(1, CacheEntry::new("theirs".into(), clock.now(), None));
+    another_instance_writes_theirs(&clock, &l2);
     // Tokio time, paused: the write's second passes while this sleeps.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    until(|| cache.stats().recovery_dropped == 1).await;
-    until(|| cache.stats().tiers[1].waiting == 0).await;
+    given_up_and_settled(&cache).await;
     assert_eq!(
         in_l2(&l2, 1).as_deref(),
         Some("theirs"),
@@ -207,11 +217,9 @@ async fn a_given_up_write_leaves_what_another_instance_wrote_after_it_looked() {
     // Tokio time, paused: the write fails at 1 s, the look is answered at 2 s.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(l2.in_flight(TierOp::Get), 1, "the look is on its way");
-    clock.advance(Duration::from_secs(1));
-    l2.put(1, CacheEntry::new("theirs".into(), clock.now(), None));
+    another_instance_writes_theirs(&clock, &l2);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    until(|| cache.stats().recovery_dropped == 1).await;
-    until(|| cache.stats().tiers[1].waiting == 0).await;
+    given_up_and_settled(&cache).await;
     assert_eq!(
         l2.count(TierOp::Invalidate),
         1,
