@@ -132,7 +132,7 @@ where
     /// than a change waiting for it (another instance wrote since).
     pub(crate) async fn holds_newer(&self, key: &K, than: SystemTime) -> Result<bool, Error> {
         let stored = self.get_stored(key).await?;
-        Ok(stored.is_some_and(|theirs| theirs.cached_at() > than))
+        Ok(stored.is_some_and(|theirs| theirs.is_newer_than(than)))
     }
 
     /// `call` through the tier's circuit breaker, if it has one; an `Ok` answer tells

@@ -53,7 +53,7 @@ impl<V> Pending<V> {
         match self {
             Self::Store(mine) if made_at > theirs.cached_at() => Some(mine),
             Self::Store(_) => Some(theirs),
-            Self::Remove { .. } => (theirs.cached_at() > made_at).then_some(theirs),
+            Self::Remove { .. } => theirs.is_newer_than(made_at).then_some(theirs),
         }
     }
 }

@@ -4,9 +4,9 @@
 //! a real Redis (a script) and a real memcached (compare-and-swap).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use stratacache::mock::MemoryStore;
+use stratacache::mock::{MemoryStore, MockTier};
 use stratacache::{
     ByteStore, Cache, CacheEntry, CacheTier, Fallback, FrozenClock, Options, Remote, Strategy,
 };
@@ -286,11 +286,12 @@ async fn over_memcached_a_write_landing_late_leaves_the_newer_one_standing() {
     a_write_landing_late_leaves_the_newer_one_standing(memcached(&server)).await;
 }
 
-/// A removal that stands back from what was written after `than`, on the tier of
-/// `store` (a shared one): an entry produced after `than` stands; one produced at
-/// `than` or before, or from hours ahead (a clock far off), is removed.
-async fn a_removal_unless_newer_leaves_only_what_was_written_after<S: ByteStore>(store: S) {
-    let tier = Remote::new(store).into_tier::<u64, String>();
+/// A removal that stands back from what was written after `than`, on `tier`: an entry
+/// produced after `than` stands; one produced at `than` or before, or from hours ahead
+/// (a clock far off), is removed. Answers the removal's time.
+async fn a_removal_unless_newer_leaves_only_what_was_written_after(
+    tier: &impl CacheTier<u64, String>,
+) -> SystemTime {
     let clock = FrozenClock::new();
     let than = clock.now();
     let at = than + Duration::from_secs(1);
@@ -314,24 +315,38 @@ async fn a_removal_unless_newer_leaves_only_what_was_written_after<S: ByteStore>
         left.push(tier.get(&key).await.unwrap().map(CacheEntry::into_value));
     }
     assert_eq!(left, [Some("row 1".to_string()), None, None, None, None]);
-    // The removal is a tombstone dated `at`: a fill of what was read before it stays out.
+    at
+}
+
+/// The same on the tier of `store` (a shared one), where the removal is a tombstone
+/// dated `at`: a fill of what was read before it stays out.
+async fn a_shared_removal_unless_newer_leaves_only_what_was_written_after<S: ByteStore>(store: S) {
+    let tier = Remote::new(store).into_tier::<u64, String>();
+    let at = a_removal_unless_newer_leaves_only_what_was_written_after(&tier).await;
     let before = CacheEntry::new("read before".to_string(), at - MS, None);
     assert!(!tier.fill(2, before, None).await.unwrap());
 }
 
 #[tokio::test]
+async fn in_memory_a_removal_unless_newer_leaves_only_what_was_written_after() {
+    // The mock tier compares under its lock by the same rule as the shared stores.
+    a_removal_unless_newer_leaves_only_what_was_written_after(&MockTier::new()).await;
+}
+
+#[tokio::test]
 async fn in_process_a_removal_unless_newer_leaves_only_what_was_written_after() {
-    a_removal_unless_newer_leaves_only_what_was_written_after(MemoryStore::new()).await;
+    a_shared_removal_unless_newer_leaves_only_what_was_written_after(MemoryStore::new()).await;
 }
 
 #[tokio::test]
 async fn over_redis_a_removal_unless_newer_leaves_only_what_was_written_after() {
     let server = RedisServer::start().unwrap();
-    a_removal_unless_newer_leaves_only_what_was_written_after(redis(&server, "unless")).await;
+    a_shared_removal_unless_newer_leaves_only_what_was_written_after(redis(&server, "unless"))
+        .await;
 }
 
 #[tokio::test]
 async fn over_memcached_a_removal_unless_newer_leaves_only_what_was_written_after() {
     let server = MemcachedServer::start().unwrap();
-    a_removal_unless_newer_leaves_only_what_was_written_after(memcached(&server)).await;
+    a_shared_removal_unless_newer_leaves_only_what_was_written_after(memcached(&server)).await;
 }

@@ -208,6 +208,21 @@ async fn a_given_up_write_leaves_what_another_instance_wrote_meanwhile() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_given_up_write_removes_what_a_clock_far_off_wrote_meanwhile() {
+    let (clock, l2) = (FrozenClock::new(), MockTier::new());
+    let cache = replaying_a_write_that_times_out(&clock, &l2).await;
+    // Meanwhile an instance whose clock is two hours ahead writes: its value is not
+    // taken for a newer one (the rule a shared store's removal follows too).
+    let far_ahead = clock.now() + Duration::from_secs(2 * 60 * 60);
+    l2.put(1, CacheEntry::new("from far ahead".into(), far_ahead, None));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    given_up_and_settled(&cache).await;
+    assert_eq!(l2.count(TierOp::Invalidate), 1, "the removal was sent");
+    assert_eq!(in_l2(&l2, 1), None);
+    assert_eq!(cache.get(&1).await.unwrap(), None);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_given_up_write_leaves_what_another_instance_wrote_after_it_looked() {
     let (clock, l2) = (FrozenClock::new(), MockTier::new());
     let cache = replaying_a_write_that_times_out(&clock, &l2).await;

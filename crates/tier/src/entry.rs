@@ -17,6 +17,11 @@ use crate::Tags;
 /// ```
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(1);
 
+/// How far after a change an entry may have been produced and still count as
+/// [newer](CacheEntry::is_newer_than) than it: an entry from further ahead is taken for
+/// one from a clock far off (a test's, a host's years wrong), and a change replaces it.
+pub const LATE_WRITE_HORIZON: Duration = Duration::from_secs(60 * 60);
+
 /// A cached value with the time it was produced and how long it stays valid.
 ///
 /// The age of an entry counts from `cached_at`, the moment its value was produced
@@ -172,6 +177,31 @@ impl<V> CacheEntry<V> {
     #[must_use]
     pub const fn cached_at(&self) -> SystemTime {
         self.cached_at
+    }
+
+    /// Whether this entry was produced after a change made at `than`, so that the change
+    /// must leave it in place: later than `than`, and not beyond [`LATE_WRITE_HORIZON`]
+    /// of it (an entry from that far ahead is taken for one from a clock far off).
+    ///
+    /// The one rule by which a removal that may have raced with another instance's write
+    /// spares it, in memory as in a shared store (whose comparison, in whole
+    /// milliseconds, is the same for the milliseconds it keeps).
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use stratacache_tier::{CacheEntry, LATE_WRITE_HORIZON};
+    ///
+    /// let than = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+    /// let at = |when| CacheEntry::new((), when, None);
+    /// assert!(at(than + Duration::from_millis(1)).is_newer_than(than));
+    /// assert!(!at(than).is_newer_than(than), "not after it");
+    /// assert!(!at(than - Duration::from_secs(1)).is_newer_than(than));
+    /// assert!(!at(than + LATE_WRITE_HORIZON * 2).is_newer_than(than), "a clock far off");
+    /// ```
+    #[must_use]
+    pub fn is_newer_than(&self, than: SystemTime) -> bool {
+        let horizon = than.checked_add(LATE_WRITE_HORIZON).unwrap_or(far_future());
+        self.cached_at > than && self.cached_at <= horizon
     }
 
     /// How long after [`cached_at`](Self::cached_at) the entry stays valid; `None` for no expiry.

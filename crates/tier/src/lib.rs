@@ -54,7 +54,7 @@ pub mod mock;
 pub use backplane::{Backplane, BoxFuture, Subscription};
 pub use circuit::{Admission, Circuit, CircuitState, Pass};
 pub use clock::{Clock, FrozenClock};
-pub use entry::{CacheEntry, MAX_CLOCK_SKEW};
+pub use entry::{CacheEntry, LATE_WRITE_HORIZON, MAX_CLOCK_SKEW};
 pub use error::{BoxError, Error, ErrorKind};
 pub use lock::DistributedLock;
 pub use store::{ByteStore, sorts_within};

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use stratacache_tier::{Error, ErrorKind, MAX_CLOCK_SKEW, Tags};
+use stratacache_tier::{Error, ErrorKind, LATE_WRITE_HORIZON, MAX_CLOCK_SKEW, Tags};
 
 const MAGIC: &[u8; 2] = b"SC";
 /// The format written: the production time comes first, big-endian, so that the bytes of
@@ -91,10 +91,6 @@ pub(crate) fn body_flags(key_check: Option<&[u8]>, tags: &Tags) -> u8 {
     flags
 }
 
-/// How far ahead of a write an entry standing in its way may be: further, it is taken
-/// for one from a clock far off (a test's, a host's years wrong), and replaced.
-const LATE_WRITE_HORIZON: Duration = Duration::from_secs(60 * 60);
-
 /// The bounds a write of an entry produced at `cached_at` is stored within
 /// ([`ByteStore::set_unless_within`](stratacache_tier::ByteStore::set_unless_within)):
 /// the heads of entries produced [`MAX_CLOCK_SKEW`] and [`LATE_WRITE_HORIZON`] later. An
@@ -105,9 +101,9 @@ pub(crate) fn late_write_bounds(cached_at: SystemTime) -> ([u8; ORDER_LEN], [u8;
     written_after(cached_at, MAX_CLOCK_SKEW)
 }
 
-/// The bounds that keep out, of the entries a removal could take, those produced after
-/// `than` (and within [`LATE_WRITE_HORIZON`] of it: one from further ahead is taken
-/// for a clock far off, and removed).
+/// The bounds that keep out, of the entries a removal could take, those
+/// [newer](stratacache_tier::CacheEntry::is_newer_than) than `than`: produced after it, and within
+/// [`LATE_WRITE_HORIZON`] of it.
 pub(crate) fn newer_than_bounds(than: SystemTime) -> ([u8; ORDER_LEN], [u8; ORDER_LEN]) {
     written_after(than, Duration::ZERO)
 }

@@ -441,7 +441,7 @@ where
         );
         match set.await {
             Err(error) if is_refusal(error.kind()) => match self.get(key).await? {
-                Some(theirs) if theirs.cached_at() > than => Ok(false),
+                Some(theirs) if theirs.is_newer_than(than) => Ok(false),
                 _ => self.store.delete(&store_key.text).await.map(|()| true),
             },
             done => done,

@@ -404,7 +404,7 @@ where
         self.state().calls.push(TierCall::Invalidate(key.clone()));
         self.enter(TierOp::Invalidate).await?;
         let mut state = self.state();
-        let newer = |(entry, _): &(CacheEntry<V>, _)| entry.cached_at() > than;
+        let newer = |(entry, _): &(CacheEntry<V>, _)| entry.is_newer_than(than);
         if state.entries.get(key).is_some_and(newer) {
             return Ok(false);
         }
