@@ -17,9 +17,10 @@ use crate::Tags;
 /// ```
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(1);
 
-/// How far after a change an entry may have been produced and still count as
-/// [newer](CacheEntry::is_newer_than) than it: an entry from further ahead is taken for
-/// one from a clock far off (a test's, a host's years wrong), and a change replaces it.
+/// How far ahead of the present an entry may have been produced and still count as
+/// [newer](CacheEntry::is_newer_than) than a change: an entry from further ahead is
+/// taken for one from a clock far off (a test's, a host's years wrong), and a change
+/// replaces it.
 pub const LATE_WRITE_HORIZON: Duration = Duration::from_secs(60 * 60);
 
 /// A cached value with the time it was produced and how long it stays valid.
@@ -180,8 +181,9 @@ impl<V> CacheEntry<V> {
     }
 
     /// Whether this entry was produced after a change made at `than`, so that the change
-    /// must leave it in place: later than `than`, and not beyond [`LATE_WRITE_HORIZON`]
-    /// of it (an entry from that far ahead is taken for one from a clock far off).
+    /// must leave it in place, judged at `now`: later than `than`, and not beyond
+    /// [`LATE_WRITE_HORIZON`] past `now` (or past `than`, if later): an entry from
+    /// that far ahead of the present is taken for one from a clock far off.
     ///
     /// The one rule by which a removal that may have raced with another instance's write
     /// spares it, in memory as in a shared store (whose comparison, in whole
@@ -192,15 +194,25 @@ impl<V> CacheEntry<V> {
     /// use stratacache_tier::{CacheEntry, LATE_WRITE_HORIZON};
     ///
     /// let than = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+    /// let now = than + Duration::from_secs(1);
     /// let at = |when| CacheEntry::new((), when, None);
-    /// assert!(at(than + Duration::from_millis(1)).is_newer_than(than));
-    /// assert!(!at(than).is_newer_than(than), "not after it");
-    /// assert!(!at(than - Duration::from_secs(1)).is_newer_than(than));
-    /// assert!(!at(than + LATE_WRITE_HORIZON * 2).is_newer_than(than), "a clock far off");
+    /// assert!(at(than + Duration::from_millis(1)).is_newer_than(than, now));
+    /// assert!(!at(than).is_newer_than(than, now), "not after it");
+    /// assert!(!at(than - Duration::from_secs(1)).is_newer_than(than, now));
+    /// assert!(at(now + LATE_WRITE_HORIZON).is_newer_than(than, now));
+    /// let far_ahead = at(now + LATE_WRITE_HORIZON + Duration::from_millis(1));
+    /// assert!(!far_ahead.is_newer_than(than, now), "a clock far off");
+    /// // A change made long ago (replayed after an outage) still spares what was
+    /// // written hours after it, by clocks that agree with the present.
+    /// let hours_later = than + LATE_WRITE_HORIZON * 3;
+    /// assert!(at(hours_later).is_newer_than(than, hours_later));
     /// ```
     #[must_use]
-    pub fn is_newer_than(&self, than: SystemTime) -> bool {
-        let horizon = than.checked_add(LATE_WRITE_HORIZON).unwrap_or(far_future());
+    pub fn is_newer_than(&self, than: SystemTime, now: SystemTime) -> bool {
+        let present = than.max(now);
+        let horizon = present
+            .checked_add(LATE_WRITE_HORIZON)
+            .unwrap_or(far_future());
         self.cached_at > than && self.cached_at <= horizon
     }
 
