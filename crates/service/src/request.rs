@@ -47,6 +47,18 @@ pub enum CacheRequest<K, V> {
         /// When, by the cache's clock.
         at: SystemTime,
     },
+    /// Remove the entry under the key as of a time unless the tier holds one newer than
+    /// `than` (see
+    /// [`CacheTier::invalidate_unless_newer`](stratacache_tier::CacheTier::invalidate_unless_newer));
+    /// answered with [`CacheResponse::Invalidated`].
+    InvalidateUnlessNewer {
+        /// The key.
+        key: K,
+        /// When, by the cache's clock.
+        at: SystemTime,
+        /// The change whose newer entries stand.
+        than: SystemTime,
+    },
     /// Remove every entry.
     Clear,
 }
@@ -76,4 +88,7 @@ pub enum CacheResponse<V> {
     Done,
     /// The answer to [`CacheRequest::Fill`]: whether the tier stored the entry.
     Filled(bool),
+    /// The answer to [`CacheRequest::InvalidateUnlessNewer`]: whether the tier removed
+    /// the entry.
+    Invalidated(bool),
 }

@@ -111,6 +111,7 @@ fn unexpected<V>(response: &CacheResponse<V>) -> Error {
         CacheResponse::Entry(_) => "an entry",
         CacheResponse::Done => "done",
         CacheResponse::Filled(_) => "a fill's outcome",
+        CacheResponse::Invalidated(_) => "a conditional removal's outcome",
     };
     Error::new(
         ErrorKind::Other,
@@ -181,6 +182,23 @@ where
         };
         match self.call(request).await? {
             CacheResponse::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn invalidate_unless_newer(
+        &self,
+        key: &K,
+        at: SystemTime,
+        than: SystemTime,
+    ) -> Result<bool, Error> {
+        let request = CacheRequest::InvalidateUnlessNewer {
+            key: key.clone(),
+            at,
+            than,
+        };
+        match self.call(request).await? {
+            CacheResponse::Invalidated(removed) => Ok(removed),
             other => Err(unexpected(&other)),
         }
     }

@@ -134,6 +134,10 @@ where
                     .invalidate_at(&key, at)
                     .await
                     .map(|()| CacheResponse::Done),
+                CacheRequest::InvalidateUnlessNewer { key, at, than } => tier
+                    .invalidate_unless_newer(&key, at, than)
+                    .await
+                    .map(CacheResponse::Invalidated),
                 CacheRequest::Clear => tier.clear().await.map(|()| CacheResponse::Done),
             }
         })

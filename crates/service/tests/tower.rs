@@ -256,6 +256,23 @@ async fn fills_and_timed_removals_cross_the_service_with_their_answer() {
             .as_deref(),
         Some("read after")
     );
+    // A removal that spares what was produced after `than`, and says so.
+    let removal = tier.invalidate_unless_newer(&1, at(30), at(20));
+    assert!(!removal.await.unwrap(), "\"read after\" stands");
+    assert_eq!(
+        tier.get(&1)
+            .await
+            .unwrap()
+            .map(CacheEntry::into_value)
+            .as_deref(),
+        Some("read after")
+    );
+    assert!(
+        tier.invalidate_unless_newer(&1, at(40), at(25))
+            .await
+            .unwrap()
+    );
+    assert_eq!(tier.get(&1).await.unwrap(), None);
 }
 
 #[tokio::test(start_paused = true)]
