@@ -84,7 +84,9 @@ impl<K, V> CacheRequest<K, V> {
 pub enum CacheResponse<V> {
     /// The answer to [`CacheRequest::Get`].
     Entry(Option<CacheEntry<V>>),
-    /// The answer to a write, invalidation or clear.
+    /// The answer to [`Insert`](CacheRequest::Insert),
+    /// [`Invalidate`](CacheRequest::Invalidate), [`InvalidateAt`](CacheRequest::InvalidateAt)
+    /// and [`Clear`](CacheRequest::Clear).
     Done,
     /// The answer to [`CacheRequest::Fill`]: whether the tier stored the entry.
     Filled(bool),

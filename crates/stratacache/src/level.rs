@@ -128,17 +128,11 @@ where
         }
     }
 
-    /// Whether the tier holds an entry of `key` [newer](CacheEntry::is_newer_than) than
-    /// `than`, judged at `now`: something newer than a change waiting for it (another
-    /// instance wrote since).
-    pub(crate) async fn holds_newer(
-        &self,
-        key: &K,
-        than: SystemTime,
-        now: SystemTime,
-    ) -> Result<bool, Error> {
+    /// Whether the tier holds an entry of `key` produced after `than`: something newer
+    /// than a change waiting for it (another instance wrote since).
+    pub(crate) async fn holds_newer(&self, key: &K, than: SystemTime) -> Result<bool, Error> {
         let stored = self.get_stored(key).await?;
-        Ok(stored.is_some_and(|theirs| theirs.is_newer_than(than, now)))
+        Ok(stored.is_some_and(|theirs| theirs.is_newer_than(than)))
     }
 
     /// `call` through the tier's circuit breaker, if it has one; an `Ok` answer tells
@@ -242,8 +236,8 @@ where
         }
     }
 
-    /// Removes `key` as of `at` unless the tier holds an entry newer than `than`, judged
-    /// at `at` (see [`CacheTier::invalidate_unless_newer`]); answers whether it removed.
+    /// Removes `key` as of `at` unless the tier holds an entry produced after `than`
+    /// (see [`CacheTier::invalidate_unless_newer`]); answers whether it removed.
     pub(crate) async fn invalidate_unless_newer(
         &self,
         key: &K,

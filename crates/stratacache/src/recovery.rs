@@ -53,7 +53,7 @@ impl<V> Pending<V> {
         match self {
             Self::Store(mine) if made_at > theirs.cached_at() => Some(mine),
             Self::Store(_) => Some(theirs),
-            Self::Remove { .. } => theirs.is_newer_than(made_at, made_at).then_some(theirs),
+            Self::Remove { .. } => theirs.is_newer_than(made_at).then_some(theirs),
         }
     }
 }
@@ -438,7 +438,7 @@ where
         let level = &self.levels[depth];
         let op = self.telemetry.start(Operation::Recovery);
         let newer_than = change.made_at();
-        match level.holds_newer(key, newer_than, self.clock.now()).await {
+        match level.holds_newer(key, newer_than).await {
             Ok(true) => return Replayed::Dropped,
             Err(error) if is_outage(error.kind()) => return Replayed::Failed,
             _ => {}
@@ -468,8 +468,7 @@ where
             }
             Pending::Remove { at } => (at, false),
         };
-        let holds_newer = level.holds_newer(key, newer_than, self.clock.now());
-        if given_up && matches!(holds_newer.await, Ok(true)) {
+        if given_up && matches!(level.holds_newer(key, newer_than).await, Ok(true)) {
             // Another instance wrote while this write waited on the tier: what the write
             // replaced is gone already, and the removal would take theirs.
             return Replayed::Overtaken;

@@ -17,10 +17,12 @@ use crate::Tags;
 /// ```
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(1);
 
-/// How far ahead of the present an entry may have been produced and still count as
-/// [newer](CacheEntry::is_newer_than) than a change: an entry from further ahead is
-/// taken for one from a clock far off (a test's, a host's years wrong), and a change
-/// replaces it.
+/// How far after a change an entry may have been produced and still count as
+/// [newer](CacheEntry::is_newer_than) than it, so that the change leaves it: an entry
+/// from further ahead is taken for one from a clock far off (a test's, a host's years
+/// wrong), and the change replaces it. A removal judges by it, and so does a write that
+/// lands late on a shared store (it stands back only from entries produced a little to
+/// this much after its own).
 pub const LATE_WRITE_HORIZON: Duration = Duration::from_secs(60 * 60);
 
 /// A cached value with the time it was produced and how long it stays valid.
@@ -181,38 +183,33 @@ impl<V> CacheEntry<V> {
     }
 
     /// Whether this entry was produced after a change made at `than`, so that the change
-    /// must leave it in place, judged at `now`: later than `than`, and not beyond
-    /// [`LATE_WRITE_HORIZON`] past `now` (or past `than`, if later): an entry from
-    /// that far ahead of the present is taken for one from a clock far off.
+    /// must leave it in place: later than `than`, and not beyond [`LATE_WRITE_HORIZON`]
+    /// of it (an entry from that far ahead is taken for one from a clock far off).
     ///
     /// The one rule by which a removal that may have raced with another instance's write
     /// spares it, in memory as in a shared store (whose comparison, in whole
     /// milliseconds, is the same for the milliseconds it keeps).
+    ///
+    /// The hour counts from the change, not from the present: for a change that waited
+    /// (replayed after an outage), an entry from a clock hours ahead would otherwise age
+    /// into it and be spared, and served though the change replaced it. What a sound
+    /// clock wrote over an hour after such a change is removed too: a miss, not a stale
+    /// read.
     ///
     /// ```
     /// use std::time::{Duration, SystemTime};
     /// use stratacache_tier::{CacheEntry, LATE_WRITE_HORIZON};
     ///
     /// let than = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
-    /// let now = than + Duration::from_secs(1);
     /// let at = |when| CacheEntry::new((), when, None);
-    /// assert!(at(than + Duration::from_millis(1)).is_newer_than(than, now));
-    /// assert!(!at(than).is_newer_than(than, now), "not after it");
-    /// assert!(!at(than - Duration::from_secs(1)).is_newer_than(than, now));
-    /// assert!(at(now + LATE_WRITE_HORIZON).is_newer_than(than, now));
-    /// let far_ahead = at(now + LATE_WRITE_HORIZON + Duration::from_millis(1));
-    /// assert!(!far_ahead.is_newer_than(than, now), "a clock far off");
-    /// // A change made long ago (replayed after an outage) still spares what was
-    /// // written hours after it, by clocks that agree with the present.
-    /// let hours_later = than + LATE_WRITE_HORIZON * 3;
-    /// assert!(at(hours_later).is_newer_than(than, hours_later));
+    /// assert!(at(than + Duration::from_millis(1)).is_newer_than(than));
+    /// assert!(!at(than).is_newer_than(than), "not after it");
+    /// assert!(!at(than - Duration::from_secs(1)).is_newer_than(than));
+    /// assert!(!at(than + LATE_WRITE_HORIZON * 2).is_newer_than(than), "a clock far off");
     /// ```
     #[must_use]
-    pub fn is_newer_than(&self, than: SystemTime, now: SystemTime) -> bool {
-        let present = than.max(now);
-        let horizon = present
-            .checked_add(LATE_WRITE_HORIZON)
-            .unwrap_or(far_future());
+    pub fn is_newer_than(&self, than: SystemTime) -> bool {
+        let horizon = than.checked_add(LATE_WRITE_HORIZON).unwrap_or(far_future());
         self.cached_at > than && self.cached_at <= horizon
     }
 

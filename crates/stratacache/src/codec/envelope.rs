@@ -102,15 +102,10 @@ pub(crate) fn late_write_bounds(cached_at: SystemTime) -> ([u8; ORDER_LEN], [u8;
 }
 
 /// The bounds that keep out, of the entries a removal could take, those
-/// [newer](stratacache_tier::CacheEntry::is_newer_than) than `than` judged at `now`:
-/// produced after `than`, and within [`LATE_WRITE_HORIZON`] of the later of the two.
-pub(crate) fn newer_than_bounds(
-    than: SystemTime,
-    now: SystemTime,
-) -> ([u8; ORDER_LEN], [u8; ORDER_LEN]) {
-    let present = than.max(now);
-    let horizon = present.checked_add(LATE_WRITE_HORIZON).unwrap_or(present);
-    (order(than), order(horizon))
+/// [newer](stratacache_tier::CacheEntry::is_newer_than) than `than`: produced after it, and within
+/// [`LATE_WRITE_HORIZON`] of it.
+pub(crate) fn newer_than_bounds(than: SystemTime) -> ([u8; ORDER_LEN], [u8; ORDER_LEN]) {
+    written_after(than, Duration::ZERO)
 }
 
 /// The heads of entries produced `margin` and [`LATE_WRITE_HORIZON`] after `since`.

@@ -421,8 +421,7 @@ where
     }
 
     /// A tombstone as [`invalidate_at`](Self::invalidate_at)'s, stored in one step
-    /// unless an entry newer than `than` (judged at `at`) stands
-    /// ([`ByteStore::set_unless_within`]).
+    /// unless an entry produced after `than` stands ([`ByteStore::set_unless_within`]).
     /// A store that refuses the tombstone gets a read, then a plain delete.
     async fn invalidate_unless_newer(
         &self,
@@ -432,7 +431,7 @@ where
     ) -> Result<bool, Error> {
         let store_key = self.key(key)?;
         let tombstone = self.tombstone(&store_key, at)?;
-        let (after, up_to) = envelope::newer_than_bounds(than, at);
+        let (after, up_to) = envelope::newer_than_bounds(than);
         let set = self.store.set_unless_within(
             &store_key.text,
             tombstone,
@@ -442,7 +441,7 @@ where
         );
         match set.await {
             Err(error) if is_refusal(error.kind()) => match self.get(key).await? {
-                Some(theirs) if theirs.is_newer_than(than, at) => Ok(false),
+                Some(theirs) if theirs.is_newer_than(than) => Ok(false),
                 _ => self.store.delete(&store_key.text).await.map(|()| true),
             },
             done => done,

@@ -398,13 +398,13 @@ where
     async fn invalidate_unless_newer(
         &self,
         key: &K,
-        at: SystemTime,
+        _at: SystemTime,
         than: SystemTime,
     ) -> Result<bool, Error> {
         self.state().calls.push(TierCall::Invalidate(key.clone()));
         self.enter(TierOp::Invalidate).await?;
         let mut state = self.state();
-        let newer = |(entry, _): &(CacheEntry<V>, _)| entry.is_newer_than(than, at);
+        let newer = |(entry, _): &(CacheEntry<V>, _)| entry.is_newer_than(than);
         if state.entries.get(key).is_some_and(newer) {
             return Ok(false);
         }
