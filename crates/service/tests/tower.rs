@@ -9,6 +9,11 @@ use stratacache_service::{CacheRequest, CacheResponse, CacheRetry, ServiceTier, 
 use stratacache_tier::mock::{MockTier, TierOp};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
+/// The value `tier` holds under `key`.
+async fn value_of<K>(tier: &impl CacheTier<K, String>, key: K) -> Option<String> {
+    tier.get(&key).await.unwrap().map(CacheEntry::into_value)
+}
+
 fn entry(value: &str) -> CacheEntry<String> {
     CacheEntry::new(value.to_string(), FrozenClock::new().now(), None)
 }
@@ -44,14 +49,7 @@ async fn retry_retries_unavailable_reads_as_configured() {
     );
     flaky.fail_times(TierOp::Get, ErrorKind::Unavailable, 2);
     let started = tokio::time::Instant::now();
-    assert_eq!(
-        tier.get(&1)
-            .await
-            .unwrap()
-            .map(CacheEntry::into_value)
-            .as_deref(),
-        Some("v")
-    );
+    assert_eq!(value_of(&tier, 1).await.as_deref(), Some("v"));
     assert_eq!(flaky.count(TierOp::Get), 3, "two failures, then success");
     assert_eq!(
         started.elapsed(),
@@ -248,25 +246,11 @@ async fn fills_and_timed_removals_cross_the_service_with_their_answer() {
     );
     assert!(!tier.fill(1, made("read before", 15), None).await.unwrap());
     assert!(tier.fill(1, made("read after", 25), None).await.unwrap());
-    assert_eq!(
-        tier.get(&1)
-            .await
-            .unwrap()
-            .map(CacheEntry::into_value)
-            .as_deref(),
-        Some("read after")
-    );
+    assert_eq!(value_of(&tier, 1).await.as_deref(), Some("read after"));
     // A removal that spares what was produced after `than`, and says so.
     let removal = tier.invalidate_unless_newer(&1, at(30), at(20));
     assert!(!removal.await.unwrap(), "\"read after\" stands");
-    assert_eq!(
-        tier.get(&1)
-            .await
-            .unwrap()
-            .map(CacheEntry::into_value)
-            .as_deref(),
-        Some("read after")
-    );
+    assert_eq!(value_of(&tier, 1).await.as_deref(), Some("read after"));
     assert!(
         tier.invalidate_unless_newer(&1, at(40), at(25))
             .await
