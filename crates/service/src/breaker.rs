@@ -130,12 +130,8 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let cool_down = self.cool_down;
-        // Saturated: a cool-down past what an `Instant` can hold lasts a century.
-        let reopen_until = move || {
-            let now = Instant::now();
-            now.checked_add(cool_down)
-                .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 60 * 60))
-        };
+        let reopen_until =
+            move || Circuit::reopen_at(Instant::now(), cool_down, Instant::checked_add);
         let Some(pass) = Circuit::pass(Arc::clone(&self.circuit), Instant::now, reopen_until)
         else {
             let open = Error::new(ErrorKind::CircuitOpen, "circuit open: tier skipped");

@@ -36,11 +36,7 @@ impl Breaker {
     }
 
     fn reopen_until(&self) -> SystemTime {
-        let now = self.clock.now();
-        // Saturated: a cool-down past what a `SystemTime` can hold lasts a century.
-        now.checked_add(self.cool_down)
-            .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 60 * 60)))
-            .unwrap_or(now)
+        Circuit::reopen_at(self.clock.now(), self.cool_down, SystemTime::checked_add)
     }
 
     pub(crate) fn state(&self) -> CircuitState {

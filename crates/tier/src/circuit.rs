@@ -6,6 +6,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use crate::ErrorKind;
 
@@ -94,6 +95,31 @@ impl<T: Copy + Ord> Circuit<T> {
             healthy: AtomicBool::new(true),
             state: Mutex::new(State::Closed { failures: 0 }),
         }
+    }
+
+    /// When a circuit opened at `now` reopens after `cool_down`, by `checked_add` (the
+    /// time type's own): a cool-down past what the type can hold lasts a century, and
+    /// past even that, none.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use stratacache_tier::Circuit;
+    ///
+    /// let now = SystemTime::UNIX_EPOCH;
+    /// let until = Circuit::reopen_at(now, Duration::from_secs(5), SystemTime::checked_add);
+    /// assert_eq!(until, now + Duration::from_secs(5));
+    /// let never = Circuit::reopen_at(now, Duration::MAX, SystemTime::checked_add);
+    /// assert!(never > now + Duration::from_secs(99 * 365 * 24 * 60 * 60));
+    /// ```
+    pub fn reopen_at(
+        now: T,
+        cool_down: Duration,
+        checked_add: impl Fn(&T, Duration) -> Option<T>,
+    ) -> T {
+        const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+        checked_add(&now, cool_down)
+            .or_else(|| checked_add(&now, CENTURY))
+            .unwrap_or(now)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
