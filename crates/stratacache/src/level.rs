@@ -128,8 +128,8 @@ where
         }
     }
 
-    /// Whether the tier holds an entry of `key` produced after `than`: something newer
-    /// than a change waiting for it (another instance wrote since).
+    /// Whether the tier holds an entry of `key` [newer](CacheEntry::is_newer_than) than
+    /// `than`, the time of a change waiting for it (another instance wrote since).
     pub(crate) async fn holds_newer(&self, key: &K, than: SystemTime) -> Result<bool, Error> {
         let stored = self.get_stored(key).await?;
         Ok(stored.is_some_and(|theirs| theirs.is_newer_than(than)))
@@ -236,8 +236,9 @@ where
         }
     }
 
-    /// Removes `key` as of `at` unless the tier holds an entry produced after `than`
-    /// (see [`CacheTier::invalidate_unless_newer`]); answers whether it removed.
+    /// Removes `key` as of `at` unless the tier holds an entry
+    /// [newer](CacheEntry::is_newer_than) than `than` (see
+    /// [`CacheTier::invalidate_unless_newer`]); answers whether it removed.
     pub(crate) async fn invalidate_unless_newer(
         &self,
         key: &K,

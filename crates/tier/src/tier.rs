@@ -122,9 +122,9 @@ pub trait CacheTier<K, V>: Send + Sync + 'static {
     }
 
     /// Removes the entry under `key` as of `at`, as [`invalidate_at`](Self::invalidate_at)
-    /// does, unless the tier holds an entry produced after `than`: a removal that must
-    /// not take what another instance wrote since `than` (the removal that replaces a
-    /// write given up, whose outcome is unknown). Answers whether it removed. Errors as
+    /// does, unless the tier holds an entry [newer](CacheEntry::is_newer_than) than
+    /// `than`: a removal that must not take what another instance wrote since `than`
+    /// (the removal that replaces a write given up, whose outcome is unknown). Answers whether it removed. Errors as
     /// [`invalidate`](Self::invalidate).
     ///
     /// The default is [`invalidate_at`](Self::invalidate_at), for a tier no other

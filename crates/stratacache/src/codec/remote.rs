@@ -421,7 +421,8 @@ where
     }
 
     /// A tombstone as [`invalidate_at`](Self::invalidate_at)'s, stored in one step
-    /// unless an entry produced after `than` stands ([`ByteStore::set_unless_within`]).
+    /// unless an entry [newer](CacheEntry::is_newer_than) than `than` stands
+    /// ([`ByteStore::set_unless_within`]).
     /// A store that refuses the tombstone gets a read, then a plain delete.
     async fn invalidate_unless_newer(
         &self,
